@@ -1,0 +1,337 @@
+"""The scheduling core, driven by hand without trio: feed events, check states.
+
+Every step is followed by ``graph.check_invariants()``, which asserts that the counters
+the core keeps for O(1) decisions agree with a full recount of the graph.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from trio_graph_scheduler import (
+    ConditionStatus,
+    GenericSchedulingCondition,
+    GraphDefinitionError,
+    TaskGraph,
+    TaskNode,
+    TaskStatus,
+    WorkerLoop,
+)
+
+
+async def noop(**_: Any) -> None:
+    return None
+
+
+def make_graph(**loops: int) -> TaskGraph:
+    specs = [WorkerLoop("default", loops.pop("default", 10), None)]
+    specs += [WorkerLoop(name, concurrency, [name]) for name, concurrency in loops.items()]
+    functions = {"f": noop, "g": noop} | dict.fromkeys(loops, noop)
+    return TaskGraph(functions, specs)
+
+
+class Driver:
+    """Plays the part of the worker slots: claims tasks and reports outcomes."""
+
+    def __init__(self, graph: TaskGraph) -> None:
+        self.graph = graph
+        self.scheduler = graph._scheduler
+        self.ended = 0
+        self.scheduler.on_graph_end = self._on_end
+        self.scheduler.start()
+        graph.check_invariants()
+
+    def _on_end(self) -> None:
+        self.ended += 1
+
+    def claim(self, loop: str = "default") -> TaskNode:
+        node = self.scheduler.loops[loop].claim_nowait()
+        assert node is not None, f"nothing ready in {loop}"
+        self.graph.check_invariants()
+        return node
+
+    def succeed(self, node: TaskNode, result: object = None) -> None:
+        self.scheduler.task_succeeded(node, result)
+        self.graph.check_invariants()
+
+    def fail(self, node: TaskNode) -> None:
+        self.scheduler.task_failed(node, "Traceback: boom")
+        self.graph.check_invariants()
+
+    def run(self, node: TaskNode, ok: bool = True) -> None:
+        claimed = self.claim(node._loop.name)
+        assert claimed is node, (claimed, node)
+        self.succeed(node) if ok else self.fail(node)
+
+
+def statuses(*nodes: TaskNode) -> list[str]:
+    return [node.task_status for node in nodes]
+
+
+def test_tasks_created_before_start_are_created_then_ready() -> None:
+    graph = make_graph()
+    a = graph.create_task_nowait("f")
+    b = graph.create_task_nowait("f", None, [a.uid])
+    assert statuses(a, b) == ["created", "waiting_for_predecessors"]
+    graph.check_invariants()
+    Driver(graph)
+    assert statuses(a, b) == ["ready_for_execution", "waiting_for_predecessors"]
+
+
+def test_chain_runs_in_order_and_ends_the_graph_once() -> None:
+    graph = make_graph()
+    a = graph.create_task_nowait("f")
+    b = graph.create_task_nowait("f", None, [a.uid])
+    c = graph.create_task_nowait("f", None, [b.uid])
+    driver = Driver(graph)
+    driver.run(a)
+    assert statuses(b, c) == ["ready_for_execution", "waiting_for_predecessors"]
+    driver.run(b)
+    assert driver.ended == 0
+    driver.run(c)
+    assert statuses(a, b, c) == ["success"] * 3
+    assert driver.ended == 1
+
+
+def test_success_all_fails_on_first_failure_and_cascades_downstream() -> None:
+    graph = make_graph()
+    a, b = graph.create_task_nowait("f"), graph.create_task_nowait("f")
+    c = graph.create_task_nowait("f", None, [a.uid, b.uid])
+    d = graph.create_task_nowait("f", None, [c.uid])
+    e = graph.create_task_nowait("f", None, [d.uid])
+    driver = Driver(graph)
+    driver.run(a, ok=False)
+    # b is still unfinished, yet everything downstream of the failure is settled already.
+    assert statuses(c, d, e) == ["precondition_failed"] * 3
+    assert c.waits_on[0].condition_status == ConditionStatus.FAILED
+    assert driver.ended == 0
+    driver.run(b)
+    assert driver.ended == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "outcomes", "expected"),
+    [
+        # SUCCESS__2 over 3 with 1 failure is satisfied (the seed got this wrong).
+        ("SUCCESS__2", [False, True, True], "satisfied"),
+        ("SUCCESS__2", [True, False, False], "failed"),
+        ("SUCCESS__1", [False, False, True], "satisfied"),
+        ("SUCCESS__3", [True, True, False], "failed"),
+        ("SUCCESS__ALL", [True, True, True], "satisfied"),
+        ("SUCCESS__ALL", [True, True, False], "failed"),
+        ("COMPLETE__ALL", [False, False, False], "satisfied"),
+        ("COMPLETE__2", [False, True, False], "satisfied"),
+        ("COMPLETE__3", [True, False, True], "satisfied"),
+    ],
+)
+def test_condition_modes(mode: str, outcomes: list[bool], expected: str) -> None:
+    graph = make_graph()
+    tasks = [graph.create_task_nowait("f") for _ in outcomes]
+    condition = GenericSchedulingCondition(graph, mode, [t.uid for t in tasks])
+    successor = graph.create_task_nowait("g", None, [condition.uid])
+    driver = Driver(graph)
+    for task, ok in zip(tasks, outcomes, strict=True):
+        driver.run(task, ok)
+    assert condition.condition_status == expected
+    assert condition.successes == sum(outcomes)
+    assert condition.completions == len(outcomes)
+    want = "ready_for_execution" if expected == "satisfied" else "precondition_failed"
+    assert successor.task_status == want
+
+
+def test_success_n_fails_as_soon_as_n_is_out_of_reach() -> None:
+    graph = make_graph()
+    tasks = [graph.create_task_nowait("f") for _ in range(4)]
+    condition = GenericSchedulingCondition(graph, "SUCCESS__3", [t.uid for t in tasks])
+    successor = graph.create_task_nowait("g", None, [condition.uid])
+    driver = Driver(graph)
+    driver.run(tasks[0], ok=False)
+    assert condition.condition_status == "waiting_on_tasks"
+    driver.run(tasks[1], ok=False)
+    # Two of four failed: three successes are impossible, with two tasks still unfinished.
+    assert condition.condition_status == "failed"
+    assert successor.task_status == "precondition_failed"
+    assert statuses(tasks[2], tasks[3]) == ["ready_for_execution"] * 2
+
+
+def test_complete_n_is_satisfied_before_all_end() -> None:
+    graph = make_graph()
+    tasks = [graph.create_task_nowait("f") for _ in range(3)]
+    condition = GenericSchedulingCondition(graph, "COMPLETE__1", [t.uid for t in tasks])
+    successor = graph.create_task_nowait("g", None, [condition.uid])
+    driver = Driver(graph)
+    driver.run(tasks[0], ok=False)
+    assert successor.task_status == "ready_for_execution"
+
+
+def test_task_waits_on_every_condition_and_task_uid_mix() -> None:
+    graph = make_graph()
+    a, b, c = (graph.create_task_nowait("f") for _ in range(3))
+    any_of = GenericSchedulingCondition(graph, "COMPLETE__1", [a.uid, b.uid])
+    d = graph.create_task_nowait("g", None, [any_of.uid, c.uid])
+    assert len(d.waits_on) == 2  # the condition, plus an implicit SUCCESS__ALL over c
+    driver = Driver(graph)
+    driver.run(a)
+    driver.run(b)
+    assert d.task_status == "waiting_for_predecessors"
+    driver.run(c)
+    assert d.task_status == "ready_for_execution"
+    assert d.get_predecessor_task_nodes() == [a, b, c]
+
+
+def test_task_on_a_condition_that_already_failed_is_precondition_failed_at_once() -> None:
+    graph = make_graph()
+    a = graph.create_task_nowait("f")
+    driver = Driver(graph)
+    driver.run(a, ok=False)
+    late = graph.create_task_nowait("g", None, [a.uid])
+    assert late.task_status == "precondition_failed"
+    graph.check_invariants()
+
+
+def test_task_on_finished_predecessors_is_ready_at_once() -> None:
+    graph = make_graph()
+    a = graph.create_task_nowait("f")
+    driver = Driver(graph)
+    driver.run(a)
+    assert driver.ended == 1
+    late = graph.create_task_nowait("g", None, [a.uid])
+    assert late.task_status == "ready_for_execution"
+    graph.check_invariants()
+
+
+def test_concurrency_limit_is_held_by_the_queue() -> None:
+    graph = make_graph(slow=2)
+    tasks = [graph.create_task_nowait("slow") for _ in range(3)]
+    driver = Driver(graph)
+    first, second = driver.claim("slow"), driver.claim("slow")
+    assert graph._scheduler.loops["slow"].claim_nowait() is None
+    driver.succeed(first)
+    third = driver.claim("slow")
+    assert {first, second, third} == set(tasks)
+
+
+class Recorder:
+    """A claimant that records what it was handed, holding ``credit`` tasks at most."""
+
+    def __init__(self, credit: int) -> None:
+        self.credit = credit
+        self.got: list[TaskNode] = []
+
+    def deliver(self, node: TaskNode) -> bool:
+        self.got.append(node)
+        self.credit -= 1
+        return self.credit > 0
+
+
+def test_waiting_claimants_are_served_round_robin_within_the_limit() -> None:
+    graph = make_graph(default=3)
+    driver = Driver(graph)
+    queue = graph._scheduler.loops["default"]
+    one, two = Recorder(credit=5), Recorder(credit=5)
+    queue.wait(one)
+    queue.wait(two)
+    tasks = [graph.create_task_nowait("f") for _ in range(5)]
+    # Three slots cluster-wide, shared in turn: one, two, one.
+    assert one.got == [tasks[0], tasks[2]]
+    assert two.got == [tasks[1]]
+    graph.check_invariants()
+    driver.succeed(tasks[1])
+    assert two.got == [tasks[1], tasks[3]]
+    queue.withdraw(one)
+    queue.withdraw(two)
+    driver.succeed(tasks[0])
+    assert len(queue.ready) == 1
+    graph.check_invariants()
+
+
+def test_hand_back_requeues_first_in_line() -> None:
+    graph = make_graph(default=1)
+    a, b = graph.create_task_nowait("f"), graph.create_task_nowait("f")
+    driver = Driver(graph)
+    assert driver.claim() is a
+    graph._scheduler.hand_back(a)
+    graph.check_invariants()
+    assert a.task_status == "ready_for_execution"
+    assert driver.claim() is a
+    driver.succeed(a)
+    driver.run(b)
+
+
+def test_prepend_to_successor_postpones_it() -> None:
+    graph = make_graph()
+    a = graph.create_task_nowait("f")
+    successor = graph.create_task_nowait("g", None, [a.uid])
+    driver = Driver(graph)
+    claimed = driver.claim()
+    extra = graph.create_task_nowait("f")
+    claimed.prepend_to_successor("g", extra)
+    graph.check_invariants()
+    driver.succeed(claimed)
+    assert successor.task_status == "waiting_for_predecessors"
+    driver.run(extra)
+    assert successor.task_status == "ready_for_execution"
+    assert successor.get_predecessor_task_nodes() == [a, extra]
+    assert a.get_successors("g") == [(successor, successor.waits_on[0])]
+
+
+def test_prepend_of_an_ended_task_counts_it_at_once() -> None:
+    graph = make_graph()
+    b, a = graph.create_task_nowait("f"), graph.create_task_nowait("f")
+    successor = graph.create_task_nowait("g", None, [a.uid])
+    driver = Driver(graph)
+    driver.run(b, ok=False)
+    a.prepend_to_successor("g", b.uid)
+    assert successor.task_status == "precondition_failed"
+    graph.check_invariants()
+    driver.run(a)
+    assert driver.ended == 1
+
+
+def test_prepend_to_a_settled_condition_is_refused() -> None:
+    graph = make_graph()
+    a, b = graph.create_task_nowait("f"), graph.create_task_nowait("f")
+    condition = GenericSchedulingCondition(graph, "SUCCESS__1", [a.uid, b.uid])
+    graph.create_task_nowait("g", None, [condition.uid])
+    driver = Driver(graph)
+    driver.run(a)
+    extra = graph.create_task_nowait("f")
+    with pytest.raises(GraphDefinitionError, match="already satisfied"):
+        b.prepend_to_successor("g", extra)
+
+
+def test_failure_cascade_down_a_long_chain_does_not_recurse() -> None:
+    graph = make_graph()
+    head = graph.create_task_nowait("f")
+    node = head
+    for _ in range(20_000):
+        node = graph.create_task_nowait("f", None, [node.uid])
+    driver = Driver(graph)
+    driver.run(head, ok=False)
+    assert node.task_status == "precondition_failed"
+    assert driver.ended == 1
+
+
+def test_stall_is_reported_for_a_cycle() -> None:
+    graph = make_graph()
+    a = graph.create_task_nowait("f")
+    b = graph.create_task_nowait("g", None, [a.uid])
+    c = graph.create_task_nowait("f", None, [b.uid])
+    stalls: list[bool] = []
+    graph._scheduler.on_graph_stalled = lambda: stalls.append(True)
+    driver = Driver(graph)
+    claimed = driver.claim()
+    claimed.prepend_to_successor("g", c)  # b now waits on c, which waits on b
+    driver.succeed(claimed)
+    assert stalls == [True]
+    assert statuses(b, c) == [TaskStatus.WAITING_FOR_PREDECESSORS] * 2
+
+
+def test_ending_a_task_that_is_not_running_is_an_internal_error() -> None:
+    graph = make_graph()
+    a = graph.create_task_nowait("f")
+    Driver(graph)
+    with pytest.raises(Exception, match="not in progress"):
+        graph._scheduler.task_succeeded(a, None)

@@ -1,0 +1,26 @@
+"""trio-graph-scheduler: a graph-based task scheduler for Trio.
+
+Run a graph in this process with :func:`execute_graph`, or across machines with the
+``tgs-coordinator`` and ``tgs-worker`` commands.
+"""
+
+from .coordinator.conditions import GenericSchedulingCondition as GenericSchedulingCondition
+from .coordinator.graph import GraphStatistics as GraphStatistics
+from .coordinator.graph import TaskGraph as TaskGraph
+from .coordinator.inprocess import execute_graph as execute_graph
+from .coordinator.loops import WorkerLoop as WorkerLoop
+from .coordinator.nodes import TaskNode as TaskNode
+from .shared.errors import ConfigError as ConfigError
+from .shared.errors import GraphDefinitionError as GraphDefinitionError
+from .shared.errors import GraphStalledError as GraphStalledError
+from .shared.errors import LocalProtocolError as LocalProtocolError
+from .shared.errors import ProtocolError as ProtocolError
+from .shared.errors import RemoteProtocolError as RemoteProtocolError
+from .shared.errors import TGSError as TGSError
+from .shared.errors import UnknownFunctionError as UnknownFunctionError
+from .shared.errors import UnknownUidError as UnknownUidError
+from .shared.errors import WorkerContextError as WorkerContextError
+from .shared.status import ConditionStatus as ConditionStatus
+from .shared.status import TaskStatus as TaskStatus
+
+__version__ = "0.1.0"

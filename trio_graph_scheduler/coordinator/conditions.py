@@ -1,0 +1,159 @@
+"""Scheduling conditions: a rule over a set of predecessor tasks.
+
+A condition counts how its predecessors ended, so deciding whether it holds is O(1) per
+predecessor that ends, never a scan. The counts stay truthful after the condition is final,
+so "2 of 3 succeeded" can always be read off it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from ..shared.errors import GraphDefinitionError
+from ..shared.status import ConditionStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .graph import TaskGraph
+    from .nodes import TaskNode
+
+#: The modes' two halves: what counts, and how many must.
+_CRITERIA: Final = {"SUCCESS": True, "COMPLETE": False}
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionMode:
+    """A parsed mode string such as ``SUCCESS__ALL`` or ``COMPLETE__2``."""
+
+    #: True for ``SUCCESS__*``: only successes count. False for ``COMPLETE__*``.
+    require_success: bool
+    #: How many predecessors must count; ``None`` means all of them.
+    target: int | None
+
+    @classmethod
+    def parse(cls, mode: str) -> ConditionMode:
+        """Parse ``SUCCESS__ALL``, ``COMPLETE__ALL``, ``SUCCESS__<N>`` or ``COMPLETE__<N>``.
+
+        Raises:
+            GraphDefinitionError: the string is none of those, or N < 1.
+        """
+        criterion, sep, amount = str(mode).partition("__")
+        valid = sep and criterion in _CRITERIA and (amount == "ALL" or amount.isdigit())
+        if not valid:
+            raise GraphDefinitionError(
+                f"bad condition mode {mode!r}: expected SUCCESS__ALL, COMPLETE__ALL, "
+                "SUCCESS__<N> or COMPLETE__<N>"
+            )
+        target = None if amount == "ALL" else int(amount)
+        if target is not None and target < 1:
+            raise GraphDefinitionError(f"bad condition mode {mode!r}: N must be at least 1")
+        return cls(require_success=_CRITERIA[criterion], target=target)
+
+    def __str__(self) -> str:
+        criterion = "SUCCESS" if self.require_success else "COMPLETE"
+        return f"{criterion}__{'ALL' if self.target is None else self.target}"
+
+
+class GenericSchedulingCondition:
+    """A rule over predecessor tasks that tasks can wait on.
+
+    ``SUCCESS__ALL``: every predecessor succeeded. ``COMPLETE__ALL``: every predecessor
+    ended, however. ``SUCCESS__N``: at least N succeeded; the condition fails as soon as N
+    successes are no longer possible. ``COMPLETE__N``: at least N ended. A task waiting on a
+    failed condition ends as ``precondition_failed``.
+
+    Args:
+        graph: the graph the condition belongs to; it registers itself in
+            ``graph.conditions``.
+        mode: one of the four modes above.
+        waits_on: uids of the predecessor tasks (no condition uids).
+
+    Raises:
+        GraphDefinitionError: a bad mode, a uid that is not a task's, or N larger than the
+            number of predecessors.
+        UnknownUidError: a uid this graph does not know.
+    """
+
+    __slots__ = (
+        "_completions",
+        "_successes",
+        "condition_status",
+        "graph",
+        "mode",
+        "predecessors",
+        "successors",
+        "uid",
+    )
+
+    def __init__(self, graph: TaskGraph, mode: str, waits_on: Iterable[str] | None = None) -> None:
+        self.mode = ConditionMode.parse(mode)
+        predecessors = graph._resolve_tasks(waits_on or ())
+        if self.mode.target is not None and self.mode.target > len(predecessors):
+            raise GraphDefinitionError(
+                f"{self.mode} needs at least {self.mode.target} predecessors, "
+                f"got {len(predecessors)}"
+            )
+        self.graph = graph
+        self.uid = "condition-" + uuid.uuid4().hex
+        self.condition_status = ConditionStatus.WAITING_ON_TASKS
+        #: Tasks this condition waits on, in the order given.
+        self.predecessors: list[TaskNode] = []
+        #: Tasks that wait on this condition.
+        self.successors: list[TaskNode] = []
+        self._successes = 0
+        self._completions = 0
+        graph._add_condition(self, predecessors)
+
+    def __repr__(self) -> str:
+        handles = ",".join(node.task_handle for node in self.predecessors)
+        return f"<Condition {self.mode} {self.uid} [{handles}] {self.condition_status}>"
+
+    # -- counting, used by the scheduler ------------------------------------------------
+
+    def _record_end(self, succeeded: bool) -> None:
+        """Count one predecessor that has ended."""
+        self._completions += 1
+        if succeeded:
+            self._successes += 1
+
+    def _evaluate(self) -> ConditionStatus:
+        """What the counts say now: satisfied, failed, or still waiting."""
+        total = len(self.predecessors)
+        needed = total if self.mode.target is None else self.mode.target
+        if self.mode.require_success:
+            if self._successes >= needed:
+                return ConditionStatus.SATISFIED
+            failures = self._completions - self._successes
+            if total - failures < needed:
+                return ConditionStatus.FAILED
+        elif self._completions >= needed:
+            return ConditionStatus.SATISFIED
+        return ConditionStatus.WAITING_ON_TASKS
+
+    # -- read-only views ----------------------------------------------------------------
+
+    @property
+    def successes(self) -> int:
+        """How many predecessors have succeeded so far."""
+        return self._successes
+
+    @property
+    def completions(self) -> int:
+        """How many predecessors have ended so far, in any way."""
+        return self._completions
+
+    @property
+    def predecessor_statuses(self) -> list[str]:
+        """The predecessors' statuses, in order (as in the seed)."""
+        return [node.task_status for node in self.predecessors]
+
+    @property
+    def edges_by_label(self) -> dict[str, list[str]]:
+        """The seed's edge view: ``waits_on`` and ``waited_on_by`` task uids."""
+        return {
+            "waits_on": [node.uid for node in self.predecessors],
+            "waited_on_by": [node.uid for node in self.successors],
+        }

@@ -1,0 +1,287 @@
+"""``TaskGraph``: the public face of a graph, its validation, and its registries."""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Final
+
+from ..shared.errors import GraphDefinitionError, UnknownFunctionError, UnknownUidError
+from ..shared.status import TaskStatus
+from .conditions import GenericSchedulingCondition
+from .loops import WorkerLoop, assign_functions_to_loops, build_loop_queues
+from .nodes import TaskArguments, TaskNode
+from .scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+#: Keyword arguments every task function receives from the scheduler.
+RESERVED_KWARGS: Final = frozenset({"task_node", "graph", "worker_context"})
+
+#: ``async def init(worker_index) -> context`` per loop (a plain function works too).
+ContextInit = Callable[[int], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFunction:
+    """A graph function, with what the runner must know about it decided once."""
+
+    name: str
+    function: Callable[..., Any]
+    #: True for ``async def`` functions; the rest run in a worker thread.
+    is_async: bool
+    #: The loop that runs it.
+    loop: str
+
+
+@dataclass(frozen=True, slots=True)
+class GraphStatistics:
+    """Counts of a graph's tasks, as returned by :meth:`TaskGraph.statistics`."""
+
+    #: Number of tasks in each status (statuses with none are left out).
+    tasks_by_status: Mapping[str, int]
+    #: Per loop: ``(ready, running, concurrency)``.
+    loops: Mapping[str, tuple[int, int, int]]
+    #: Tasks not yet ended.
+    unfinished: int
+
+
+class TaskGraph:
+    """A graph of tasks and the scheduling conditions between them.
+
+    Args:
+        functions: maps a name to a callable, async or not (plain functions run in a
+            worker thread). Each receives its task's args and kwargs plus ``task_node``,
+            ``graph`` and ``worker_context`` keyword arguments.
+        worker_loops: :class:`WorkerLoop` objects (any objects with ``name``,
+            ``concurrency`` and ``functions`` work); one must be named ``default``.
+        worker_context_init_functions: maps a loop name to ``init(worker_index)``, async or
+            not, whose return value every task run by that worker slot receives as
+            ``worker_context`` (``{}`` for loops without one).
+
+    Raises:
+        GraphDefinitionError: a function that is not callable, bad loops (see
+            :func:`~.loops.assign_functions_to_loops`), or an init function for a loop
+            that does not exist.
+    """
+
+    #: The seed spelled it ``TaskGraph.WorkerLoop``.
+    WorkerLoop: ClassVar[type[WorkerLoop]] = WorkerLoop
+
+    def __init__(
+        self,
+        functions: Mapping[str, Callable[..., Any]],
+        worker_loops: Iterable[Any],
+        worker_context_init_functions: Mapping[str, ContextInit] | None = None,
+    ) -> None:
+        for name, function in functions.items():
+            if not isinstance(name, str) or not callable(function):
+                raise GraphDefinitionError(
+                    f"functions must map names to callables; {name!r} maps to {function!r}"
+                )
+        loops, loop_of = assign_functions_to_loops(functions, worker_loops)
+        init_functions = dict(worker_context_init_functions or {})
+        loop_names = {loop.name for loop in loops}
+        for loop_name, init in init_functions.items():
+            if loop_name not in loop_names:
+                raise GraphDefinitionError(f"context init function for unknown loop {loop_name!r}")
+            if not callable(init):
+                raise GraphDefinitionError(
+                    f"context init function of {loop_name!r} is not callable"
+                )
+
+        self.uid = "graph-" + uuid.uuid4().hex
+        #: Every task, by uid.
+        self.nodes: dict[str, TaskNode] = {}
+        #: Every condition, by uid.
+        self.conditions: dict[str, GenericSchedulingCondition] = {}
+        self.worker_loops: list[WorkerLoop] = loops
+        self.worker_context_init_functions: dict[str, ContextInit] = init_functions
+        self.task_functions: dict[str, TaskFunction] = {
+            name: TaskFunction(name, function, _is_async(function), loop_of[name])
+            for name, function in functions.items()
+        }
+        self._scheduler = Scheduler(build_loop_queues(loops))
+
+    def __repr__(self) -> str:
+        unfinished = self._scheduler.unfinished
+        return f"<TaskGraph {self.uid} tasks={len(self.nodes)} unfinished={unfinished}>"
+
+    @property
+    def expected_functions(self) -> dict[str, Callable[..., Any]]:
+        """The graph's functions by name (the seed's attribute)."""
+        return {name: tf.function for name, tf in self.task_functions.items()}
+
+    @property
+    def edges_by_label(self) -> dict[str, list[str]]:
+        """The seed's root edges: ``scheduled`` lists the tasks that wait on nothing."""
+        return {"scheduled": [uid for uid, node in self.nodes.items() if not node.waits_on]}
+
+    # -- growing the graph -------------------------------------------------------------
+
+    async def create_task(
+        self,
+        task_handle: str,
+        task_arguments: TaskArguments = None,
+        waits_on: Iterable[str] | None = None,
+    ) -> TaskNode:
+        """Add a task; it runs once every condition it waits on is satisfied.
+
+        Works before and during execution, from the caller or from inside a running task.
+
+        Args:
+            task_handle: the name of one of the graph's functions.
+            task_arguments: ``((args...), {kwargs})``, or ``None`` for no arguments.
+            waits_on: uids of tasks (together they form one implicit ``SUCCESS__ALL``
+                condition) and of conditions, in any mix.
+
+        Returns:
+            The new task's node.
+
+        Raises:
+            UnknownFunctionError: ``task_handle`` is no function of the graph.
+            UnknownUidError: a uid in ``waits_on`` is unknown.
+            GraphDefinitionError: malformed arguments, or kwargs that use a reserved name.
+        """
+        return self.create_task_nowait(task_handle, task_arguments, waits_on)
+
+    def create_task_nowait(
+        self,
+        task_handle: str,
+        task_arguments: TaskArguments = None,
+        waits_on: Iterable[str] | None = None,
+    ) -> TaskNode:
+        """The synchronous twin of :meth:`create_task`; same arguments, same errors."""
+        function = self._check_function(task_handle)
+        _check_arguments(task_handle, task_arguments)
+        task_uids, conditions = self._split_waits_on(waits_on)
+        if task_uids:
+            conditions.append(GenericSchedulingCondition(self, "SUCCESS__ALL", task_uids))
+        node = TaskNode(
+            self,
+            "task-" + uuid.uuid4().hex,
+            task_handle,
+            task_arguments,
+            self._scheduler.loops[function.loop],
+        )
+        self.nodes[node.uid] = node
+        self._scheduler.add_task(node, conditions)
+        return node
+
+    # -- reading -----------------------------------------------------------------------
+
+    def statistics(self) -> GraphStatistics:
+        """Counts by status and per loop. O(tasks)."""
+        counts: dict[str, int] = {}
+        for node in self.nodes.values():
+            counts[node.task_status] = counts.get(node.task_status, 0) + 1
+        ordered = {str(s): counts[s] for s in TaskStatus if s in counts}
+        loops = {
+            name: (len(q.ready), q.running, q.concurrency)
+            for name, q in self._scheduler.loops.items()
+        }
+        return GraphStatistics(ordered, loops, self._scheduler.unfinished)
+
+    def to_dot(self) -> str:
+        """The graph in Graphviz DOT, coloured by status like :meth:`draw`."""
+        from .drawing import graph_to_dot
+
+        return graph_to_dot(self)
+
+    def draw(self, path: str | Path = "graph.html") -> None:
+        """Draw the graph as the seed did: the graph as the yellow root, tasks as boxes,
+        conditions as dots, green/red/orange by status.
+
+        A path ending in ``.dot`` or ``.gv`` gets Graphviz DOT; any other gets one
+        self-contained HTML file that opens with no network (needs the ``draw`` extra:
+        ``pip install 'trio-graph-scheduler[draw]'``).
+        """
+        from .drawing import draw_graph
+
+        draw_graph(self, path)
+
+    def check_invariants(self) -> None:
+        """Assert the scheduler's invariants over the whole graph (for tests; O(graph))."""
+        self._scheduler.check_invariants(self.nodes.values(), self.conditions.values())
+
+    # -- used by nodes, conditions and runners -----------------------------------------
+
+    def _check_function(self, name: str) -> TaskFunction:
+        try:
+            return self.task_functions[name]
+        except (KeyError, TypeError):
+            raise UnknownFunctionError(name, list(self.task_functions)) from None
+
+    def _resolve_tasks(self, uids: Iterable[str]) -> list[TaskNode]:
+        """The nodes of ``uids`` (duplicates dropped, order kept)."""
+        if isinstance(uids, str):
+            raise GraphDefinitionError(f"waits_on must be a list of uids, not the string {uids!r}")
+        nodes: list[TaskNode] = []
+        for uid in dict.fromkeys(uids):
+            node = self.nodes.get(uid)
+            if node is None:
+                if uid in self.conditions:
+                    raise GraphDefinitionError(f"{uid} is a condition; a condition waits on tasks")
+                raise UnknownUidError(uid)
+            nodes.append(node)
+        return nodes
+
+    def _split_waits_on(
+        self, waits_on: Iterable[str] | None
+    ) -> tuple[list[str], list[GenericSchedulingCondition]]:
+        if waits_on is None:
+            return [], []
+        if isinstance(waits_on, str):
+            raise GraphDefinitionError(
+                f"waits_on must be a list of uids, not the string {waits_on!r}"
+            )
+        task_uids: list[str] = []
+        conditions: list[GenericSchedulingCondition] = []
+        for uid in dict.fromkeys(waits_on):
+            if uid in self.nodes:
+                task_uids.append(uid)
+            elif uid in self.conditions:
+                conditions.append(self.conditions[uid])
+            else:
+                raise UnknownUidError(uid)
+        return task_uids, conditions
+
+    def _add_condition(
+        self, condition: GenericSchedulingCondition, predecessors: list[TaskNode]
+    ) -> None:
+        self.conditions[condition.uid] = condition
+        self._scheduler.add_condition(condition, predecessors)
+
+
+def _is_async(function: Callable[..., Any]) -> bool:
+    call = getattr(function, "__call__", None)  # noqa: B004 - async callable objects count too
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(call)
+
+
+def _check_arguments(task_handle: str, arguments: object) -> None:
+    if arguments is None:
+        return
+    args: object = None
+    kwargs: object = None
+    if isinstance(arguments, tuple | list) and len(arguments) == 2:
+        args, kwargs = arguments
+    shape_ok = (
+        isinstance(arguments, tuple | list)
+        and len(arguments) == 2
+        and (args is None or isinstance(args, tuple | list))
+        and (kwargs is None or isinstance(kwargs, Mapping))
+    )
+    if not shape_ok:
+        raise GraphDefinitionError(
+            f"task {task_handle!r}: arguments must be None or ((args...), {{kwargs}}), "
+            f"got {arguments!r:.80}"
+        )
+    reserved = RESERVED_KWARGS.intersection(kwargs or ())  # type: ignore[arg-type]
+    if reserved:
+        raise GraphDefinitionError(
+            f"task {task_handle!r}: {', '.join(sorted(reserved))} are passed by the scheduler "
+            "and cannot be task kwargs"
+        )

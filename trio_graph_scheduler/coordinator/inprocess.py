@@ -1,0 +1,156 @@
+"""In-process execution: every worker loop runs as trio tasks in the caller's process.
+
+Each loop gets ``concurrency`` worker slots. A slot is a claimant of its loop's queue like
+a remote worker is: it takes a ready task with ``claim_nowait`` and runs it; when none is
+ready it parks until the queue delivers one (no polling). While ready tasks remain, a slot
+runs them back to back without a channel hop, which is what makes small tasks cheap.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any, Final
+
+import outcome
+import trio
+
+from ..shared.errors import GraphStalledError, TGSError, WorkerContextError
+from ..shared.status import TaskStatus
+from ..worker.invoke import format_exception_trace, invoke_task_function
+
+if TYPE_CHECKING:
+    from .graph import TaskGraph
+    from .loops import LoopQueue, WorkerLoop
+    from .nodes import TaskNode
+
+#: A slot yields to trio after this many tasks that never yielded themselves, so a burst
+#: of tiny tasks cannot starve other trio tasks or delay cancellation for long.
+TASKS_PER_FORCED_YIELD: Final = 64
+
+
+async def execute_graph(graph: TaskGraph, finish_polling_initial_delay: object = None) -> None:
+    """Run the graph's tasks in this process until every task has ended.
+
+    Returns the moment the last task ends; an empty graph returns at once. Failed tasks do
+    not raise: their status is ``failed`` and their ``exception_trace`` holds the
+    traceback. Cancelling the caller's scope cancels running tasks and puts them back in
+    their queues, so a later ``execute_graph`` runs them again.
+
+    Args:
+        graph: the graph to run.
+        finish_polling_initial_delay: accepted so that the seed's
+            ``execute_graph(graph, 3)`` keeps working; ignored, as nothing polls.
+
+    Raises:
+        GraphStalledError: tasks remain that can never run (a dependency cycle).
+        TGSError: the graph is already executing.
+        WorkerContextError: a loop's context init function raised (inside an
+            ExceptionGroup, as trio nurseries raise).
+    """
+    scheduler = graph._scheduler
+    if scheduler.started:
+        raise TGSError(f"{graph.uid} is already executing")
+    ended = trio.Event()
+    stalled = False
+
+    def on_stalled() -> None:
+        nonlocal stalled
+        stalled = True
+        ended.set()
+
+    scheduler.on_graph_end = ended.set
+    scheduler.on_graph_stalled = on_stalled
+    try:
+        async with trio.open_nursery() as nursery:
+            for loop in graph.worker_loops:
+                limiter = trio.CapacityLimiter(loop.concurrency)
+                for index in range(loop.concurrency):
+                    nursery.start_soon(_run_slot, graph, loop, index, limiter)
+            scheduler.start()
+            await ended.wait()
+            nursery.cancel_scope.cancel()
+    finally:
+        scheduler.stop()
+        scheduler.on_graph_end = scheduler.on_graph_stalled = None
+    if stalled:
+        waiting = TaskStatus.WAITING_FOR_PREDECESSORS
+        raise GraphStalledError([n.uid for n in graph.nodes.values() if n.task_status is waiting])
+
+
+class _Slot:
+    """One worker slot of a loop: runs one task at a time."""
+
+    __slots__ = ("_task",)
+
+    def __init__(self) -> None:
+        self._task = trio.lowlevel.current_task()
+
+    def deliver(self, node: TaskNode) -> bool:
+        trio.lowlevel.reschedule(self._task, outcome.Value(node))
+        return False  # one task at a time; the slot claims again when it is done
+
+    async def wait_for_task(self, queue: LoopQueue) -> TaskNode:
+        """Park until ``queue`` delivers a task."""
+        queue.wait(self)
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            queue.withdraw(self)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        node: TaskNode = await trio.lowlevel.wait_task_rescheduled(abort)
+        return node
+
+
+async def _run_slot(
+    graph: TaskGraph, loop: WorkerLoop, index: int, limiter: trio.CapacityLimiter
+) -> None:
+    scheduler = graph._scheduler
+    queue = scheduler.loops[loop.name]
+    context = await _init_worker_context(graph, loop.name, index)
+    extra = {"graph": graph, "worker_context": context}
+    slot = _Slot()
+    unyielded = 0
+    while True:
+        node = queue.claim_nowait()
+        if node is None:
+            node = await slot.wait_for_task(queue)
+            unyielded = 0
+        function = graph.task_functions[node.task_handle]
+        try:
+            result = await invoke_task_function(
+                function.function,
+                function.is_async,
+                node.task_arguments,
+                {"task_node": node, **extra},
+                limiter,
+            )
+        except Exception as exc:
+            scheduler.task_failed(node, format_exception_trace(exc))
+        except BaseException:
+            # Cancelled (or KeyboardInterrupt): the task did not finish; queue it again.
+            scheduler.hand_back(node)
+            raise
+        else:
+            if node.task_status == TaskStatus.FAILED:
+                # The seed let a task mark itself failed and return.
+                node.task_status = TaskStatus.IN_PROGRESS
+                scheduler.task_failed(node, None)
+            else:
+                scheduler.task_succeeded(node, result)
+        unyielded += 1
+        if unyielded >= TASKS_PER_FORCED_YIELD:
+            unyielded = 0
+            await trio.lowlevel.checkpoint()
+
+
+async def _init_worker_context(graph: TaskGraph, loop: str, index: int) -> Any:
+    init = graph.worker_context_init_functions.get(loop)
+    if init is None:
+        return {}
+    try:
+        context = init(index)
+        if inspect.isawaitable(context):
+            context = await context
+    except Exception as exc:
+        raise WorkerContextError(loop, index) from exc
+    return context

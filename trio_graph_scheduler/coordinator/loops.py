@@ -1,0 +1,226 @@
+"""Worker loops: named groups of functions with a concurrency limit, and their queues.
+
+Theory of operation
+-------------------
+Each loop has one :class:`LoopQueue`. A task whose conditions are all satisfied is pushed
+onto its loop's queue. *Claimants* take tasks from it: an in-process worker slot, or a
+remote worker's session holding credit for the loop. The queue is the one place that
+enforces the loop's concurrency: it never hands out a task while ``running`` has reached
+``concurrency``, whichever kind of claimant asks. That is what makes the limit
+cluster-wide in distributed mode and identical in-process.
+
+A claimant either takes a task synchronously (:meth:`LoopQueue.claim_nowait`) or, when
+none is ready, registers itself (:meth:`LoopQueue.wait`) and is handed the next task that
+becomes ready through its ``deliver`` method. Waiting claimants are served round-robin, so
+several workers with credit on one loop all get work. Everything here is synchronous and
+O(1) per task.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+from ..shared.errors import GraphDefinitionError, UnknownFunctionError
+from ..shared.status import TaskStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from .nodes import TaskNode
+
+#: The loop that every task not assigned elsewhere runs in. It must exist.
+DEFAULT_LOOP = "default"
+
+
+class _WorkerLoopFields(NamedTuple):
+    name: str
+    concurrency: int
+    functions: tuple[str, ...] | None
+
+
+class WorkerLoop(_WorkerLoopFields):
+    """A named group of worker slots that runs some of the graph's functions.
+
+    A tuple, like the seed's namedtuple: ``WorkerLoop(name, concurrency, functions)``.
+
+    Args:
+        name: the loop's name; one loop must be called ``default``.
+        concurrency: at most this many of its tasks run at once (cluster-wide).
+        functions: the function names it runs; ``None`` means every function that no
+            other loop names.
+
+    Raises:
+        GraphDefinitionError: an empty name, a concurrency below 1, or functions that is
+            not a list of names.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls, name: str, concurrency: int, functions: Iterable[str] | None = None
+    ) -> WorkerLoop:
+        return super().__new__(cls, *_validated_loop_fields(name, concurrency, functions))
+
+
+def _validated_loop_fields(
+    name: object, concurrency: object, functions: object
+) -> tuple[str, int, tuple[str, ...] | None]:
+    if not isinstance(name, str) or not name:
+        raise GraphDefinitionError(f"a worker loop's name must be a non-empty string, got {name!r}")
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise GraphDefinitionError(
+            f"worker loop {name!r}: concurrency must be an integer of at least 1, "
+            f"got {concurrency!r}"
+        )
+    if functions is None:
+        return name, concurrency, None
+    if isinstance(functions, str) or not all(isinstance(f, str) for f in functions):  # type: ignore[attr-defined]
+        raise GraphDefinitionError(
+            f"worker loop {name!r}: functions must be a list of function names or None"
+        )
+    return name, concurrency, tuple(functions)  # type: ignore[arg-type]
+
+
+def assign_functions_to_loops(
+    functions: Iterable[str], worker_loops: Iterable[object]
+) -> tuple[list[WorkerLoop], dict[str, str]]:
+    """Check the loops and decide which loop runs each function.
+
+    A function runs in the loop that names it. A function no loop names runs in the one
+    loop whose ``functions`` is ``None``, or in ``default`` if no loop says ``None``.
+    ``worker_loops`` may hold any objects with ``name``, ``concurrency`` and ``functions``
+    (the seed's README defines its own namedtuple).
+
+    Returns:
+        The loops as :class:`WorkerLoop`, and a map from function name to loop name.
+
+    Raises:
+        GraphDefinitionError: no ``default`` loop, two loops with one name, a function
+            named by two loops, or several loops taking every unnamed function.
+        UnknownFunctionError: a loop names a function the graph does not have.
+    """
+    known = list(functions)
+    loops: list[WorkerLoop] = []
+    for spec in worker_loops:
+        try:
+            fields = (spec.name, spec.concurrency, spec.functions)  # type: ignore[attr-defined]
+        except AttributeError:
+            raise GraphDefinitionError(
+                f"a worker loop needs name, concurrency and functions, got {spec!r}"
+            ) from None
+        loops.append(WorkerLoop(*fields))
+
+    names = [loop.name for loop in loops]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise GraphDefinitionError(f"two worker loops are called {duplicates[0]!r}")
+    if DEFAULT_LOOP not in names:
+        raise GraphDefinitionError(
+            f"a worker loop named {DEFAULT_LOOP!r} must exist; got {', '.join(names) or 'none'}"
+        )
+
+    loop_of: dict[str, str] = {}
+    for loop in loops:
+        for function in loop.functions or ():
+            if function not in known:
+                raise UnknownFunctionError(function, known)
+            if function in loop_of and loop_of[function] != loop.name:
+                raise GraphDefinitionError(
+                    f"function {function!r} is named by two loops, "
+                    f"{loop_of[function]!r} and {loop.name!r}"
+                )
+            loop_of[function] = loop.name
+
+    catch_all = [loop.name for loop in loops if loop.functions is None]
+    if len(catch_all) > 1:
+        raise GraphDefinitionError(
+            f"loops {' and '.join(map(repr, catch_all))} both have functions=None; "
+            "only one loop may take every function no loop names"
+        )
+    fallback = catch_all[0] if catch_all else DEFAULT_LOOP
+    for function in known:
+        loop_of.setdefault(function, fallback)
+    return loops, loop_of
+
+
+class Claimant(Protocol):
+    """Something that runs tasks of a loop: a worker slot, or a remote worker's session."""
+
+    def deliver(self, node: TaskNode) -> bool:
+        """Take ``node`` (already marked in progress). Return True to stay in line for more."""
+        ...
+
+
+class LoopQueue:
+    """The ready tasks of one loop, and the one place its concurrency limit is enforced."""
+
+    __slots__ = ("_claimants", "concurrency", "name", "ready", "running")
+
+    def __init__(self, name: str, concurrency: int) -> None:
+        self.name = name
+        self.concurrency = concurrency
+        #: Tasks ready to run, oldest first.
+        self.ready: deque[TaskNode] = deque()
+        #: Tasks handed out and not yet ended or handed back.
+        self.running = 0
+        self._claimants: deque[Claimant] = deque()
+
+    def __repr__(self) -> str:
+        return (
+            f"<LoopQueue {self.name} ready={len(self.ready)} "
+            f"running={self.running}/{self.concurrency} waiting={len(self._claimants)}>"
+        )
+
+    @property
+    def waiting_claimants(self) -> int:
+        """How many claimants wait for a task."""
+        return len(self._claimants)
+
+    def push(self, node: TaskNode) -> None:
+        """Queue a task that became ready, handing it straight to a waiting claimant if any."""
+        self.ready.append(node)
+        self._dispatch()
+
+    def push_front(self, node: TaskNode) -> None:
+        """Queue a task that was handed back, ahead of the rest: it was first in line."""
+        self.ready.appendleft(node)
+        self._dispatch()
+
+    def claim_nowait(self) -> TaskNode | None:
+        """Take the oldest ready task if the loop has a free slot; else ``None``."""
+        if self.ready and self.running < self.concurrency:
+            node = self.ready.popleft()
+            self.running += 1
+            node.task_status = TaskStatus.IN_PROGRESS
+            return node
+        return None
+
+    def wait(self, claimant: Claimant) -> None:
+        """Put ``claimant`` in line for the next task; it may be served at once."""
+        self._claimants.append(claimant)
+        self._dispatch()
+
+    def withdraw(self, claimant: Claimant) -> None:
+        """Take ``claimant`` out of line (it stopped, or its worker left)."""
+        self._claimants = deque(c for c in self._claimants if c is not claimant)
+
+    def release(self) -> None:
+        """A task of this loop ended or was handed back: its slot is free again."""
+        self.running -= 1
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        claimants = self._claimants
+        while claimants and self.ready and self.running < self.concurrency:
+            claimant = claimants.popleft()
+            node = self.ready.popleft()
+            self.running += 1
+            node.task_status = TaskStatus.IN_PROGRESS
+            if claimant.deliver(node):
+                claimants.append(claimant)
+
+
+def build_loop_queues(loops: Sequence[WorkerLoop]) -> Mapping[str, LoopQueue]:
+    """One queue per loop, keyed by loop name."""
+    return {loop.name: LoopQueue(loop.name, loop.concurrency) for loop in loops}

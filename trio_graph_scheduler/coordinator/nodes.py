@@ -1,0 +1,128 @@
+"""Task nodes: one function call in the graph, with its status and result.
+
+Nodes are light on purpose (``__slots__``, no locks or events): a graph of a million tasks
+must fit in well under a GiB. Edges are direct references to condition objects, so walking
+from a task to its successors costs no dictionary lookups.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..shared.errors import GraphDefinitionError
+from ..shared.status import ConditionStatus, TaskStatus
+
+if TYPE_CHECKING:
+    from .conditions import GenericSchedulingCondition
+    from .graph import TaskGraph
+    from .loops import LoopQueue
+
+#: ``((args...), {kwargs})`` as the seed wrote task arguments, or ``None`` for none.
+TaskArguments = tuple[tuple[Any, ...] | list[Any] | None, dict[str, Any] | None] | None
+
+
+class TaskNode:
+    """One task of a :class:`TaskGraph`: a named function, its arguments, its outcome.
+
+    Attributes:
+        uid: ``task-`` followed by 32 hex digits.
+        task_handle: the name of the function it runs.
+        task_arguments: ``((args...), {kwargs})`` or ``None``.
+        task_status: one of :class:`~trio_graph_scheduler.TaskStatus` (compares equal to the
+            seed's strings).
+        task_result: the function's return value once it succeeded.
+        exception_trace: the formatted traceback once it failed.
+        waits_on: the conditions it waits on.
+        waited_on_by: the conditions that wait on it.
+    """
+
+    __slots__ = (
+        "_loop",
+        "_unsatisfied",
+        "exception_trace",
+        "graph",
+        "task_arguments",
+        "task_handle",
+        "task_result",
+        "task_status",
+        "uid",
+        "waited_on_by",
+        "waits_on",
+    )
+
+    def __init__(
+        self,
+        graph: TaskGraph,
+        uid: str,
+        task_handle: str,
+        task_arguments: TaskArguments,
+        loop: LoopQueue,
+    ) -> None:
+        self.graph = graph
+        self.uid = uid
+        self.task_handle = task_handle
+        self.task_arguments = task_arguments
+        self.task_status = TaskStatus.WAITING_FOR_PREDECESSORS
+        self.task_result: Any = None
+        self.exception_trace: str | None = None
+        self.waits_on: list[GenericSchedulingCondition] = []
+        self.waited_on_by: list[GenericSchedulingCondition] = []
+        # How many of waits_on are not satisfied yet; the task is ready at zero.
+        self._unsatisfied = 0
+        self._loop = loop
+
+    def __repr__(self) -> str:
+        return f"<TaskNode {self.task_handle} {self.uid} {self.task_status}>"
+
+    def get_predecessor_task_nodes(self) -> list[TaskNode]:
+        """Every task this one waits on, through all its conditions, in order."""
+        return [node for condition in self.waits_on for node in condition.predecessors]
+
+    def get_successors(self, task_handle: str) -> list[tuple[TaskNode, GenericSchedulingCondition]]:
+        """The tasks running ``task_handle`` that wait on this one, with the condition linking them.
+
+        Returns:
+            ``(successor, condition)`` pairs, as the seed returned them.
+        """
+        return [
+            (successor, condition)
+            for condition in self.waited_on_by
+            for successor in condition.successors
+            if successor.task_handle == task_handle
+        ]
+
+    def prepend_to_successor(self, successor_task_handle: str, new_task: TaskNode | str) -> None:
+        """Make ``new_task`` a predecessor of this task's ``successor_task_handle`` successors.
+
+        The new task joins the condition that links this task to each such successor, so
+        the successor waits for it too: a running task uses this to postpone a successor.
+
+        Raises:
+            UnknownFunctionError: ``successor_task_handle`` is no function of the graph.
+            UnknownUidError: ``new_task`` is a uid the graph does not know.
+            GraphDefinitionError: a linking condition is already satisfied or failed, so its
+                successor can no longer be postponed.
+        """
+        graph = self.graph
+        graph._check_function(successor_task_handle)
+        new_node = graph._resolve_tasks([new_task if isinstance(new_task, str) else new_task.uid])[
+            0
+        ]
+        conditions = {id(c): c for _, c in self.get_successors(successor_task_handle)}.values()
+        for condition in conditions:
+            if condition.condition_status is not ConditionStatus.WAITING_ON_TASKS:
+                raise GraphDefinitionError(
+                    f"cannot postpone {successor_task_handle!r}: its condition {condition.uid} "
+                    f"is already {condition.condition_status}"
+                )
+        for condition in conditions:
+            if new_node not in condition.predecessors:
+                graph._scheduler.add_predecessor(condition, new_node)
+
+    @property
+    def edges_by_label(self) -> dict[str, list[str]]:
+        """The seed's edge view: ``waits_on`` and ``waited_on_by`` condition uids."""
+        return {
+            "waits_on": [condition.uid for condition in self.waits_on],
+            "waited_on_by": [condition.uid for condition in self.waited_on_by],
+        }

@@ -1,0 +1,246 @@
+"""The scheduling core: every change of graph state, as plain synchronous calls.
+
+Rules
+-----
+1. Nothing here awaits, locks or imports trio. Trio runs one task at a time between
+   checkpoints, so a synchronous method is atomic; the shells around the core (in-process
+   slots, remote sessions) do the waiting and the I/O.
+2. Every event costs O(1), or O(successors) when a task ends: conditions keep counts,
+   tasks keep the number of conditions they still wait for, loops keep FIFO queues.
+   No scan of the graph happens on any event.
+3. A task's status changes only here and in :class:`~.loops.LoopQueue` (which marks a task
+   in progress when it hands it out). :meth:`Scheduler.check_invariants` states what
+   must hold between events; the tests call it after every step.
+
+A task moves: ``waiting_for_predecessors`` (or ``created`` before the graph starts) →
+``ready_for_execution`` (queued in its loop) → ``in_progress`` (handed to a claimant) →
+``success`` | ``failed``. A task whose condition fails goes straight to
+``precondition_failed``, and so on downstream, without running.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..shared.errors import TGSError
+from ..shared.status import FINAL_TASK_STATUSES, ConditionStatus, TaskStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+    from .conditions import GenericSchedulingCondition
+    from .loops import LoopQueue
+    from .nodes import TaskNode
+
+_WAITING = TaskStatus.WAITING_FOR_PREDECESSORS
+_COND_WAITING = ConditionStatus.WAITING_ON_TASKS
+_SATISFIED = ConditionStatus.SATISFIED
+
+
+class Scheduler:
+    """Owns the state transitions of one graph's tasks and conditions."""
+
+    def __init__(self, loops: Mapping[str, LoopQueue]) -> None:
+        #: One queue per worker loop, by name.
+        self.loops = loops
+        #: Tasks not in a final state.
+        self.unfinished = 0
+        #: Tasks ready or in progress: while this is zero and tasks are unfinished, the
+        #: graph can never move again.
+        self.runnable = 0
+        #: True between start() and stop(): ready tasks may be handed out.
+        self.started = False
+        #: Called once the last unfinished task has ended (while started).
+        self.on_graph_end: Callable[[], None] | None = None
+        #: Called when unfinished tasks remain but none can ever run (a cycle).
+        self.on_graph_stalled: Callable[[], None] | None = None
+
+    # -- building ----------------------------------------------------------------------
+
+    def add_task(self, node: TaskNode, conditions: list[GenericSchedulingCondition]) -> None:
+        """Add a new task that waits on ``conditions`` (possibly none)."""
+        node.waits_on = conditions
+        unsatisfied = 0
+        failed = False
+        for condition in conditions:
+            condition.successors.append(node)
+            status = condition.condition_status
+            if status is ConditionStatus.FAILED:
+                failed = True
+            elif status is not _SATISFIED:
+                unsatisfied += 1
+        node._unsatisfied = unsatisfied
+        if failed:
+            # It can never run; it has no successors yet, so nothing cascades.
+            node.task_status = TaskStatus.PRECONDITION_FAILED
+            return
+        self.unfinished += 1
+        if unsatisfied == 0:
+            self._make_ready(node)
+
+    def add_condition(
+        self, condition: GenericSchedulingCondition, predecessors: list[TaskNode]
+    ) -> None:
+        """Link a new condition to its predecessors, counting those already ended."""
+        for node in predecessors:
+            self._link(condition, node)
+        # A new condition has no successors yet, so settling it cascades nowhere.
+        condition.condition_status = condition._evaluate()
+
+    def add_predecessor(self, condition: GenericSchedulingCondition, node: TaskNode) -> None:
+        """Make ``node`` one more predecessor of a condition that is still waiting."""
+        self._link(condition, node)
+        failed: list[TaskNode] = []
+        self._settle(condition, failed)
+        self._cascade(failed)
+        self._check_progress()
+
+    def _link(self, condition: GenericSchedulingCondition, node: TaskNode) -> None:
+        condition.predecessors.append(node)
+        node.waited_on_by.append(condition)
+        if node.task_status in FINAL_TASK_STATUSES:
+            condition._record_end(node.task_status is TaskStatus.SUCCESS)
+
+    # -- running -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Let ready tasks be handed out; tasks created earlier become ready_for_execution."""
+        self.started = True
+        for queue in self.loops.values():
+            for node in queue.ready:
+                node.task_status = TaskStatus.READY_FOR_EXECUTION
+        self._check_progress()
+
+    def stop(self) -> None:
+        """Stop handing out tasks. Ready tasks go back to ``created``."""
+        self.started = False
+        for queue in self.loops.values():
+            for node in queue.ready:
+                node.task_status = TaskStatus.CREATED
+
+    def task_succeeded(self, node: TaskNode, result: Any) -> None:
+        """A task's function returned ``result``."""
+        node.task_result = result
+        self._end_running(node, TaskStatus.SUCCESS)
+
+    def task_failed(self, node: TaskNode, exception_trace: str | None) -> None:
+        """A task's function raised; ``exception_trace`` is the formatted traceback."""
+        node.exception_trace = exception_trace
+        self._end_running(node, TaskStatus.FAILED)
+
+    def hand_back(self, node: TaskNode) -> None:
+        """A running task was given back unfinished (cancelled, its worker left)."""
+        self._expect_in_progress(node)
+        node.task_status = TaskStatus.READY_FOR_EXECUTION if self.started else TaskStatus.CREATED
+        queue = node._loop
+        queue.running -= 1
+        queue.push_front(node)
+
+    def _end_running(self, node: TaskNode, status: TaskStatus) -> None:
+        self._expect_in_progress(node)
+        node.task_status = status
+        self.unfinished -= 1
+        self.runnable -= 1
+        node._loop.release()
+        self._cascade([node])
+        self._check_progress()
+
+    @staticmethod
+    def _expect_in_progress(node: TaskNode) -> None:
+        if node.task_status is not TaskStatus.IN_PROGRESS:
+            raise TGSError(f"task {node.uid} ended while {node.task_status}, not in progress")
+
+    # -- propagation -------------------------------------------------------------------
+
+    def _cascade(self, ended: list[TaskNode]) -> None:
+        """Count each ended task in the conditions that wait on it, and so on downstream.
+
+        ``ended`` is a work list, not recursion: a failure can run down a chain of a
+        million tasks.
+        """
+        while ended:
+            node = ended.pop()
+            succeeded = node.task_status is TaskStatus.SUCCESS
+            for condition in node.waited_on_by:
+                condition._record_end(succeeded)
+                if condition.condition_status is _COND_WAITING:
+                    self._settle(condition, ended)
+
+    def _settle(self, condition: GenericSchedulingCondition, failed: list[TaskNode]) -> None:
+        """Re-evaluate a waiting condition and pass a final outcome to its successors.
+
+        Successors that end as precondition_failed are appended to ``failed``.
+        """
+        status = condition._evaluate()
+        if status is _COND_WAITING:
+            return
+        condition.condition_status = status
+        for successor in condition.successors:
+            if successor.task_status is not _WAITING:
+                continue
+            if status is _SATISFIED:
+                successor._unsatisfied -= 1
+                if successor._unsatisfied == 0:
+                    self._make_ready(successor)
+            else:
+                successor.task_status = TaskStatus.PRECONDITION_FAILED
+                self.unfinished -= 1
+                failed.append(successor)
+
+    def _make_ready(self, node: TaskNode) -> None:
+        node.task_status = TaskStatus.READY_FOR_EXECUTION if self.started else TaskStatus.CREATED
+        self.runnable += 1
+        node._loop.push(node)
+
+    def _check_progress(self) -> None:
+        if not self.started:
+            return
+        if self.unfinished == 0:
+            if self.on_graph_end is not None:
+                self.on_graph_end()
+        elif self.runnable == 0 and self.on_graph_stalled is not None:
+            self.on_graph_stalled()
+
+    # -- checking ----------------------------------------------------------------------
+
+    def check_invariants(
+        self, nodes: Iterable[TaskNode], conditions: Iterable[GenericSchedulingCondition]
+    ) -> None:
+        """Assert everything that must hold between events. O(graph): for tests only.
+
+        Raises:
+            AssertionError: naming the first invariant that does not hold.
+        """
+        nodes = list(nodes)
+        unfinished = [n for n in nodes if n.task_status not in FINAL_TASK_STATUSES]
+        assert self.unfinished == len(unfinished), (self.unfinished, len(unfinished))
+        active = (TaskStatus.READY_FOR_EXECUTION, TaskStatus.CREATED, TaskStatus.IN_PROGRESS)
+        runnable = [n for n in nodes if n.task_status in active]
+        assert self.runnable == len(runnable), (self.runnable, len(runnable))
+        for queue in self.loops.values():
+            assert 0 <= queue.running <= queue.concurrency, queue
+            in_progress = [
+                n for n in nodes if n._loop is queue and n.task_status is TaskStatus.IN_PROGRESS
+            ]
+            assert queue.running == len(in_progress), (queue, len(in_progress))
+            ready_status = TaskStatus.READY_FOR_EXECUTION if self.started else TaskStatus.CREATED
+            assert all(n.task_status is ready_status for n in queue.ready), queue
+            if self.started:
+                # A claimant may only wait while nothing it could take is ready.
+                assert not (
+                    queue.waiting_claimants and queue.ready and queue.running < queue.concurrency
+                ), queue
+        for node in nodes:
+            open_conditions = [c for c in node.waits_on if c.condition_status is not _SATISFIED]
+            if node.task_status is _WAITING:
+                assert node._unsatisfied == len(open_conditions) > 0, node
+                assert all(c.condition_status is _COND_WAITING for c in open_conditions), node
+            elif node.task_status is not TaskStatus.PRECONDITION_FAILED:
+                assert not open_conditions, node
+        for condition in conditions:
+            ended = [n for n in condition.predecessors if n.task_status in FINAL_TASK_STATUSES]
+            successes = [n for n in ended if n.task_status is TaskStatus.SUCCESS]
+            assert condition.completions == len(ended), condition
+            assert condition.successes == len(successes), condition
+            if condition.condition_status is _COND_WAITING:
+                assert condition._evaluate() is _COND_WAITING, condition

@@ -1,0 +1,8 @@
+"""The seed's import path for conditions.
+
+``from trio_graph_scheduler.scheduling import GenericSchedulingCondition``.
+"""
+
+from .coordinator.conditions import GenericSchedulingCondition as GenericSchedulingCondition
+
+__all__ = ["GenericSchedulingCondition"]

@@ -1,0 +1,100 @@
+"""The one exception hierarchy of trio-graph-scheduler.
+
+Every error the library raises on purpose derives from :class:`TGSError`::
+
+    TGSError
+    ├── GraphDefinitionError (also a ValueError)   a graph, loop, task or condition is ill-formed
+    │   └── UnknownFunctionError                   a function name the graph does not know
+    ├── UnknownUidError (also a KeyError)          a task or condition uid the graph does not know
+    ├── GraphStalledError                          unfinished tasks, none of which can ever run
+    ├── WorkerContextError                         a loop's worker-context init function raised
+    ├── ProtocolError                              a frame or message breaks the wire protocol
+    │   ├── LocalProtocolError                     we tried to send something illegal (a bug)
+    │   └── RemoteProtocolError                    the peer sent something illegal
+    └── ConfigError                                bad command-line or service configuration
+
+Errors carry what went wrong as attributes (``name``, ``uid``, ``stuck``, ...), not only as
+text. Mixing in ``ValueError``/``KeyError`` keeps the seed's promise that an unknown name
+raises ``ValueError`` and an unknown uid ``KeyError``.
+"""
+
+from __future__ import annotations
+
+
+class TGSError(Exception):
+    """Root of every error raised by trio-graph-scheduler."""
+
+
+class GraphDefinitionError(TGSError, ValueError):
+    """A graph, worker loop, task or condition was defined wrongly.
+
+    Raised at the call that is wrong: the ``TaskGraph`` constructor, ``create_task``,
+    ``GenericSchedulingCondition`` or ``prepend_to_successor``.
+    """
+
+
+class UnknownFunctionError(GraphDefinitionError):
+    """A task or loop names a function that is not in the graph's ``functions``."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = known
+        super().__init__(f"unknown function {name!r}; the graph knows {', '.join(known) or 'none'}")
+
+
+class UnknownUidError(TGSError, KeyError):
+    """A uid names no task or condition of this graph."""
+
+    def __init__(self, uid: str) -> None:
+        self.uid = uid
+        super().__init__(f"no task or condition with uid {uid!r} in this graph")
+
+    def __str__(self) -> str:
+        # KeyError's own __str__ shows repr(args[0]); keep the sentence readable.
+        return str(self.args[0])
+
+
+class GraphStalledError(TGSError):
+    """Tasks are unfinished but none is running or ready, so none ever will be.
+
+    This happens only when a graph waits on itself in a cycle (``prepend_to_successor`` can
+    build one). ``stuck`` holds the uids of the tasks that can never run.
+    """
+
+    def __init__(self, stuck: list[str]) -> None:
+        self.stuck = stuck
+        shown = ", ".join(stuck[:5]) + (", ..." if len(stuck) > 5 else "")
+        super().__init__(
+            f"{len(stuck)} task(s) wait on conditions that can never resolve "
+            f"(a dependency cycle?): {shown}"
+        )
+
+
+class WorkerContextError(TGSError):
+    """A worker loop's context init function raised; the loop cannot start."""
+
+    def __init__(self, loop: str, worker_index: int) -> None:
+        self.loop = loop
+        self.worker_index = worker_index
+        super().__init__(f"worker context init of loop {loop!r} (worker {worker_index}) failed")
+
+
+class ProtocolError(TGSError):
+    """A frame or message breaks the wire protocol. Never raised directly."""
+
+    def __init__(self, message: str) -> None:
+        if type(self) is ProtocolError:
+            raise TypeError("raise LocalProtocolError or RemoteProtocolError, not ProtocolError")
+        super().__init__(message)
+
+
+class LocalProtocolError(ProtocolError):
+    """We were about to send something the protocol forbids: a bug on this side."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something the protocol forbids; its connection is closed."""
+
+
+class ConfigError(TGSError):
+    """A command-line option or service setting is invalid."""

@@ -1,0 +1,43 @@
+"""Calling a task function: the same in a worker slot in-process and on a remote worker."""
+
+from __future__ import annotations
+
+import functools
+import traceback
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+async def invoke_task_function(
+    function: Callable[..., Any],
+    is_async: bool,
+    arguments: Any,
+    extra_kwargs: dict[str, Any],
+    thread_limiter: trio.CapacityLimiter,
+) -> Any:
+    """Call ``function`` with a task's arguments plus ``extra_kwargs``; return its result.
+
+    An ``async`` function is awaited in the calling trio task; any other runs in a worker
+    thread drawn from ``thread_limiter``. Exceptions propagate unchanged.
+
+    Args:
+        arguments: ``((args...), {kwargs})`` or ``None``; either half may be ``None``.
+        extra_kwargs: ``task_node``, ``graph`` and ``worker_context``.
+    """
+    args, kwargs = arguments if arguments is not None else ((), None)
+    # A fresh dict: the task's stored kwargs must not gain the scheduler's extras.
+    call_kwargs = {**kwargs, **extra_kwargs} if kwargs else extra_kwargs
+    if is_async:
+        return await function(*(args or ()), **call_kwargs)
+    return await trio.to_thread.run_sync(
+        functools.partial(function, *(args or ()), **call_kwargs), limiter=thread_limiter
+    )
+
+
+def format_exception_trace(exc: BaseException) -> str:
+    """The full traceback of ``exc`` as one string, as ``exception_trace`` holds it."""
+    return "".join(traceback.format_exception(exc))
