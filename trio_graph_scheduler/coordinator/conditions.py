@@ -70,10 +70,11 @@ class GenericSchedulingCondition:
             ``graph.conditions``.
         mode: one of the four modes above.
         waits_on: uids of the predecessor tasks (no condition uids).
+        uid: the condition's uid, when a remote worker chose it; normally left out.
 
     Raises:
-        GraphDefinitionError: a bad mode, a uid that is not a task's, or N larger than the
-            number of predecessors.
+        GraphDefinitionError: a bad mode, a uid that is not a task's, N larger than the
+            number of predecessors, or a uid already in use.
         UnknownUidError: a uid this graph does not know.
     """
 
@@ -88,16 +89,17 @@ class GenericSchedulingCondition:
         "uid",
     )
 
-    def __init__(self, graph: TaskGraph, mode: str, waits_on: Iterable[str] | None = None) -> None:
+    def __init__(
+        self,
+        graph: TaskGraph,
+        mode: str,
+        waits_on: Iterable[str] | None = None,
+        *,
+        uid: str | None = None,
+    ) -> None:
         self.mode = ConditionMode.parse(mode)
-        predecessors = graph._resolve_tasks(waits_on or ())
-        if self.mode.target is not None and self.mode.target > len(predecessors):
-            raise GraphDefinitionError(
-                f"{self.mode} needs at least {self.mode.target} predecessors, "
-                f"got {len(predecessors)}"
-            )
         self.graph = graph
-        self.uid = "condition-" + uuid.uuid4().hex
+        self.uid = uid or "condition-" + uuid.uuid4().hex
         self.condition_status = ConditionStatus.WAITING_ON_TASKS
         #: Tasks this condition waits on, in the order given.
         self.predecessors: list[TaskNode] = []
@@ -105,7 +107,7 @@ class GenericSchedulingCondition:
         self.successors: list[TaskNode] = []
         self._successes = 0
         self._completions = 0
-        graph._add_condition(self, predecessors)
+        graph._add_condition(self, waits_on or ())
 
     def __repr__(self) -> str:
         handles = ",".join(node.task_handle for node in self.predecessors)

@@ -153,16 +153,25 @@ class TaskGraph:
         task_handle: str,
         task_arguments: TaskArguments = None,
         waits_on: Iterable[str] | None = None,
+        *,
+        uid: str | None = None,
     ) -> TaskNode:
-        """The synchronous twin of :meth:`create_task`; same arguments, same errors."""
+        """The synchronous twin of :meth:`create_task`; same arguments, same errors.
+
+        ``uid`` is for remote workers, which choose the uids of the tasks they create.
+        """
         function = self._check_function(task_handle)
         _check_arguments(task_handle, task_arguments)
+        if uid is None:
+            uid = "task-" + uuid.uuid4().hex
+        else:
+            self._check_new_uid(uid, "task-")
         task_uids, conditions = self._split_waits_on(waits_on)
         if task_uids:
             conditions.append(GenericSchedulingCondition(self, "SUCCESS__ALL", task_uids))
         node = TaskNode(
             self,
-            "task-" + uuid.uuid4().hex,
+            uid,
             task_handle,
             task_arguments,
             self._scheduler.loops[function.loop],
@@ -250,10 +259,22 @@ class TaskGraph:
         return task_uids, conditions
 
     def _add_condition(
-        self, condition: GenericSchedulingCondition, predecessors: list[TaskNode]
+        self, condition: GenericSchedulingCondition, waits_on: Iterable[str]
     ) -> None:
+        """Register a condition under construction, linked to its predecessors."""
+        predecessors = self._resolve_tasks(waits_on)
+        target = condition.mode.target
+        if target is not None and target > len(predecessors):
+            raise GraphDefinitionError(
+                f"{condition.mode} needs at least {target} predecessors, got {len(predecessors)}"
+            )
+        self._check_new_uid(condition.uid, "condition-")
         self.conditions[condition.uid] = condition
         self._scheduler.add_condition(condition, predecessors)
+
+    def _check_new_uid(self, uid: str, prefix: str) -> None:
+        if not uid.startswith(prefix) or uid in self.nodes or uid in self.conditions:
+            raise GraphDefinitionError(f"uid {uid!r} is taken or does not start with {prefix!r}")
 
 
 def _is_async(function: Callable[..., Any]) -> bool:

@@ -1,0 +1,33 @@
+"""The public surface: what `trio_graph_scheduler` exports, and the seed's import paths."""
+
+from __future__ import annotations
+
+import trio_graph_scheduler as tgs
+from trio_graph_scheduler import execution, graph, scheduling
+
+
+def test_public_names() -> None:
+    public = {name for name in vars(tgs) if not name.startswith("_")}
+    expected = {
+        "TaskGraph", "TaskNode", "WorkerLoop", "GenericSchedulingCondition", "execute_graph",
+        "GraphStatistics", "TaskStatus", "ConditionStatus", "TGSError", "GraphDefinitionError",
+        "UnknownFunctionError", "UnknownUidError", "GraphStalledError", "WorkerContextError",
+        "ProtocolError", "LocalProtocolError", "RemoteProtocolError", "ConfigError",
+    }  # fmt: skip
+    # Sub-packages appear as attributes once imported; they are namespaces, not API names.
+    assert public - {"coordinator", "shared", "worker", "protocol", "graph", "execution",
+                     "scheduling"} == expected  # fmt: skip
+
+
+def test_seed_import_paths_are_the_same_objects() -> None:
+    assert graph.TaskGraph is tgs.TaskGraph
+    assert graph.TaskGraph.WorkerLoop is tgs.WorkerLoop
+    assert execution.execute_graph is tgs.execute_graph
+    assert scheduling.GenericSchedulingCondition is tgs.GenericSchedulingCondition
+
+
+def test_every_error_has_one_root() -> None:
+    errors = [v for v in vars(tgs).values() if isinstance(v, type) and issubclass(v, Exception)]
+    assert all(issubclass(error, tgs.TGSError) for error in errors)
+    assert issubclass(tgs.UnknownFunctionError, ValueError)
+    assert issubclass(tgs.UnknownUidError, KeyError)
