@@ -7,12 +7,13 @@ so "2 of 3 succeeded" can always be read off it.
 
 from __future__ import annotations
 
-import uuid
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from ..shared.errors import GraphDefinitionError
 from ..shared.status import ConditionStatus
+from ..shared.uids import new_uid
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -33,28 +34,35 @@ class ConditionMode:
     #: How many predecessors must count; ``None`` means all of them.
     target: int | None
 
-    @classmethod
-    def parse(cls, mode: str) -> ConditionMode:
+    @staticmethod
+    def parse(mode: str) -> ConditionMode:
         """Parse ``SUCCESS__ALL``, ``COMPLETE__ALL``, ``SUCCESS__<N>`` or ``COMPLETE__<N>``.
 
         Raises:
             GraphDefinitionError: the string is none of those, or N < 1.
         """
-        criterion, sep, amount = str(mode).partition("__")
-        valid = sep and criterion in _CRITERIA and (amount == "ALL" or amount.isdigit())
-        if not valid:
-            raise GraphDefinitionError(
-                f"bad condition mode {mode!r}: expected SUCCESS__ALL, COMPLETE__ALL, "
-                "SUCCESS__<N> or COMPLETE__<N>"
-            )
-        target = None if amount == "ALL" else int(amount)
-        if target is not None and target < 1:
-            raise GraphDefinitionError(f"bad condition mode {mode!r}: N must be at least 1")
-        return cls(require_success=_CRITERIA[criterion], target=target)
+        if not isinstance(mode, str):
+            raise GraphDefinitionError(f"a condition mode is a string, got {mode!r}")
+        return _parse_mode(mode)
 
     def __str__(self) -> str:
         criterion = "SUCCESS" if self.require_success else "COMPLETE"
         return f"{criterion}__{'ALL' if self.target is None else self.target}"
+
+
+@functools.lru_cache(maxsize=64)  # a graph uses a handful of modes, a million times each
+def _parse_mode(mode: str) -> ConditionMode:
+    criterion, sep, amount = mode.partition("__")
+    valid = sep and criterion in _CRITERIA and (amount == "ALL" or amount.isdecimal())
+    if not valid:
+        raise GraphDefinitionError(
+            f"bad condition mode {mode!r}: expected SUCCESS__ALL, COMPLETE__ALL, "
+            "SUCCESS__<N> or COMPLETE__<N>"
+        )
+    target = None if amount == "ALL" else int(amount)
+    if target is not None and target < 1:
+        raise GraphDefinitionError(f"bad condition mode {mode!r}: N must be at least 1")
+    return ConditionMode(require_success=_CRITERIA[criterion], target=target)
 
 
 class GenericSchedulingCondition:
@@ -99,7 +107,7 @@ class GenericSchedulingCondition:
     ) -> None:
         self.mode = ConditionMode.parse(mode)
         self.graph = graph
-        self.uid = uid or "condition-" + uuid.uuid4().hex
+        self.uid = uid or new_uid("condition")
         self.condition_status = ConditionStatus.WAITING_ON_TASKS
         #: Tasks this condition waits on, in the order given.
         self.predecessors: list[TaskNode] = []

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import inspect
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from ..shared.errors import GraphDefinitionError, UnknownFunctionError, UnknownUidError
 from ..shared.status import TaskStatus
+from ..shared.uids import new_uid
 from .conditions import GenericSchedulingCondition
 from .loops import WorkerLoop, assign_functions_to_loops, build_loop_queues
 from .nodes import TaskArguments, TaskNode
@@ -93,7 +93,7 @@ class TaskGraph:
                     f"context init function of {loop_name!r} is not callable"
                 )
 
-        self.uid = "graph-" + uuid.uuid4().hex
+        self.uid = new_uid("graph")
         #: Every task, by uid.
         self.nodes: dict[str, TaskNode] = {}
         #: Every condition, by uid.
@@ -163,7 +163,7 @@ class TaskGraph:
         function = self._check_function(task_handle)
         _check_arguments(task_handle, task_arguments)
         if uid is None:
-            uid = "task-" + uuid.uuid4().hex
+            uid = new_uid("task")
         else:
             self._check_new_uid(uid, "task-")
         task_uids, conditions = self._split_waits_on(waits_on)
