@@ -302,6 +302,15 @@ def test_prepend_to_a_settled_condition_is_refused() -> None:
         b.prepend_to_successor("g", extra)
 
 
+def test_prepend_of_the_successor_itself_is_refused() -> None:
+    graph = make_graph()
+    a = graph.create_task_nowait("f")
+    successor = graph.create_task_nowait("g", None, [a.uid])
+    with pytest.raises(GraphDefinitionError, match="wait on itself"):
+        a.prepend_to_successor("g", successor)
+    graph.check_invariants()
+
+
 def test_failure_cascade_down_a_long_chain_does_not_recurse() -> None:
     graph = make_graph()
     head = graph.create_task_nowait("f")

@@ -101,14 +101,17 @@ class TaskNode:
             UnknownFunctionError: ``successor_task_handle`` is no function of the graph.
             UnknownUidError: ``new_task`` is a uid the graph does not know.
             GraphDefinitionError: a linking condition is already satisfied or failed, so its
-                successor can no longer be postponed.
+                successor can no longer be postponed; or ``new_task`` is that successor.
         """
         graph = self.graph
         graph._check_function(successor_task_handle)
         new_node = graph._resolve_tasks([new_task if isinstance(new_task, str) else new_task.uid])[
             0
         ]
-        conditions = {id(c): c for _, c in self.get_successors(successor_task_handle)}.values()
+        successors = self.get_successors(successor_task_handle)
+        if any(successor is new_node for successor, _ in successors):
+            raise GraphDefinitionError(f"{new_node.uid} cannot be made to wait on itself")
+        conditions = {id(c): c for _, c in successors}.values()
         for condition in conditions:
             if condition.condition_status is not ConditionStatus.WAITING_ON_TASKS:
                 raise GraphDefinitionError(
