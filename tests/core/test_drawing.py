@@ -295,15 +295,16 @@ async def test_without_the_draw_extra(executed, tmp_path, monkeypatch):
 
 
 async def test_cycles_still_draw(tmp_path):
-    """prepend_to_successor can make a task wait on itself; the drawing copes."""
+    """prepend_to_successor can close a dependency cycle; the drawing copes."""
     for size in (3, 600):  # spring layout when small, layered components when large
         graph = TaskGraph({"after": after}, [WorkerLoop("default", 1, None)])
         for _ in range(size):
             await graph.create_task("after")
         first = await graph.create_task("after")
         second = await graph.create_task("after", None, waits_on=[first.uid])
-        first.prepend_to_successor("after", second)
-        assert (second.uid, second.waits_on[0].uid) in {
+        third = await graph.create_task("after", None, waits_on=[second.uid])
+        first.prepend_to_successor("after", third)  # second waits on third waits on second
+        assert (third.uid, second.waits_on[0].uid) in {
             (s, t) for s, t, _ in parse_dot(graph.to_dot())[1]
         }
         graph.draw(tmp_path / f"cycle{size}.html")
