@@ -1,0 +1,48 @@
+"""The wire protocol between coordinator and workers, sans I/O.
+
+Bytes in, typed and validated messages out, and back: no sockets, no trio. Messages are
+frozen dataclasses (``messages``), a frame is a msgpack array of them (``codec``), task
+values travel through the value codec (``values``), and ``session`` checks the order of
+messages on one connection.
+"""
+
+from ..shared.errors import LocalProtocolError as LocalProtocolError
+from ..shared.errors import RemoteProtocolError as RemoteProtocolError
+from .codec import MAX_FRAME_BYTES as MAX_FRAME_BYTES
+from .codec import FrameTooLargeError as FrameTooLargeError
+from .codec import decode_frame as decode_frame
+from .codec import encode_frame as encode_frame
+from .messages import MESSAGE_TYPES as MESSAGE_TYPES
+from .messages import PROTOCOL_VERSION as PROTOCOL_VERSION
+from .messages import Assign as Assign
+from .messages import Cancel as Cancel
+from .messages import Cancelled as Cancelled
+from .messages import Claim as Claim
+from .messages import CreateConditionRequest as CreateConditionRequest
+from .messages import CreateTaskRequest as CreateTaskRequest
+from .messages import HandBack as HandBack
+from .messages import Heartbeat as Heartbeat
+from .messages import Hello as Hello
+from .messages import InvalidFieldError as InvalidFieldError
+from .messages import Message as Message
+from .messages import PredecessorRecord as PredecessorRecord
+from .messages import PrependRequest as PrependRequest
+from .messages import Reject as Reject
+from .messages import Reply as Reply
+from .messages import Shutdown as Shutdown
+from .messages import TaskFailed as TaskFailed
+from .messages import TaskSucceeded as TaskSucceeded
+from .messages import Welcome as Welcome
+from .session import HANDSHAKE_MAX_FRAME_BYTES as HANDSHAKE_MAX_FRAME_BYTES
+from .session import TRANSITIONS as TRANSITIONS
+from .session import ProtocolSession as ProtocolSession
+from .session import Role as Role
+from .session import SessionState as SessionState
+from .values import EXT_BIG_INT as EXT_BIG_INT
+from .values import EXT_FROZENSET as EXT_FROZENSET
+from .values import EXT_PICKLE as EXT_PICKLE
+from .values import EXT_SET as EXT_SET
+from .values import EXT_TUPLE as EXT_TUPLE
+from .values import ValueEncodeError as ValueEncodeError
+from .values import decode_value as decode_value
+from .values import encode_value as encode_value

@@ -9,7 +9,10 @@ Every error the library raises on purpose derives from :class:`TGSError`::
     ├── GraphStalledError                          unfinished tasks, none of which can ever run
     ├── WorkerContextError                         a loop's worker-context init function raised
     ├── ProtocolError                              a frame or message breaks the wire protocol
-    │   ├── LocalProtocolError                     we tried to send something illegal (a bug)
+    │   ├── LocalProtocolError                     we tried to send something illegal
+    │   │   ├── protocol.InvalidFieldError         a message built with a bad field value
+    │   │   ├── protocol.ValueEncodeError          a task value that cannot be serialised
+    │   │   └── protocol.FrameTooLargeError        a frame over the size limit
     │   └── RemoteProtocolError                    the peer sent something illegal
     └── ConfigError                                bad command-line or service configuration
 

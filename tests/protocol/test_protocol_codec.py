@@ -1,0 +1,866 @@
+"""Frames: golden tables both ways, round trips, malformed input, and a fuzz test."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import cloudpickle
+import msgpack
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from trio_graph_scheduler.protocol import (
+    EXT_PICKLE,
+    EXT_TUPLE,
+    MAX_FRAME_BYTES,
+    MESSAGE_TYPES,
+    Assign,
+    Cancel,
+    Cancelled,
+    Claim,
+    CreateConditionRequest,
+    CreateTaskRequest,
+    FrameTooLargeError,
+    HandBack,
+    Heartbeat,
+    Hello,
+    LocalProtocolError,
+    Message,
+    PredecessorRecord,
+    PrependRequest,
+    Reject,
+    RemoteProtocolError,
+    Reply,
+    Shutdown,
+    TaskFailed,
+    TaskSucceeded,
+    ValueEncodeError,
+    Welcome,
+    decode_frame,
+    encode_frame,
+)
+
+
+def tup(*items: Any) -> msgpack.ExtType:
+    """The wire form of a tuple."""
+    return msgpack.ExtType(EXT_TUPLE, msgpack.packb(list(items)))
+
+
+PREDECESSOR = PredecessorRecord(
+    task_uid="task-0",
+    handle="load",
+    status="failed",
+    arguments=((1,), {}),
+    result=None,
+    exception_trace="Traceback ...",
+)
+PREDECESSOR_WIRE = {
+    "task_uid": "task-0",
+    "handle": "load",
+    "status": "failed",
+    "arguments": tup(tup(1), {}),
+    "result": None,
+    "exception_trace": "Traceback ...",
+}
+
+#: A uid as the worker chooses it for a task it creates.
+NEW_UID = "task-" + "0123456789abcdef" * 2
+
+# (message, its wire form): encode must produce exactly this, and decode must accept it.
+GOLDEN: list[tuple[Message, dict[str, Any]]] = [
+    (
+        Hello(version=1, token="s3cret", worker_name="w1", loops=["default", "io"], max_tasks=0),
+        {
+            "type": "hello",
+            "version": 1,
+            "token": "s3cret",
+            "worker_name": "w1",
+            "loops": ["default", "io"],
+            "max_tasks": 0,
+        },
+    ),
+    (
+        Welcome(
+            version=1,
+            worker_id="worker-7",
+            loops={"default": 4, "io": 1},
+            heartbeat_interval=2.5,
+            context_inits={"default": b"\x80\x05init"},
+        ),
+        {
+            "type": "welcome",
+            "version": 1,
+            "worker_id": "worker-7",
+            "loops": {"default": 4, "io": 1},
+            "heartbeat_interval": 2.5,
+            "context_inits": {"default": b"\x80\x05init"},
+        },
+    ),
+    (Reject(reason="bad token"), {"type": "reject", "reason": "bad token"}),
+    (Claim(loop="io", credit=3), {"type": "claim", "loop": "io", "credit": 3}),
+    (
+        Assign(
+            lease=12,
+            task_uid="task-1",
+            handle="compute",
+            loop="default",
+            arguments=((1, "a"), {"scale": 2.0}),
+            predecessors=[PREDECESSOR],
+            function=b"\x80\x05fn",
+        ),
+        {
+            "type": "assign",
+            "lease": 12,
+            "task_uid": "task-1",
+            "handle": "compute",
+            "loop": "default",
+            "arguments": tup(tup(1, "a"), {"scale": 2.0}),
+            "predecessors": [PREDECESSOR_WIRE],
+            "function": b"\x80\x05fn",
+        },
+    ),
+    (
+        Assign(
+            lease=13,
+            task_uid="task-2",
+            handle="compute",
+            loop="default",
+            arguments=None,
+            predecessors=[],
+            function=None,
+        ),
+        {
+            "type": "assign",
+            "lease": 13,
+            "task_uid": "task-2",
+            "handle": "compute",
+            "loop": "default",
+            "arguments": None,
+            "predecessors": [],
+            "function": None,
+        },
+    ),
+    (
+        Welcome(
+            version=1,
+            worker_id="worker-8",
+            loops={"default": 1},
+            heartbeat_interval=1.0,
+            context_inits={},
+        ),
+        {
+            "type": "welcome",
+            "version": 1,
+            "worker_id": "worker-8",
+            "loops": {"default": 1},
+            "heartbeat_interval": 1.0,
+            "context_inits": {},
+        },
+    ),
+    (
+        TaskSucceeded(lease=12, result={"rows": [1, 2], "pair": (3, 4)}),
+        {"type": "task_succeeded", "lease": 12, "result": {"rows": [1, 2], "pair": tup(3, 4)}},
+    ),
+    (
+        TaskFailed(lease=12, error_type="ValueError", message="bad", traceback="Traceback"),
+        {
+            "type": "task_failed",
+            "lease": 12,
+            "error_type": "ValueError",
+            "message": "bad",
+            "traceback": "Traceback",
+        },
+    ),
+    (HandBack(leases=[3, 4]), {"type": "hand_back", "leases": [3, 4]}),
+    (
+        CreateTaskRequest(
+            request_id=5,
+            lease=12,
+            uid=NEW_UID,
+            awaited=True,
+            handle="h",
+            arguments=([1], {}),
+            waits_on=["task-1"],
+        ),
+        {
+            "type": "create_task_request",
+            "request_id": 5,
+            "lease": 12,
+            "uid": NEW_UID,
+            "awaited": True,
+            "handle": "h",
+            "arguments": tup([1], {}),
+            "waits_on": ["task-1"],
+        },
+    ),
+    (
+        CreateTaskRequest(
+            request_id=8,
+            lease=12,
+            uid="task-2",
+            awaited=False,
+            handle="h",
+            arguments=(None, {"k": 1}),
+            waits_on=[],
+        ),
+        {
+            "type": "create_task_request",
+            "request_id": 8,
+            "lease": 12,
+            "uid": "task-2",
+            "awaited": False,
+            "handle": "h",
+            "arguments": tup(None, {"k": 1}),
+            "waits_on": [],
+        },
+    ),
+    (
+        CreateTaskRequest(
+            request_id=9,
+            lease=12,
+            uid="task-3",
+            awaited=True,
+            handle="h",
+            arguments=((1,), None),
+            waits_on=[],
+        ),
+        {
+            "type": "create_task_request",
+            "request_id": 9,
+            "lease": 12,
+            "uid": "task-3",
+            "awaited": True,
+            "handle": "h",
+            "arguments": tup(tup(1), None),
+            "waits_on": [],
+        },
+    ),
+    (
+        CreateConditionRequest(
+            request_id=6, lease=12, uid="condition-1", mode="SUCCESS__2", waits_on=["a", "b"]
+        ),
+        {
+            "type": "create_condition_request",
+            "request_id": 6,
+            "lease": 12,
+            "uid": "condition-1",
+            "mode": "SUCCESS__2",
+            "waits_on": ["a", "b"],
+        },
+    ),
+    (
+        PrependRequest(request_id=7, lease=12, successor_handle="s", new_task_uid="task-9"),
+        {
+            "type": "prepend_request",
+            "request_id": 7,
+            "lease": 12,
+            "successor_handle": "s",
+            "new_task_uid": "task-9",
+        },
+    ),
+    (
+        Reply(request_id=5, uid="task-3", error_type=None, error_message=None),
+        {
+            "type": "reply",
+            "request_id": 5,
+            "uid": "task-3",
+            "error_type": None,
+            "error_message": None,
+        },
+    ),
+    (
+        Reply(request_id=6, uid=None, error_type="UnknownUidError", error_message="no uid x"),
+        {
+            "type": "reply",
+            "request_id": 6,
+            "uid": None,
+            "error_type": "UnknownUidError",
+            "error_message": "no uid x",
+        },
+    ),
+    (Heartbeat(), {"type": "heartbeat"}),
+    (Cancel(lease=12), {"type": "cancel", "lease": 12}),
+    (Cancelled(lease=12), {"type": "cancelled", "lease": 12}),
+    (
+        Shutdown(reason="graph ended", graph_succeeded=True),
+        {"type": "shutdown", "reason": "graph ended", "graph_succeeded": True},
+    ),
+]
+GOLDEN_IDS = [f"{message.TAG}-{index}" for index, (message, _) in enumerate(GOLDEN)]
+
+
+def test_golden_table_covers_every_message_type() -> None:
+    assert {type(message) for message, _ in GOLDEN} == set(MESSAGE_TYPES.values())
+
+
+@pytest.mark.parametrize(("message", "wire"), GOLDEN, ids=GOLDEN_IDS)
+def test_golden_encode(message: Message, wire: dict[str, Any]) -> None:
+    assert encode_frame([message]) == msgpack.packb([wire])
+
+
+@pytest.mark.parametrize(("message", "wire"), GOLDEN, ids=GOLDEN_IDS)
+def test_golden_decode(message: Message, wire: dict[str, Any]) -> None:
+    # No pickle is needed for any of these: tuples have their own extension type.
+    assert decode_frame(msgpack.packb([wire]), allow_pickle=False) == [message]
+
+
+def test_golden_bytes() -> None:
+    # Pins the framing itself: an array of maps, the tag first under "type".
+    assert encode_frame([Heartbeat()]) == b"\x91\x81\xa4type\xa9heartbeat"
+    assert encode_frame([Cancel(lease=1), Heartbeat()]) == (
+        b"\x92\x82\xa4type\xa6cancel\xa5lease\x01\x81\xa4type\xa9heartbeat"
+    )
+
+
+def test_a_frame_batches_every_golden_message_in_order() -> None:
+    messages = [message for message, _ in GOLDEN]
+    frame = encode_frame(messages)
+    assert msgpack.unpackb(frame) == [wire for _, wire in GOLDEN]
+    assert decode_frame(frame, allow_pickle=False) == messages
+
+
+def test_decode_accepts_any_bytes_like() -> None:
+    frame = encode_frame([Heartbeat()])
+    assert decode_frame(bytearray(frame), allow_pickle=False) == [Heartbeat()]
+    assert decode_frame(memoryview(frame), allow_pickle=False) == [Heartbeat()]
+
+
+def test_pickled_values_decode_only_when_allowed() -> None:
+    frame = encode_frame([TaskSucceeded(lease=1, result=threading.Event)])
+    assert decode_frame(frame, allow_pickle=True) == [
+        TaskSucceeded(lease=1, result=threading.Event)
+    ]
+    with pytest.raises(RemoteProtocolError, match="pickled value"):
+        decode_frame(frame, allow_pickle=False)
+
+
+# Encoding errors: the sender's own bugs, or a user's value that cannot travel.
+
+
+def test_unserialisable_value_names_message_field_and_type() -> None:
+    messages = [Heartbeat(), TaskSucceeded(lease=1, result={"lock": threading.Lock()})]
+    with pytest.raises(ValueEncodeError) as info:
+        encode_frame(messages)
+    error = info.value
+    assert (error.message_index, error.field, error.type_name) == (1, "result", "_thread.lock")
+    assert str(error).startswith("message 1, field 'result': cannot serialise")
+
+
+def test_max_frame_bytes_is_16_mib() -> None:
+    assert MAX_FRAME_BYTES == 16 * 2**20
+
+
+def test_frame_too_large() -> None:
+    with pytest.raises(FrameTooLargeError) as info:
+        encode_frame([TaskSucceeded(lease=1, result=b"x" * 100)], max_frame_bytes=64)
+    assert info.value.limit == 64
+    assert info.value.size > 100
+
+
+@pytest.mark.parametrize(
+    ("messages", "fragment"),
+    [
+        ([], "at least one message"),
+        ([{"type": "heartbeat"}], "message 0 is a dict, not a message"),
+        ([Heartbeat(), PREDECESSOR], "message 1 is a PredecessorRecord, not a message"),
+    ],
+    ids=["empty", "dict", "record"],
+)
+def test_encoding_non_messages_is_a_local_error(messages: Any, fragment: str) -> None:
+    with pytest.raises(LocalProtocolError, match=fragment):
+        encode_frame(messages)
+
+
+# Malformed input: every failure is a RemoteProtocolError saying what was wrong.
+
+
+def golden_wire(tag: str) -> dict[str, Any]:
+    """The wire form of the first golden message of type ``tag``."""
+    return next(wire for message, wire in GOLDEN if tag == message.TAG)
+
+
+HELLO_WIRE = golden_wire("hello")
+ASSIGN_WIRE = golden_wire("assign")
+WELCOME_WIRE = golden_wire("welcome")
+CREATE_TASK_WIRE = golden_wire("create_task_request")
+CREATE_CONDITION_WIRE = golden_wire("create_condition_request")
+
+
+def frame_of(*wires: Any) -> bytes:
+    frame: bytes = msgpack.packb(list(wires))
+    return frame
+
+
+def changed(wire: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return wire | changes
+
+
+def without(wire: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in wire.items() if k != key}
+
+
+def with_predecessor(**changes: Any) -> dict[str, Any]:
+    return changed(ASSIGN_WIRE, predecessors=[PREDECESSOR_WIRE | changes])
+
+
+MALFORMED: list[tuple[str, Any, str]] = [
+    # (id, frame, fragment of the error)
+    ("empty-bytes", b"", "truncated or invalid msgpack"),
+    ("reserved-byte", b"\xc1", "truncated or invalid msgpack"),
+    ("garbage", b"\xde\xad\xbe\xef", "truncated or invalid msgpack"),
+    ("truncated", frame_of(HELLO_WIRE)[:-3], "truncated or invalid msgpack"),
+    ("trailing", frame_of(HELLO_WIRE) + b"\x00", "extra bytes"),
+    ("bad-utf8", b"\x91\xa1\xff", "truncated or invalid msgpack"),
+    ("too-deep", b"\x91" * 5000, "truncated or invalid msgpack"),
+    ("unhashable-key", b"\x91\x81\x90\x01", "truncated or invalid msgpack"),
+    ("text", "[]", "frame must be binary, got a text message"),
+    ("map-frame", msgpack.packb(HELLO_WIRE), "frame must be an array of messages, got dict"),
+    ("int-frame", msgpack.packb(7), "frame must be an array of messages, got int"),
+    ("no-messages", frame_of(), "at least one message"),
+    ("not-a-map", frame_of(HELLO_WIRE, [1]), "message 1 must be a map, got list"),
+    ("no-type", frame_of({"lease": 1}), "message 0 has no 'type'"),
+    ("unknown-type", frame_of({"type": "foo"}), "message 0 has unknown message type 'foo'"),
+    ("int-type", frame_of({"type": 3}), "unknown message type 3"),
+    ("bytes-type", frame_of({"type": b"hello"}), "unknown message type b'hello'"),
+    (
+        "wrong-int-type",
+        frame_of({"type": "heartbeat"}, {"type": "heartbeat"}, changed(ASSIGN_WIRE, lease="x")),
+        "message 2 (assign): field 'lease' must be int, got str",
+    ),
+    ("bool-for-int", frame_of(changed(HELLO_WIRE, version=True)), "must be int, got bool"),
+    ("negative", frame_of({"type": "cancel", "lease": -1}), "must be between 0 and"),
+    ("huge-int", frame_of({"type": "cancel", "lease": 2**64 - 1}), "must be between 0 and"),
+    ("missing", frame_of(without(HELLO_WIRE, "token")), "message 0 (hello): missing field 'token'"),
+    ("extra", frame_of(changed(HELLO_WIRE, x=1)), "message 0 (hello): unexpected field 'x'"),
+    ("extra-int-key", frame_of({"type": "heartbeat", 1: 2}), "unexpected field 1"),
+    ("credit-zero", frame_of({"type": "claim", "loop": "a", "credit": 0}), "at least 1"),
+    ("empty-loop", frame_of({"type": "claim", "loop": "", "credit": 1}), "must not be empty"),
+    ("loops-not-list", frame_of(changed(HELLO_WIRE, loops="a")), "'loops' must be list, got str"),
+    ("loops-twice", frame_of(changed(HELLO_WIRE, loops=["a", "a"])), "lists 'a' twice"),
+    ("tuple-for-list", frame_of(changed(HELLO_WIRE, loops=tup("a"))), "must be list, got tuple"),
+    (
+        "concurrency-zero",
+        frame_of(changed(WELCOME_WIRE, loops={"default": 0})),
+        "field 'loops' value of 'default': must be at least 1",
+    ),
+    ("interval-nan", frame_of(changed(WELCOME_WIRE, heartbeat_interval=float("nan"))), "finite"),
+    ("interval-zero", frame_of(changed(WELCOME_WIRE, heartbeat_interval=0.0)), "positive"),
+    ("function-str", frame_of(changed(ASSIGN_WIRE, function="f")), "must be bytes, got str"),
+    (
+        "assign-worker-index",
+        frame_of(changed(ASSIGN_WIRE, worker_index=0)),
+        "message 0 (assign): unexpected field 'worker_index'",
+    ),
+    (
+        "welcome-no-context-inits",
+        frame_of(without(WELCOME_WIRE, "context_inits")),
+        "message 0 (welcome): missing field 'context_inits'",
+    ),
+    (
+        "context-inits-not-map",
+        frame_of(changed(WELCOME_WIRE, context_inits=[])),
+        "field 'context_inits' must be dict, got list",
+    ),
+    (
+        "context-init-str",
+        frame_of(changed(WELCOME_WIRE, context_inits={"default": "f"})),
+        "field 'context_inits' value of 'default': must be bytes, got str",
+    ),
+    (
+        "context-init-empty-loop",
+        frame_of(changed(WELCOME_WIRE, context_inits={"": b"f"})),
+        "field 'context_inits' key '': must not be empty",
+    ),
+    (
+        "create-task-no-uid",
+        frame_of(without(CREATE_TASK_WIRE, "uid")),
+        "message 0 (create_task_request): missing field 'uid'",
+    ),
+    (
+        "create-task-no-awaited",
+        frame_of(without(CREATE_TASK_WIRE, "awaited")),
+        "message 0 (create_task_request): missing field 'awaited'",
+    ),
+    (
+        "create-task-empty-uid",
+        frame_of(changed(CREATE_TASK_WIRE, uid="")),
+        "message 0 (create_task_request): field 'uid' must not be empty",
+    ),
+    (
+        "create-task-uid-nil",
+        frame_of(changed(CREATE_TASK_WIRE, uid=None)),
+        "field 'uid' must be str, got NoneType",
+    ),
+    (
+        "awaited-int",
+        frame_of(changed(CREATE_TASK_WIRE, awaited=1)),
+        "message 0 (create_task_request): field 'awaited' must be bool, got int",
+    ),
+    (
+        "awaited-nil",
+        frame_of(changed(CREATE_TASK_WIRE, awaited=None)),
+        "field 'awaited' must be bool, got NoneType",
+    ),
+    (
+        "create-condition-no-uid",
+        frame_of(without(CREATE_CONDITION_WIRE, "uid")),
+        "message 0 (create_condition_request): missing field 'uid'",
+    ),
+    (
+        "create-condition-empty-uid",
+        frame_of(changed(CREATE_CONDITION_WIRE, uid="")),
+        "message 0 (create_condition_request): field 'uid' must not be empty",
+    ),
+    (
+        "arguments-shape",
+        frame_of(changed(ASSIGN_WIRE, arguments=[1, 2, 3])),
+        "field 'arguments' must be None or (args, kwargs), got list",
+    ),
+    (
+        "kwargs-key",
+        frame_of(changed(ASSIGN_WIRE, arguments=[[], {1: 2}])),
+        "kwargs keys must be str, got int",
+    ),
+    (
+        "kwargs-key-no-args",
+        frame_of(changed(CREATE_TASK_WIRE, arguments=tup(None, {1: 2}))),
+        "message 0 (create_task_request): field 'arguments' kwargs keys must be str, got int",
+    ),
+    (
+        "kwargs-not-map",
+        frame_of(changed(CREATE_TASK_WIRE, arguments=tup(None, []))),
+        "kwargs must be a dict or None, got list",
+    ),
+    (
+        "args-not-sequence",
+        frame_of(changed(CREATE_TASK_WIRE, arguments=tup({}, None))),
+        "args must be a tuple, list or None, got dict",
+    ),
+    (
+        "predecessors-not-list",
+        frame_of(changed(ASSIGN_WIRE, predecessors={})),
+        "field 'predecessors' must be list, got dict",
+    ),
+    (
+        "predecessor-not-map",
+        frame_of(changed(ASSIGN_WIRE, predecessors=[1])),
+        "field 'predecessors' item 0: must be a map, got int",
+    ),
+    (
+        "predecessor-missing",
+        frame_of(changed(ASSIGN_WIRE, predecessors=[without(PREDECESSOR_WIRE, "handle")])),
+        "field 'predecessors' item 0: missing field 'handle'",
+    ),
+    (
+        "predecessor-extra",
+        frame_of(with_predecessor(type="x")),
+        "field 'predecessors' item 0: unexpected field 'type'",
+    ),
+    (
+        "predecessor-status",
+        frame_of(with_predecessor(status="done")),
+        "message 0 (assign): field 'predecessors' item 0: field 'status' must be one of",
+    ),
+    (
+        "reply-both",
+        frame_of(
+            {"type": "reply", "request_id": 1, "uid": "u", "error_type": "E", "error_message": "m"}
+        ),
+        "message 0 (reply): a reply carries a uid or an error, not both",
+    ),
+    (
+        "pickle-refused",
+        frame_of(
+            {
+                "type": "task_succeeded",
+                "lease": 1,
+                "result": msgpack.ExtType(EXT_PICKLE, cloudpickle.dumps(print)),
+            }
+        ),
+        "pickled value",
+    ),
+    (
+        "unknown-ext",
+        frame_of({"type": "task_succeeded", "lease": 1, "result": msgpack.ExtType(42, b"")}),
+        "unknown msgpack extension type 42",
+    ),
+    (
+        "bad-tuple-ext",
+        frame_of({"type": "task_succeeded", "lease": 1, "result": msgpack.ExtType(1, b"\xc1")}),
+        "truncated or invalid msgpack",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("frame", "fragment"),
+    [(frame, fragment) for _, frame, fragment in MALFORMED],
+    ids=[name for name, _, _ in MALFORMED],
+)
+def test_malformed_frames_raise_remote_protocol_error(frame: Any, fragment: str) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        decode_frame(frame, allow_pickle=False)
+    assert fragment in str(info.value)
+    # Internal errors are not chained in: a peer's garbage is not our traceback.
+    assert not isinstance(info.value.__cause__, KeyError | TypeError | IndexError)
+
+
+def test_oversized_frame_is_refused_before_parsing() -> None:
+    with pytest.raises(RemoteProtocolError, match="frame of 65 bytes exceeds the limit of 64"):
+        decode_frame(b"\xc1" * 65, allow_pickle=False, max_frame_bytes=64)
+
+
+def test_default_limit_is_max_frame_bytes() -> None:
+    with pytest.raises(RemoteProtocolError, match=f"exceeds the limit of {MAX_FRAME_BYTES} "):
+        decode_frame(b"\xc1" * (MAX_FRAME_BYTES + 1), allow_pickle=False)
+    with pytest.raises(FrameTooLargeError) as info:
+        encode_frame([TaskSucceeded(lease=1, result=b"x" * MAX_FRAME_BYTES)])
+    assert info.value.limit == MAX_FRAME_BYTES
+
+
+def test_garbage_pickle_is_a_remote_error_even_when_allowed() -> None:
+    frame = frame_of(
+        {"type": "task_succeeded", "lease": 1, "result": msgpack.ExtType(EXT_PICKLE, b"\x80")}
+    )
+    with pytest.raises(RemoteProtocolError, match="cannot unpickle"):
+        decode_frame(frame, allow_pickle=True)
+
+
+# Round trips of every message type, with generated field values.
+
+names = st.text(min_size=1, max_size=8)
+ints = st.integers(min_value=0, max_value=2**63 - 1)
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8)
+    | st.binary(max_size=8)
+)
+values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+        | st.frozensets(st.integers() | st.text(max_size=4), max_size=3)
+    ),
+    max_leaves=10,
+)
+_args = st.none() | st.lists(values, max_size=3).map(tuple) | st.lists(values, max_size=3)
+_kwargs = st.none() | st.dictionaries(st.text(max_size=6), values, max_size=3)
+task_arguments = st.none() | st.tuples(_args, _kwargs) | st.tuples(_args, _kwargs).map(list)
+statuses = st.sampled_from(["created", "in_progress", "success", "failed", "precondition_failed"])
+predecessors = st.builds(
+    PredecessorRecord,
+    task_uid=names,
+    handle=names,
+    status=statuses,
+    arguments=task_arguments,
+    result=values,
+    exception_trace=st.none() | st.text(max_size=20),
+)
+
+MESSAGE_STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {
+    Hello: st.builds(
+        Hello,
+        version=ints,
+        token=st.text(max_size=10),
+        worker_name=st.text(max_size=10),
+        loops=st.lists(names, max_size=3, unique=True),
+        max_tasks=ints,
+    ),
+    Welcome: st.builds(
+        Welcome,
+        version=ints,
+        worker_id=names,
+        loops=st.dictionaries(names, st.integers(1, 2**63 - 1), max_size=3),
+        heartbeat_interval=st.floats(min_value=1e-3, max_value=1e6),
+        context_inits=st.dictionaries(names, st.binary(max_size=8), max_size=2),
+    ),
+    Reject: st.builds(Reject, reason=st.text(max_size=20)),
+    Claim: st.builds(Claim, loop=names, credit=st.integers(1, 2**63 - 1)),
+    Assign: st.builds(
+        Assign,
+        lease=ints,
+        task_uid=names,
+        handle=names,
+        loop=names,
+        arguments=task_arguments,
+        predecessors=st.lists(predecessors, max_size=3),
+        function=st.none() | st.binary(max_size=20),
+    ),
+    TaskSucceeded: st.builds(TaskSucceeded, lease=ints, result=values),
+    TaskFailed: st.builds(
+        TaskFailed,
+        lease=ints,
+        error_type=names,
+        message=st.text(max_size=20),
+        traceback=st.text(max_size=20),
+    ),
+    HandBack: st.builds(HandBack, leases=st.lists(ints, max_size=5)),
+    CreateTaskRequest: st.builds(
+        CreateTaskRequest,
+        request_id=ints,
+        lease=ints,
+        uid=names,
+        awaited=st.booleans(),
+        handle=names,
+        arguments=task_arguments,
+        waits_on=st.lists(names, max_size=3),
+    ),
+    CreateConditionRequest: st.builds(
+        CreateConditionRequest,
+        request_id=ints,
+        lease=ints,
+        uid=names,
+        mode=names,
+        waits_on=st.lists(names, max_size=3),
+    ),
+    PrependRequest: st.builds(
+        PrependRequest, request_id=ints, lease=ints, successor_handle=names, new_task_uid=names
+    ),
+    Reply: st.builds(
+        Reply, request_id=ints, uid=names, error_type=st.none(), error_message=st.none()
+    )
+    | st.builds(
+        Reply, request_id=ints, uid=st.none(), error_type=names, error_message=st.text(max_size=9)
+    ),
+    Heartbeat: st.builds(Heartbeat),
+    Cancel: st.builds(Cancel, lease=ints),
+    Cancelled: st.builds(Cancelled, lease=ints),
+    Shutdown: st.builds(Shutdown, reason=st.text(max_size=20), graph_succeeded=st.booleans()),
+}
+any_message = st.one_of(*MESSAGE_STRATEGIES.values())
+
+
+def test_every_message_type_has_a_strategy() -> None:
+    assert set(MESSAGE_STRATEGIES) == set(MESSAGE_TYPES.values())
+
+
+@pytest.mark.parametrize("cls", list(MESSAGE_STRATEGIES), ids=lambda cls: cls.TAG)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_message_type_round_trips(cls: type[Message], data: st.DataObject) -> None:
+    message = data.draw(MESSAGE_STRATEGIES[cls])
+    assert decode_frame(encode_frame([message]), allow_pickle=False) == [message]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(any_message, min_size=1, max_size=6))
+def test_batches_round_trip(messages: list[Message]) -> None:
+    assert decode_frame(encode_frame(messages), allow_pickle=False) == messages
+
+
+def exact(value: Any) -> Any:
+    """``value`` with the type of every container and scalar made part of the comparison."""
+    if isinstance(value, list | tuple):
+        return (type(value), [exact(item) for item in value])
+    if isinstance(value, dict):
+        return (dict, [(exact(key), exact(item)) for key, item in value.items()])
+    return (type(value), value)
+
+
+def assign_carrying(arguments: Any) -> Assign:
+    """An assign whose own arguments and whose predecessor's are both ``arguments``."""
+    return Assign(
+        lease=1,
+        task_uid="task-1",
+        handle="h",
+        loop="default",
+        arguments=arguments,
+        predecessors=[
+            PredecessorRecord(
+                task_uid="task-0",
+                handle="h",
+                status="success",
+                arguments=arguments,
+                result=None,
+                exception_trace=None,
+            )
+        ],
+        function=None,
+    )
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        None,
+        (None, {"a": 1}),
+        ((1,), None),
+        (None, None),
+        [None, {"a": (1, [2])}],
+        [[1, (2,)], None],
+        [None, None],
+        ((), {}),
+    ],
+    ids=repr,
+)
+def test_none_halves_of_task_arguments_round_trip_exactly(arguments: Any) -> None:
+    messages: list[Message] = [
+        CreateTaskRequest(
+            request_id=1,
+            lease=1,
+            uid=NEW_UID,
+            awaited=False,
+            handle="h",
+            arguments=arguments,
+            waits_on=[],
+        ),
+        assign_carrying(arguments),
+    ]
+    decoded = decode_frame(encode_frame(messages), allow_pickle=False)
+    assert decoded == messages
+    assert exact(decoded[0].arguments) == exact(arguments)  # type: ignore[attr-defined]
+    assert exact(decoded[1].arguments) == exact(arguments)  # type: ignore[attr-defined]
+    assert exact(decoded[1].predecessors[0].arguments) == exact(arguments)  # type: ignore[attr-defined]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(task_arguments)
+def test_generated_task_arguments_round_trip_exactly(arguments: Any) -> None:
+    message = Assign(
+        lease=1,
+        task_uid="t",
+        handle="h",
+        loop="l",
+        arguments=arguments,
+        predecessors=[],
+        function=None,
+    )
+    (decoded,) = decode_frame(encode_frame([message]), allow_pickle=False)
+    assert exact(decoded.arguments) == exact(arguments)  # type: ignore[attr-defined]
+
+
+# Fuzz: whatever the bytes, decoding returns messages or raises RemoteProtocolError.
+
+
+@st.composite
+def damaged_frames(draw: st.DrawFn) -> bytes:
+    frame = encode_frame(draw(st.lists(any_message, min_size=1, max_size=3)))
+    damage = draw(st.sampled_from(["truncate", "flip", "insert"]))
+    at = draw(st.integers(0, len(frame) - 1))
+    if damage == "truncate":
+        return frame[:at]
+    if damage == "flip":
+        return frame[:at] + bytes([draw(st.integers(0, 255))]) + frame[at + 1 :]
+    return frame[:at] + draw(st.binary(min_size=1, max_size=4)) + frame[at:]
+
+
+@settings(
+    max_examples=2000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.binary(max_size=64) | damaged_frames())
+def test_fuzz_decode_only_raises_remote_protocol_error(data: bytes) -> None:
+    try:
+        messages = decode_frame(data, allow_pickle=False)
+    except RemoteProtocolError:
+        return
+    assert messages
+    assert all(isinstance(message, Message) for message in messages)

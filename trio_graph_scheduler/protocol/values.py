@@ -1,0 +1,282 @@
+"""The value codec: arbitrary Python values (task arguments and results) to msgpack and back.
+
+Values that msgpack carries exactly travel as plain msgpack: ``None``, ``bool``, ``int``
+(64-bit), ``float``, ``str``, ``bytes``, ``list`` and ``dict``, each of exactly that type.
+Everything else travels as a msgpack extension type (``ExtType(code, data)``):
+
+=========================  ============================================================
+``EXT_TUPLE`` (1)          a ``tuple``; ``data`` is the msgpack array of its items
+``EXT_SET`` (2)            a ``set``; ``data`` is the msgpack array of its items
+``EXT_FROZENSET`` (3)      a ``frozenset``; ``data`` is the msgpack array of its items
+``EXT_BIG_INT`` (4)        an ``int`` outside 64 bits; big-endian two's complement bytes
+``EXT_PICKLE`` (5)         anything else (subclasses such as namedtuple, StrEnum or
+                           defaultdict, datetimes, user objects): cloudpickle bytes
+=========================  ============================================================
+
+Tuples, sets and big ints have codes of their own so that plain data never needs pickle,
+which matters because decoding a pickle runs code chosen by the sender. Decoding with
+``allow_pickle=False`` refuses ``EXT_PICKLE`` outright.
+
+Two losses are known and accepted: ``bytearray`` and ``memoryview`` arrive as ``bytes``
+(msgpack packs them natively, before any hook can see them), and a ``msgpack.ExtType`` or
+``msgpack.Timestamp`` inside a value is packed as itself.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any, Final, final
+
+import cloudpickle
+import msgpack
+
+from ..shared.errors import LocalProtocolError, RemoteProtocolError
+
+EXT_TUPLE: Final = 1
+EXT_SET: Final = 2
+EXT_FROZENSET: Final = 3
+EXT_BIG_INT: Final = 4
+EXT_PICKLE: Final = 5
+
+#: How many tuples, sets and frozensets may nest inside one another. Each level costs a few
+#: Python frames on both sides; deeper values are pickled whole when encoding, and refused
+#: when decoding, so that a hostile frame cannot exhaust the recursion limit.
+MAX_EXT_DEPTH: Final = 64
+
+_INT64_MIN: Final = -(2**63)
+_UINT64_MAX: Final = 2**64 - 1
+
+
+class ValueEncodeError(LocalProtocolError):
+    """A value cannot be serialised: msgpack cannot carry it and cloudpickle fails on it.
+
+    Attributes:
+        type_name: The qualified name of the type that could not be serialised.
+        reason: Why, as the underlying library put it.
+        message_index: Set by ``encode_frame``: the index of the message holding the value.
+        field: Set by ``encode_frame``: the field of that message holding the value.
+    """
+
+    def __init__(
+        self,
+        type_name: str,
+        reason: str,
+        *,
+        message_index: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.type_name = type_name
+        self.reason = reason
+        self.message_index = message_index
+        self.field = field
+        where = ""
+        if message_index is not None:
+            where = f"message {message_index}" + (f", field {field!r}" if field else "") + ": "
+        super().__init__(f"{where}cannot serialise a value of type {type_name!r}: {reason}")
+
+
+def qualified_type_name(value: object) -> str:
+    """Return ``module.QualName`` of the value's type, or the bare name for builtins."""
+    kind = type(value)
+    if kind.__module__ == "builtins":
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+@final
+class _Encoder:
+    """The ``default`` hook of one encoding pass; it counts ext nesting depth."""
+
+    __slots__ = ("_nested", "depth")
+
+    def __init__(self) -> None:
+        self.depth = 0
+        # One Packer per nesting depth, made on first use: making a Packer allocates its
+        # buffer, which costs more than packing a small tuple. Reusing the one of a depth
+        # is safe because nested packing is strictly last-in, first-out.
+        self._nested: list[msgpack.Packer] = []
+
+    def packer(self) -> msgpack.Packer:
+        # strict_types: a subclass of list/dict/str/int/float is not packed as its base
+        # type (which would lose it) but handed to `default`, which pickles it.
+        return msgpack.Packer(default=self.default, strict_types=True, use_bin_type=True)
+
+    def default(self, value: Any) -> msgpack.ExtType:
+        kind = type(value)
+        if kind is int:
+            # msgpack hands exact ints to `default` only when they overflow 64 bits.
+            size = (value.bit_length() + 8) // 8  # +1 bit for the sign, rounded up
+            return msgpack.ExtType(EXT_BIG_INT, value.to_bytes(size, "big", signed=True))
+        if self.depth < MAX_EXT_DEPTH:
+            if kind is tuple:
+                return msgpack.ExtType(EXT_TUPLE, self._pack_items(value))
+            if kind is set:
+                return msgpack.ExtType(EXT_SET, self._pack_items(value))
+            if kind is frozenset:
+                return msgpack.ExtType(EXT_FROZENSET, self._pack_items(value))
+        try:
+            data = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise ValueEncodeError(qualified_type_name(value), str(exc) or repr(exc)) from exc
+        return msgpack.ExtType(EXT_PICKLE, data)
+
+    def _pack_items(self, items: tuple[Any, ...] | set[Any] | frozenset[Any]) -> bytes:
+        # Not the outer Packer: it is in the middle of packing and is not reentrant.
+        if len(self._nested) == self.depth:
+            self._nested.append(self.packer())
+        packer = self._nested[self.depth]
+        self.depth += 1
+        try:
+            return bytes(packer.pack(list(items)))
+        finally:
+            self.depth -= 1
+
+
+@final
+class ValuePacker:
+    """Packs values (or structures holding values) to msgpack bytes; one per encoding pass.
+
+    Not thread-safe: make one per thread, they are cheap.
+    """
+
+    __slots__ = ("_packer",)
+
+    def __init__(self) -> None:
+        self._packer = _Encoder().packer()
+
+    def pack(self, value: Any) -> bytes:
+        """Return the msgpack bytes of ``value``.
+
+        Raises:
+            ValueEncodeError: Some part of ``value`` cannot be serialised.
+        """
+        try:
+            return bytes(self._packer.pack(value))
+        except ValueEncodeError:
+            raise
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            # msgpack's own refusals: nesting over its limit, a str with lone surrogates,
+            # a bytes object over 4 GiB. The packer resets itself on error.
+            raise ValueEncodeError(qualified_type_name(value), str(exc) or repr(exc)) from exc
+
+    def pack_array_header(self, length: int) -> bytes:
+        """Return the msgpack header of an array of ``length`` items."""
+        return bytes(self._packer.pack_array_header(length))
+
+
+@final
+class _Decoder:
+    """The ``ext_hook`` of one decoding pass; it counts ext nesting depth."""
+
+    __slots__ = ("allow_pickle", "depth")
+
+    def __init__(self, *, allow_pickle: bool) -> None:
+        self.allow_pickle = allow_pickle
+        self.depth = 0
+
+    def unpack(self, data: bytes | bytearray | memoryview) -> Any:
+        # use_list: msgpack arrays are lists; tuples come back through EXT_TUPLE.
+        # strict_map_key=False: values may be dicts keyed by ints, tuples, ...
+        # unpackb caps every str/bin/array/map/ext length at len(data), and msgpack caps
+        # nesting (StackError), so a small frame cannot claim a huge allocation.
+        return msgpack.unpackb(
+            data,
+            ext_hook=self.ext_hook,
+            use_list=True,
+            raw=False,
+            strict_map_key=False,
+        )
+
+    def ext_hook(self, code: int, data: bytes) -> Any:
+        if code == EXT_PICKLE:
+            return self._unpickle(data)
+        if code == EXT_BIG_INT:
+            value = int.from_bytes(data, "big", signed=True)
+            if _INT64_MIN <= value <= _UINT64_MAX:
+                raise RemoteProtocolError(f"big int extension holds {value}, which fits 64 bits")
+            return value
+        if code in (EXT_TUPLE, EXT_SET, EXT_FROZENSET):
+            items = self._unpack_items(data)
+            if code == EXT_TUPLE:
+                return tuple(items)
+            try:
+                return set(items) if code == EXT_SET else frozenset(items)
+            except TypeError as exc:  # an unhashable item, which no encoder produces
+                raise RemoteProtocolError(f"invalid set extension: {exc}") from None
+        raise RemoteProtocolError(f"unknown msgpack extension type {code}")
+
+    def _unpack_items(self, data: bytes) -> list[Any]:
+        if self.depth >= MAX_EXT_DEPTH:
+            raise RemoteProtocolError(f"value nests more than {MAX_EXT_DEPTH} tuples or sets")
+        self.depth += 1
+        try:
+            items = self.unpack(data)
+        finally:
+            self.depth -= 1
+        if type(items) is not list:
+            raise RemoteProtocolError(
+                f"tuple or set extension must hold an array, got {type(items).__name__}"
+            )
+        return items
+
+    def _unpickle(self, data: bytes) -> Any:
+        if not self.allow_pickle:
+            raise RemoteProtocolError(
+                "the peer sent a pickled value, which this connection does not accept "
+                "(not authenticated yet)"
+            )
+        try:
+            return cloudpickle.loads(data)
+        except Exception as exc:
+            # Unpickling bad bytes can raise nearly anything (UnpicklingError, EOFError,
+            # AttributeError, ImportError, ...): all of it means the peer sent garbage.
+            raise RemoteProtocolError(f"cannot unpickle a value: {exc!r}") from exc
+
+
+def unpack(data: bytes | bytearray | memoryview, *, allow_pickle: bool) -> Any:
+    """Decode msgpack bytes that may hold values.
+
+    Args:
+        data: The msgpack bytes: exactly one msgpack object.
+        allow_pickle: Whether ``EXT_PICKLE`` values are unpickled. Unpickling runs code
+            the sender chooses, so pass ``False`` until the peer is authenticated.
+
+    Returns:
+        The decoded object.
+
+    Raises:
+        RemoteProtocolError: ``data`` is not exactly one valid msgpack object, holds an
+            unknown or malformed extension, or a pickle that is refused or broken.
+    """
+    try:
+        return _Decoder(allow_pickle=allow_pickle).unpack(data)
+    except RemoteProtocolError:
+        raise
+    except msgpack.ExtraData:
+        raise RemoteProtocolError("invalid msgpack: extra bytes after the frame") from None
+    except Exception as exc:
+        # msgpack signals truncation with a bare ValueError, bad bytes with FormatError,
+        # deep nesting with StackError, an unhashable map key with TypeError, bad UTF-8
+        # with UnicodeDecodeError, a huge length with ValueError. None is our bug.
+        raise RemoteProtocolError(
+            f"truncated or invalid msgpack ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def encode_value(value: Any) -> bytes:
+    """Return ``value`` as msgpack bytes, using extension types where needed.
+
+    Raises:
+        ValueEncodeError: Some part of ``value`` cannot be serialised.
+    """
+    return ValuePacker().pack(value)
+
+
+def decode_value(data: bytes | bytearray | memoryview, *, allow_pickle: bool) -> Any:
+    """Return the value that :func:`encode_value` turned into ``data``.
+
+    Raises:
+        RemoteProtocolError: ``data`` is not a valid encoded value, or holds a pickle and
+            ``allow_pickle`` is false.
+    """
+    return unpack(data, allow_pickle=allow_pickle)
