@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .messages import Message
     from .session import ProtocolSession
 
+
 def encode_batches(
     session: ProtocolSession,
     messages: Sequence[Message],
