@@ -293,7 +293,7 @@ def _check_arguments(task_handle: str, arguments: object) -> None:
         isinstance(arguments, tuple | list)
         and len(arguments) == 2
         and (args is None or isinstance(args, tuple | list))
-        and (kwargs is None or isinstance(kwargs, Mapping))
+        and (kwargs is None or (isinstance(kwargs, dict) and all(type(k) is str for k in kwargs)))
     )
     if not shape_ok:
         raise GraphDefinitionError(
