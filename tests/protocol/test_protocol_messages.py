@@ -82,6 +82,7 @@ def welcome(**changes: Any) -> Welcome:
         "worker_id": "worker-1",
         "loops": {"default": 2},
         "heartbeat_interval": 5.0,
+        "heartbeat_timeout": 15.0,
         "context_inits": {},
     }
     return Welcome(**(fields | changes))

@@ -45,6 +45,7 @@ WELCOME = Welcome(
     worker_id="w-1",
     loops={"a": 1},
     heartbeat_interval=1,
+    heartbeat_timeout=10,
     context_inits={"a": b"\x80\x05init"},
 )
 SAMPLES: dict[type[Message], Message] = {
@@ -246,7 +247,14 @@ def test_a_hello_of_another_version_is_refused_naming_both(version: int) -> None
 def test_a_welcome_of_another_version_is_refused() -> None:
     worker = ProtocolSession(Role.WORKER)
     worker.send([HELLO])
-    welcome = Welcome(version=99, worker_id="w", loops={}, heartbeat_interval=1.0, context_inits={})
+    welcome = Welcome(
+        version=99,
+        worker_id="w",
+        loops={},
+        heartbeat_interval=1.0,
+        heartbeat_timeout=10.0,
+        context_inits={},
+    )
     with pytest.raises(RemoteProtocolError, match="coordinator speaks protocol version 99"):
         worker.receive(encode_frame([welcome]))
 

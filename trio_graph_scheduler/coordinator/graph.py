@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 from ..shared.errors import GraphDefinitionError, UnknownFunctionError, UnknownUidError
 from ..shared.status import TaskStatus
 from ..shared.uids import new_uid
+from ..worker.invoke import is_async_function
 from .conditions import GenericSchedulingCondition
 from .loops import WorkerLoop, assign_functions_to_loops, build_loop_queues
 from .nodes import TaskArguments, TaskNode
@@ -101,7 +101,7 @@ class TaskGraph:
         self.worker_loops: list[WorkerLoop] = loops
         self.worker_context_init_functions: dict[str, ContextInit] = init_functions
         self.task_functions: dict[str, TaskFunction] = {
-            name: TaskFunction(name, function, _is_async(function), loop_of[name])
+            name: TaskFunction(name, function, is_async_function(function), loop_of[name])
             for name, function in functions.items()
         }
         self._scheduler = Scheduler(build_loop_queues(loops))
@@ -161,7 +161,7 @@ class TaskGraph:
         ``uid`` is for remote workers, which choose the uids of the tasks they create.
         """
         function = self._check_function(task_handle)
-        _check_arguments(task_handle, task_arguments)
+        check_task_arguments(task_handle, task_arguments)
         if uid is None:
             uid = new_uid("task")
         else:
@@ -277,12 +277,12 @@ class TaskGraph:
             raise GraphDefinitionError(f"uid {uid!r} is taken or does not start with {prefix!r}")
 
 
-def _is_async(function: Callable[..., Any]) -> bool:
-    call = getattr(function, "__call__", None)  # noqa: B004 - async callable objects count too
-    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(call)
+def check_task_arguments(task_handle: str, arguments: object) -> None:
+    """Check ``((args...), {kwargs})`` or ``None``, as ``create_task`` accepts them.
 
-
-def _check_arguments(task_handle: str, arguments: object) -> None:
+    Raises:
+        GraphDefinitionError: another shape, non-str kwargs keys, or a reserved kwarg.
+    """
     if arguments is None:
         return
     args: object = None

@@ -8,15 +8,14 @@ runs them back to back without a channel hop, which is what makes small tasks ch
 
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING, Any, Final
 
 import outcome
 import trio
 
-from ..shared.errors import GraphStalledError, TGSError, WorkerContextError
+from ..shared.errors import GraphStalledError, TGSError
 from ..shared.status import TaskStatus
-from ..worker.invoke import format_exception_trace, invoke_task_function
+from ..worker.invoke import format_exception_trace, invoke_task_function, run_context_init
 
 if TYPE_CHECKING:
     from .graph import TaskGraph
@@ -145,12 +144,4 @@ async def _run_slot(
 
 async def _init_worker_context(graph: TaskGraph, loop: str, index: int) -> Any:
     init = graph.worker_context_init_functions.get(loop)
-    if init is None:
-        return {}
-    try:
-        context = init(index)
-        if inspect.isawaitable(context):
-            context = await context
-    except Exception as exc:
-        raise WorkerContextError(loop, index) from exc
-    return context
+    return {} if init is None else await run_context_init(loop, init, index)

@@ -174,15 +174,17 @@ class Hello(Message):
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Welcome(Message):
     """Coordinator to worker: accepted. ``loops`` maps each loop this worker serves to
-    that loop's cluster-wide concurrency; heartbeats go both ways every
-    ``heartbeat_interval`` seconds. ``context_inits`` holds, for the served loops that have
-    one, the cloudpickled worker-context init function.
+    that loop's cluster-wide concurrency. Each side sends something (a heartbeat if nothing
+    else) at least every ``heartbeat_interval`` seconds, and counts the other as lost after
+    ``heartbeat_timeout`` seconds of silence. ``context_inits`` holds, for the served loops
+    that have one, the cloudpickled worker-context init function.
     """
 
     version: int
     worker_id: Name
     loops: dict[Name, AtLeastOne]
     heartbeat_interval: Annotated[float, positive]
+    heartbeat_timeout: Annotated[float, positive]
     context_inits: dict[Name, bytes]
 
 

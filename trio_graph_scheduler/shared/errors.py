@@ -14,6 +14,9 @@ Every error the library raises on purpose derives from :class:`TGSError`::
     │   │   ├── protocol.ValueEncodeError          a task value that cannot be serialised
     │   │   └── protocol.FrameTooLargeError        a frame over the size limit
     │   └── RemoteProtocolError                    the peer sent something illegal
+    ├── LinkError                                  a worker's link to its coordinator failed
+    │   ├── CoordinatorUnreachableError            no connection within the connect timeout
+    │   └── WorkerRejectedError                    the coordinator refused this worker
     └── ConfigError                                bad command-line or service configuration
 
 Errors carry what went wrong as attributes (``name``, ``uid``, ``stuck``, ...), not only as
@@ -101,3 +104,29 @@ class RemoteProtocolError(ProtocolError):
 
 class ConfigError(TGSError):
     """A command-line option or service setting is invalid."""
+
+
+class LinkError(TGSError):
+    """A worker's connection to its coordinator failed for good."""
+
+
+class CoordinatorUnreachableError(LinkError):
+    """The worker could not reach its coordinator within its connect timeout.
+
+    ``url`` is where it tried, ``last_error`` what the last attempt ran into.
+    """
+
+    def __init__(self, url: str, seconds: float, last_error: str) -> None:
+        self.url = url
+        self.last_error = last_error
+        super().__init__(
+            f"cannot reach the coordinator at {url} (tried for {seconds:g} s): {last_error}"
+        )
+
+
+class WorkerRejectedError(LinkError):
+    """The coordinator refused this worker at the handshake; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"the coordinator refused this worker: {reason}")

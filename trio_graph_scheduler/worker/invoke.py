@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import traceback
 from typing import TYPE_CHECKING, Any
 
 import trio
+
+from ..shared.errors import WorkerContextError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,3 +44,24 @@ async def invoke_task_function(
 def format_exception_trace(exc: BaseException) -> str:
     """The full traceback of ``exc`` as one string, as ``exception_trace`` holds it."""
     return "".join(traceback.format_exception(exc))
+
+
+def is_async_function(function: Callable[..., Any]) -> bool:
+    """True for ``async def`` functions and objects whose ``__call__`` is one."""
+    call = getattr(function, "__call__", None)  # noqa: B004 - async callable objects count too
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(call)
+
+
+async def run_context_init(loop: str, init: Callable[[int], Any], worker_index: int) -> Any:
+    """Call a loop's worker-context init function (async or not) for one worker slot.
+
+    Raises:
+        WorkerContextError: the init function raised (its error is the ``__cause__``).
+    """
+    try:
+        context = init(worker_index)
+        if inspect.isawaitable(context):
+            context = await context
+    except Exception as exc:
+        raise WorkerContextError(loop, worker_index) from exc
+    return context

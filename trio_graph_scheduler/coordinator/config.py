@@ -1,0 +1,76 @@
+"""The coordinator's settings, in one frozen record."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Final
+
+from ..protocol.codec import MAX_FRAME_BYTES
+from ..shared.errors import ConfigError
+
+#: Seconds between heartbeats each side sends while it has nothing else to say.
+DEFAULT_HEARTBEAT_INTERVAL: Final = 1.0
+#: Seconds of silence after which a worker counts as lost and its tasks run elsewhere.
+DEFAULT_HEARTBEAT_TIMEOUT: Final = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinatorConfig:
+    """How a coordinator listens and treats its workers.
+
+    Raises:
+        ConfigError: a value out of range, or a non-loopback ``host`` without a token
+            (anyone who can reach the port could run code on the workers).
+
+    Attributes:
+        host: the address to listen on; ``127.0.0.1`` by default.
+        port: the TCP port; 0 lets the OS choose one.
+        token: the shared secret workers must present; ``None`` (or ``""``) is allowed
+            only on a loopback address.
+        heartbeat_interval: seconds between heartbeats when idle.
+        heartbeat_timeout: seconds of silence after which a worker is dropped.
+        handshake_timeout: seconds a new connection has to say hello.
+        max_frame_bytes: the largest frame accepted or sent.
+        shutdown_grace: seconds to wait for workers to leave after the graph ended.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    token: str | None = None
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
+    heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT
+    handshake_timeout: float = 10.0
+    max_frame_bytes: int = MAX_FRAME_BYTES
+    shutdown_grace: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.token and not is_loopback(self.host):
+            raise ConfigError(
+                f"refusing to listen on {self.host} without a token: anyone who can reach "
+                "it could run code on the workers; set --token or TGS_TOKEN"
+            )
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be between 0 and 65535, got {self.port}")
+        for name in ("heartbeat_interval", "heartbeat_timeout", "handshake_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.heartbeat_timeout <= self.heartbeat_interval:
+            raise ConfigError(
+                f"heartbeat_timeout ({self.heartbeat_timeout:g} s) must be longer than "
+                f"heartbeat_interval ({self.heartbeat_interval:g} s)"
+            )
+        if self.shutdown_grace < 0:
+            raise ConfigError(f"shutdown_grace must not be negative, got {self.shutdown_grace}")
+        if self.max_frame_bytes < 2**16:
+            raise ConfigError(f"max_frame_bytes must be at least 65536, got {self.max_frame_bytes}")
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve to anything

@@ -1,0 +1,429 @@
+"""One connected worker, as the coordinator sees it.
+
+A session is a claimant of the loop queues like an in-process worker slot: for each loop
+the worker serves it holds the credit the worker granted (``claim``), and the queue hands
+it tasks while it has credit and the loop is under its cluster-wide limit. A handed task
+gets a lease; the worker's result for that lease ends the task. When the connection ends,
+for whatever reason, every task still leased to it goes back to the front of its queue
+(at-least-once execution), and a result for a lease the session no longer holds is dropped
+(exactly-once results).
+
+Two trio tasks serve a session: the receiver handles each inbound frame synchronously
+against the scheduling core, and the sender turns everything queued since its last send
+(assignments, replies) into as few frames as possible.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+import trio_websocket
+
+from ..protocol.batching import encode_batches
+from ..protocol.messages import (
+    Assign,
+    Claim,
+    CreateConditionRequest,
+    CreateTaskRequest,
+    HandBack,
+    Heartbeat,
+    Hello,
+    Message,
+    PredecessorRecord,
+    PrependRequest,
+    Reject,
+    Reply,
+    Shutdown,
+    TaskFailed,
+    TaskSucceeded,
+    Welcome,
+)
+from ..protocol.session import ProtocolSession, Role, SessionState
+from ..shared.errors import LocalProtocolError, RemoteProtocolError, TGSError
+from .conditions import GenericSchedulingCondition
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .nodes import TaskNode
+    from .server import Coordinator
+
+logger = logging.getLogger("tgs.coordinator")
+
+#: WebSocket close codes (RFC 6455, section 7.4.1).
+CLOSE_NORMAL: Final = 1000
+CLOSE_PROTOCOL_ERROR: Final = 1002
+CLOSE_POLICY_VIOLATION: Final = 1008
+#: A close frame's reason may hold at most 123 bytes.
+_MAX_CLOSE_REASON: Final = 120
+
+
+class _SessionClosed(Exception):
+    """The session must end; ``code`` and ``reason`` go in the close frame."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(reason)
+
+
+class _LoopCredit:
+    """A session's credit on one loop: the claimant the loop queue deals with."""
+
+    __slots__ = ("credit", "loop", "session", "waiting")
+
+    def __init__(self, session: WorkerSession, loop: str) -> None:
+        self.session = session
+        self.loop = loop
+        self.credit = 0
+        #: Whether the loop queue holds this claimant in line.
+        self.waiting = False
+
+    def deliver(self, node: TaskNode) -> bool:
+        self.credit -= 1
+        self.session._lease(node)
+        self.waiting = self.credit > 0
+        return self.waiting
+
+
+class WorkerSession:
+    """The coordinator's end of one worker connection."""
+
+    def __init__(self, coordinator: Coordinator, ws: trio_websocket.WebSocketConnection) -> None:
+        self._coordinator = coordinator
+        self._scheduler = coordinator.graph._scheduler
+        self._ws = ws
+        self._protocol = ProtocolSession(
+            Role.COORDINATOR, max_frame_bytes=coordinator.config.max_frame_bytes
+        )
+        self.worker_id = ""
+        self.worker_name = ""
+        #: Tasks this worker runs, by lease.
+        self.leases: dict[int, TaskNode] = {}
+        self._credits: dict[str, _LoopCredit] = {}
+        self._functions_sent: set[str] = set()
+        # Tasks handed to this session whose Assign is not built yet: building (and
+        # pickling a function) happens in the sender, outside the scheduling core.
+        self._to_assign: list[tuple[int, TaskNode]] = []
+        self._outbox: list[Message] = []
+        # Errors of unawaited graph calls, by lease: they fail the calling task.
+        self._call_errors: dict[int, str] = {}
+        self._wake = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        #: Why the session was dropped, once it was.
+        self._closed: _SessionClosed | None = None
+        self._handlers: dict[type[Message], Callable[[Any], None]] = {
+            Claim: self._on_claim,
+            TaskSucceeded: self._on_task_succeeded,
+            TaskFailed: self._on_task_failed,
+            HandBack: self._on_hand_back,
+            CreateTaskRequest: self._on_create_task,
+            CreateConditionRequest: self._on_create_condition,
+            PrependRequest: self._on_prepend,
+            Heartbeat: lambda _: None,  # its arrival alone proves the worker alive
+        }
+
+    def __repr__(self) -> str:
+        return f"<WorkerSession {self.worker_id} {self.worker_name!r} leases={len(self.leases)}>"
+
+    # -- life --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the worker until it leaves, breaks the protocol, or the graph ends."""
+        try:
+            hello = await self._handshake()
+            await self._welcome(hello)
+        except _SessionClosed as closed:
+            await self._close(closed.code, closed.reason)
+            return
+        self._coordinator.sessions.add(self)
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._send_loop)
+                await self._receive_loop()
+            if self._closed is not None:
+                logger.warning("worker %s dropped: %s", self.worker_id, self._closed.reason)
+                await self._close(self._closed.code, self._closed.reason)
+        finally:
+            self._coordinator.sessions.discard(self)
+            self._release()
+            logger.info("worker %s (%s) left", self.worker_id, self.worker_name)
+
+    def shutdown(self, reason: str, graph_succeeded: bool) -> None:
+        """Tell the worker to leave (the graph has ended); it closes the connection."""
+        self._outbox.append(Shutdown(reason=reason, graph_succeeded=graph_succeeded))
+        self._wake.set()
+
+    def _drop(self, closed: _SessionClosed) -> None:
+        """End the session from inside its nursery: raised, the error would be grouped."""
+        if self._closed is None:
+            self._closed = closed
+        assert self._nursery is not None
+        self._nursery.cancel_scope.cancel()
+
+    async def _handshake(self) -> Hello:
+        config = self._coordinator.config
+        with trio.move_on_after(config.handshake_timeout):
+            data = await self._receive()
+            if data is None:
+                raise _SessionClosed(CLOSE_NORMAL, "closed before hello")
+            (hello,) = self._decode(data)
+            assert isinstance(hello, Hello)  # the protocol session admits nothing else first
+            expected = config.token or ""
+            reason = None
+            if not hmac.compare_digest(hello.token.encode(), expected.encode()):
+                reason = "wrong token"  # the token itself is never logged
+            elif unknown := set(hello.loops) - set(self._scheduler.loops):
+                known = sorted(self._scheduler.loops)
+                reason = f"unknown loops {sorted(unknown)}; the graph has {known}"
+            elif self._coordinator.ended:
+                reason = "the graph has ended"
+            if reason is not None:
+                logger.warning("refused worker %r: %s", hello.worker_name, reason)
+                await self._send_now([Reject(reason=reason)])
+                raise _SessionClosed(CLOSE_POLICY_VIOLATION, reason)
+            return hello
+        raise _SessionClosed(CLOSE_POLICY_VIOLATION, "no hello in time")
+
+    async def _welcome(self, hello: Hello) -> None:
+        coordinator = self._coordinator
+        self.worker_id = coordinator.new_worker_id()
+        self.worker_name = hello.worker_name
+        loops = hello.loops or list(self._scheduler.loops)
+        self._credits = {loop: _LoopCredit(self, loop) for loop in loops}
+        welcome = Welcome(
+            version=hello.version,
+            worker_id=self.worker_id,
+            loops={loop: self._scheduler.loops[loop].concurrency for loop in loops},
+            heartbeat_interval=coordinator.config.heartbeat_interval,
+            heartbeat_timeout=coordinator.config.heartbeat_timeout,
+            context_inits=coordinator.pickled_context_inits(loops),
+        )
+        await self._send_now([welcome])
+        logger.info("worker %s (%s) joined, serving %s", self.worker_id, hello.worker_name, loops)
+
+    def _release(self) -> None:
+        """Give back everything the worker held: its place in line and its tasks."""
+        for holder in self._credits.values():
+            self._scheduler.loops[holder.loop].withdraw(holder)
+            holder.credit = 0
+        leases, self.leases = self.leases, {}
+        self._to_assign.clear()
+        for node in leases.values():
+            self._scheduler.hand_back(node)
+        if leases:
+            logger.info("requeued %d task(s) of worker %s", len(leases), self.worker_id)
+
+    # -- receiving ---------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        timeout = self._coordinator.config.heartbeat_timeout
+        try:
+            while True:
+                with trio.move_on_after(timeout) as silence:
+                    data = await self._receive()
+                if silence.cancelled_caught:
+                    raise _SessionClosed(CLOSE_POLICY_VIOLATION, f"silent for {timeout:g} s")
+                if data is None:
+                    if self._protocol.state is SessionState.CLOSED:
+                        break  # we said Shutdown and the worker left, as it should
+                    raise _SessionClosed(CLOSE_NORMAL, "connection lost")
+                for message in self._decode(data):
+                    self._handlers[type(message)](message)
+        except _SessionClosed as closed:
+            self._drop(closed)
+        else:
+            assert self._nursery is not None
+            self._nursery.cancel_scope.cancel()
+
+    async def _receive(self) -> bytes | str | None:
+        """The next inbound message; ``None`` once the connection is closed."""
+        try:
+            return await self._ws.get_message()
+        except trio_websocket.ConnectionClosed:
+            return None
+
+    def _decode(self, data: bytes | str) -> list[Message]:
+        try:
+            return self._protocol.receive(data)
+        except RemoteProtocolError as exc:
+            raise _SessionClosed(CLOSE_PROTOCOL_ERROR, f"protocol error: {exc}") from None
+
+    def _on_claim(self, claim: Claim) -> None:
+        holder = self._credits.get(claim.loop)
+        if holder is None:
+            raise _SessionClosed(CLOSE_PROTOCOL_ERROR, f"claim for loop {claim.loop!r} not served")
+        holder.credit += claim.credit
+        if not holder.waiting:
+            holder.waiting = True
+            self._scheduler.loops[claim.loop].wait(holder)
+
+    def _take_lease(self, lease: int) -> TaskNode | None:
+        node = self.leases.pop(lease, None)
+        if node is None:
+            # Fencing: the lease was taken back (or never ours); never record it.
+            logger.warning(
+                "dropped a result for lease %d, which %s does not hold", lease, self.worker_id
+            )
+        return node
+
+    def _on_task_succeeded(self, message: TaskSucceeded) -> None:
+        node = self._take_lease(message.lease)
+        if node is None:
+            return
+        call_error = self._call_errors.pop(message.lease, None)
+        if call_error is not None:
+            self._scheduler.task_failed(node, call_error)
+        else:
+            self._scheduler.task_succeeded(node, message.result)
+
+    def _on_task_failed(self, message: TaskFailed) -> None:
+        node = self._take_lease(message.lease)
+        if node is None:
+            return
+        self._call_errors.pop(message.lease, None)
+        trace = message.traceback or f"{message.error_type}: {message.message}\n"
+        self._scheduler.task_failed(node, trace)
+
+    def _on_hand_back(self, message: HandBack) -> None:
+        for lease in message.leases:
+            node = self.leases.pop(lease, None)
+            if node is not None:
+                self._call_errors.pop(lease, None)
+                self._scheduler.hand_back(node)
+
+    def _on_create_task(self, request: CreateTaskRequest) -> None:
+        def create() -> None:
+            self._coordinator.graph.create_task_nowait(
+                request.handle, request.arguments, request.waits_on, uid=request.uid
+            )
+
+        error = self._graph_call(request.lease, create, fail_task=not request.awaited)
+        if request.awaited:
+            self._outbox.append(
+                Reply(
+                    request_id=request.request_id,
+                    uid=None if error else request.uid,
+                    error_type=type(error).__name__ if error else None,
+                    error_message=str(error) if error else None,
+                )
+            )
+            self._wake.set()
+
+    def _on_create_condition(self, request: CreateConditionRequest) -> None:
+        graph = self._coordinator.graph
+
+        def create() -> None:
+            GenericSchedulingCondition(graph, request.mode, request.waits_on, uid=request.uid)
+
+        self._graph_call(request.lease, create, fail_task=True)
+
+    def _on_prepend(self, request: PrependRequest) -> None:
+        def prepend() -> None:
+            node = self.leases.get(request.lease)
+            if node is None:
+                raise TGSError(f"lease {request.lease} holds no running task")
+            node.prepend_to_successor(request.successor_handle, request.new_task_uid)
+
+        self._graph_call(request.lease, prepend, fail_task=True)
+
+    def _graph_call(
+        self, lease: int, call: Callable[[], None], *, fail_task: bool
+    ) -> TGSError | None:
+        """Run a graph call a remote task made; an error it raises is returned.
+
+        With ``fail_task``, the error also fails the calling task when its result comes,
+        since the task did not wait to hear of it.
+        """
+        try:
+            call()
+        except TGSError as error:
+            if fail_task and lease in self.leases:
+                self._call_errors.setdefault(
+                    lease, f"a graph call by this task failed: {type(error).__name__}: {error}\n"
+                )
+            return error
+        return None
+
+    # -- sending -----------------------------------------------------------------------
+
+    def _lease(self, node: TaskNode) -> None:
+        # Called from inside the loop queue's dispatch: record and wake, nothing more.
+        lease = self._coordinator.new_lease()
+        self.leases[lease] = node
+        self._to_assign.append((lease, node))
+        self._wake.set()
+
+    async def _send_loop(self) -> None:
+        interval = self._coordinator.config.heartbeat_interval
+        try:
+            while self._protocol.state is SessionState.ACTIVE:
+                with trio.move_on_after(interval):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+                messages = self._take_outbox()
+                await self._send_now(messages or [Heartbeat()])
+        except _SessionClosed as closed:
+            self._drop(closed)
+
+    def _take_outbox(self) -> list[Message]:
+        messages, self._outbox = self._outbox, []
+        assignments, self._to_assign = self._to_assign, []
+        for lease, node in assignments:
+            if lease in self.leases:  # not handed back in the meantime
+                messages.append(self._build_assign(lease, node))
+        return messages
+
+    def _build_assign(self, lease: int, node: TaskNode) -> Assign:
+        function: bytes | None = None
+        if node.task_handle not in self._functions_sent:
+            function = self._coordinator.pickled_function(node.task_handle)
+            self._functions_sent.add(node.task_handle)
+        return Assign(
+            lease=lease,
+            task_uid=node.uid,
+            handle=node.task_handle,
+            loop=node._loop.name,
+            arguments=node.task_arguments,
+            predecessors=[_record(p) for p in node.get_predecessor_task_nodes()],
+            function=function,
+        )
+
+    def _fail_unsendable(self, lease: int, error: Exception) -> None:
+        node = self.leases.pop(lease)
+        logger.warning("task %s cannot be sent to a worker: %s", node.uid, error)
+        self._scheduler.task_failed(node, f"cannot send the task to a worker: {error}\n")
+
+    def _on_unsendable(self, message: Message, error: LocalProtocolError) -> Message | None:
+        if isinstance(message, Assign):
+            if message.function is not None:
+                self._functions_sent.discard(message.handle)
+            self._fail_unsendable(message.lease, error)
+            return None
+        raise error  # our own messages always encode: this is a bug
+
+    async def _send_now(self, messages: list[Message]) -> None:
+        for frame in encode_batches(self._protocol, messages, self._on_unsendable):
+            try:
+                await self._ws.send_message(frame)
+            except trio_websocket.ConnectionClosed:
+                raise _SessionClosed(CLOSE_NORMAL, "connection closed") from None
+
+    async def _close(self, code: int, reason: str) -> None:
+        with trio.move_on_after(1):
+            await self._ws.aclose(code, reason[:_MAX_CLOSE_REASON])
+
+
+def _record(node: TaskNode) -> PredecessorRecord:
+    return PredecessorRecord(
+        task_uid=node.uid,
+        handle=node.task_handle,
+        status=node.task_status,
+        arguments=node.task_arguments,
+        result=node.task_result,
+        exception_trace=node.exception_trace,
+    )

@@ -1,0 +1,105 @@
+"""What the two command-line programs share: logging, signals, exit codes, errors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING, Final, NoReturn, TypeVar
+
+import trio
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Awaitable, Callable
+
+_T = TypeVar("_T")
+
+#: Exit codes common to both programs.
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+#: Stopped by a signal: 128 + its number, as shells report it (130 for Ctrl-C).
+STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+TOKEN_ENV: Final = "TGS_TOKEN"
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """``--token`` and ``--log-level``, spelled the same in both programs."""
+    parser.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV, ""),
+        help=f"shared secret between coordinator and workers (default: ${TOKEN_ENV})",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="info",
+        help="how much to log on stderr (default: info)",
+    )
+
+
+def configure_logging(level: str) -> None:
+    """One line per record on stderr: time, component, level, message."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def fail(prog: str, message: str, code: int = EXIT_FAILED) -> NoReturn:
+    """Print one clear line on stderr and exit with ``code``."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+class SignalStop:
+    """Turns the first SIGINT or SIGTERM into a graceful stop; a second one is abrupt."""
+
+    def __init__(self) -> None:
+        #: The signal that asked for the stop, if one did.
+        self.signal: int | None = None
+
+    @property
+    def exit_code(self) -> int | None:
+        """128 + the signal's number once a signal asked for the stop, else ``None``."""
+        return None if self.signal is None else 128 + self.signal
+
+    async def watch(
+        self,
+        stop: Callable[[], None],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Call ``stop`` on the first signal; raise KeyboardInterrupt on the second."""
+        with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+            task_status.started()
+            async for signum in signals:
+                if self.signal is not None:
+                    raise KeyboardInterrupt
+                self.signal = signum
+                logging.getLogger("tgs").warning(
+                    "%s: stopping (send it again to stop at once)", signal.Signals(signum).name
+                )
+                stop()
+
+    async def run(self, main: Callable[[], Awaitable[_T]], stop: Callable[[], None]) -> _T:
+        """Run ``main()`` while watching for signals, which call ``stop``.
+
+        ``main``'s own exceptions come out as themselves, not in an ExceptionGroup.
+        """
+        error: Exception | None = None
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.watch, stop)
+            try:
+                result = await main()
+            except Exception as exc:
+                error = exc
+            nursery.cancel_scope.cancel()
+        if error is not None:
+            raise error
+        return result

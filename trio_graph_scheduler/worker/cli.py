@@ -1,0 +1,115 @@
+"""``tgs-worker``: connect to a coordinator and run the tasks it assigns."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Final
+
+import trio
+
+from ..shared.cli import (
+    EXIT_OK,
+    EXIT_USAGE,
+    SignalStop,
+    add_common_options,
+    configure_logging,
+    fail,
+)
+from ..shared.errors import ConfigError, TGSError
+from .config import DEFAULT_CONNECT_TIMEOUT, WorkerConfig
+from .runner import Worker
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+PROG: Final = "tgs-worker"
+DESCRIPTION: Final = """\
+Connect to a tgs-coordinator, run the tasks it assigns, and exit when it says the graph
+has ended. The coordinator ships the graph's functions: none of your code needs to be here.
+If the coordinator is not up yet, or the connection drops, the worker keeps trying for
+--connect-timeout seconds. On SIGINT or SIGTERM it hands its unfinished tasks back at once.
+
+Exit status: 0 once the coordinator dismissed it, 1 on an error (unreachable, refused),
+2 for bad usage, 128+N when stopped by signal N (130 for Ctrl-C)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tgs-worker``."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--connect",
+        metavar="URL",
+        required=True,
+        help="the coordinator's address, ws://HOST:PORT",
+    )
+    add_common_options(parser)
+    parser.add_argument(
+        "--loops",
+        metavar="A,B",
+        default="",
+        help="the worker loops to serve, comma-separated (default: every loop of the graph)",
+    )
+    parser.add_argument(
+        "--max-tasks",
+        type=int,
+        metavar="N",
+        default=0,
+        help="run at most N tasks of each loop at once here, below the loop's cluster-wide "
+        "limit (default: no cap of its own)",
+    )
+    parser.add_argument("--name", help="the name the coordinator logs (default: HOST:PID)")
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        metavar="S",
+        default=DEFAULT_CONNECT_TIMEOUT,
+        help="seconds to keep trying to reach the coordinator, at start and after losing it "
+        f"(default: {DEFAULT_CONNECT_TIMEOUT:g})",
+    )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> WorkerConfig:
+    """The worker's settings from parsed arguments.
+
+    Raises:
+        ConfigError: a value out of range.
+    """
+    if args.max_tasks < 0:
+        raise ConfigError(f"--max-tasks must be 0 or more, got {args.max_tasks}")
+    if not args.connect_timeout > 0:
+        raise ConfigError(f"--connect-timeout must be positive, got {args.connect_timeout}")
+    loops = tuple(loop.strip() for loop in args.loops.split(",") if loop.strip())
+    extra = {"name": args.name} if args.name else {}
+    return WorkerConfig(
+        url=args.connect,
+        token=args.token,
+        loops=loops,
+        max_tasks=args.max_tasks,
+        connect_timeout=args.connect_timeout,
+        **extra,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tgs-worker``; return its exit status."""
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        worker = Worker(config_from_args(args))
+    except ConfigError as exc:
+        fail(PROG, str(exc), EXIT_USAGE)
+    stopper = SignalStop()
+    try:
+        trio.run(stopper.run, worker.run, worker.stop)
+    except KeyboardInterrupt:  # a second signal: stop at once
+        return stopper.exit_code or 128 + 2
+    except TGSError as exc:
+        fail(PROG, str(exc))
+    return stopper.exit_code or EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

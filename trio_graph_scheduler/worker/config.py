@@ -1,0 +1,44 @@
+"""A worker's settings, in one frozen record."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Final
+
+from ..protocol.codec import MAX_FRAME_BYTES
+
+#: Seconds a worker keeps trying to reach its coordinator (at start and after losing it)
+#: before it gives up.
+DEFAULT_CONNECT_TIMEOUT: Final = 30.0
+
+
+def _default_name() -> str:
+    # Hostname and pid: enough to find the process in `ps` on the right machine.
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """How a worker reaches its coordinator and how much work it takes.
+
+    Attributes:
+        url: the coordinator's address, ``ws://HOST:PORT``.
+        token: the shared secret the coordinator expects (``""`` when it has none).
+        loops: the worker loops this worker serves; empty means every loop of the graph.
+        max_tasks: at most this many tasks of each loop at once on this worker, on top of
+            the loop's cluster-wide limit; 0 means no cap of its own.
+        name: how the coordinator's logs name this worker; ``host:pid`` by default.
+        connect_timeout: seconds to keep trying to reach the coordinator, at start and
+            after losing it, before giving up.
+        max_frame_bytes: the largest frame accepted or sent.
+    """
+
+    url: str
+    token: str = ""
+    loops: tuple[str, ...] = ()
+    max_tasks: int = 0
+    name: str = field(default_factory=_default_name)
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    max_frame_bytes: int = MAX_FRAME_BYTES

@@ -1,0 +1,495 @@
+"""The worker's end of one connection to the coordinator.
+
+Theory of operation
+-------------------
+After the handshake the worker serves each loop the coordinator welcomed it for with a
+fixed number of *slots* (the loop's concurrency, capped by the worker's ``max_tasks``),
+and grants the coordinator that much credit on the loop: the coordinator never sends
+more assignments than granted, so an assignment always finds a slot that is free or
+about to be. Each finished task hands one credit back.
+
+Three kinds of trio task serve the connection:
+
+- the receiver decodes each inbound frame and handles its messages synchronously: an
+  ``Assign`` is put on its loop's channel, a ``Reply`` wakes the task that asked;
+- the slots take assignments off their loop's channel and run them, without a
+  checkpoint between tasks while work is queued;
+- the sender sends everything queued since its last send (results, credit, graph
+  calls) in as few frames as possible, or a heartbeat when there was nothing to say.
+
+The connection ends when the coordinator says ``Shutdown`` (the graph is done), when it
+breaks or goes silent (the worker reconnects), or when the worker is stopped: then the
+tasks it holds are handed back at once, so they run elsewhere without waiting for a
+timeout.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Final
+
+import cloudpickle
+import trio
+import trio_websocket
+
+from ..protocol.batching import encode_batches
+from ..protocol.messages import (
+    PROTOCOL_VERSION,
+    Assign,
+    Cancel,
+    Cancelled,
+    Claim,
+    HandBack,
+    Heartbeat,
+    Hello,
+    Message,
+    Reject,
+    Reply,
+    Shutdown,
+    TaskFailed,
+    TaskSucceeded,
+    Welcome,
+)
+from ..protocol.session import ProtocolSession, Role
+from ..shared.errors import RemoteProtocolError, WorkerContextError, WorkerRejectedError
+from ..shared.status import TaskStatus
+from .invoke import (
+    format_exception_trace,
+    invoke_task_function,
+    is_async_function,
+    run_context_init,
+)
+from .remote_graph import RemoteGraph
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..shared.errors import LocalProtocolError
+    from .config import WorkerConfig
+
+logger = logging.getLogger("tgs.worker")
+
+#: A slot yields to trio after this many tasks that never yielded themselves, so the
+#: receiver and sender keep running under a burst of tiny tasks.
+TASKS_PER_FORCED_YIELD: Final = 64
+#: Close codes (RFC 6455, section 7.4.1).
+CLOSE_NORMAL: Final = 1000
+CLOSE_GOING_AWAY: Final = 1001
+CLOSE_PROTOCOL_ERROR: Final = 1002
+
+
+_Answer = TaskSucceeded | TaskFailed | Cancelled
+
+
+class LinkEnd(Enum):
+    """Why a connection to the coordinator ended."""
+
+    #: The coordinator said the graph is done: the worker exits.
+    DISMISSED = "dismissed"
+    #: The connection broke or went silent: the worker reconnects.
+    LOST = "lost"
+    #: The coordinator broke the protocol: the worker gives up on it.
+    PROTOCOL_ERROR = "protocol_error"
+    #: The worker was told to stop; its tasks were handed back.
+    STOPPED = "stopped"
+
+
+@dataclass
+class LinkStatistics:
+    """What one worker has done, over all its connections."""
+
+    #: Tasks whose function ran to an end here (successes plus failures).
+    tasks_succeeded: int = 0
+    tasks_failed: int = 0
+    #: Tasks given back unfinished (on stop) or cancelled by the coordinator.
+    tasks_handed_back: int = 0
+    tasks_cancelled: int = 0
+    #: Connections the coordinator welcomed.
+    connections: int = 0
+
+
+class _LoadedFunction:
+    """A task function as unpickled on this worker, or why it could not be."""
+
+    __slots__ = ("error", "function", "is_async")
+
+    def __init__(self, pickled: bytes) -> None:
+        self.function: Callable[..., Any] | None = None
+        self.is_async = False
+        self.error: str | None = None
+        try:
+            self.function = cloudpickle.loads(pickled)
+            self.is_async = is_async_function(self.function)
+        except Exception as exc:  # unpickling a user's function can raise anything
+            self.error = f"cannot load the function on this worker: {exc!r}"
+
+
+class CoordinatorLink:
+    """One connection to the coordinator, from hello to its end.
+
+    Implements the ``GraphCallLink`` that tasks' :class:`RemoteGraph` calls go through.
+    """
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        ws: trio_websocket.WebSocketConnection,
+        statistics: LinkStatistics,
+    ) -> None:
+        self._config = config
+        self._ws = ws
+        self._stats = statistics
+        self._protocol = ProtocolSession(Role.WORKER, max_frame_bytes=config.max_frame_bytes)
+        self.welcome: Welcome | None = None
+        self._outbox: list[Message] = []
+        self._credit: dict[str, int] = {}
+        self._wake = trio.Event()
+        self._channels: dict[str, trio.MemorySendChannel[Assign]] = {}
+        self._functions: dict[str, _LoadedFunction] = {}
+        #: Leases assigned here and not yet answered, with their cancel scope once running.
+        self._leases: dict[int, trio.CancelScope | None] = {}
+        self._cancelled: set[int] = set()
+        self._replies: dict[int, tuple[trio.Event, list[Reply]]] = {}
+        self._request_ids = itertools.count(1)
+        self._end: LinkEnd | None = None
+        self._protocol_error: RemoteProtocolError | None = None
+        self._nursery: trio.Nursery | None = None
+        self._handlers: dict[type[Message], Callable[[Any], None]] = {
+            Assign: self._on_assign,
+            Reply: self._on_reply,
+            Cancel: self._on_cancel,
+            Shutdown: self._on_shutdown,
+            Heartbeat: lambda _: None,  # its arrival alone restarted the silence timer
+        }
+
+    # -- life --------------------------------------------------------------------------
+
+    async def handshake(self) -> Welcome:
+        """Say hello and wait for the coordinator's answer.
+
+        Raises:
+            WorkerRejectedError: the coordinator refused this worker.
+            RemoteProtocolError: it answered with something that is not a welcome.
+            trio_websocket.ConnectionClosed: the connection closed first.
+        """
+        config = self._config
+        hello = Hello(
+            version=PROTOCOL_VERSION,
+            token=config.token,
+            worker_name=config.name,
+            loops=list(config.loops),
+            max_tasks=config.max_tasks,
+        )
+        await self._ws.send_message(self._protocol.send([hello]))
+        (answer,) = self._protocol.receive(await self._ws.get_message())
+        if isinstance(answer, Reject):
+            raise WorkerRejectedError(answer.reason)
+        assert isinstance(answer, Welcome)  # the protocol session admits nothing else
+        self.welcome = answer
+        self._stats.connections += 1
+        return answer
+
+    async def run(self) -> LinkEnd:
+        """Serve the coordinator until the connection ends; say why it ended.
+
+        Raises:
+            RemoteProtocolError: the coordinator broke the protocol (the connection is
+                closed with a reason first).
+        """
+        welcome = self.welcome
+        assert welcome is not None, "handshake() first"
+        inits = {loop: _load_context_init(data) for loop, data in welcome.context_inits.items()}
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for loop, concurrency in welcome.loops.items():
+                self._start_loop(nursery, loop, concurrency, inits.get(loop))
+            nursery.start_soon(self._send_loop, welcome.heartbeat_interval)
+            await self._receive_loop(welcome.heartbeat_timeout)
+        end = self._end or LinkEnd.LOST
+        if end is LinkEnd.PROTOCOL_ERROR:
+            await self._close(CLOSE_PROTOCOL_ERROR, "protocol error")
+            assert self._protocol_error is not None
+            raise self._protocol_error
+        if end is LinkEnd.STOPPED:
+            await self._hand_back_all()
+        await self._close(CLOSE_NORMAL if end is LinkEnd.DISMISSED else CLOSE_GOING_AWAY, "")
+        return end
+
+    def stop(self) -> None:
+        """Stop running tasks and hand them back to the coordinator, then close."""
+        self._finish(LinkEnd.STOPPED)
+
+    def _finish(self, end: LinkEnd) -> None:
+        if self._end is None:
+            self._end = end
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    def _start_loop(
+        self, nursery: trio.Nursery, loop: str, concurrency: int, init: Any | None
+    ) -> None:
+        slots = min(concurrency, self._config.max_tasks or concurrency)
+        send, receive = trio.open_memory_channel[Assign](math.inf)
+        self._channels[loop] = send
+        # Sync task functions run in threads; at most one per slot.
+        limiter = trio.CapacityLimiter(slots)
+        for index in range(slots):
+            nursery.start_soon(self._run_slot, loop, index, receive, init, limiter)
+        self._grant(loop, slots)
+
+    async def _close(self, code: int, reason: str) -> None:
+        with trio.move_on_after(1):
+            await self._ws.aclose(code, reason)
+
+    async def _hand_back_all(self) -> None:
+        """Send what is finished, then give back every lease still held."""
+        messages = self._outbox
+        if self._leases:
+            messages.append(HandBack(leases=list(self._leases)))
+            self._stats.tasks_handed_back += len(self._leases)
+            logger.info("handing back %d unfinished task(s)", len(self._leases))
+        self._leases.clear()
+        with trio.move_on_after(1):
+            await self._send(messages)
+
+    # -- receiving ---------------------------------------------------------------------
+
+    async def _receive_loop(self, silence_limit: float) -> None:
+        while True:
+            with trio.move_on_after(silence_limit) as silence:
+                try:
+                    data = await self._ws.get_message()
+                except trio_websocket.ConnectionClosed as exc:
+                    logger.warning("lost the coordinator: %s", _describe_close(exc))
+                    self._finish(LinkEnd.LOST)
+                    return
+            if silence.cancelled_caught:
+                logger.warning("the coordinator was silent for %g s", silence_limit)
+                self._finish(LinkEnd.LOST)
+                return
+            try:
+                for message in self._protocol.receive(data):
+                    self._handlers[type(message)](message)
+            except RemoteProtocolError as exc:
+                # Ended here, not raised: out of the nursery it would be an ExceptionGroup.
+                logger.error("the coordinator broke the protocol: %s", exc)
+                self._protocol_error = exc
+                self._finish(LinkEnd.PROTOCOL_ERROR)
+                return
+
+    def _on_assign(self, assign: Assign) -> None:
+        channel = self._channels.get(assign.loop)
+        if channel is None:
+            raise RemoteProtocolError(f"assign: loop {assign.loop!r} is not served here")
+        if assign.lease in self._leases:
+            raise RemoteProtocolError(f"assign: lease {assign.lease} is already running here")
+        if assign.function is not None:
+            self._functions[assign.handle] = _LoadedFunction(assign.function)
+        elif assign.handle not in self._functions:
+            raise RemoteProtocolError(f"assign: function {assign.handle!r} was never sent")
+        self._leases[assign.lease] = None
+        channel.send_nowait(assign)
+
+    def _on_reply(self, reply: Reply) -> None:
+        waiter = self._replies.pop(reply.request_id, None)
+        if waiter is None:
+            raise RemoteProtocolError(f"reply: request {reply.request_id} was never made")
+        event, box = waiter
+        box.append(reply)
+        event.set()
+
+    def _on_shutdown(self, shutdown: Shutdown) -> None:
+        logger.info("dismissed by the coordinator: %s", shutdown.reason)
+        self._finish(LinkEnd.DISMISSED)
+
+    def _on_cancel(self, cancel: Cancel) -> None:
+        if cancel.lease not in self._leases:
+            return  # it ended already; its result is on the way
+        scope = self._leases[cancel.lease]
+        if scope is None:
+            self._cancelled.add(cancel.lease)  # not started: the slot will skip it
+        else:
+            scope.cancel()
+
+    # -- running tasks -----------------------------------------------------------------
+
+    async def _run_slot(
+        self,
+        loop: str,
+        index: int,
+        assignments: trio.MemoryReceiveChannel[Assign],
+        init: Any | None,
+        limiter: trio.CapacityLimiter,
+    ) -> None:
+        context = await _init_context(loop, init, index)
+        unyielded = 0
+        while True:
+            try:
+                assign = assignments.receive_nowait()
+            except trio.WouldBlock:
+                assign = await assignments.receive()
+                unyielded = 0
+            self._queue_answer(loop, await self._run_task(assign, context, limiter))
+            unyielded += 1
+            if unyielded >= TASKS_PER_FORCED_YIELD:
+                unyielded = 0
+                await trio.lowlevel.checkpoint()
+
+    async def _run_task(
+        self, assign: Assign, context: Any, limiter: trio.CapacityLimiter
+    ) -> _Answer:
+        lease = assign.lease
+        if lease in self._cancelled:
+            self._cancelled.discard(lease)
+            return Cancelled(lease=lease)
+        loaded = self._functions[assign.handle]
+        if loaded.error is not None or isinstance(context, _ContextFailure):
+            reason = loaded.error or str(context)
+            return TaskFailed(lease=lease, error_type="WorkerError", message=reason, traceback="")
+        graph = RemoteGraph(self, lease)
+        node = graph.adopt_task(
+            assign.task_uid, assign.handle, assign.arguments, assign.predecessors
+        )
+        with trio.CancelScope() as scope:
+            self._leases[lease] = scope
+            try:
+                result = await invoke_task_function(
+                    loaded.function,  # type: ignore[arg-type]  # None only with an error
+                    loaded.is_async,
+                    assign.arguments,
+                    {"task_node": node, "graph": graph, "worker_context": context},
+                    limiter,
+                )
+            except Exception as exc:
+                return _task_failed(lease, exc)
+        if scope.cancelled_caught:
+            return Cancelled(lease=lease)
+        if node.task_status == TaskStatus.FAILED:
+            # The seed let a task mark itself failed and return.
+            return TaskFailed(lease=lease, error_type="TaskMarkedFailed", message="", traceback="")
+        return TaskSucceeded(lease=lease, result=result)
+
+    def _queue_answer(self, loop: str, answer: _Answer) -> None:
+        if answer.lease not in self._leases:
+            return  # handed back already: the coordinator no longer waits for it
+        del self._leases[answer.lease]
+        stats = self._stats
+        if isinstance(answer, TaskSucceeded):
+            stats.tasks_succeeded += 1
+        elif isinstance(answer, TaskFailed):
+            stats.tasks_failed += 1
+        else:
+            stats.tasks_cancelled += 1
+        self._outbox.append(answer)
+        self._grant(loop, 1)
+
+    # -- sending -----------------------------------------------------------------------
+
+    def _grant(self, loop: str, credit: int) -> None:
+        self._credit[loop] = self._credit.get(loop, 0) + credit
+        self._wake.set()
+
+    def send_nowait(self, message: Message) -> None:
+        """Queue ``message`` for the coordinator (a graph call that needs no answer)."""
+        self._outbox.append(message)
+        self._wake.set()
+
+    async def request(self, message: Message) -> Reply:
+        """Send a graph call and wait for the coordinator's reply to it."""
+        request_id: int = message.request_id  # type: ignore[attr-defined]
+        event = trio.Event()
+        box: list[Reply] = []
+        self._replies[request_id] = (event, box)
+        self.send_nowait(message)
+        await event.wait()
+        return box[0]
+
+    def next_request_id(self) -> int:
+        """A request id not used before on this connection."""
+        return next(self._request_ids)
+
+    async def _send_loop(self, interval: float) -> None:
+        while True:
+            with trio.move_on_after(interval):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            messages, self._outbox = self._outbox, []
+            if self._credit:
+                messages.extend(Claim(loop=loop, credit=n) for loop, n in self._credit.items())
+                self._credit = {}
+            try:
+                await self._send(messages or [Heartbeat()])
+            except trio_websocket.ConnectionClosed as exc:
+                logger.warning("lost the coordinator: %s", _describe_close(exc))
+                self._finish(LinkEnd.LOST)
+                return
+
+    async def _send(self, messages: list[Message]) -> None:
+        for frame in encode_batches(self._protocol, messages, self._on_unsendable):
+            await self._ws.send_message(frame)
+
+    def _on_unsendable(self, message: Message, error: LocalProtocolError) -> Message | None:
+        if isinstance(message, TaskSucceeded):
+            # The result cannot travel: the task fails with why, the worker carries on.
+            self._stats.tasks_succeeded -= 1
+            self._stats.tasks_failed += 1
+            return TaskFailed(
+                lease=message.lease,
+                error_type=type(error).__name__,
+                message=f"the task's result cannot be sent to the coordinator: {error}",
+                traceback="",
+            )
+        raise error  # everything else was checked when it was made: this is a bug
+
+
+class _ContextFailure:
+    """Stands in for a worker context whose init function raised: the slot's tasks fail."""
+
+    def __init__(self, error: Exception) -> None:
+        cause = error.__cause__
+        self.text = f"{error}: {cause!r}" if cause else str(error)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _load_context_init(pickled: bytes) -> Callable[[int], Any]:
+    try:
+        init: Callable[[int], Any] = cloudpickle.loads(pickled)
+    except Exception as exc:  # unpickling a user's function can raise anything
+        reason = f"cannot load the init function on this worker: {exc!r}"
+
+        def init(index: int) -> Any:
+            raise RuntimeError(reason)
+
+    return init
+
+
+async def _init_context(loop: str, init: Callable[[int], Any] | None, index: int) -> Any:
+    if init is None:
+        return {}
+    try:
+        return await run_context_init(loop, init, index)
+    except WorkerContextError as exc:
+        logger.error("%s: %r", exc, exc.__cause__)
+        return _ContextFailure(exc)
+
+
+def _task_failed(lease: int, exc: Exception) -> TaskFailed:
+    return TaskFailed(
+        lease=lease,
+        error_type=type(exc).__qualname__,
+        message=str(exc),
+        traceback=format_exception_trace(exc),
+    )
+
+
+def _describe_close(exc: trio_websocket.ConnectionClosed) -> str:
+    reason = exc.reason
+    if reason is None:
+        return "connection closed"
+    return f"closed with code {reason.code}" + (f" ({reason.reason})" if reason.reason else "")
