@@ -13,10 +13,13 @@ def test_public_names() -> None:
         "GraphStatistics", "TaskStatus", "ConditionStatus", "TGSError", "GraphDefinitionError",
         "UnknownFunctionError", "UnknownUidError", "GraphStalledError", "WorkerContextError",
         "ProtocolError", "LocalProtocolError", "RemoteProtocolError", "ConfigError",
+        "LinkError", "CoordinatorUnreachableError", "WorkerRejectedError",
+        "Coordinator", "CoordinatorConfig", "RunSummary", "serve_coordinator",
+        "Worker", "WorkerConfig", "run_worker",
     }  # fmt: skip
     # Sub-packages appear as attributes once imported; they are namespaces, not API names.
     assert public - {"coordinator", "shared", "worker", "protocol", "graph", "execution",
-                     "scheduling"} == expected  # fmt: skip
+                     "scheduling", "testing"} == expected  # fmt: skip
 
 
 def test_seed_import_paths_are_the_same_objects() -> None:

@@ -28,6 +28,10 @@ logger = logging.getLogger("tgs.coordinator")
 RECEIVE_BUFFER_BYTES: Final = 64 * 2**10
 
 
+#: The URL of a coordinator served on in-memory listeners (host and port mean nothing).
+MEMORY_URL: Final = "ws://in-memory:0"
+
+
 @dataclass(frozen=True, slots=True)
 class RunSummary:
     """How a distributed run ended."""
@@ -224,6 +228,6 @@ async def serve_coordinator(
 def _url_of(listener: trio.abc.Listener[trio.abc.Stream], host: str) -> str:
     socket = getattr(listener, "socket", None)
     if socket is None:
-        return f"ws://{host}"  # an in-memory listener has no address
+        return MEMORY_URL
     address, port = socket.getsockname()[:2]
     return f"ws://{address if ':' not in address else f'[{address}]'}:{port}"

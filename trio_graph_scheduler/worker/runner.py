@@ -156,3 +156,17 @@ class Worker:
             return await link.run()
         finally:
             self._link = None
+
+
+async def run_worker(
+    config: WorkerConfig, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run a worker until the coordinator dismisses it: ``Worker(config).run()``.
+
+    Raises:
+        ConfigError: ``config.url`` is not a ``ws://HOST:PORT`` URL.
+        CoordinatorUnreachableError: no connection within ``config.connect_timeout``.
+        WorkerRejectedError: the coordinator refused this worker.
+        RemoteProtocolError: the coordinator broke the protocol.
+    """
+    await Worker(config).run(task_status=task_status)
