@@ -57,6 +57,10 @@ logger = logging.getLogger("tgs.coordinator")
 CLOSE_NORMAL: Final = 1000
 CLOSE_PROTOCOL_ERROR: Final = 1002
 CLOSE_POLICY_VIOLATION: Final = 1008
+#: The receiver yields after handling this many messages of one frame, so that the
+#: sender can ship the first new assignments while it handles the rest: the worker then
+#: starts on them at once instead of waiting for the whole batch.
+MESSAGES_PER_YIELD: Final = 32
 #: A close frame's reason may hold at most 123 bytes.
 _MAX_CLOSE_REASON: Final = 120
 
@@ -232,8 +236,10 @@ class WorkerSession:
                     if self._protocol.state is SessionState.CLOSED:
                         break  # we said Shutdown and the worker left, as it should
                     raise _SessionClosed(CLOSE_NORMAL, "connection lost")
-                for message in self._decode(data):
+                for index, message in enumerate(self._decode(data), 1):
                     self._handlers[type(message)](message)
+                    if index % MESSAGES_PER_YIELD == 0:
+                        await trio.lowlevel.checkpoint()
         except _SessionClosed as closed:
             self._drop(closed)
         else:

@@ -3,31 +3,37 @@
 A frame is one WebSocket binary message: ``[{"type": tag, field: value, ...}, ...]``.
 Batching several messages per frame is what makes small tasks cheap.
 
-The encoder and decoder of every message class are generated once, at import, from the
-dataclass fields and annotations in ``messages``; this module spells no key or tag.
-Decoding checks the frame's shape and each message's keys here, and the field values
-through the message constructors (the same checks a locally built message gets), turning
-every failure into a :class:`RemoteProtocolError` that says which message and which field
-was wrong.
+msgspec does the structural work in C: it encodes the messages, and decodes a frame
+straight into message objects while checking every field against its annotation. What it
+cannot do alone is carry task values exactly (it would turn a tuple into a list), so
+value fields go through the value codec: on the way out each is packed by
+:class:`~.values.ValuePacker` and embedded as raw msgpack, and on the way in the value
+codec's extension hook rebuilds tuples, sets, big ints and (once the peer is trusted)
+pickled objects. Which fields hold values is read once, at import, from the annotations.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
+import functools
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Final, Union, get_args, get_origin
 
-from ..shared.errors import LocalProtocolError, RemoteProtocolError
-from .messages import MESSAGE_TYPES, TYPE_KEY, InvalidFieldError, Message, Struct
-from .validation import InvalidValue, type_name
-from .values import ValueEncodeError, ValuePacker, unpack
+import msgspec
 
-#: The largest frame either side sends or accepts. The WebSocket layer should allow
+from ..shared.errors import LocalProtocolError, RemoteProtocolError
+from .messages import MESSAGE_TYPES, VALUE_MARKER, Message, Record
+from .values import ValueEncodeError, ValuePacker, value_ext_hook
+
+#: The largest frame either side sends or accepts. The WebSocket layer must allow
 #: messages of this size (trio-websocket's own default is only 1 MiB).
 MAX_FRAME_BYTES: Final = 16 * 2**20  # 16 MiB
 
-_Convert = Callable[[Any], Any]
+#: Values of these exact types encode the same through msgspec as through the value
+#: codec, so they need no packing of their own: the common case (None, a number, a
+#: string) stays cheap.
+_NATIVE_VALUE_TYPES: Final = frozenset({type(None), bool, int, float, str, bytes})
+
+_Pack = Callable[[Any, ValuePacker], Any]
 
 
 class FrameTooLargeError(LocalProtocolError):
@@ -44,126 +50,77 @@ class FrameTooLargeError(LocalProtocolError):
         super().__init__(f"frame of {size} bytes exceeds the limit of {limit} bytes")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _StructCodec:
-    """The generated wire form of one message or record class."""
+def _pack_value(value: Any, packer: ValuePacker) -> Any:
+    if type(value) in _NATIVE_VALUE_TYPES and (type(value) is not int or -(2**63) <= value < 2**64):
+        return value
+    return msgspec.Raw(packer.pack(value))
 
-    #: Fields in declaration order, and as a set to compare a map's keys with.
-    names: tuple[str, ...]
-    name_set: frozenset[str]
-    #: Fields holding records, with their (to wire, from wire) converters.
-    converted: tuple[tuple[str, _Convert, _Convert], ...]
-    build: Callable[..., Struct]
 
-    def encode(self, struct: Struct, wire: dict[str, Any]) -> dict[str, Any]:
-        for name in self.names:
-            wire[name] = getattr(struct, name)
-        for name, to_wire, _ in self.converted:
-            wire[name] = to_wire(wire[name])
-        return wire
+def _struct_packer(cls: type[msgspec.Struct], *, names_field: bool) -> _Pack | None:
+    """What replaces a struct's value fields by packed ones; None if it holds no values.
 
-    def decode(self, wire: dict[Any, Any]) -> Any:
-        """Build the struct from its map (without the tag); raise InvalidValue."""
-        if wire.keys() != self.name_set:
-            raise InvalidValue(self._describe_keys(wire))
-        for name, _, from_wire in self.converted:
+    With ``names_field``, a ValueEncodeError is raised again naming the struct's field.
+    """
+    plans: list[tuple[str, _Pack]] = []
+    for field in msgspec.structs.fields(cls):
+        pack = _field_packer(field.type)
+        if pack is not None:
+            plans.append((field.name, pack))
+    if not plans:
+        return None
+
+    def pack_struct(struct: Any, packer: ValuePacker) -> Any:
+        changes = {}
+        for name, pack in plans:
+            value = getattr(struct, name)
             try:
-                wire[name] = from_wire(wire[name])
-            except InvalidValue as exc:
-                raise InvalidValue(f"field {name!r} {exc}") from None
-        try:
-            return self.build(**wire)
-        except InvalidFieldError as exc:
-            raise InvalidValue(exc.detail) from None
+                packed = pack(value, packer)
+            except ValueEncodeError as exc:
+                if not names_field:
+                    raise
+                raise ValueEncodeError(exc.type_name, exc.reason, field=name) from exc
+            if packed is not value:
+                changes[name] = packed
+        # Most values are native (None, a number, a string): then nothing is copied.
+        return msgspec.structs.replace(struct, **changes) if changes else struct
 
-    def _describe_keys(self, wire: dict[Any, Any]) -> str:
-        missing = [name for name in self.names if name not in wire]
-        if missing:
-            return f"missing field {missing[0]!r}"
-        unexpected = [key for key in wire if key not in self.name_set]
-        return f"unexpected field {unexpected[0]!r}"
+    return pack_struct
 
 
-def _struct_codec(cls: type[Struct]) -> _StructCodec:
-    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-    converted = []
-    for field in fields:
-        converters = _converters(field.type)
-        if converters is not None:
-            converted.append((field.name, *converters))
-    return _StructCodec(
-        names=tuple(field.name for field in fields),
-        name_set=frozenset(field.name for field in fields),
-        converted=tuple(converted),
-        build=cls,
-    )
-
-
-def _converters(annotation: Any) -> tuple[_Convert, _Convert] | None:
-    """(to wire, from wire) for a field holding records, or None if it holds none."""
+def _field_packer(annotation: Any) -> _Pack | None:
     origin = get_origin(annotation)
     if origin is Annotated:
-        return _converters(get_args(annotation)[0])
-    if isinstance(annotation, type) and issubclass(annotation, Struct):
-        return _record_converters(_struct_codec(annotation))
+        base, *extras = get_args(annotation)
+        return _pack_value if VALUE_MARKER in extras else _field_packer(base)
+    if isinstance(annotation, type) and issubclass(annotation, Record):
+        return _struct_packer(annotation, names_field=False)
     if origin is list:
-        inner = _converters(get_args(annotation)[0])
-        return None if inner is None else _list_converters(*inner)
-    if origin is Union or origin is types.UnionType:
-        (member,) = [arg for arg in get_args(annotation) if arg is not type(None)]
-        inner = _converters(member)
-        return None if inner is None else _optional_converters(*inner)
-    if origin is dict and any(_converters(arg) for arg in get_args(annotation)):
-        raise TypeError(f"records inside a dict are not supported: {annotation}")
+        inner = _field_packer(get_args(annotation)[0])
+        if inner is None:
+            return None
+
+        def pack_items(items: list[Any], packer: ValuePacker) -> list[Any]:
+            packed = [inner(item, packer) for item in items]
+            same = all(new is old for new, old in zip(packed, items, strict=True))
+            return items if same else packed
+
+        return pack_items
+    if origin is Union and any(_field_packer(arg) for arg in get_args(annotation)):
+        raise TypeError(f"records or values inside a union are not supported: {annotation}")
     return None
 
 
-def _record_converters(codec: _StructCodec) -> tuple[_Convert, _Convert]:
-    def to_wire(record: Struct) -> dict[str, Any]:
-        return codec.encode(record, {})
-
-    def from_wire(wire: Any) -> Any:
-        if type(wire) is not dict:
-            raise InvalidValue(f"must be a map, got {type_name(wire)}")
-        return codec.decode(wire)
-
-    return to_wire, from_wire
-
-
-def _list_converters(to_item: _Convert, from_item: _Convert) -> tuple[_Convert, _Convert]:
-    def to_wire(items: list[Any]) -> list[Any]:
-        return [to_item(item) for item in items]
-
-    def from_wire(wire: Any) -> list[Any]:
-        if type(wire) is not list:
-            raise InvalidValue(f"must be list, got {type_name(wire)}")
-        items = []
-        for index, item in enumerate(wire):
-            try:
-                items.append(from_item(item))
-            except InvalidValue as exc:
-                raise InvalidValue(f"item {index}: {exc}") from None
-        return items
-
-    return to_wire, from_wire
-
-
-def _optional_converters(to_inner: _Convert, from_inner: _Convert) -> tuple[_Convert, _Convert]:
-    def to_wire(value: Any) -> Any:
-        return None if value is None else to_inner(value)
-
-    def from_wire(wire: Any) -> Any:
-        return None if wire is None else from_inner(wire)
-
-    return to_wire, from_wire
-
-
-# Generated once, at import: the hot loops below only look classes and tags up.
-_CODECS: Final[dict[type[Message], _StructCodec]] = {
-    cls: _struct_codec(cls) for cls in MESSAGE_TYPES.values()
+# Generated once, at import: which message classes hold values, and how to pack them.
+_PACKERS: Final[dict[type[Message], _Pack | None]] = {
+    cls: _struct_packer(cls, names_field=True) for cls in MESSAGE_TYPES.values()
 }
-_CODECS_BY_TAG: Final[dict[str, _StructCodec]] = {
-    tag: _CODECS[cls] for tag, cls in MESSAGE_TYPES.items()
+_ENCODER: Final = msgspec.msgpack.Encoder()
+_FRAME_TYPE: Final = list[Union[tuple(MESSAGE_TYPES.values())]]  # type: ignore[misc]  # noqa: UP007
+_DECODERS: Final = {
+    allow_pickle: msgspec.msgpack.Decoder(
+        _FRAME_TYPE, ext_hook=functools.partial(value_ext_hook, allow_pickle=allow_pickle)
+    )
+    for allow_pickle in (False, True)
 }
 
 
@@ -187,32 +144,25 @@ def encode_frame(messages: Sequence[Message], *, max_frame_bytes: int = MAX_FRAM
     if not messages:
         raise LocalProtocolError("a frame needs at least one message")
     packer = ValuePacker()
-    parts = [packer.pack_array_header(len(messages))]
+    wire = list(messages)
     for index, message in enumerate(messages):
-        codec = _CODECS.get(type(message))
-        if codec is None:
-            raise LocalProtocolError(f"message {index} is a {type_name(message)}, not a message")
-        wire = codec.encode(message, {TYPE_KEY: message.TAG})
         try:
-            parts.append(packer.pack(wire))
-        except ValueEncodeError as exc:
-            raise ValueEncodeError(
-                exc.type_name, exc.reason, message_index=index, field=_bad_field(wire)
-            ) from exc
-    frame = b"".join(parts)
+            pack = _PACKERS[type(message)]
+        except KeyError:
+            raise LocalProtocolError(
+                f"message {index} is a {type(message).__name__}, not a message"
+            ) from None
+        if pack is not None:
+            try:
+                wire[index] = pack(message, packer)
+            except ValueEncodeError as exc:
+                raise ValueEncodeError(
+                    exc.type_name, exc.reason, message_index=index, field=exc.field
+                ) from exc
+    frame = _ENCODER.encode(wire)
     if len(frame) > max_frame_bytes:
         raise FrameTooLargeError(len(frame), max_frame_bytes)
     return frame
-
-
-def _bad_field(wire: dict[str, Any]) -> str | None:
-    # The slow path, taken only after a failure: pack field by field to name the culprit.
-    for name, value in wire.items():
-        try:
-            ValuePacker().pack(value)
-        except ValueEncodeError:
-            return name
-    return None  # pragma: no cover (the whole map failed, so some field fails alone)
 
 
 def decode_frame(
@@ -235,7 +185,8 @@ def decode_frame(
     Raises:
         RemoteProtocolError: The frame is too large, not msgpack, not a non-empty array
             of message maps, or a message is unknown, lacks or adds a field, or has a
-            field of the wrong type or value; the text says which.
+            field of the wrong type or value; the text says which, e.g.
+            ``Expected `int`, got `str` - at `$[0].lease```.
     """
     if isinstance(data, str):
         raise RemoteProtocolError("frame must be binary, got a text message")
@@ -243,22 +194,18 @@ def decode_frame(
         raise RemoteProtocolError(
             f"frame of {len(data)} bytes exceeds the limit of {max_frame_bytes} bytes"
         )
-    frame = unpack(data, allow_pickle=allow_pickle)
-    if type(frame) is not list:
-        raise RemoteProtocolError(f"frame must be an array of messages, got {type_name(frame)}")
-    if not frame:
+    try:
+        messages: list[Message] = _DECODERS[allow_pickle].decode(data)
+    except msgspec.ValidationError as exc:
+        raise RemoteProtocolError(f"invalid message: {exc}") from None
+    except RemoteProtocolError:
+        raise  # from the value codec's extension hook
+    except RecursionError:
+        raise RemoteProtocolError("invalid msgpack: nested too deeply") from None
+    except Exception as exc:
+        # msgspec.DecodeError for bad or truncated bytes, UnicodeDecodeError for bad UTF-8
+        # in a key: whatever msgspec refuses, the peer sent garbage.
+        raise RemoteProtocolError(f"invalid msgpack: {exc}") from None
+    if not messages:
         raise RemoteProtocolError("frame must hold at least one message, got none")
-    messages = []
-    for index, wire in enumerate(frame):
-        if type(wire) is not dict:
-            raise RemoteProtocolError(f"message {index} must be a map, got {type_name(wire)}")
-        tag = wire.pop(TYPE_KEY, None)
-        codec = _CODECS_BY_TAG.get(tag) if type(tag) is str else None
-        if codec is None:
-            what = "has no 'type'" if tag is None else f"has unknown message type {tag!r}"
-            raise RemoteProtocolError(f"message {index} {what}")
-        try:
-            messages.append(codec.decode(wire))
-        except InvalidValue as exc:
-            raise RemoteProtocolError(f"message {index} ({tag}): {exc}") from None
     return messages

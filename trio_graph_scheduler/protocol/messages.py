@@ -1,42 +1,36 @@
-"""The messages of the wire protocol: one frozen, slotted, keyword-only dataclass per type.
+"""The messages of the wire protocol: one frozen, keyword-only msgspec ``Struct`` per type.
 
-A message that exists is valid: every field is checked when the message is built, by a
-checker generated from the field's annotation (see ``validation``), and a bad value raises
-:class:`InvalidFieldError`, a ``LocalProtocolError``. The codec builds inbound messages
-through the same constructors, so inbound frames get exactly the same checks.
+On the wire a message is the msgpack map ``{"type": tag, field: value, ...}``; a frame is
+an array of them (see ``codec``). The field names are the wire keys and each class's
+``tag`` its wire tag: nothing else in the package spells a key or a tag.
 
-The field names are the wire keys, and :data:`MESSAGE_TYPES` maps each wire tag to its
-class: nothing else in the package spells a key or a tag. On the wire a message is the
-msgpack map ``{"type": tag, field: value, ...}``.
+Every field's rule is in its annotation (``msgspec.Meta`` constraints: a name is never
+empty, an int is 0 to 2**63 - 1, an interval is positive and finite, ...), and msgspec
+checks every inbound message against them while decoding, in C, so validation costs
+well under a microsecond a message. Rules that span fields live in ``__post_init__``,
+which runs both when a message is built here and when one is decoded.
 
-Fields annotated ``Any`` (``Value``) hold task values (arguments, results); they are not
-checked here but carried by the value codec, which decides what is representable.
+Messages built by this package are not re-checked field by field when built: their
+fields come from state that was checked already, and the peer checks every message it
+receives, so a wrong one is caught there, as a protocol error that names the field.
 
-Don't subclass the concrete messages: the codec looks classes up by exact type.
+Fields annotated :data:`Value` hold task values (arguments, results): any Python value,
+carried exactly (tuples stay tuples) by the value codec in ``values``.
+
+Don't subclass the concrete messages: the codec dispatches on exact classes.
 """
 
-# No `from __future__ import annotations` here, on purpose: the annotations are evaluated
-# when each class is built, so `dataclasses.fields(cls)[i].type` is the real type the
-# checkers and the codec are generated from.
+# No `from __future__ import annotations` here: msgspec and the codec read the
+# annotations as real types when each class is built.
 
-import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Annotated, Any, ClassVar, Final, TypeVar
+from typing import Annotated, Any, ClassVar, Final
+
+import msgspec
 
 from ..shared.errors import LocalProtocolError
 from ..shared.status import TaskStatus
-from .validation import (
-    Check,
-    InvalidValue,
-    at_least_one,
-    checker_for,
-    non_empty,
-    one_of,
-    positive,
-    task_arguments,
-    unique,
-)
 
 #: The version this code speaks. A peer speaking another one is refused at the handshake.
 PROTOCOL_VERSION: Final = 1
@@ -44,25 +38,37 @@ PROTOCOL_VERSION: Final = 1
 #: The key of a message map that holds its wire tag; no field may have this name.
 TYPE_KEY: Final = "type"
 
-# Field types. A plain `int` is always 0 to 2**63 - 1 and a `float` always finite.
+#: The largest int a field may hold: msgpack's signed 64-bit range, so that peers in
+#: other languages can read every id and count as an int64.
+MAX_WIRE_INT: Final = 2**63 - 1
+#: The longest interval a field may hold, in seconds (a year): finite, and absurd beyond.
+MAX_SECONDS: Final = 365 * 24 * 3600.0
+
+#: Marks the fields that hold task values, for the codec.
+VALUE_MARKER: Final = "tgs-value"
+
+# Field types.
+#: A count, an id or a version.
+Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_WIRE_INT)]
+#: A credit or a concurrency.
+AtLeastOne = Annotated[int, msgspec.Meta(ge=1, le=MAX_WIRE_INT)]
 #: A loop name, task uid, handle or worker id: never empty.
-Name = Annotated[str, non_empty]
-#: A credit or a concurrency: at least 1.
-AtLeastOne = Annotated[int, at_least_one]
-#: A task's arguments: None or (args, kwargs), carried exactly by the value codec.
-TaskArguments = Annotated[Any, task_arguments]
-#: Any task value (a result): whatever the value codec can carry.
-Value = Any
-#: One of the task states' strings ("success", "failed", ...).
-TaskStatusName = Annotated[str, one_of(TaskStatus)]
+Name = Annotated[str, msgspec.Meta(min_length=1)]
+#: An interval in seconds: positive and finite.
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=MAX_SECONDS)]
+#: Any task value (arguments, a result): whatever the value codec can carry.
+Value = Annotated[Any, VALUE_MARKER]
 
 
-class InvalidFieldError(LocalProtocolError):
-    """A message or record was built with a field value the protocol forbids.
+class InvalidFieldError(LocalProtocolError, ValueError):
+    """A message was built with fields that break a rule spanning several of them.
+
+    Also a ``ValueError``: raised while decoding, msgspec turns it into a validation error
+    of the frame, which the codec reports as a ``RemoteProtocolError``.
 
     Attributes:
         struct_name: The wire tag of the message (or the name of the record).
-        detail: What is wrong, e.g. ``field 'lease' must be int, got str``.
+        detail: What is wrong.
     """
 
     def __init__(self, struct_name: str, detail: str) -> None:
@@ -71,45 +77,24 @@ class InvalidFieldError(LocalProtocolError):
         super().__init__(f"{struct_name}: {detail}")
 
 
-class Struct:
-    """Base of messages and of the records nested in them: validation on construction."""
+class Record(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of the records nested in messages.
 
-    __slots__ = ()
-
-    #: (field name, checker) for every field that has a checker; set at class creation.
-    _checks: ClassVar[tuple[tuple[str, Check], ...]] = ()
-    #: The name used in error messages.
-    _name: ClassVar[str] = ""
-
-    def __post_init__(self) -> None:
-        for name, check in self._checks:
-            value = getattr(self, name)
-            try:
-                checked = check(value)
-            except InvalidValue as exc:
-                raise InvalidFieldError(self._name, f"field {name!r} {exc}") from None
-            if checked is not value:
-                # Normalised (a StrEnum to str, an int to float): store the wire type.
-                object.__setattr__(self, name, checked)
-        try:
-            self._check_together()
-        except InvalidValue as exc:
-            raise InvalidFieldError(self._name, str(exc)) from None
-
-    def _check_together(self) -> None:
-        """Check rules that span several fields; raise InvalidValue. Most have none."""
+    Subclasses repeat ``frozen=True, kw_only=True``: msgspec applies ``kw_only`` to the
+    fields a class defines itself, and type checkers want ``frozen`` spelled out.
+    """
 
 
-class Message(Struct):
-    """Base class of every message. ``TAG`` is the message's wire tag."""
+class Message(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field=TYPE_KEY
+):
+    """Base class of every message. ``TAG`` is the message's wire tag.
 
-    __slots__ = ()
+    Subclasses repeat ``frozen=True, kw_only=True`` (see :class:`Record`).
+    """
 
     TAG: ClassVar[str]
 
-
-_S = TypeVar("_S", bound=Struct)
-_M = TypeVar("_M", bound=Message)
 
 _REGISTRY: dict[str, type[Message]] = {}
 
@@ -117,62 +102,39 @@ _REGISTRY: dict[str, type[Message]] = {}
 MESSAGE_TYPES: Final[Mapping[str, type[Message]]] = MappingProxyType(_REGISTRY)
 
 
-def _build_checks(cls: type[Struct], name: str) -> None:
-    checks = []
-    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if field.name == TYPE_KEY:
-            raise TypeError(f"{cls.__name__}.{field.name}: that key holds the wire tag")
-        if field.default is not dataclasses.MISSING or not field.kw_only:
-            raise TypeError(f"{cls.__name__}.{field.name}: fields are required and keyword-only")
-        check = checker_for(field.type)
-        if check is not None:
-            checks.append((field.name, check))
-    cls._checks = tuple(checks)
-    cls._name = name
-
-
-def _record(cls: type[_S]) -> type[_S]:
-    """Finish a record class (a struct nested in messages, with no tag of its own)."""
-    _build_checks(cls, cls.__name__)
+def _register(cls: type[Message]) -> type[Message]:
+    tag = cls.__struct_config__.tag
+    assert isinstance(tag, str), cls
+    assert tag not in _REGISTRY, tag
+    cls.TAG = tag
+    _REGISTRY[tag] = cls
     return cls
-
-
-def _message(tag: str) -> Callable[[type[_M]], type[_M]]:
-    """Finish a message class and register it under ``tag``."""
-
-    def register(cls: type[_M]) -> type[_M]:
-        if tag in _REGISTRY:
-            raise TypeError(f"message tag {tag!r} is used twice")
-        _build_checks(cls, tag)
-        cls.TAG = tag
-        _REGISTRY[tag] = cls
-        return cls
-
-    return register
 
 
 # The handshake.
 
 
-@_message("hello")
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Hello(Message):
+@_register
+class Hello(Message, frozen=True, kw_only=True, tag="hello"):
     """Worker to coordinator, first: who the worker is and what it serves.
 
     ``loops`` empty means every loop of the graph; ``max_tasks`` 0 means the worker puts
     no cap of its own on how many tasks it runs at once.
     """
 
-    version: int
+    version: Count
     token: str
     worker_name: str
-    loops: Annotated[list[Name], unique]
-    max_tasks: int
+    loops: list[Name]
+    max_tasks: Count
+
+    def __post_init__(self) -> None:
+        if len(set(self.loops)) != len(self.loops):
+            raise InvalidFieldError(self.TAG, f"loops lists a loop twice: {self.loops}")
 
 
-@_message("welcome")
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Welcome(Message):
+@_register
+class Welcome(Message, frozen=True, kw_only=True, tag="welcome"):
     """Coordinator to worker: accepted. ``loops`` maps each loop this worker serves to
     that loop's cluster-wide concurrency. Each side sends something (a heartbeat if nothing
     else) at least every ``heartbeat_interval`` seconds, and counts the other as lost after
@@ -180,17 +142,16 @@ class Welcome(Message):
     that have one, the cloudpickled worker-context init function.
     """
 
-    version: int
+    version: Count
     worker_id: Name
     loops: dict[Name, AtLeastOne]
-    heartbeat_interval: Annotated[float, positive]
-    heartbeat_timeout: Annotated[float, positive]
+    heartbeat_interval: Seconds
+    heartbeat_timeout: Seconds
     context_inits: dict[Name, bytes]
 
 
-@_message("reject")
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Reject(Message):
+@_register
+class Reject(Message, frozen=True, kw_only=True, tag="reject"):
     """Coordinator to worker: refused (a bad token, unknown loops, ...); the coordinator
     closes the connection next.
     """
@@ -201,72 +162,65 @@ class Reject(Message):
 # Work.
 
 
-@_message("claim")
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Claim(Message):
+@_register
+class Claim(Message, frozen=True, kw_only=True, tag="claim"):
     """Worker to coordinator: send up to ``credit`` more assignments on ``loop``."""
 
     loop: Name
     credit: AtLeastOne
 
 
-@_record
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class PredecessorRecord(Struct):
+class PredecessorRecord(Record, frozen=True, kw_only=True):
     """A predecessor of an assigned task, as the task sees it (nested in :class:`Assign`)."""
 
     task_uid: Name
     handle: Name
-    status: TaskStatusName
-    arguments: TaskArguments
+    status: TaskStatus
+    arguments: Value
     result: Value
     exception_trace: str | None
 
 
-@_message("assign")
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Assign(Message):
+@_register
+class Assign(Message, frozen=True, kw_only=True, tag="assign"):
     """Coordinator to worker: run this task under ``lease``.
 
     ``function`` is the cloudpickled function, sent only the first time this worker gets
     a task of ``handle``, else ``None``.
     """
 
-    lease: int
+    lease: Count
     task_uid: Name
     handle: Name
     loop: Name
-    arguments: TaskArguments
+    arguments: Value
     predecessors: list[PredecessorRecord]
     function: bytes | None
 
 
-@_message("task_succeeded")
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class TaskSucceeded(Message):
+@_register
+class TaskSucceeded(Message, frozen=True, kw_only=True, tag="task_succeeded"):
     """Worker to coordinator: the task of ``lease`` returned ``result``."""
 
-    lease: int
+    lease: Count
     result: Value
 
 
-@_message("task_failed")
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class TaskFailed(Message):
+@_register
+class TaskFailed(Message, frozen=True, kw_only=True, tag="task_failed"):
     """Worker to coordinator: the task of ``lease`` raised."""
 
-    lease: int
+    lease: Count
     error_type: Name
     message: str
     traceback: str
 
 
-@_message("hand_back")
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class HandBack(Message):
+@_register
+class HandBack(Message, frozen=True, kw_only=True, tag="hand_back"):
     """Worker to coordinator, on a graceful stop: these leases will not be finished."""
 
-    leases: list[int]
+    leases: list[Count]
 
 
 # Graph calls made by a task running on a worker. The worker chooses the new uids, so that
@@ -274,54 +228,50 @@ class HandBack(Message):
 # An unawaited call the coordinator refuses makes the calling task fail instead.
 
 
-@_message("create_task_request")
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class CreateTaskRequest(Message):
+@_register
+class CreateTaskRequest(Message, frozen=True, kw_only=True, tag="create_task_request"):
     """Worker to coordinator: the task of ``lease`` calls ``graph.create_task``.
 
     ``awaited`` is true when the task waits for the :class:`Reply` (``await
     graph.create_task``) and false for ``create_task_nowait``.
     """
 
-    request_id: int
-    lease: int
+    request_id: Count
+    lease: Count
     uid: Name
     awaited: bool
     handle: Name
-    arguments: TaskArguments
+    arguments: Value
     waits_on: list[Name]
 
 
-@_message("create_condition_request")
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class CreateConditionRequest(Message):
+@_register
+class CreateConditionRequest(Message, frozen=True, kw_only=True, tag="create_condition_request"):
     """Worker to coordinator: the task of ``lease`` builds a scheduling condition.
 
     ``mode`` is checked by the coordinator; a bad one makes the calling task fail, as the
     in-process graph would raise in it.
     """
 
-    request_id: int
-    lease: int
+    request_id: Count
+    lease: Count
     uid: Name
     mode: Name
     waits_on: list[Name]
 
 
-@_message("prepend_request")
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class PrependRequest(Message):
+@_register
+class PrependRequest(Message, frozen=True, kw_only=True, tag="prepend_request"):
     """Worker to coordinator: the task of ``lease`` calls ``prepend_to_successor``."""
 
-    request_id: int
-    lease: int
+    request_id: Count
+    lease: Count
     successor_handle: Name
     new_task_uid: Name
 
 
-@_message("reply")
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Reply(Message):
+@_register
+class Reply(Message, frozen=True, kw_only=True, tag="reply"):
     """Coordinator to worker: the answer to request ``request_id``.
 
     On success ``uid`` is the new task's or condition's uid (``None`` when the call
@@ -329,46 +279,42 @@ class Reply(Message):
     ``error_message`` say what the coordinator raised and ``uid`` is ``None``.
     """
 
-    request_id: int
+    request_id: Count
     uid: Name | None
     error_type: Name | None
     error_message: str | None
 
-    def _check_together(self) -> None:
+    def __post_init__(self) -> None:
         if (self.error_type is None) != (self.error_message is None):
-            raise InvalidValue("error_type and error_message must be set together")
+            raise InvalidFieldError(self.TAG, "error_type and error_message must be set together")
         if self.error_type is not None and self.uid is not None:
-            raise InvalidValue("a reply carries a uid or an error, not both")
+            raise InvalidFieldError(self.TAG, "a reply carries a uid or an error, not both")
 
 
 # Liveness and the end.
 
 
-@_message("heartbeat")
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Heartbeat(Message):
+@_register
+class Heartbeat(Message, frozen=True, kw_only=True, tag="heartbeat"):
     """Either way: I am alive."""
 
 
-@_message("cancel")
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Cancel(Message):
+@_register
+class Cancel(Message, frozen=True, kw_only=True, tag="cancel"):
     """Coordinator to worker: stop the task of ``lease``; answer with :class:`Cancelled`."""
 
-    lease: int
+    lease: Count
 
 
-@_message("cancelled")
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Cancelled(Message):
+@_register
+class Cancelled(Message, frozen=True, kw_only=True, tag="cancelled"):
     """Worker to coordinator: the task of ``lease`` was stopped as asked."""
 
-    lease: int
+    lease: Count
 
 
-@_message("shutdown")
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Shutdown(Message):
+@_register
+class Shutdown(Message, frozen=True, kw_only=True, tag="shutdown"):
     """Coordinator to worker, last: the graph has ended; exit."""
 
     reason: str

@@ -187,7 +187,7 @@ class _Decoder:
             strict_map_key=False,
         )
 
-    def ext_hook(self, code: int, data: bytes) -> Any:
+    def ext_hook(self, code: int, data: bytes | memoryview) -> Any:
         if code == EXT_PICKLE:
             return self._unpickle(data)
         if code == EXT_BIG_INT:
@@ -205,7 +205,7 @@ class _Decoder:
                 raise RemoteProtocolError(f"invalid set extension: {exc}") from None
         raise RemoteProtocolError(f"unknown msgpack extension type {code}")
 
-    def _unpack_items(self, data: bytes) -> list[Any]:
+    def _unpack_items(self, data: bytes | memoryview) -> list[Any]:
         if self.depth >= MAX_EXT_DEPTH:
             raise RemoteProtocolError(f"value nests more than {MAX_EXT_DEPTH} tuples or sets")
         self.depth += 1
@@ -219,7 +219,7 @@ class _Decoder:
             )
         return items
 
-    def _unpickle(self, data: bytes) -> Any:
+    def _unpickle(self, data: bytes | memoryview) -> Any:
         if not self.allow_pickle:
             raise RemoteProtocolError(
                 "the peer sent a pickled value, which this connection does not accept "
@@ -231,6 +231,25 @@ class _Decoder:
             # Unpickling bad bytes can raise nearly anything (UnpicklingError, EOFError,
             # AttributeError, ImportError, ...): all of it means the peer sent garbage.
             raise RemoteProtocolError(f"cannot unpickle a value: {exc!r}") from exc
+
+
+def value_ext_hook(code: int, data: memoryview, *, allow_pickle: bool) -> Any:
+    """Rebuild one extension value (a tuple, set, big int or pickle) found in a frame.
+
+    The ``ext_hook`` of the frame decoder.
+
+    Raises:
+        RemoteProtocolError: an unknown or malformed extension, or a pickle that is refused
+            or broken.
+    """
+    try:
+        return _Decoder(allow_pickle=allow_pickle).ext_hook(code, data)
+    except RemoteProtocolError:
+        raise
+    except Exception as exc:  # msgpack's refusals of the nested data, as in unpack()
+        raise RemoteProtocolError(
+            f"truncated or invalid msgpack ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def unpack(data: bytes | bytearray | memoryview, *, allow_pickle: bool) -> Any:

@@ -76,6 +76,10 @@ logger = logging.getLogger("tgs.worker")
 #: A slot yields to trio after this many tasks that never yielded themselves, so the
 #: receiver and sender keep running under a burst of tiny tasks.
 TASKS_PER_FORCED_YIELD: Final = 64
+#: The receiver yields after handling this many messages of one frame, so that the slots
+#: start on the first assignments (and the sender sends their results) while it goes on:
+#: one big frame then overlaps work on both ends instead of moving in lockstep.
+MESSAGES_PER_YIELD: Final = 32
 #: Close codes (RFC 6455, section 7.4.1).
 CLOSE_NORMAL: Final = 1000
 CLOSE_GOING_AWAY: Final = 1001
@@ -272,8 +276,10 @@ class CoordinatorLink:
                 self._finish(LinkEnd.LOST)
                 return
             try:
-                for message in self._protocol.receive(data):
+                for index, message in enumerate(self._protocol.receive(data), 1):
                     self._handlers[type(message)](message)
+                    if index % MESSAGES_PER_YIELD == 0:
+                        await trio.lowlevel.checkpoint()
             except RemoteProtocolError as exc:
                 # Ended here, not raised: out of the nursery it would be an ExceptionGroup.
                 logger.error("the coordinator broke the protocol: %s", exc)
