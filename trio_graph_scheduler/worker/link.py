@@ -154,7 +154,8 @@ class CoordinatorLink:
         self._wake = trio.Event()
         self._channels: dict[str, trio.MemorySendChannel[Assign]] = {}
         self._functions: dict[str, _LoadedFunction] = {}
-        #: Leases assigned here and not yet answered, with their cancel scope once running.
+        #: Leases assigned here and not yet answered, with their slot's cancel scope once
+        #: running.
         self._leases: dict[int, trio.CancelScope | None] = {}
         self._cancelled: set[int] = set()
         self._replies: dict[int, tuple[trio.Event, list[Reply]]] = {}
@@ -332,6 +333,24 @@ class CoordinatorLink:
         limiter: trio.CapacityLimiter,
     ) -> None:
         context = await _init_context(loop, init, index)
+        slot = _Slot()
+        while True:
+            # One cancel scope serves the slot's tasks until a Cancel uses it up: a scope
+            # per task would cost more than a small task itself.
+            with trio.CancelScope() as slot.scope:
+                await self._serve_slot(loop, assignments, context, limiter, slot)
+            # Only a Cancel of the slot's current task gets here, once that task has
+            # really ended: acknowledge it, which frees its place in the loop.
+            self._queue_answer(loop, Cancelled(lease=slot.lease))
+
+    async def _serve_slot(
+        self,
+        loop: str,
+        assignments: trio.MemoryReceiveChannel[Assign],
+        context: Any,
+        limiter: trio.CapacityLimiter,
+        slot: _Slot,
+    ) -> None:
         unyielded = 0
         while True:
             try:
@@ -339,6 +358,12 @@ class CoordinatorLink:
             except trio.WouldBlock:
                 assign = await assignments.receive()
                 unyielded = 0
+            slot.lease = assign.lease
+            if assign.lease in self._cancelled:  # cancelled before it started
+                self._cancelled.discard(assign.lease)
+                self._queue_answer(loop, Cancelled(lease=assign.lease))
+                continue
+            self._leases[assign.lease] = slot.scope
             self._queue_answer(loop, await self._run_task(assign, context, limiter))
             unyielded += 1
             if unyielded >= TASKS_PER_FORCED_YIELD:
@@ -347,11 +372,8 @@ class CoordinatorLink:
 
     async def _run_task(
         self, assign: Assign, context: Any, limiter: trio.CapacityLimiter
-    ) -> _Answer:
+    ) -> TaskSucceeded | TaskFailed:
         lease = assign.lease
-        if lease in self._cancelled:
-            self._cancelled.discard(lease)
-            return Cancelled(lease=lease)
         loaded = self._functions[assign.handle]
         if loaded.error is not None or isinstance(context, _ContextFailure):
             reason = loaded.error or str(context)
@@ -360,20 +382,16 @@ class CoordinatorLink:
         node = graph.adopt_task(
             assign.task_uid, assign.handle, assign.arguments, assign.predecessors
         )
-        with trio.CancelScope() as scope:
-            self._leases[lease] = scope
-            try:
-                result = await invoke_task_function(
-                    loaded.function,  # type: ignore[arg-type]  # None only with an error
-                    loaded.is_async,
-                    assign.arguments,
-                    {"task_node": node, "graph": graph, "worker_context": context},
-                    limiter,
-                )
-            except Exception as exc:
-                return _task_failed(lease, exc)
-        if scope.cancelled_caught:
-            return Cancelled(lease=lease)
+        try:
+            result = await invoke_task_function(
+                loaded.function,  # type: ignore[arg-type]  # None only with an error
+                loaded.is_async,
+                assign.arguments,
+                {"task_node": node, "graph": graph, "worker_context": context},
+                limiter,
+            )
+        except Exception as exc:
+            return _task_failed(lease, exc)
         if node.task_status == TaskStatus.FAILED:
             # The seed let a task mark itself failed and return.
             return TaskFailed(lease=lease, error_type="TaskMarkedFailed", message="", traceback="")
@@ -450,6 +468,16 @@ class CoordinatorLink:
                 traceback="",
             )
         raise error  # everything else was checked when it was made: this is a bug
+
+
+class _Slot:
+    """What the link knows of one slot: its current cancel scope and lease."""
+
+    __slots__ = ("lease", "scope")
+
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope()
+        self.lease = 0
 
 
 class _ContextFailure:
