@@ -6,6 +6,8 @@ whenever every task is blocked), so sleeps cost no wall time and times are exact
 
 from __future__ import annotations
 
+import itertools
+import math
 import threading
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,7 @@ from trio_graph_scheduler import (
     GraphStalledError,
     TaskGraph,
     TaskNode,
+    TaskPolicy,
     UnknownFunctionError,
     UnknownUidError,
     WorkerContextError,
@@ -397,3 +400,159 @@ async def test_prepend_with_unknown_names_is_refused() -> None:
         node.prepend_to_successor("nope", node)
     with pytest.raises(UnknownUidError):
         node.prepend_to_successor("f", "task-nope")
+
+
+# -- policies and cancellation ---------------------------------------------------------------
+
+
+class Flaky:
+    """Fails its first ``failures`` calls, then returns the number of calls."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls: list[float] = []
+
+    async def __call__(self, **_: Any) -> int:
+        self.calls.append(trio.current_time())
+        if len(self.calls) <= self.failures:
+            raise ConnectionError(f"flake {len(self.calls)}")
+        return len(self.calls)
+
+
+async def test_a_policy_retries_with_growing_jittered_backoff(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    flaky = Flaky(failures=3)
+    policy = TaskPolicy(attempts=4, backoff=10.0, max_backoff=100.0)
+    graph = TaskGraph({"f": flaky}, [WorkerLoop("default", 1)], task_policies={"f": policy})
+    node = await graph.create_task("f")
+    await execute_graph(graph)
+    assert (node.task_status, node.task_result, node.attempts) == ("success", 4, 4)
+    gaps = [b - a for a, b in itertools.pairwise(flaky.calls)]
+    # Full jitter: each wait is somewhere under 10, 20 and 40 s.
+    assert all(0 <= gap <= ceiling for gap, ceiling in zip(gaps, [10, 20, 40], strict=True))
+    graph.check_invariants()
+
+
+async def test_a_policy_gives_up_after_its_attempts(autojump_clock: trio.testing.MockClock) -> None:
+    flaky = Flaky(failures=5)
+    graph = TaskGraph(
+        {"f": flaky, "g": noop},
+        [WorkerLoop("default", 2)],
+        task_policies={"f": TaskPolicy(attempts=2, backoff=1.0)},
+    )
+    node = await graph.create_task("f")
+    after = await graph.create_task("g", None, [node.uid])
+    await execute_graph(graph)
+    assert (node.task_status, after.task_status) == ("failed", "precondition_failed")
+    assert len(flaky.calls) == 2
+    assert "ConnectionError: flake 2" in (node.exception_trace or "")
+
+
+async def test_a_retry_waits_without_holding_a_slot(autojump_clock: trio.testing.MockClock) -> None:
+    flaky = Flaky(failures=1)
+    meter = PeakMeter()
+    graph = TaskGraph(
+        {"f": flaky, "sleep": meter.sleeper("default", 1)},
+        [WorkerLoop("default", 1)],
+        task_policies={"f": TaskPolicy(attempts=2, backoff=100.0, max_backoff=100.0)},
+    )
+    await graph.create_task("f")
+    sleeper = await graph.create_task("sleep")
+    await execute_graph(graph)
+    # The one slot ran the sleeper while f waited out its backoff.
+    assert sleeper.task_status == "success"
+    assert len(flaky.calls) == 2
+
+
+async def test_a_timeout_fails_the_run_and_counts_as_an_attempt(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    runs: list[float] = []
+
+    async def slow(**_: Any) -> str:
+        runs.append(trio.current_time())
+        await trio.sleep(10 if len(runs) == 1 else 1)
+        return "done"
+
+    graph = TaskGraph(
+        {"slow": slow},
+        [WorkerLoop("default", 1)],
+        task_policies={"slow": TaskPolicy(attempts=2, backoff=0.0, timeout=5.0)},
+    )
+    node = await graph.create_task("slow")
+    await execute_graph(graph)
+    assert (node.task_status, node.task_result, node.attempts) == ("success", "done", 2)
+    assert runs[1] - runs[0] == pytest.approx(5.0)  # cancelled at its timeout, retried at once
+
+
+async def test_a_timeout_without_retries_fails_the_task(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    graph = TaskGraph(
+        {"sleep": PeakMeter().sleeper("default", 60)},
+        [WorkerLoop("default", 1)],
+        task_policies={"sleep": TaskPolicy(timeout=1.5)},
+    )
+    node = await graph.create_task("sleep")
+    await execute_graph(graph)
+    assert node.task_status == "failed"
+    assert "TimeoutError: the task took longer than its timeout of 1.5 s" in (
+        node.exception_trace or ""
+    )
+
+
+async def test_cancel_task_stops_a_running_task_and_frees_its_slot_when_it_ended(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    events: list[str] = []
+
+    async def stubborn(**_: Any) -> None:
+        try:
+            await trio.sleep(100)
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(3)  # cleaning up takes a while
+            events.append(f"stubborn ended at {trio.current_time():g}")
+
+    async def canceller(victim: str, *, graph: TaskGraph, **_: Any) -> bool:
+        await trio.sleep(1)
+        return graph.cancel_task(victim, "no longer needed")
+
+    async def after(**_: Any) -> None:
+        events.append(f"next task started at {trio.current_time():g}")
+
+    graph = TaskGraph(
+        {"stubborn": stubborn, "canceller": canceller, "after": after},
+        [WorkerLoop("default", 1), WorkerLoop("control", 1, ["canceller"])],
+    )
+    start = trio.current_time()
+    victim = await graph.create_task("stubborn")
+    successor = await graph.create_task("after", None, [victim.uid])
+    other = await graph.create_task("after")
+    cancel = await graph.create_task("canceller", ((victim.uid,), {}))
+    await execute_graph(graph)
+    assert cancel.task_result is True
+    assert (victim.task_status, successor.task_status) == ("failed", "precondition_failed")
+    assert victim.exception_trace == "cancelled: no longer needed\n"
+    # The default loop's only slot was taken until the stubborn task really ended.
+    assert events == [f"stubborn ended at {start + 4:g}", f"next task started at {start + 4:g}"]
+    assert other.task_status == "success"
+    graph.check_invariants()
+
+
+async def test_task_policies_are_checked() -> None:
+    with pytest.raises(UnknownFunctionError):
+        TaskGraph({"f": noop}, [WorkerLoop("default", 1)], task_policies={"g": TaskPolicy()})
+    with pytest.raises(GraphDefinitionError, match="not a TaskPolicy"):
+        TaskGraph({"f": noop}, [WorkerLoop("default", 1)], task_policies={"f": 3})  # type: ignore[dict-item]
+    for bad in (
+        {"attempts": 0},
+        {"attempts": 1.5},
+        {"backoff": -1.0},
+        {"backoff": 5.0, "max_backoff": 1.0},
+        {"timeout": 0.0},
+        {"timeout": math.inf},
+    ):
+        with pytest.raises(GraphDefinitionError):
+            TaskPolicy(**bad)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ def test_public_names() -> None:
         "ProtocolError", "LocalProtocolError", "RemoteProtocolError", "ConfigError",
         "LinkError", "CoordinatorUnreachableError", "WorkerRejectedError",
         "Coordinator", "CoordinatorConfig", "RunSummary", "serve_coordinator",
-        "Worker", "WorkerConfig", "run_worker",
+        "Worker", "WorkerConfig", "run_worker", "TaskPolicy",
     }  # fmt: skip
     # Sub-packages appear as attributes once imported; they are namespaces, not API names.
     assert public - {"coordinator", "shared", "worker", "protocol", "graph", "execution",

@@ -11,6 +11,7 @@ from .coordinator.graph import TaskGraph as TaskGraph
 from .coordinator.inprocess import execute_graph as execute_graph
 from .coordinator.loops import WorkerLoop as WorkerLoop
 from .coordinator.nodes import TaskNode as TaskNode
+from .coordinator.policy import TaskPolicy as TaskPolicy
 from .coordinator.server import Coordinator as Coordinator
 from .coordinator.server import RunSummary as RunSummary
 from .coordinator.server import serve_coordinator as serve_coordinator

@@ -16,7 +16,9 @@ from trio_graph_scheduler import (
     GraphDefinitionError,
     TaskGraph,
     TaskNode,
+    TaskPolicy,
     TaskStatus,
+    UnknownUidError,
     WorkerLoop,
 )
 
@@ -344,3 +346,194 @@ def test_ending_a_task_that_is_not_running_is_an_internal_error() -> None:
     Driver(graph)
     with pytest.raises(Exception, match="not in progress"):
         graph._scheduler.task_succeeded(a, None)
+
+
+# -- detours: retries, lost workers, hand-backs, cancellation -------------------------------
+
+
+class Runner:
+    """A runner that records the cancels it is asked for."""
+
+    def __init__(self) -> None:
+        self.cancelled: list[TaskNode] = []
+
+    def cancel(self, node: TaskNode) -> None:
+        self.cancelled.append(node)
+
+
+def retrying_graph(attempts: int) -> tuple[TaskGraph, list[tuple[TaskNode, float]]]:
+    graph = TaskGraph(
+        {"f": noop, "g": noop},
+        [WorkerLoop("default", 10)],
+        task_policies={"f": TaskPolicy(attempts=attempts, backoff=2.0, max_backoff=3.0)},
+    )
+    retries: list[tuple[TaskNode, float]] = []
+    graph._scheduler.on_retry = lambda node, delay: retries.append((node, delay))
+    return graph, retries
+
+
+def test_a_failed_task_with_attempts_left_is_retried_after_a_backoff() -> None:
+    graph, retries = retrying_graph(attempts=3)
+    a = graph.create_task_nowait("f")
+    b = graph.create_task_nowait("g", None, [a.uid])
+    driver = Driver(graph)
+    driver.run(a, ok=False)
+    assert retries[-1][0] is a
+    assert 0 <= retries[-1][1] <= 2.0  # full jitter under the first backoff
+    # Waiting out its delay, it is ready but in no queue, and nothing downstream moved.
+    assert statuses(a, b) == ["ready_for_execution", "waiting_for_predecessors"]
+    assert graph._scheduler.loops["default"].claim_nowait() is None
+    graph._scheduler.requeue(a)
+    graph.check_invariants()
+    driver.run(a, ok=False)
+    assert 0 <= retries[-1][1] <= 3.0  # 4 s, capped by max_backoff
+    graph._scheduler.requeue(a)
+    driver.run(a, ok=False)  # the third failure is the last attempt
+    assert len(retries) == 2
+    assert a.attempts == 3
+    assert statuses(a, b) == ["failed", "precondition_failed"]
+    assert a.exception_trace == "Traceback: boom"
+    assert driver.ended == 1
+
+
+def test_a_retried_task_that_succeeds_ends_as_success() -> None:
+    graph, _ = retrying_graph(attempts=2)
+    a = graph.create_task_nowait("f")
+    driver = Driver(graph)
+    driver.run(a, ok=False)
+    graph._scheduler.requeue(a)
+    driver.run(a)
+    assert a.task_status == "success"
+    assert a.attempts == 2
+
+
+def test_without_a_retry_timer_nothing_is_retried() -> None:
+    graph, _ = retrying_graph(attempts=3)
+    graph._scheduler.on_retry = None
+    a = graph.create_task_nowait("f")
+    Driver(graph).run(a, ok=False)
+    assert a.task_status == "failed"
+
+
+def test_stopping_requeues_tasks_waiting_out_a_retry() -> None:
+    graph, _ = retrying_graph(attempts=2)
+    a = graph.create_task_nowait("f")
+    Driver(graph).run(a, ok=False)
+    graph._scheduler.stop()
+    graph.check_invariants()
+    assert a.task_status == "created"
+    assert list(graph._scheduler.loops["default"].ready) == [a]
+
+
+def test_a_task_lost_too_often_fails_saying_so() -> None:
+    graph = make_graph()
+    a = graph.create_task_nowait("f")
+    driver = Driver(graph)
+    for lost in range(1, 4):
+        claimed = driver.claim()
+        assert claimed is a
+        graph._scheduler.task_lost(a, f"worker-{lost}: connection lost")
+        graph.check_invariants()
+    assert a.task_status == "failed"
+    assert (a.attempts, a.losses) == (3, 3)
+    assert a.exception_trace == "worker lost 3 times (the last: worker-3: connection lost)\n"
+    assert driver.ended == 1
+
+
+def test_a_task_handed_back_runs_again_and_the_run_was_no_attempt() -> None:
+    graph = make_graph()
+    a = graph.create_task_nowait("f")
+    b = graph.create_task_nowait("f")
+    driver = Driver(graph)
+    assert driver.claim() is a
+    graph._scheduler.hand_back(a)
+    graph.check_invariants()
+    assert a.attempts == 0
+    assert driver.claim() is a  # back at the front of the queue, ahead of b
+    driver.succeed(a)
+    assert statuses(a, b) == ["success", "ready_for_execution"]
+
+
+def test_cancelling_a_task_that_has_not_started_ends_it_at_once() -> None:
+    graph = make_graph()
+    a = graph.create_task_nowait("f")
+    b = graph.create_task_nowait("f", None, [a.uid])
+    c = graph.create_task_nowait("f", None, [b.uid])
+    d = graph.create_task_nowait("f")
+    driver = Driver(graph)
+    assert graph.cancel_task(b.uid, "not needed")  # waiting
+    graph.check_invariants()
+    assert statuses(b, c) == ["failed", "precondition_failed"]
+    assert b.exception_trace == "cancelled: not needed\n"
+    assert graph.cancel_task(d.uid)  # ready, in its queue
+    graph.check_invariants()
+    assert driver.claim() is a
+    driver.succeed(a)
+    assert d.task_status == "failed"
+    assert driver.ended == 1
+    assert not graph.cancel_task(a.uid)  # ended already
+    with pytest.raises(UnknownUidError):
+        graph.cancel_task("task-nope")
+
+
+def test_cancelling_a_running_task_waits_for_its_runner() -> None:
+    graph = make_graph()
+    a = graph.create_task_nowait("f")
+    b = graph.create_task_nowait("f", None, [a.uid])
+    driver = Driver(graph)
+    runner = Runner()
+    claimed = driver.claim()
+    claimed._runner = runner
+    assert graph.cancel_task(a.uid, "too slow")
+    assert graph.cancel_task(a.uid)  # asked once only
+    assert runner.cancelled == [a]
+    # Until the runner says the task has stopped, it holds its slot.
+    assert a.task_status == "in_progress"
+    assert graph._scheduler.loops["default"].running == 1
+    graph.check_invariants()
+    graph._scheduler.task_cancelled(a)
+    graph.check_invariants()
+    assert statuses(a, b) == ["failed", "precondition_failed"]
+    assert a.exception_trace == "cancelled: too slow\n"
+
+
+def test_a_cancel_that_comes_too_late_changes_nothing() -> None:
+    graph = make_graph()
+    a = graph.create_task_nowait("f")
+    driver = Driver(graph)
+    driver.claim()._runner = Runner()
+    graph.cancel_task(a.uid)
+    driver.succeed(a)
+    assert a.task_status == "success"
+    assert graph._scheduler.cancelling == {}
+
+
+def test_a_task_being_cancelled_is_not_retried_nor_requeued() -> None:
+    graph, retries = retrying_graph(attempts=3)
+    a = graph.create_task_nowait("f")
+    b = graph.create_task_nowait("f")
+    driver = Driver(graph)
+    for node in (driver.claim(), driver.claim()):
+        node._runner = Runner()
+    graph.cancel_task(a.uid)
+    driver.fail(a)  # it raised while being cancelled: no retry
+    assert a.task_status == "failed"
+    graph.cancel_task(b.uid)
+    graph._scheduler.task_lost(b, "worker-1: connection lost")  # its worker died meanwhile
+    graph.check_invariants()
+    assert b.task_status == "failed"
+    assert b.exception_trace == "cancelled: cancelled by a graph call\n"
+    assert retries == []
+
+
+def test_cancelling_a_task_waiting_out_a_retry() -> None:
+    graph, _ = retrying_graph(attempts=3)
+    a = graph.create_task_nowait("f")
+    driver = Driver(graph)
+    driver.run(a, ok=False)
+    assert graph.cancel_task(a.uid)
+    graph.check_invariants()
+    graph._scheduler.requeue(a)  # the timer fires later: nothing happens
+    graph.check_invariants()
+    assert a.task_status == "failed"
+    assert driver.ended == 1

@@ -111,6 +111,7 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
             arguments=((1, "a"), {"scale": 2.0}),
             predecessors=[PREDECESSOR],
             function=b"\x80\x05fn",
+            timeout=30.0,
         ),
         {
             "type": "assign",
@@ -121,6 +122,7 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
             "arguments": tup(tup(1, "a"), {"scale": 2.0}),
             "predecessors": [PREDECESSOR_WIRE],
             "function": b"\x80\x05fn",
+            "timeout": 30.0,
         },
     ),
     (
@@ -132,6 +134,7 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
             arguments=None,
             predecessors=[],
             function=None,
+            timeout=None,
         ),
         {
             "type": "assign",
@@ -142,6 +145,7 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
             "arguments": None,
             "predecessors": [],
             "function": None,
+            "timeout": None,
         },
     ),
     (
@@ -724,6 +728,7 @@ MESSAGE_STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {
         arguments=task_arguments,
         predecessors=st.lists(predecessors, max_size=3),
         function=st.none() | st.binary(max_size=20),
+        timeout=st.none() | st.floats(min_value=1e-3, max_value=1e6),
     ),
     TaskSucceeded: st.builds(TaskSucceeded, lease=ints, result=values),
     TaskFailed: st.builds(
@@ -815,6 +820,7 @@ def assign_carrying(arguments: Any) -> Assign:
             )
         ],
         function=None,
+        timeout=None,
     )
 
 
@@ -863,6 +869,7 @@ def test_generated_task_arguments_round_trip_exactly(arguments: Any) -> None:
         arguments=arguments,
         predecessors=[],
         function=None,
+        timeout=None,
     )
     (decoded,) = decode_frame(encode_frame([message]), allow_pickle=False)
     assert exact(decoded.arguments) == exact(arguments)  # type: ignore[attr-defined]

@@ -70,6 +70,7 @@ def assign(**changes: Any) -> Assign:
         "arguments": None,
         "predecessors": [],
         "function": None,
+        "timeout": None,
     }
     return Assign(**(fields | changes))
 

@@ -61,6 +61,7 @@ SAMPLES: dict[type[Message], Message] = {
         arguments=None,
         predecessors=[],
         function=None,
+        timeout=None,
     ),
     TaskSucceeded: TaskSucceeded(lease=1, result=(1, 2)),
     TaskFailed: TaskFailed(lease=1, error_type="E", message="m", traceback="t"),

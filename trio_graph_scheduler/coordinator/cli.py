@@ -23,6 +23,7 @@ from ..shared.cli import (
 from ..shared.errors import ConfigError, TGSError
 from .config import DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_TIMEOUT, CoordinatorConfig
 from .graph import TaskGraph
+from .scheduler import DEFAULT_MAX_LOST_ATTEMPTS
 from .server import Coordinator
 
 if TYPE_CHECKING:
@@ -80,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_HEARTBEAT_TIMEOUT,
         help="seconds of silence after which a worker counts as lost and its tasks run "
         f"elsewhere (default: {DEFAULT_HEARTBEAT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--max-lost-attempts",
+        type=int,
+        metavar="N",
+        default=DEFAULT_MAX_LOST_ATTEMPTS,
+        help="a task whose worker is lost N times fails instead of running again "
+        f"(default: {DEFAULT_MAX_LOST_ATTEMPTS})",
     )
     return parser
 
@@ -155,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             token=args.token,
             heartbeat_interval=args.heartbeat_interval,
             heartbeat_timeout=args.heartbeat_timeout,
+            max_lost_attempts=args.max_lost_attempts,
         )
         builder = load_builder(args.graph)
     except ConfigError as exc:

@@ -8,6 +8,7 @@ from typing import Final
 
 from ..protocol.codec import MAX_FRAME_BYTES
 from ..shared.errors import ConfigError
+from .scheduler import DEFAULT_MAX_LOST_ATTEMPTS
 
 #: Seconds between heartbeats each side sends while it has nothing else to say.
 DEFAULT_HEARTBEAT_INTERVAL: Final = 1.0
@@ -33,6 +34,9 @@ class CoordinatorConfig:
         handshake_timeout: seconds a new connection has to say hello.
         max_frame_bytes: the largest frame accepted or sent.
         shutdown_grace: seconds to wait for workers to leave after the graph ended.
+        max_lost_attempts: a task whose worker is lost this many times fails ("worker
+            lost 3 times") instead of running again.
+        max_connections: connections served at once; more are refused at once.
     """
 
     host: str = "127.0.0.1"
@@ -43,6 +47,8 @@ class CoordinatorConfig:
     handshake_timeout: float = 10.0
     max_frame_bytes: int = MAX_FRAME_BYTES
     shutdown_grace: float = 5.0
+    max_lost_attempts: int = DEFAULT_MAX_LOST_ATTEMPTS
+    max_connections: int = 1024
 
     def __post_init__(self) -> None:
         if not self.token and not is_loopback(self.host):
@@ -62,6 +68,10 @@ class CoordinatorConfig:
             )
         if self.shutdown_grace < 0:
             raise ConfigError(f"shutdown_grace must not be negative, got {self.shutdown_grace}")
+        if self.max_lost_attempts < 1:
+            raise ConfigError(f"max_lost_attempts must be at least 1, got {self.max_lost_attempts}")
+        if self.max_connections < 1:
+            raise ConfigError(f"max_connections must be at least 1, got {self.max_connections}")
         if self.max_frame_bytes < 2**16:
             raise ConfigError(f"max_frame_bytes must be at least 65536, got {self.max_frame_bytes}")
 

@@ -13,6 +13,7 @@ from ..worker.invoke import is_async_function
 from .conditions import GenericSchedulingCondition
 from .loops import WorkerLoop, assign_functions_to_loops, build_loop_queues
 from .nodes import TaskArguments, TaskNode
+from .policy import DEFAULT_POLICY, TaskPolicy
 from .scheduler import Scheduler
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ class TaskFunction:
     is_async: bool
     #: The loop that runs it.
     loop: str
+    #: How its tasks are retried and timed out.
+    policy: TaskPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,8 @@ class TaskGraph:
         worker_context_init_functions: maps a loop name to ``init(worker_index)``, async or
             not, whose return value every task run by that worker slot receives as
             ``worker_context`` (``{}`` for loops without one).
+        task_policies: maps a function name to its :class:`TaskPolicy` (retries with
+            backoff, a timeout); functions not named run once, with no time limit.
 
     Raises:
         GraphDefinitionError: a function that is not callable, bad loops (see
@@ -76,6 +81,8 @@ class TaskGraph:
         functions: Mapping[str, Callable[..., Any]],
         worker_loops: Iterable[Any],
         worker_context_init_functions: Mapping[str, ContextInit] | None = None,
+        *,
+        task_policies: Mapping[str, TaskPolicy] | None = None,
     ) -> None:
         for name, function in functions.items():
             if not isinstance(name, str) or not callable(function):
@@ -93,6 +100,13 @@ class TaskGraph:
                     f"context init function of {loop_name!r} is not callable"
                 )
 
+        policies = dict(task_policies or {})
+        for name, policy in policies.items():
+            if name not in functions:
+                raise UnknownFunctionError(name, list(functions))
+            if not isinstance(policy, TaskPolicy):
+                raise GraphDefinitionError(f"the policy of {name!r} is not a TaskPolicy")
+
         self.uid = new_uid("graph")
         #: Every task, by uid.
         self.nodes: dict[str, TaskNode] = {}
@@ -101,7 +115,13 @@ class TaskGraph:
         self.worker_loops: list[WorkerLoop] = loops
         self.worker_context_init_functions: dict[str, ContextInit] = init_functions
         self.task_functions: dict[str, TaskFunction] = {
-            name: TaskFunction(name, function, is_async_function(function), loop_of[name])
+            name: TaskFunction(
+                name,
+                function,
+                is_async_function(function),
+                loop_of[name],
+                policies.get(name, DEFAULT_POLICY),
+            )
             for name, function in functions.items()
         }
         self._scheduler = Scheduler(build_loop_queues(loops))
@@ -179,6 +199,25 @@ class TaskGraph:
         self.nodes[node.uid] = node
         self._scheduler.add_task(node, conditions)
         return node
+
+    def cancel_task(self, uid: str, reason: str = "cancelled by a graph call") -> bool:
+        """Cancel a task; it ends as ``failed`` with ``cancelled: <reason>`` as its trace.
+
+        A task that has not started ends at once (and its successors as they would after
+        any failure). A running one is stopped where it runs, in this process or on a
+        worker, and ends when it has really stopped: its loop's slot stays taken until
+        then. A task that ends some other way first keeps that outcome.
+
+        Returns:
+            False if the task had ended already, else True.
+
+        Raises:
+            UnknownUidError: no task has this uid.
+        """
+        node = self.nodes.get(uid) if isinstance(uid, str) else None
+        if node is None:
+            raise UnknownUidError(uid)
+        return self._scheduler.cancel(node, reason)
 
     # -- reading -----------------------------------------------------------------------
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, Final
 import outcome
 import trio
 
-from ..shared.errors import GraphStalledError, TGSError
 from ..shared.status import TaskStatus
 from ..worker.invoke import format_exception_trace, invoke_task_function, run_context_init
+from .run import GraphRun
 
 if TYPE_CHECKING:
     from .graph import TaskGraph
@@ -46,47 +46,41 @@ async def execute_graph(graph: TaskGraph, finish_polling_initial_delay: object =
         WorkerContextError: a loop's context init function raised (inside an
             ExceptionGroup, as trio nurseries raise).
     """
-    scheduler = graph._scheduler
-    if scheduler.started:
-        raise TGSError(f"{graph.uid} is already executing")
-    ended = trio.Event()
-    stalled = False
-
-    def on_stalled() -> None:
-        nonlocal stalled
-        stalled = True
-        ended.set()
-
-    scheduler.on_graph_end = ended.set
-    scheduler.on_graph_stalled = on_stalled
+    run = GraphRun(graph)
     try:
         async with trio.open_nursery() as nursery:
             for loop in graph.worker_loops:
                 limiter = trio.CapacityLimiter(loop.concurrency)
                 for index in range(loop.concurrency):
                     nursery.start_soon(_run_slot, graph, loop, index, limiter)
-            scheduler.start()
-            await ended.wait()
+            run.start(nursery)
+            await run.ended.wait()
             nursery.cancel_scope.cancel()
     finally:
-        scheduler.stop()
-        scheduler.on_graph_end = scheduler.on_graph_stalled = None
-    if stalled:
-        waiting = TaskStatus.WAITING_FOR_PREDECESSORS
-        raise GraphStalledError([n.uid for n in graph.nodes.values() if n.task_status is waiting])
+        run.stop()
+    run.raise_if_stalled()
 
 
 class _Slot:
     """One worker slot of a loop: runs one task at a time."""
 
-    __slots__ = ("_task",)
+    __slots__ = ("_task", "node", "scope")
 
     def __init__(self) -> None:
         self._task = trio.lowlevel.current_task()
+        #: The task it runs now, if any.
+        self.node: TaskNode | None = None
+        #: Serves the slot's tasks until a cancel_task uses it up.
+        self.scope = trio.CancelScope()
 
     def deliver(self, node: TaskNode) -> bool:
         trio.lowlevel.reschedule(self._task, outcome.Value(node))
         return False  # one task at a time; the slot claims again when it is done
+
+    def cancel(self, node: TaskNode) -> None:
+        """Cancel ``node`` if it is the task this slot runs."""
+        if self.node is node:
+            self.scope.cancel()
 
     async def wait_for_task(self, queue: LoopQueue) -> TaskNode:
         """Park until ``queue`` delivers a task."""
@@ -103,17 +97,33 @@ class _Slot:
 async def _run_slot(
     graph: TaskGraph, loop: WorkerLoop, index: int, limiter: trio.CapacityLimiter
 ) -> None:
+    context = await _init_worker_context(graph, loop.name, index)
+    slot = _Slot()
+    while True:
+        # One cancel scope serves the slot's tasks until a cancel_task uses it up: a
+        # scope per task would cost more than a small task itself.
+        with trio.CancelScope() as slot.scope:
+            await _serve_slot(graph, loop, slot, context, limiter)
+        if slot.node is not None:  # stopped by cancel_task, and now really ended
+            graph._scheduler.task_cancelled(slot.node)
+            slot.node = None
+
+
+async def _serve_slot(
+    graph: TaskGraph, loop: WorkerLoop, slot: _Slot, context: Any, limiter: trio.CapacityLimiter
+) -> None:
+    """Run tasks of ``loop`` back to back; return once the slot's scope was cancelled."""
     scheduler = graph._scheduler
     queue = scheduler.loops[loop.name]
-    context = await _init_worker_context(graph, loop.name, index)
     extra = {"graph": graph, "worker_context": context}
-    slot = _Slot()
     unyielded = 0
-    while True:
+    while not slot.scope.cancel_called:  # a cancel that came too late: use a fresh scope
         node = queue.claim_nowait()
         if node is None:
             node = await slot.wait_for_task(queue)
             unyielded = 0
+        node._runner = slot
+        slot.node = node
         function = graph.task_functions[node.task_handle]
         try:
             result = await invoke_task_function(
@@ -122,12 +132,15 @@ async def _run_slot(
                 node.task_arguments,
                 {"task_node": node, **extra},
                 limiter,
+                time_limit=function.policy.timeout,
             )
         except Exception as exc:
             scheduler.task_failed(node, format_exception_trace(exc))
         except BaseException:
-            # Cancelled (or KeyboardInterrupt): the task did not finish; queue it again.
-            scheduler.hand_back(node)
+            if not slot.scope.cancel_called:
+                # Execution was cancelled (or interrupted): the task did not finish.
+                scheduler.hand_back(node)
+                slot.node = None
             raise
         else:
             if node.task_status == TaskStatus.FAILED:
@@ -136,6 +149,7 @@ async def _run_slot(
                 scheduler.task_failed(node, None)
             else:
                 scheduler.task_succeeded(node, result)
+        slot.node = None
         unyielded += 1
         if unyielded >= TASKS_PER_FORCED_YIELD:
             unyielded = 0

@@ -193,6 +193,7 @@ class LoopQueue:
             node = self.ready.popleft()
             self.running += 1
             node.task_status = TaskStatus.IN_PROGRESS
+            node.attempts += 1
             return node
         return None
 
@@ -200,6 +201,10 @@ class LoopQueue:
         """Put ``claimant`` in line for the next task; it may be served at once."""
         self._claimants.append(claimant)
         self._dispatch()
+
+    def remove(self, node: TaskNode) -> None:
+        """Take a ready task out of the queue (it was cancelled). O(queue): rare."""
+        self.ready.remove(node)
 
     def withdraw(self, claimant: Claimant) -> None:
         """Take ``claimant`` out of line (it stopped, or its worker left)."""
@@ -217,6 +222,7 @@ class LoopQueue:
             node = self.ready.popleft()
             self.running += 1
             node.task_status = TaskStatus.IN_PROGRESS
+            node.attempts += 1
             if claimant.deliver(node):
                 claimants.append(claimant)
 

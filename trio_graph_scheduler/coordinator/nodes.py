@@ -7,7 +7,7 @@ from a task to its successors costs no dictionary lookups.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..shared.errors import GraphDefinitionError
 from ..shared.status import ConditionStatus, TaskStatus
@@ -16,6 +16,15 @@ if TYPE_CHECKING:
     from .conditions import GenericSchedulingCondition
     from .graph import TaskGraph
     from .loops import LoopQueue
+
+
+class Runner(Protocol):
+    """Whatever runs a task in progress: an in-process slot, or a worker's session."""
+
+    def cancel(self, node: TaskNode) -> None:
+        """Stop running ``node``; report ``Scheduler.task_cancelled`` once it has ended."""
+        ...
+
 
 #: ``((args...), {kwargs})`` as the seed wrote task arguments, or ``None`` for none.
 TaskArguments = tuple[tuple[Any, ...] | list[Any] | None, dict[str, Any] | None] | None
@@ -31,16 +40,22 @@ class TaskNode:
         task_status: one of :class:`~trio_graph_scheduler.TaskStatus` (compares equal to the
             seed's strings).
         task_result: the function's return value once it succeeded.
-        exception_trace: the formatted traceback once it failed.
+        exception_trace: the formatted traceback once it failed (or why it was
+            cancelled, or lost).
+        attempts: how many times it was started (not counting runs given back unfinished).
+        losses: how many of those runs were lost with their worker.
         waits_on: the conditions it waits on.
         waited_on_by: the conditions that wait on it.
     """
 
     __slots__ = (
         "_loop",
+        "_runner",
         "_unsatisfied",
+        "attempts",
         "exception_trace",
         "graph",
+        "losses",
         "task_arguments",
         "task_handle",
         "task_result",
@@ -67,9 +82,15 @@ class TaskNode:
         self.exception_trace: str | None = None
         self.waits_on: list[GenericSchedulingCondition] = []
         self.waited_on_by: list[GenericSchedulingCondition] = []
+        #: Runs started and not given back unfinished (worker losses included).
+        self.attempts = 0
+        #: Runs lost with their worker.
+        self.losses = 0
         # How many of waits_on are not satisfied yet; the task is ready at zero.
         self._unsatisfied = 0
         self._loop = loop
+        # Who runs it while it is in progress, so that it can be cancelled.
+        self._runner: Runner | None = None
 
     def __repr__(self) -> str:
         return f"<TaskNode {self.task_handle} {self.uid} {self.task_status}>"

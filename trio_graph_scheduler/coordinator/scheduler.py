@@ -16,11 +16,26 @@ A task moves: ``waiting_for_predecessors`` (or ``created`` before the graph star
 ``ready_for_execution`` (queued in its loop) → ``in_progress`` (handed to a claimant) →
 ``success`` | ``failed``. A task whose condition fails goes straight to
 ``precondition_failed``, and so on downstream, without running.
+
+Three detours lead back from ``in_progress``:
+
+- *handed back* (its runner stopped cleanly, or the caller cancelled execution): it goes
+  back to the front of its queue, and the run does not count as an attempt;
+- *lost* with its worker: the same, but the run counts, and after
+  ``max_lost_attempts`` losses the task fails ("worker lost 3 times");
+- *failed* with attempts left under its function's :class:`~.policy.TaskPolicy`: it is
+  ``ready_for_execution`` but out of its queue until the shell's retry timer puts it back
+  (``on_retry`` tells the shell the delay; :meth:`Scheduler.requeue` ends it).
+
+:meth:`Scheduler.cancel` ends a task that is not running at once (``failed``, with the
+reason as its trace); a running one is asked to stop through its runner and ends when the
+runner confirms it stopped (:meth:`Scheduler.task_cancelled`), so its loop's slot stays
+taken until the task has really ended.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..shared.errors import TGSError
 from ..shared.status import FINAL_TASK_STATUSES, ConditionStatus, TaskStatus
@@ -31,6 +46,9 @@ if TYPE_CHECKING:
     from .conditions import GenericSchedulingCondition
     from .loops import LoopQueue
     from .nodes import TaskNode
+
+#: A task lost with its worker this many times fails (see ``Scheduler.task_lost``).
+DEFAULT_MAX_LOST_ATTEMPTS: Final = 3
 
 _WAITING = TaskStatus.WAITING_FOR_PREDECESSORS
 _COND_WAITING = ConditionStatus.WAITING_ON_TASKS
@@ -54,6 +72,15 @@ class Scheduler:
         self.on_graph_end: Callable[[], None] | None = None
         #: Called when unfinished tasks remain but none can ever run (a cycle).
         self.on_graph_stalled: Callable[[], None] | None = None
+        #: Called with a failed task and a delay in seconds when it will run again; the
+        #: shell calls :meth:`requeue` after the delay. Without it, nothing is retried.
+        self.on_retry: Callable[[TaskNode, float], None] | None = None
+        #: A task lost with its worker this many times fails instead of running again.
+        self.max_lost_attempts = DEFAULT_MAX_LOST_ATTEMPTS
+        #: Failed tasks waiting out their retry delay.
+        self.retrying: set[TaskNode] = set()
+        #: Running tasks asked to stop, with why: they end when their runner confirms.
+        self.cancelling: dict[TaskNode, str] = {}
 
     # -- building ----------------------------------------------------------------------
 
@@ -112,8 +139,11 @@ class Scheduler:
         self._check_progress()
 
     def stop(self) -> None:
-        """Stop handing out tasks. Ready tasks go back to ``created``."""
+        """Stop handing out tasks. Ready tasks go back to ``created``; tasks waiting out a
+        retry delay are queued again at once (the timer that would have done it is gone)."""
         self.started = False
+        for node in list(self.retrying):
+            self.requeue(node)
         for queue in self.loops.values():
             for node in queue.ready:
                 node.task_status = TaskStatus.CREATED
@@ -121,24 +151,102 @@ class Scheduler:
     def task_succeeded(self, node: TaskNode, result: Any) -> None:
         """A task's function returned ``result``."""
         node.task_result = result
-        self._end_running(node, TaskStatus.SUCCESS)
+        self.cancelling.pop(node, None)  # a cancel that came too late changes nothing
+        self._end_running(node, TaskStatus.SUCCESS, None)
 
     def task_failed(self, node: TaskNode, exception_trace: str | None) -> None:
-        """A task's function raised; ``exception_trace`` is the formatted traceback."""
-        node.exception_trace = exception_trace
-        self._end_running(node, TaskStatus.FAILED)
+        """A task's function raised; ``exception_trace`` is the formatted traceback.
+
+        With attempts left under its function's policy, the task runs again after the
+        policy's delay (see ``on_retry``); else it ends as failed.
+        """
+        policy = node.graph.task_functions[node.task_handle].policy
+        failures = node.attempts - node.losses
+        cancelled = self.cancelling.pop(node, None) is not None
+        if failures < policy.attempts and self.on_retry is not None and not cancelled:
+            self._expect_in_progress(node)
+            node.exception_trace = exception_trace  # the last error stays visible
+            self._leave_running(node)
+            self.retrying.add(node)
+            node._loop.release()
+            self.on_retry(node, policy.retry_delay(failures))
+            return
+        self._end_running(node, TaskStatus.FAILED, exception_trace)
+
+    def task_cancelled(self, node: TaskNode) -> None:
+        """A running task asked to stop (:meth:`cancel`) has ended; it ends as failed."""
+        reason = self.cancelling.pop(node, "cancelled")
+        self._end_running(node, TaskStatus.FAILED, f"cancelled: {reason}\n")
 
     def hand_back(self, node: TaskNode) -> None:
-        """A running task was given back unfinished (cancelled, its worker left)."""
+        """A running task was given back unfinished (its runner stopped cleanly, or the
+        caller cancelled execution): it runs again, and this run was no attempt."""
         self._expect_in_progress(node)
-        node.task_status = TaskStatus.READY_FOR_EXECUTION if self.started else TaskStatus.CREATED
-        queue = node._loop
-        queue.running -= 1
-        queue.push_front(node)
+        node.attempts -= 1
+        self._requeue_running(node)
 
-    def _end_running(self, node: TaskNode, status: TaskStatus) -> None:
+    def task_lost(self, node: TaskNode, reason: str) -> None:
+        """A running task's worker was lost: it runs again unless it was lost too often."""
+        self._expect_in_progress(node)
+        node.losses += 1
+        if node.losses >= self.max_lost_attempts:
+            trace = f"worker lost {node.losses} times (the last: {reason})\n"
+            self._end_running(node, TaskStatus.FAILED, trace)
+        else:
+            self._requeue_running(node)
+
+    def requeue(self, node: TaskNode) -> None:
+        """A failed task's retry delay is over: queue it again (unless it was cancelled)."""
+        if node in self.retrying:
+            self.retrying.discard(node)
+            node._loop.push(node)
+
+    def cancel(self, node: TaskNode, reason: str) -> bool:
+        """Cancel a task: at once if it is not running, else through its runner.
+
+        Returns:
+            False if the task had ended already, else True.
+        """
+        status = node.task_status
+        if status in FINAL_TASK_STATUSES:
+            return False
+        if status is TaskStatus.IN_PROGRESS:
+            if node not in self.cancelling:
+                self.cancelling[node] = reason
+                assert node._runner is not None, node
+                node._runner.cancel(node)
+            return True
+        if status is not _WAITING:
+            self.runnable -= 1
+            if node in self.retrying:
+                self.retrying.discard(node)
+            else:
+                node._loop.remove(node)  # ready (or created): it is queued
+        node.task_status = TaskStatus.FAILED
+        node.exception_trace = f"cancelled: {reason}\n"
+        self.unfinished -= 1
+        self._cascade([node])
+        self._check_progress()
+        return True
+
+    def _requeue_running(self, node: TaskNode) -> None:
+        if node in self.cancelling:  # it was being cancelled: it has stopped, so it ends
+            self.task_cancelled(node)
+            return
+        self._leave_running(node)
+        node._loop.running -= 1
+        node._loop.push_front(node)
+
+    def _leave_running(self, node: TaskNode) -> None:
+        node.task_status = TaskStatus.READY_FOR_EXECUTION if self.started else TaskStatus.CREATED
+        node._runner = None
+
+    def _end_running(self, node: TaskNode, status: TaskStatus, trace: str | None) -> None:
         self._expect_in_progress(node)
         node.task_status = status
+        if trace is not None:
+            node.exception_trace = trace
+        node._runner = None
         self.unfinished -= 1
         self.runnable -= 1
         node._loop.release()
@@ -217,6 +325,15 @@ class Scheduler:
         active = (TaskStatus.READY_FOR_EXECUTION, TaskStatus.CREATED, TaskStatus.IN_PROGRESS)
         runnable = [n for n in nodes if n.task_status in active]
         assert self.runnable == len(runnable), (self.runnable, len(runnable))
+        queued = {id(n) for queue in self.loops.values() for n in queue.ready}
+        for node in self.retrying:
+            assert node.task_status in active, node
+            assert id(node) not in queued, node
+        for node in self.cancelling:
+            assert node.task_status is TaskStatus.IN_PROGRESS, node
+        running = sum(queue.running for queue in self.loops.values())
+        # Every runnable task is in exactly one place: a queue, the retry set, or a runner.
+        assert len(queued) + len(self.retrying) + running == self.runnable, self.runnable
         for queue in self.loops.values():
             assert 0 <= queue.running <= queue.concurrency, queue
             in_progress = [
@@ -235,6 +352,8 @@ class Scheduler:
             if node.task_status is _WAITING:
                 assert node._unsatisfied == len(open_conditions) > 0, node
                 assert all(c.condition_status is _COND_WAITING for c in open_conditions), node
+            elif node.task_status is TaskStatus.FAILED and node.attempts == 0:
+                pass  # cancelled before it could run: its conditions may still be open
             elif node.task_status is not TaskStatus.PRECONDITION_FAILED:
                 assert not open_conditions, node
         for condition in conditions:

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Final
 import trio
 import trio_websocket
 
-from ..shared.errors import GraphStalledError, TGSError
 from ..shared.status import TaskStatus
 from .config import CoordinatorConfig
+from .run import GraphRun
 from .session import WorkerSession
 from .shipping import pickle_for_workers
 
@@ -80,15 +80,14 @@ class Coordinator:
         self._pickled_inits = pickle_for_workers(
             graph.worker_context_init_functions, "worker context init function of loop"
         )
-        self._ended = trio.Event()
-        self._stalled = False
+        self._run: GraphRun | None = None
         self._interrupted = False
         self._session_left = trio.Event()
 
     @property
     def ended(self) -> bool:
         """True once every task has ended, or the run was stopped."""
-        return self._ended.is_set()
+        return self._run is not None and self._run.ended.is_set()
 
     def new_lease(self) -> int:
         """A lease id never used before by this coordinator."""
@@ -109,9 +108,10 @@ class Coordinator:
     def stop(self) -> None:
         """End the run now: workers are told to stop (cancelling their tasks) and
         :meth:`serve` returns a summary marked ``interrupted``."""
-        if not self._ended.is_set():
+        if not self.ended:
             self._interrupted = True
-            self._ended.set()
+            if self._run is not None:
+                self._run.end()
 
     async def serve(
         self,
@@ -130,13 +130,11 @@ class Coordinator:
             OSError: the address cannot be listened on (in use, not local, ...).
             TGSError: the graph is already executing.
         """
-        scheduler = self.graph._scheduler
-        if scheduler.started:
-            raise TGSError(f"{self.graph.uid} is already executing")
+        run = GraphRun(self.graph)
         if listeners is None:
             listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
-        scheduler.on_graph_end = self._ended.set
-        scheduler.on_graph_stalled = self._on_stalled
+        self._run = run
+        self.graph._scheduler.max_lost_attempts = self.config.max_lost_attempts
         try:
             async with trio.open_nursery() as nursery:
                 server = trio_websocket.WebSocketServer(
@@ -150,26 +148,20 @@ class Coordinator:
                 )
                 await nursery.start(server.run)
                 self.url = _url_of(listeners[0], self.config.host)
-                logger.info("listening on %s, %d task(s) to run", self.url, scheduler.unfinished)
-                scheduler.start()
+                unfinished = self.graph._scheduler.unfinished
+                logger.info("listening on %s, %d task(s) to run", self.url, unfinished)
+                run.start(nursery)
+                if self._interrupted:  # stopped before it started
+                    run.end()
                 task_status.started(self)
-                await self._ended.wait()
+                await run.ended.wait()
                 await self._dismiss_workers()
                 nursery.cancel_scope.cancel()
         finally:
-            scheduler.stop()
-            scheduler.on_graph_end = scheduler.on_graph_stalled = None
-        if self._stalled:
-            waiting = TaskStatus.WAITING_FOR_PREDECESSORS
-            raise GraphStalledError(
-                [n.uid for n in self.graph.nodes.values() if n.task_status is waiting]
-            )
+            run.stop()
+        run.raise_if_stalled()
         self.summary = RunSummary(self.graph.statistics().tasks_by_status, self._interrupted)
         return self.summary
-
-    def _on_stalled(self) -> None:
-        self._stalled = True
-        self._ended.set()
 
     async def _dismiss_workers(self) -> None:
         summary = RunSummary(self.graph.statistics().tasks_by_status, self._interrupted)

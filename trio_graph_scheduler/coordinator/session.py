@@ -25,6 +25,8 @@ import trio_websocket
 from ..protocol.batching import encode_batches
 from ..protocol.messages import (
     Assign,
+    Cancel,
+    Cancelled,
     Claim,
     CreateConditionRequest,
     CreateTaskRequest,
@@ -124,6 +126,7 @@ class WorkerSession:
             TaskSucceeded: self._on_task_succeeded,
             TaskFailed: self._on_task_failed,
             HandBack: self._on_hand_back,
+            Cancelled: self._on_cancelled,
             CreateTaskRequest: self._on_create_task,
             CreateConditionRequest: self._on_create_condition,
             PrependRequest: self._on_prepend,
@@ -217,10 +220,17 @@ class WorkerSession:
             holder.credit = 0
         leases, self.leases = self.leases, {}
         self._to_assign.clear()
+        if not leases:
+            return
+        if self._closed is None:
+            # The coordinator is ending the run itself: the worker lost nothing.
+            for node in leases.values():
+                self._scheduler.hand_back(node)
+            return
+        reason = f"{self.worker_id} ({self.worker_name}): {self._closed.reason}"
         for node in leases.values():
-            self._scheduler.hand_back(node)
-        if leases:
-            logger.info("requeued %d task(s) of worker %s", len(leases), self.worker_id)
+            self._scheduler.task_lost(node, reason)
+        logger.warning("worker %s lost with %d task(s)", self.worker_id, len(leases))
 
     # -- receiving ---------------------------------------------------------------------
 
@@ -295,6 +305,12 @@ class WorkerSession:
         trace = message.traceback or f"{message.error_type}: {message.message}\n"
         self._scheduler.task_failed(node, trace)
 
+    def _on_cancelled(self, message: Cancelled) -> None:
+        node = self._take_lease(message.lease)
+        if node is not None:
+            self._call_errors.pop(message.lease, None)
+            self._scheduler.task_cancelled(node)
+
     def _on_hand_back(self, message: HandBack) -> None:
         for lease in message.leases:
             node = self.leases.pop(lease, None)
@@ -357,9 +373,18 @@ class WorkerSession:
 
     # -- sending -----------------------------------------------------------------------
 
+    def cancel(self, node: TaskNode) -> None:
+        """Ask the worker to stop ``node``; it ends when the worker confirms it stopped."""
+        for lease, leased in self.leases.items():  # few: at most the worker's credit
+            if leased is node:
+                self._outbox.append(Cancel(lease=lease))
+                self._wake.set()
+                return
+
     def _lease(self, node: TaskNode) -> None:
         # Called from inside the loop queue's dispatch: record and wake, nothing more.
         lease = self._coordinator.new_lease()
+        node._runner = self
         self.leases[lease] = node
         self._to_assign.append((lease, node))
         self._wake.set()
@@ -397,6 +422,7 @@ class WorkerSession:
             arguments=node.task_arguments,
             predecessors=[_record(p) for p in node.get_predecessor_task_nodes()],
             function=function,
+            timeout=self._coordinator.graph.task_functions[node.task_handle].policy.timeout,
         )
 
     def _fail_unsendable(self, lease: int, error: Exception) -> None:

@@ -186,7 +186,8 @@ class Assign(Message, frozen=True, kw_only=True, tag="assign"):
     """Coordinator to worker: run this task under ``lease``.
 
     ``function`` is the cloudpickled function, sent only the first time this worker gets
-    a task of ``handle``, else ``None``.
+    a task of ``handle``, else ``None``. ``timeout`` is how many seconds the run may take
+    (its function's policy), or ``None``.
     """
 
     lease: Count
@@ -196,6 +197,7 @@ class Assign(Message, frozen=True, kw_only=True, tag="assign"):
     arguments: Value
     predecessors: list[PredecessorRecord]
     function: bytes | None
+    timeout: Seconds | None
 
 
 @_register

@@ -21,6 +21,8 @@ async def invoke_task_function(
     arguments: Any,
     extra_kwargs: dict[str, Any],
     thread_limiter: trio.CapacityLimiter,
+    *,
+    time_limit: float | None = None,
 ) -> Any:
     """Call ``function`` with a task's arguments plus ``extra_kwargs``; return its result.
 
@@ -30,7 +32,28 @@ async def invoke_task_function(
     Args:
         arguments: ``((args...), {kwargs})`` or ``None``; either half may be ``None``.
         extra_kwargs: ``task_node``, ``graph`` and ``worker_context``.
+        time_limit: seconds the call may take; ``None`` for no limit.
+
+    Raises:
+        TimeoutError: the call took longer than ``time_limit`` (an async one is cancelled
+            then; a thread cannot be, so a sync one is judged when it returns).
     """
+    if time_limit is None:
+        return await _call(function, is_async, arguments, extra_kwargs, thread_limiter)
+    with trio.move_on_after(time_limit) as deadline:
+        result = await _call(function, is_async, arguments, extra_kwargs, thread_limiter)
+    if deadline.cancel_called:
+        raise TimeoutError(f"the task took longer than its timeout of {time_limit:g} s")
+    return result
+
+
+async def _call(
+    function: Callable[..., Any],
+    is_async: bool,
+    arguments: Any,
+    extra_kwargs: dict[str, Any],
+    thread_limiter: trio.CapacityLimiter,
+) -> Any:
     args, kwargs = arguments if arguments is not None else ((), None)
     # A fresh dict: the task's stored kwargs must not gain the scheduler's extras.
     call_kwargs = {**kwargs, **extra_kwargs} if kwargs else extra_kwargs

@@ -365,6 +365,8 @@ class CoordinatorLink:
                 continue
             self._leases[assign.lease] = slot.scope
             self._queue_answer(loop, await self._run_task(assign, context, limiter))
+            if slot.scope.cancel_called:
+                return  # a Cancel that came too late: take a fresh scope for the next task
             unyielded += 1
             if unyielded >= TASKS_PER_FORCED_YIELD:
                 unyielded = 0
@@ -389,6 +391,7 @@ class CoordinatorLink:
                 assign.arguments,
                 {"task_node": node, "graph": graph, "worker_context": context},
                 limiter,
+                time_limit=assign.timeout,
             )
         except Exception as exc:
             return _task_failed(lease, exc)
