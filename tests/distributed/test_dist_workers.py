@@ -1,0 +1,311 @@
+"""How the coordinator shares work among workers, and how workers and runs start and end:
+cluster-wide concurrency, worker caps and loops, tokens, stopping either side, coordinators
+that cannot be reached, empty graphs, dependency cycles and connections cut off.
+
+Every test runs a real coordinator and real workers over in-memory streams through
+``memcluster``; time is trio's autojump clock, so sleeps cost no wall time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from memcluster import TIME_LIMIT, open_cluster, peak_overlap, results_of, run_cluster, timed
+
+from trio_graph_scheduler import (
+    CoordinatorConfig,
+    CoordinatorUnreachableError,
+    GraphStalledError,
+    TaskGraph,
+    Worker,
+    WorkerConfig,
+    WorkerLoop,
+    WorkerRejectedError,
+)
+from trio_graph_scheduler.shared.uids import new_uid
+from trio_graph_scheduler.testing import MemoryListener
+
+
+async def timed_graph(tasks: int, concurrency: int, seconds: float = 1.0) -> TaskGraph:
+    graph = TaskGraph({"timed": timed}, [WorkerLoop("default", concurrency)])
+    for _ in range(tasks):
+        await graph.create_task("timed", ((seconds,), None))
+    return graph
+
+
+# -- sharing work ----------------------------------------------------------------------
+
+
+async def test_loop_concurrency_is_cluster_wide(autojump_clock: trio.testing.MockClock) -> None:
+    # Each worker runs as many slots as the loop allows (3) and grants that much credit,
+    # so only the coordinator stands between 6 slots and a limit of 3.
+    graph = await timed_graph(tasks=12, concurrency=3)
+
+    with trio.fail_after(TIME_LIMIT):
+        summary, workers = await run_cluster(graph, 2)
+
+    assert summary.succeeded
+    assert peak_overlap(results_of(graph, "timed")) == 3
+    assert all(worker.statistics.tasks_succeeded > 0 for worker in workers)
+    assert sum(worker.statistics.tasks_succeeded for worker in workers) == 12
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_worker_max_tasks_caps_each_worker(
+    autojump_clock: trio.testing.MockClock, workers: int
+) -> None:
+    graph = await timed_graph(tasks=6, concurrency=3)
+
+    with trio.fail_after(TIME_LIMIT):
+        summary, started = await run_cluster(graph, workers, max_tasks=1)
+
+    assert summary.succeeded
+    # One task at a time per worker, although the loop would allow three.
+    assert peak_overlap(results_of(graph, "timed")) == workers
+    assert all(worker.statistics.tasks_succeeded > 0 for worker in started)
+
+
+async def test_worker_serving_one_loop_gets_only_its_tasks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    graph = TaskGraph(
+        {"timed": timed, "fetch": timed},
+        [WorkerLoop("default", 2, None), WorkerLoop("io", 2, ["fetch"])],
+    )
+    for _ in range(3):
+        await graph.create_task("fetch")
+    for _ in range(5):
+        await graph.create_task("timed")
+
+    with trio.fail_after(TIME_LIMIT):
+        async with open_cluster(graph) as cluster:
+            io_worker = cluster.start_worker(loops=("io",))
+            default_worker = cluster.start_worker(loops=("default",))
+
+    assert cluster.coordinator.summary is not None
+    assert cluster.coordinator.summary.succeeded
+    # A task of a loop a worker does not serve would break its protocol (the worker
+    # refuses it); the counts show each ran exactly its own loop's tasks.
+    assert io_worker.statistics.tasks_succeeded == 3
+    assert default_worker.statistics.tasks_succeeded == 5
+
+
+async def test_worker_asking_for_an_unknown_loop_is_refused(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    graph = await timed_graph(tasks=2, concurrency=1)
+
+    with trio.fail_after(TIME_LIMIT):
+        async with open_cluster(graph) as cluster:
+            stray = cluster.worker(loops=("default", "gpu"))
+            with pytest.raises(WorkerRejectedError, match=r"unknown loops \['gpu'\]"):
+                await stray.run()
+            # The coordinator carries on and serves a worker that asks for less.
+            cluster.start_worker(loops=("default",))
+
+    assert cluster.coordinator.summary is not None
+    assert cluster.coordinator.summary.succeeded
+    assert stray.statistics.connections == 0
+    assert stray.statistics.tasks_succeeded == 0
+
+
+@pytest.mark.parametrize("token", ["", "wrong", "s3cre"])
+async def test_token_is_checked(autojump_clock: trio.testing.MockClock, token: str) -> None:
+    graph = await timed_graph(tasks=2, concurrency=2)
+
+    with trio.fail_after(TIME_LIMIT):
+        async with open_cluster(graph, CoordinatorConfig(token="s3cret")) as cluster:
+            intruder = cluster.worker(token=token)
+            with pytest.raises(WorkerRejectedError, match="wrong token"):
+                await intruder.run()
+            welcome = await cluster.join_worker(token="s3cret")
+
+    assert cluster.coordinator.summary is not None
+    assert cluster.coordinator.summary.succeeded
+    assert intruder.statistics.tasks_succeeded == 0
+    assert welcome.statistics.tasks_succeeded == 2
+
+
+# -- stopping ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tasks", [4, 2])
+async def test_stopped_worker_hands_its_tasks_to_another(
+    autojump_clock: trio.testing.MockClock, tasks: int
+) -> None:
+    # With 2 tasks the leaving worker still has credit when it hands them back.
+    graph = await timed_graph(tasks=tasks, concurrency=4, seconds=5)
+    start = trio.current_time()
+
+    with trio.fail_after(TIME_LIMIT):
+        async with open_cluster(graph) as cluster:
+            leaving = await cluster.join_worker()
+            await trio.sleep(1)  # every task is running on `leaving`
+            assert graph.statistics().loops["default"] == (0, tasks, 4)
+            staying = await cluster.join_worker()
+            leaving.stop()
+
+    assert cluster.coordinator.summary is not None
+    assert cluster.coordinator.summary.succeeded
+    assert leaving.statistics.tasks_handed_back == tasks
+    assert leaving.statistics.tasks_succeeded == 0
+    assert staying.statistics.tasks_succeeded == tasks
+    # Each task's one recorded result is its second run, started at the hand back.
+    assert [begun for begun, _ in results_of(graph, "timed")] == [start + 1] * tasks
+
+
+async def test_stopped_coordinator_ends_the_run(autojump_clock: trio.testing.MockClock) -> None:
+    graph = await timed_graph(tasks=4, concurrency=4, seconds=5)
+    start = trio.current_time()
+
+    with trio.fail_after(TIME_LIMIT):
+        async with open_cluster(graph) as cluster:
+            workers = [await cluster.join_worker() for _ in range(2)]
+            await trio.sleep(1)
+            cluster.coordinator.stop()
+        # Leaving the block means serve and both workers' run() returned.
+
+    summary = cluster.coordinator.summary
+    assert summary is not None
+    assert summary.interrupted
+    assert not summary.succeeded
+    assert trio.current_time() - start < 5  # the running tasks were not waited for
+    assert all(worker.statistics.tasks_succeeded == 0 for worker in workers)
+    # Nothing is left marked as running: every task waits to be run again.
+    assert summary.tasks_by_status == {"created": 4}
+    graph.check_invariants()
+
+    # Served again, the graph picks up where it stopped and finishes.
+    with trio.fail_after(TIME_LIMIT):
+        resumed, _ = await run_cluster(graph, 1)
+    assert resumed.succeeded
+    assert resumed.tasks_by_status == {"success": 4}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: Worker.stop() during the handshake is ignored: CoordinatorLink.stop() "
+    "before run() cannot cancel a nursery that does not exist yet, so the worker serves on",
+)
+async def test_worker_stopped_while_connecting_does_not_take_work(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    graph = await timed_graph(tasks=1, concurrency=1, seconds=5)
+
+    with trio.fail_after(TIME_LIMIT):
+        async with open_cluster(graph) as cluster:
+
+            async def dial_then_stop() -> trio.abc.Stream:
+                # stop() lands after the connection opened, before the handshake.
+                stream = await cluster.listener.connect()
+                quitter.stop()
+                return stream
+
+            quitter = Worker(WorkerConfig(url=cluster.coordinator.url), open_stream=dial_then_stop)
+            with trio.move_on_after(1) as still_running:
+                await quitter.run()
+            cluster.start_worker()
+
+    assert not still_running.cancelled_caught, "run() did not return after stop()"
+    assert cluster.coordinator.summary is not None
+    assert cluster.coordinator.summary.succeeded
+    assert quitter.statistics.tasks_succeeded == 0
+
+
+# -- starting, and graphs that end before they begin -------------------------------------
+
+
+async def test_worker_gives_up_on_a_closed_coordinator(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    graph = await timed_graph(tasks=1, concurrency=1)
+    with trio.fail_after(TIME_LIMIT):
+        async with open_cluster(graph) as cluster:
+            cluster.start_worker()
+        assert cluster.coordinator.ended
+
+        # The graph has ended and the coordinator stopped listening.
+        late = cluster.worker(connect_timeout=2)
+        start = trio.current_time()
+        with pytest.raises(CoordinatorUnreachableError, match="closed") as raised:
+            await late.run()
+    assert trio.current_time() - start >= 2
+    assert raised.value.url == cluster.coordinator.url
+    assert late.statistics.connections == 0
+
+
+async def test_worker_gives_up_when_nobody_answers(autojump_clock: trio.testing.MockClock) -> None:
+    listener = MemoryListener()  # nobody ever accepts: each dial hangs until the deadline
+    worker = Worker(
+        WorkerConfig(url="ws://in-memory:0", connect_timeout=3), open_stream=listener.connect
+    )
+    with trio.fail_after(TIME_LIMIT):
+        start = trio.current_time()
+        with pytest.raises(CoordinatorUnreachableError, match="tried for 3 s"):
+            await worker.run()
+    assert trio.current_time() - start == 3
+    await listener.aclose()
+
+
+async def test_empty_graph_ends_at_once(autojump_clock: trio.testing.MockClock) -> None:
+    graph = TaskGraph({"timed": timed}, [WorkerLoop("default", 1)])
+    start = trio.current_time()
+    with trio.fail_after(TIME_LIMIT):
+        summary, _ = await run_cluster(graph, 0)
+    assert trio.current_time() == start
+    assert summary.succeeded
+    assert not summary.interrupted
+    assert summary.tasks_by_status == {}
+
+
+async def make_cycle(closer: str, **kwargs: Any) -> None:
+    # `closer` waits on this task's successor; making the successor wait on `closer`
+    # closes a loop that nothing can ever break.
+    kwargs["task_node"].prepend_to_successor("timed", closer)
+
+
+async def test_dependency_cycle_raises_graph_stalled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    graph = TaskGraph({"timed": timed, "cycle": make_cycle}, [WorkerLoop("default", 2)])
+    # `first` must know the uid of a task created after it: choose that uid up front.
+    closer_uid = new_uid("task")
+    first = await graph.create_task("cycle", ((closer_uid,), None))
+    successor = await graph.create_task("timed", None, waits_on=[first.uid])
+    closer = graph.create_task_nowait("timed", None, waits_on=[successor.uid], uid=closer_uid)
+
+    with trio.fail_after(TIME_LIMIT), pytest.RaisesGroup(GraphStalledError) as raised:
+        await run_cluster(graph, 2)
+
+    (error,) = raised.value.exceptions
+    assert isinstance(error, GraphStalledError)
+    assert set(error.stuck) == {successor.uid, closer.uid}
+    assert first.task_status == "success"
+    assert successor.task_status == closer.task_status == "waiting_for_predecessors"
+
+
+# -- losing the connection ------------------------------------------------------------
+
+
+async def test_worker_cut_off_reconnects_and_its_tasks_run_again(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    graph = await timed_graph(tasks=3, concurrency=3, seconds=5)
+    start = trio.current_time()
+
+    with trio.fail_after(TIME_LIMIT):
+        async with open_cluster(graph) as cluster:
+            worker = await cluster.join_worker()
+            await trio.sleep(1)
+            assert graph.statistics().loops["default"] == (0, 3, 3)
+            await cluster.cut_connections()
+
+    assert cluster.coordinator.summary is not None
+    assert cluster.coordinator.summary.succeeded
+    assert worker.statistics.connections == 2
+    # The runs cut off were never counted; each task's one result is from its rerun.
+    assert worker.statistics.tasks_succeeded == 3
+    assert all(begun >= start + 1 for begun, _ in results_of(graph, "timed"))
