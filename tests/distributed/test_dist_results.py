@@ -438,11 +438,6 @@ async def test_unsendable_result_fails_only_that_task(
     assert worker.statistics.tasks_failed == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an Assign the coordinator cannot encode fails the task but never returns "
-    "the worker's credit for it (WorkerSession._fail_unsendable), so the loop starves",
-)
 async def test_unsendable_arguments_fail_only_that_task(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -185,11 +185,6 @@ async def test_stopped_coordinator_ends_the_run(autojump_clock: trio.testing.Moc
     assert resumed.tasks_by_status == {"success": 4}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Worker.stop() during the handshake is ignored: CoordinatorLink.stop() "
-    "before run() cannot cancel a nursery that does not exist yet, so the worker serves on",
-)
 async def test_worker_stopped_while_connecting_does_not_take_work(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -21,7 +21,12 @@ from ..shared.cli import (
     fail,
 )
 from ..shared.errors import ConfigError, TGSError
-from .config import DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_TIMEOUT, CoordinatorConfig
+from .config import (
+    DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_HEARTBEAT_TIMEOUT,
+    CoordinatorConfig,
+    server_tls_context,
+)
 from .graph import TaskGraph
 from .scheduler import DEFAULT_MAX_LOST_ATTEMPTS
 from .server import Coordinator
@@ -82,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds of silence after which a worker counts as lost and its tasks run "
         f"elsewhere (default: {DEFAULT_HEARTBEAT_TIMEOUT:g})",
     )
+    parser.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        help="serve wss:// (TLS) with this certificate chain (workers then connect to wss://)",
+    )
+    parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
     parser.add_argument(
         "--max-lost-attempts",
         type=int,
@@ -165,7 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             heartbeat_interval=args.heartbeat_interval,
             heartbeat_timeout=args.heartbeat_timeout,
             max_lost_attempts=args.max_lost_attempts,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
         )
+        server_tls_context(config)  # a bad certificate is a usage error, said now
         builder = load_builder(args.graph)
     except ConfigError as exc:
         fail(PROG, str(exc), EXIT_USAGE)

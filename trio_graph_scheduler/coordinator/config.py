@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from typing import Final
 
@@ -36,7 +37,9 @@ class CoordinatorConfig:
         shutdown_grace: seconds to wait for workers to leave after the graph ended.
         max_lost_attempts: a task whose worker is lost this many times fails ("worker
             lost 3 times") instead of running again.
-        max_connections: connections served at once; more are refused at once.
+        max_connections: connections served at once; more are closed at once.
+        tls_cert: a PEM certificate chain: serve ``wss://`` (TLS) instead of ``ws://``.
+        tls_key: the PEM private key of ``tls_cert`` (if not in the same file).
     """
 
     host: str = "127.0.0.1"
@@ -49,6 +52,8 @@ class CoordinatorConfig:
     shutdown_grace: float = 5.0
     max_lost_attempts: int = DEFAULT_MAX_LOST_ATTEMPTS
     max_connections: int = 1024
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     def __post_init__(self) -> None:
         if not self.token and not is_loopback(self.host):
@@ -72,6 +77,8 @@ class CoordinatorConfig:
             raise ConfigError(f"max_lost_attempts must be at least 1, got {self.max_lost_attempts}")
         if self.max_connections < 1:
             raise ConfigError(f"max_connections must be at least 1, got {self.max_connections}")
+        if self.tls_key is not None and self.tls_cert is None:
+            raise ConfigError("a TLS key needs its certificate (tls_cert)")
         if self.max_frame_bytes < 2**16:
             raise ConfigError(f"max_frame_bytes must be at least 65536, got {self.max_frame_bytes}")
 
@@ -84,3 +91,19 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # another host name: it may resolve to anything
+
+
+def server_tls_context(config: CoordinatorConfig) -> ssl.SSLContext | None:
+    """The TLS context to serve with, or None for plain ``ws://``.
+
+    Raises:
+        ConfigError: the certificate or key cannot be loaded.
+    """
+    if config.tls_cert is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the TLS certificate {config.tls_cert}: {exc}") from None
+    return context

@@ -11,7 +11,7 @@ import trio
 import trio_websocket
 
 from ..shared.status import TaskStatus
-from .config import CoordinatorConfig
+from .config import CoordinatorConfig, server_tls_context
 from .run import GraphRun
 from .session import WorkerSession
 from .shipping import pickle_for_workers
@@ -82,6 +82,7 @@ class Coordinator:
         )
         self._run: GraphRun | None = None
         self._interrupted = False
+        self._connections = 0
         self._session_left = trio.Event()
 
     @property
@@ -132,7 +133,7 @@ class Coordinator:
         """
         run = GraphRun(self.graph)
         if listeners is None:
-            listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
+            listeners = await self._open_listeners()
         self._run = run
         self.graph._scheduler.max_lost_attempts = self.config.max_lost_attempts
         try:
@@ -163,11 +164,31 @@ class Coordinator:
         self.summary = RunSummary(self.graph.statistics().tasks_by_status, self._interrupted)
         return self.summary
 
+    async def _open_listeners(self) -> Sequence[trio.abc.Listener[trio.abc.Stream]]:
+        config = self.config
+        tls = server_tls_context(config)
+        if tls is None:
+            return await trio.open_tcp_listeners(config.port, host=config.host)
+        return await trio.open_ssl_over_tcp_listeners(
+            config.port,
+            tls,
+            host=config.host,
+            # No TLS close_notify exchange at close: the WebSocket closing handshake
+            # already says the stream ended on purpose, and a peer that vanished could
+            # otherwise hold the close up.
+            https_compatible=True,
+        )
+
+    @property
+    def graph_succeeded(self) -> bool:
+        """True when the run ended and every task succeeded. O(tasks)."""
+        return RunSummary(self.graph.statistics().tasks_by_status, self._interrupted).succeeded
+
     async def _dismiss_workers(self) -> None:
-        summary = RunSummary(self.graph.statistics().tasks_by_status, self._interrupted)
         reason = "the coordinator was stopped" if self._interrupted else "the graph has ended"
+        succeeded = self.graph_succeeded
         for session in self.sessions:
-            session.shutdown(reason, summary.succeeded)
+            session.shutdown(reason, succeeded)
         with trio.move_on_after(self.config.shutdown_grace):
             while self.sessions:
                 await self._session_left.wait()
@@ -176,13 +197,19 @@ class Coordinator:
             logger.warning("%d worker(s) did not leave in time", len(self.sessions))
 
     async def _handle_connection(self, request: trio_websocket.WebSocketRequest) -> None:
+        if self._connections >= self.config.max_connections:
+            logger.warning("refused a connection: %d are open already", self._connections)
+            await request.reject(503, body=b"too many connections")
+            return
+        self._connections += 1
         try:
-            ws = await request.accept()
-        except trio_websocket.ConnectionClosed:
-            return  # the peer left during the WebSocket handshake
-        try:
+            try:
+                ws = await request.accept()
+            except trio_websocket.ConnectionClosed:
+                return  # the peer left during the WebSocket handshake
             await WorkerSession(self, ws).run()
         finally:
+            self._connections -= 1
             self._session_left.set()
 
 
@@ -218,8 +245,12 @@ async def serve_coordinator(
 
 
 def _url_of(listener: trio.abc.Listener[trio.abc.Stream], host: str) -> str:
+    scheme = "ws"
+    if isinstance(listener, trio.SSLListener):
+        scheme = "wss"
+        listener = listener.transport_listener
     socket = getattr(listener, "socket", None)
     if socket is None:
         return MEMORY_URL
     address, port = socket.getsockname()[:2]
-    return f"ws://{address if ':' not in address else f'[{address}]'}:{port}"
+    return f"{scheme}://{address if ':' not in address else f'[{address}]'}:{port}"

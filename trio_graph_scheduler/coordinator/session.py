@@ -147,6 +147,8 @@ class WorkerSession:
             await self._close(closed.code, closed.reason)
             return
         self._coordinator.sessions.add(self)
+        if self._coordinator.ended:  # late: the others were dismissed already
+            self.shutdown("the graph has ended", self._coordinator.graph_succeeded)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -187,8 +189,6 @@ class WorkerSession:
             elif unknown := set(hello.loops) - set(self._scheduler.loops):
                 known = sorted(self._scheduler.loops)
                 reason = f"unknown loops {sorted(unknown)}; the graph has {known}"
-            elif self._coordinator.ended:
-                reason = "the graph has ended"
             if reason is not None:
                 logger.warning("refused worker %r: %s", hello.worker_name, reason)
                 await self._send_now([Reject(reason=reason)])
@@ -273,10 +273,13 @@ class WorkerSession:
         holder = self._credits.get(claim.loop)
         if holder is None:
             raise _SessionClosed(CLOSE_PROTOCOL_ERROR, f"claim for loop {claim.loop!r} not served")
-        holder.credit += claim.credit
+        self._add_credit(holder, claim.credit)
+
+    def _add_credit(self, holder: _LoopCredit, credit: int) -> None:
+        holder.credit += credit
         if not holder.waiting:
             holder.waiting = True
-            self._scheduler.loops[claim.loop].wait(holder)
+            self._scheduler.loops[holder.loop].wait(holder)
 
     def _take_lease(self, lease: int) -> TaskNode | None:
         node = self.leases.pop(lease, None)
@@ -428,6 +431,8 @@ class WorkerSession:
     def _fail_unsendable(self, lease: int, error: Exception) -> None:
         node = self.leases.pop(lease)
         logger.warning("task %s cannot be sent to a worker: %s", node.uid, error)
+        # The worker never saw it: the credit it spent on it is still its own.
+        self._add_credit(self._credits[node._loop.name], 1)
         self._scheduler.task_failed(node, f"cannot send the task to a worker: {error}\n")
 
     def _on_unsendable(self, message: Message, error: LocalProtocolError) -> Message | None:

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--connect",
         metavar="URL",
         required=True,
-        help="the coordinator's address, ws://HOST:PORT",
+        help="the coordinator's address, ws://HOST:PORT (wss:// when it uses TLS)",
     )
     add_common_options(parser)
     parser.add_argument(
@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
         "limit (default: no cap of its own)",
     )
     parser.add_argument("--name", help="the name the coordinator logs (default: HOST:PID)")
+    parser.add_argument(
+        "--tls-ca",
+        metavar="PEM",
+        help="for wss://, the certificate authorities to trust (default: the system's)",
+    )
     parser.add_argument(
         "--connect-timeout",
         type=float,
@@ -89,6 +94,7 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
         loops=loops,
         max_tasks=args.max_tasks,
         connect_timeout=args.connect_timeout,
+        tls_ca=args.tls_ca,
         **extra,
     )
 

@@ -24,7 +24,7 @@ class WorkerConfig:
     """How a worker reaches its coordinator and how much work it takes.
 
     Attributes:
-        url: the coordinator's address, ``ws://HOST:PORT``.
+        url: the coordinator's address, ``ws://HOST:PORT`` (``wss://`` for TLS).
         token: the shared secret the coordinator expects (``""`` when it has none).
         loops: the worker loops this worker serves; empty means every loop of the graph.
         max_tasks: at most this many tasks of each loop at once on this worker, on top of
@@ -33,6 +33,8 @@ class WorkerConfig:
         connect_timeout: seconds to keep trying to reach the coordinator, at start and
             after losing it, before giving up.
         max_frame_bytes: the largest frame accepted or sent.
+        tls_ca: for ``wss://``, a PEM file of the certificate authorities to trust
+            instead of the system's.
     """
 
     url: str
@@ -42,3 +44,4 @@ class WorkerConfig:
     name: str = field(default_factory=_default_name)
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     max_frame_bytes: int = MAX_FRAME_BYTES
+    tls_ca: str | None = None

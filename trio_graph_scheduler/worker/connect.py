@@ -9,6 +9,7 @@ stream owns it and closes it (``async with stream:``).
 from __future__ import annotations
 
 import random
+import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Final
@@ -28,35 +29,82 @@ MAX_RETRY_DELAY: Final = 2.0
 
 @dataclass(frozen=True, slots=True)
 class CoordinatorAddress:
-    """Where a coordinator listens, parsed from ``ws://HOST:PORT[/path]``."""
+    """Where a coordinator listens, parsed from ``ws://HOST:PORT`` or ``wss://HOST:PORT``."""
 
     host: str
     port: int
     resource: str
+    #: True for ``wss://``: TLS, with the server's certificate checked.
+    tls: bool
 
     @staticmethod
     def parse(url: str) -> CoordinatorAddress:
-        """Parse a ``ws://`` URL.
+        """Parse a ``ws://`` or ``wss://`` URL.
 
         Raises:
-            ConfigError: not a ``ws://HOST:PORT`` URL.
+            ConfigError: not a ``ws://HOST:PORT`` or ``wss://HOST:PORT`` URL.
         """
         try:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
             raise ConfigError(f"bad coordinator URL {url!r}: {exc}") from None
-        if parts.scheme != "ws" or not parts.hostname or port is None:
-            raise ConfigError(f"bad coordinator URL {url!r}: expected ws://HOST:PORT")
-        return CoordinatorAddress(parts.hostname, port, parts.path or "/")
+        if parts.scheme not in ("ws", "wss") or not parts.hostname or port is None:
+            raise ConfigError(f"bad coordinator URL {url!r}: expected ws://HOST:PORT or wss://")
+        return CoordinatorAddress(parts.hostname, port, parts.path or "/", parts.scheme == "wss")
 
-    def opener(self) -> StreamOpener:
-        """A stream opener that connects over TCP."""
+    def opener(self, tls_ca: str | None = None) -> StreamOpener:
+        """A stream opener: TCP, with TLS for ``wss://``.
 
-        async def open_tcp() -> trio.abc.Stream:
-            return await trio.open_tcp_stream(self.host, self.port)
+        Args:
+            tls_ca: a PEM file of the certificate authorities to trust for ``wss://``;
+                the system's by default.
 
-        return open_tcp
+        Raises:
+            ConfigError: ``tls_ca`` cannot be read, or is given for a ``ws://`` URL.
+        """
+        if not self.tls:
+            if tls_ca is not None:
+                raise ConfigError("a CA file only makes sense for a wss:// coordinator URL")
+
+            async def open_tcp() -> trio.abc.Stream:
+                return await trio.open_tcp_stream(self.host, self.port)
+
+            return open_tcp
+
+        try:
+            context = ssl.create_default_context(cafile=tls_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load the CA file {tls_ca}: {exc}") from None
+
+        async def open_tls() -> trio.abc.Stream:
+            stream = await trio.open_ssl_over_tcp_stream(
+                self.host,
+                self.port,
+                ssl_context=context,
+                https_compatible=True,  # as the coordinator: no close_notify exchange
+            )
+            try:
+                # Now, not lazily inside trio-websocket, which would swallow a certificate
+                # error and wait for a handshake that never comes.
+                await stream.do_handshake()
+            except BaseException:
+                await trio.aclose_forcefully(stream)
+                raise
+            return stream
+
+        return open_tls
+
+
+def tls_failure(error: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind a failed connection attempt, if one is (a wrong certificate
+    will not become right by retrying)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def retry_delays() -> Iterator[float]:

@@ -106,7 +106,7 @@ class LinkEnd(Enum):
 class LinkStatistics:
     """What one worker has done, over all its connections."""
 
-    #: Tasks whose function ran to an end here (successes plus failures).
+    #: Tasks whose function ran to an end here, by outcome.
     tasks_succeeded: int = 0
     tasks_failed: int = 0
     #: Tasks given back unfinished (on stop) or cancelled by the coordinator.
@@ -210,6 +210,8 @@ class CoordinatorLink:
         inits = {loop: _load_context_init(data) for loop, data in welcome.context_inits.items()}
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            if self._end is not None:  # stopped during the handshake
+                nursery.cancel_scope.cancel()
             for loop, concurrency in welcome.loops.items():
                 self._start_loop(nursery, loop, concurrency, inits.get(loop))
             nursery.start_soon(self._send_loop, welcome.heartbeat_interval)

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import trio
 import trio_websocket
 
-from ..shared.errors import CoordinatorUnreachableError
-from .connect import CoordinatorAddress, StreamOpener, retry_delays
+from ..shared.errors import CoordinatorUnreachableError, LinkError
+from .connect import CoordinatorAddress, StreamOpener, retry_delays, tls_failure
 from .link import CoordinatorLink, LinkEnd, LinkStatistics
 
 if TYPE_CHECKING:
@@ -45,13 +45,14 @@ class Worker:
             connection to ``config.url``. Tests pass in-memory streams.
 
     Raises:
-        ConfigError: ``config.url`` is not a ``ws://HOST:PORT`` URL.
+        ConfigError: ``config.url`` is not a ``ws://`` or ``wss://`` URL, or its CA file
+            cannot be loaded.
     """
 
     def __init__(self, config: WorkerConfig, *, open_stream: StreamOpener | None = None) -> None:
         self.config = config
         self._address = CoordinatorAddress.parse(config.url)
-        self._open_stream = open_stream or self._address.opener()
+        self._open_stream = open_stream or self._address.opener(config.tls_ca)
         self._link: CoordinatorLink | None = None
         self._stopping = False
         #: Counts of what this worker has done, over all its connections.
@@ -67,6 +68,7 @@ class Worker:
                 start or after losing the coordinator.
             WorkerRejectedError: the coordinator refused this worker (a wrong token, a
                 loop the graph does not have).
+            LinkError: TLS failed (the coordinator's certificate is not trusted).
             RemoteProtocolError: the coordinator broke the protocol.
         """
         started = False
@@ -93,16 +95,18 @@ class Worker:
             while not self._stopping:
                 try:
                     stream = await self._open_stream()
-                except OSError as exc:
-                    last_error = exc.strerror or str(exc)
+                except _CONNECT_ERRORS as exc:
+                    outcome: LinkEnd | Exception = exc
                 else:
                     async with stream:  # we close it: trio-websocket would leak it
                         outcome = await self._serve(stream, connecting, task_status)
-                    if isinstance(outcome, LinkEnd):
-                        return outcome
-                    if not isinstance(outcome, _CONNECT_ERRORS):
-                        raise outcome
-                    last_error = f"{type(outcome).__name__}: {outcome}"
+                if isinstance(outcome, LinkEnd):
+                    return outcome
+                if not isinstance(outcome, _CONNECT_ERRORS):
+                    raise outcome
+                if (tls := tls_failure(outcome)) is not None:
+                    raise LinkError(f"TLS with the coordinator at {config.url} failed: {tls}")
+                last_error = _describe_failure(outcome)
                 await trio.sleep(next(delays))
             return LinkEnd.STOPPED
         raise CoordinatorUnreachableError(config.url, config.connect_timeout, last_error)
@@ -164,9 +168,15 @@ async def run_worker(
     """Run a worker until the coordinator dismisses it: ``Worker(config).run()``.
 
     Raises:
-        ConfigError: ``config.url`` is not a ``ws://HOST:PORT`` URL.
+        ConfigError: ``config.url`` is not a ``ws://`` or ``wss://`` URL.
         CoordinatorUnreachableError: no connection within ``config.connect_timeout``.
         WorkerRejectedError: the coordinator refused this worker.
         RemoteProtocolError: the coordinator broke the protocol.
     """
     await Worker(config).run(task_status=task_status)
+
+
+def _describe_failure(error: Exception) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror  # "Connection refused", not "[Errno 111] Connect call failed"
+    return f"{type(error).__name__}: {error}"
