@@ -154,12 +154,6 @@ def test_worker_with_nothing_listening_gives_up_after_connect_timeout(procs: Pro
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an HTTP answer that refuses the WebSocket upgrade (any web server on that "
-    "port) crashes the worker with an ExceptionGroup traceback: ConnectionRejected is raised "
-    "in trio-websocket's reader task, so it escapes Worker._serve wrapped in a group",
-)
 def test_worker_pointed_at_a_plain_http_server_fails_with_one_line(procs: Processes) -> None:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
@@ -179,13 +173,6 @@ def test_worker_pointed_at_a_plain_http_server_fails_with_one_line(procs: Proces
     assert url in worker.stderr_lines()[-1], worker.describe()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: when the connection is closed or reset during the WebSocket handshake, "
-    "trio_websocket.wrap_client_stream waits forever (0.12 never sets the open-handshake "
-    "event when its reader stops), so the worker never retries and gives up at "
-    "--connect-timeout although the coordinator came up long before",
-)
 def test_worker_retries_after_a_connection_closed_during_the_handshake(
     procs: Processes,
 ) -> None:

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from .loops import LoopQueue, WorkerLoop
     from .nodes import TaskNode
 
+#: What ``TaskNode.worker`` says of a task run in-process.
+LOCAL_WORKER: Final = "local"
+
 #: A slot yields to trio after this many tasks that never yielded themselves, so a burst
 #: of tiny tasks cannot starve other trio tasks or delay cancellation for long.
 TASKS_PER_FORCED_YIELD: Final = 64
@@ -123,6 +126,7 @@ async def _serve_slot(
             node = await slot.wait_for_task(queue)
             unyielded = 0
         node._runner = slot
+        node.worker = LOCAL_WORKER
         slot.node = node
         function = graph.task_functions[node.task_handle]
         try:

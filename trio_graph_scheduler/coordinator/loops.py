@@ -18,6 +18,7 @@ O(1) per task.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -179,11 +180,13 @@ class LoopQueue:
 
     def push(self, node: TaskNode) -> None:
         """Queue a task that became ready, handing it straight to a waiting claimant if any."""
+        node.queued_at = time.time()
         self.ready.append(node)
         self._dispatch()
 
     def push_front(self, node: TaskNode) -> None:
         """Queue a task that was handed back, ahead of the rest: it was first in line."""
+        node.queued_at = time.time()
         self.ready.appendleft(node)
         self._dispatch()
 
@@ -194,6 +197,7 @@ class LoopQueue:
             self.running += 1
             node.task_status = TaskStatus.IN_PROGRESS
             node.attempts += 1
+            node.started_at = time.time()
             return node
         return None
 
@@ -223,6 +227,7 @@ class LoopQueue:
             self.running += 1
             node.task_status = TaskStatus.IN_PROGRESS
             node.attempts += 1
+            node.started_at = time.time()
             if claimant.deliver(node):
                 claimants.append(claimant)
 

@@ -44,6 +44,9 @@ class TaskNode:
             cancelled, or lost).
         attempts: how many times it was started (not counting runs given back unfinished).
         losses: how many of those runs were lost with their worker.
+        queued_at, started_at, ended_at: when it last became ready, last started, and
+            ended, as ``time.time()``; ``None`` until then.
+        worker: what ran it last: a worker's id, or ``local`` in-process.
         waits_on: the conditions it waits on.
         waited_on_by: the conditions that wait on it.
     """
@@ -53,9 +56,12 @@ class TaskNode:
         "_runner",
         "_unsatisfied",
         "attempts",
+        "ended_at",
         "exception_trace",
         "graph",
         "losses",
+        "queued_at",
+        "started_at",
         "task_arguments",
         "task_handle",
         "task_result",
@@ -63,6 +69,7 @@ class TaskNode:
         "uid",
         "waited_on_by",
         "waits_on",
+        "worker",
     )
 
     def __init__(
@@ -86,6 +93,12 @@ class TaskNode:
         self.attempts = 0
         #: Runs lost with their worker.
         self.losses = 0
+        #: When it last became ready, last started, and ended (``time.time()``).
+        self.queued_at: float | None = None
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        #: What ran it last: a worker's id, or ``local`` in-process.
+        self.worker: str | None = None
         # How many of waits_on are not satisfied yet; the task is ready at zero.
         self._unsatisfied = 0
         self._loop = loop

@@ -35,6 +35,7 @@ taken until the task has really ended.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, Final
 
 from ..shared.errors import TGSError
@@ -100,6 +101,7 @@ class Scheduler:
         if failed:
             # It can never run; it has no successors yet, so nothing cascades.
             node.task_status = TaskStatus.PRECONDITION_FAILED
+            node.ended_at = time.time()
             return
         self.unfinished += 1
         if unsatisfied == 0:
@@ -223,6 +225,7 @@ class Scheduler:
             else:
                 node._loop.remove(node)  # ready (or created): it is queued
         node.task_status = TaskStatus.FAILED
+        node.ended_at = time.time()
         node.exception_trace = f"cancelled: {reason}\n"
         self.unfinished -= 1
         self._cascade([node])
@@ -244,6 +247,7 @@ class Scheduler:
     def _end_running(self, node: TaskNode, status: TaskStatus, trace: str | None) -> None:
         self._expect_in_progress(node)
         node.task_status = status
+        node.ended_at = time.time()
         if trace is not None:
             node.exception_trace = trace
         node._runner = None
@@ -292,6 +296,7 @@ class Scheduler:
                     self._make_ready(successor)
             else:
                 successor.task_status = TaskStatus.PRECONDITION_FAILED
+                successor.ended_at = time.time()
                 self.unfinished -= 1
                 failed.append(successor)
 

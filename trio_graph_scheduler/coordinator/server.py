@@ -28,6 +28,19 @@ logger = logging.getLogger("tgs.coordinator")
 RECEIVE_BUFFER_BYTES: Final = 64 * 2**10
 
 
+@dataclass(slots=True)
+class RunCounters:
+    """What happened to workers and results during a run; tests and reports read them."""
+
+    #: Workers welcomed, and workers dropped (connection lost, silent, or misbehaving).
+    workers_joined: int = 0
+    workers_lost: int = 0
+    #: Runs lost with their worker (each runs again, or fails after too many losses).
+    tasks_lost: int = 0
+    #: Answers for leases their worker did not hold: never recorded (fencing).
+    results_dropped: int = 0
+
+
 #: The URL of a coordinator served on in-memory listeners (host and port mean nothing).
 MEMORY_URL: Final = "ws://in-memory:0"
 
@@ -63,6 +76,7 @@ class Coordinator:
         config: its settings.
         url: ``ws://host:port`` once listening.
         sessions: the welcomed workers' sessions (each adds and removes itself).
+        counters: what happened to workers and results so far.
         summary: how the run ended, once it has.
     """
 
@@ -72,6 +86,7 @@ class Coordinator:
         self.url = ""
         self.summary: RunSummary | None = None
         self.sessions: set[WorkerSession] = set()
+        self.counters = RunCounters()
         self._leases = itertools.count(1)
         self._worker_ids = itertools.count(1)
         # Pickled once, up front: a function that cannot travel is an error now, not

@@ -147,6 +147,7 @@ class WorkerSession:
             await self._close(closed.code, closed.reason)
             return
         self._coordinator.sessions.add(self)
+        self._coordinator.counters.workers_joined += 1
         if self._coordinator.ended:  # late: the others were dismissed already
             self.shutdown("the graph has ended", self._coordinator.graph_succeeded)
         try:
@@ -155,6 +156,7 @@ class WorkerSession:
                 nursery.start_soon(self._send_loop)
                 await self._receive_loop()
             if self._closed is not None:
+                self._coordinator.counters.workers_lost += 1
                 logger.warning("worker %s dropped: %s", self.worker_id, self._closed.reason)
                 await self._close(self._closed.code, self._closed.reason)
         finally:
@@ -230,6 +232,7 @@ class WorkerSession:
         reason = f"{self.worker_id} ({self.worker_name}): {self._closed.reason}"
         for node in leases.values():
             self._scheduler.task_lost(node, reason)
+        self._coordinator.counters.tasks_lost += len(leases)
         logger.warning("worker %s lost with %d task(s)", self.worker_id, len(leases))
 
     # -- receiving ---------------------------------------------------------------------
@@ -281,19 +284,21 @@ class WorkerSession:
             holder.waiting = True
             self._scheduler.loops[holder.loop].wait(holder)
 
-    def _take_lease(self, lease: int) -> TaskNode | None:
+    def _take_lease(self, lease: int) -> TaskNode:
         node = self.leases.pop(lease, None)
         if node is None:
-            # Fencing: the lease was taken back (or never ours); never record it.
-            logger.warning(
-                "dropped a result for lease %d, which %s does not hold", lease, self.worker_id
+            # Fencing: a lease this worker does not hold (answered already, or never its
+            # own) is never recorded. A worker that follows the protocol cannot send one:
+            # leases live as long as their connection, so this one is broken or hostile.
+            self._coordinator.counters.results_dropped += 1
+            raise _SessionClosed(
+                CLOSE_PROTOCOL_ERROR,
+                f"an answer for lease {lease}, which this worker does not hold",
             )
         return node
 
     def _on_task_succeeded(self, message: TaskSucceeded) -> None:
         node = self._take_lease(message.lease)
-        if node is None:
-            return
         call_error = self._call_errors.pop(message.lease, None)
         if call_error is not None:
             self._scheduler.task_failed(node, call_error)
@@ -302,17 +307,14 @@ class WorkerSession:
 
     def _on_task_failed(self, message: TaskFailed) -> None:
         node = self._take_lease(message.lease)
-        if node is None:
-            return
         self._call_errors.pop(message.lease, None)
         trace = message.traceback or f"{message.error_type}: {message.message}\n"
         self._scheduler.task_failed(node, trace)
 
     def _on_cancelled(self, message: Cancelled) -> None:
         node = self._take_lease(message.lease)
-        if node is not None:
-            self._call_errors.pop(message.lease, None)
-            self._scheduler.task_cancelled(node)
+        self._call_errors.pop(message.lease, None)
+        self._scheduler.task_cancelled(node)
 
     def _on_hand_back(self, message: HandBack) -> None:
         for lease in message.leases:
@@ -388,6 +390,7 @@ class WorkerSession:
         # Called from inside the loop queue's dispatch: record and wake, nothing more.
         lease = self._coordinator.new_lease()
         node._runner = self
+        node.worker = self.worker_id
         self.leases[lease] = node
         self._to_assign.append((lease, node))
         self._wake.set()

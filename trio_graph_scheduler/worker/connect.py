@@ -117,3 +117,43 @@ def retry_delays() -> Iterator[float]:
     while True:
         yield random.uniform(0, ceiling)
         ceiling = min(ceiling * 2, MAX_RETRY_DELAY)
+
+
+class EndWatchingStream(trio.abc.Stream):
+    """A stream that calls ``on_end`` when it ends: at end of file, or broken.
+
+    Wraps the stream under a WebSocket being opened: trio-websocket 0.12 never returns
+    from its handshake if the connection ends first, and this lets the caller give up.
+    """
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self._stream = stream
+        #: Called (once per end seen) when the stream ends; ``None`` to ignore it.
+        self.on_end: Callable[[], object] | None = None
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        try:
+            data = await self._stream.receive_some(max_bytes)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._ended()
+            raise
+        if not data:
+            self._ended()
+        return data
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            await self._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._ended()
+            raise
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    def _ended(self) -> None:
+        if self.on_end is not None:
+            self.on_end()

@@ -10,7 +10,13 @@ import trio
 import trio_websocket
 
 from ..shared.errors import CoordinatorUnreachableError, LinkError
-from .connect import CoordinatorAddress, StreamOpener, retry_delays, tls_failure
+from .connect import (
+    CoordinatorAddress,
+    EndWatchingStream,
+    StreamOpener,
+    retry_delays,
+    tls_failure,
+)
 from .link import CoordinatorLink, LinkEnd, LinkStatistics
 
 if TYPE_CHECKING:
@@ -54,6 +60,8 @@ class Worker:
         self._address = CoordinatorAddress.parse(config.url)
         self._open_stream = open_stream or self._address.opener(config.tls_ca)
         self._link: CoordinatorLink | None = None
+        # While connecting: cancelled to stop trying (a deadline bounds it too).
+        self._connecting: trio.CancelScope | None = None
         self._stopping = False
         #: Counts of what this worker has done, over all its connections.
         self.statistics = LinkStatistics()
@@ -84,6 +92,8 @@ class Worker:
         self._stopping = True
         if self._link is not None:
             self._link.stop()
+        elif self._connecting is not None:
+            self._connecting.cancel()  # nothing to hand back: stop trying at once
 
     async def _connect_and_serve(self, task_status: trio.TaskStatus[None] | None) -> LinkEnd:
         """Connect (retrying until ``connect_timeout``), then serve until the link ends."""
@@ -91,7 +101,9 @@ class Worker:
         delays = retry_delays()
         last_error = "no attempt finished in time"
         # The deadline bounds connecting only: it is lifted once the coordinator welcomed us.
-        with trio.CancelScope(deadline=trio.current_time() + config.connect_timeout) as connecting:
+        connecting = trio.CancelScope(deadline=trio.current_time() + config.connect_timeout)
+        self._connecting = connecting
+        with connecting:
             while not self._stopping:
                 try:
                     stream = await self._open_stream()
@@ -108,6 +120,7 @@ class Worker:
                     raise LinkError(f"TLS with the coordinator at {config.url} failed: {tls}")
                 last_error = _describe_failure(outcome)
                 await trio.sleep(next(delays))
+        if self._stopping:
             return LinkEnd.STOPPED
         raise CoordinatorUnreachableError(config.url, config.connect_timeout, last_error)
 
@@ -122,13 +135,21 @@ class Worker:
         Errors are returned rather than raised from inside the nursery, where they would
         come out wrapped in an ExceptionGroup.
         """
-        async with trio.open_nursery() as nursery:
-            try:
-                return await self._serve_in(nursery, stream, connecting, task_status)
-            except Exception as exc:
-                return exc
-            finally:
-                nursery.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as nursery:
+                try:
+                    return await self._serve_in(nursery, stream, connecting, task_status)
+                except Exception as exc:
+                    return exc
+                finally:
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # trio-websocket's reader task raises a refused upgrade (an HTTP server, not a
+            # coordinator, answered) into the nursery.
+            refused, rest = group.split(trio_websocket.HandshakeError)
+            if refused is None or rest is not None:
+                raise
+            return _first_leaf(refused)
 
     async def _serve_in(
         self,
@@ -138,17 +159,26 @@ class Worker:
         task_status: trio.TaskStatus[None] | None,
     ) -> LinkEnd:
         config = self.config
-        ws = await trio_websocket.wrap_client_stream(
-            nursery,
-            stream,  # type: ignore[arg-type]  # any trio Stream works
-            self._address.host,
-            self._address.resource,
-            max_message_size=config.max_frame_bytes,
-            receive_buffer_size=RECEIVE_BUFFER_BYTES,
-        )
-        link = CoordinatorLink(config, ws, self.statistics)
-        welcome = await link.handshake()
+        watched = EndWatchingStream(stream)
+        # trio-websocket waits forever for a handshake whose connection ended under it:
+        # the stream's end cancels the attempt instead, and it is retried.
+        with trio.CancelScope() as attempt:
+            watched.on_end = attempt.cancel
+            ws = await trio_websocket.wrap_client_stream(
+                nursery,
+                watched,  # type: ignore[arg-type]  # any trio Stream works
+                self._address.host,
+                self._address.resource,
+                max_message_size=config.max_frame_bytes,
+                receive_buffer_size=RECEIVE_BUFFER_BYTES,
+            )
+            link = CoordinatorLink(config, ws, self.statistics)
+            welcome = await link.handshake()
+        watched.on_end = None
+        if attempt.cancelled_caught:
+            raise ConnectionResetError("the connection ended during the handshake")
         connecting.deadline = math.inf
+        self._connecting = None
         served = ", ".join(f"{loop} ({n})" for loop, n in welcome.loops.items())
         logger.info("connected to %s as %s, serving %s", config.url, welcome.worker_id, served)
         if task_status is not None:
@@ -180,3 +210,8 @@ def _describe_failure(error: Exception) -> str:
     if isinstance(error, OSError) and error.strerror:
         return error.strerror  # "Connection refused", not "[Errno 111] Connect call failed"
     return f"{type(error).__name__}: {error}"
+
+
+def _first_leaf(group: BaseExceptionGroup[Exception]) -> Exception:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
