@@ -13,7 +13,7 @@ import trio_websocket
 from ..shared.status import TaskStatus
 from .config import CoordinatorConfig, server_tls_context
 from .run import GraphRun
-from .session import WorkerSession
+from .session import WorkerRecord, WorkerSession
 from .shipping import pickle_for_workers
 
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ class Coordinator:
         config: its settings.
         url: ``ws://host:port`` once listening.
         sessions: the welcomed workers' sessions (each adds and removes itself).
+        workers: every worker welcomed during the run, including those that left.
         counters: what happened to workers and results so far.
         summary: how the run ended, once it has.
     """
@@ -86,6 +87,8 @@ class Coordinator:
         self.url = ""
         self.summary: RunSummary | None = None
         self.sessions: set[WorkerSession] = set()
+        #: Every worker welcomed during the run, by id, including those that left.
+        self.workers: dict[str, WorkerRecord] = {}
         self.counters = RunCounters()
         self._leases = itertools.count(1)
         self._worker_ids = itertools.count(1)

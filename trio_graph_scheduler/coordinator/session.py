@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
@@ -74,6 +76,22 @@ class _SessionClosed(Exception):
         self.code = code
         self.reason = reason
         super().__init__(reason)
+
+
+@dataclass(slots=True)
+class WorkerRecord:
+    """One worker's life in a run, kept after it left (for status queries and reports)."""
+
+    worker_id: str
+    #: The name it gave (``host:pid`` by default).
+    name: str
+    #: The loops it serves.
+    loops: list[str]
+    #: When it was welcomed and when it left (``time.time()``).
+    joined_at: float
+    left_at: float | None = None
+    #: Why it left: ``dismissed`` when told to, else why it was dropped; None while here.
+    left_because: str | None = None
 
 
 class _LoopCredit:
@@ -148,6 +166,9 @@ class WorkerSession:
             return
         self._coordinator.sessions.add(self)
         self._coordinator.counters.workers_joined += 1
+        record = self._coordinator.workers[self.worker_id] = WorkerRecord(
+            self.worker_id, self.worker_name, list(self._credits), time.time()
+        )
         if self._coordinator.ended:  # late: the others were dismissed already
             self.shutdown("the graph has ended", self._coordinator.graph_succeeded)
         try:
@@ -160,6 +181,8 @@ class WorkerSession:
                 logger.warning("worker %s dropped: %s", self.worker_id, self._closed.reason)
                 await self._close(self._closed.code, self._closed.reason)
         finally:
+            record.left_at = time.time()
+            record.left_because = "dismissed" if self._closed is None else self._closed.reason
             self._coordinator.sessions.discard(self)
             self._release()
             logger.info("worker %s (%s) left", self.worker_id, self.worker_name)
