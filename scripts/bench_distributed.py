@@ -1,0 +1,768 @@
+#!/usr/bin/env python
+"""Distributed throughput and latency benchmark of trio-graph-scheduler (a benchmark, not a test).
+
+The cluster: one tgs coordinator, served inside this process through the public API
+(``Coordinator(graph, CoordinatorConfig()).serve``), and two ``tgs-worker`` processes
+started from this venv (``tgs-worker --connect URL --log-level warning``), all on this
+machine, over loopback TCP. Every run gets a fresh coordinator, a fresh graph and two
+fresh worker processes; process start-up and the handshakes are left out of the timing.
+
+What it measures, with no-op tasks (``async def noop(**kw): return None``) so that only the
+scheduler's and the wire's cost shows:
+
+1. Throughput (tasks/s) on the in-process benchmark's three shapes of 10,000 tasks:
+   ``independent`` (10,000 tasks that wait on nothing), ``chains`` (2,000 chains of 5, each
+   link waiting on the previous one's uid) and ``fan-in`` (5,000 leaves joined by 1 task
+   that waits on all of them). Median of ``--repeats`` runs.
+
+2. Round-trip latency on an idle cluster: one chain of ``--chain`` (1,000) tasks run one
+   after another. Each link returns ``time.perf_counter()`` taken when it starts on its
+   worker (CLOCK_MONOTONIC on Linux, the same clock in every process of the machine), so
+   the gap between two consecutive links' stamps is one full round trip: the result goes
+   to the coordinator, which records it, readies the next link and assigns it to a
+   worker, which starts it. Mean and median of those gaps are printed (the verdict uses
+   the median; the mean is shown next to it), and so is the chain's wall time divided by
+   its length, which also holds the run's start and end.
+
+3. When importable, the same shapes (and the chain) on peers, started once before their
+   runs (start-up and a small warm-up excluded), each run timing only the compute:
+
+   * Dask distributed: ``LocalCluster(n_workers=2, threads_per_worker=1,
+     processes=True)``, the graph dict (``{key: (noop, *deps)}``) run by ``client.get``;
+   * Ray: ``ray.init(num_cpus=2)``, ``@ray.remote`` no-op tasks, a dependency passed as
+     an ``ObjectRef`` argument; the submission loop and ``ray.get`` of every ref are timed
+     (in Ray, submitting is running).
+
+   The table prints tgs/peer ratios (above 1 means tgs is faster).
+
+How a tgs run is timed fairly. The coordinator hands out work as soon as the first worker
+joins, and a served graph with no unfinished task ends at once. So a run's graph starts
+with one *gate* task alone, in a loop of its own (``gate``, concurrency 1, so it takes no
+slot of the ``default`` loop the benchmark tasks run in): it connects to a TCP port of this
+process and waits for a byte. Once both workers have joined (``len(coordinator.sessions)
+== 2``) and the gate is running, the benchmark tasks are created with
+``create_task_nowait`` while the coordinator serves (timed apart as the build; nothing is
+sent to a worker before this process's next checkpoint), the clock starts, and the gate is
+released (its own end overlaps the run). The clock stops right after the trio task step
+in which the graph ended: a trio instrument (``after_task_step``) looks at
+``coordinator.ended`` after every step of this process's event loop (about 1,500 steps
+per run, about a microsecond each); against a private hook on the scheduler's graph-end
+callback it was 20 to 130 us late. The public API has no awaitable end of the graph:
+polling ``coordinator.ended`` every millisecond cost the coordinator about 10% more CPU
+here, and ``serve`` returns only after dismissing the workers, 7 to 23 ms after the end.
+
+Concurrency. ``--concurrency`` (default 256) is the ``default`` loop's concurrency, and in
+distributed mode that limit is *cluster-wide*, enforced by the coordinator: a task sent
+to a worker and not yet answered counts against it, so a loop of concurrency 4 allows at
+most 4 tasks in flight over the network, across both workers. No-op-ish tasks need a
+limit in the hundreds to keep both workers and the link busy, and 256 is what a user of
+such tasks would pick (here it did as well as 64 or better on every shape, 1,024 was
+slower, and 16 two to five times slower). Each worker opens that many slots for the
+loop; the coordinator never has more than the limit out in total.
+
+Usage (from the repository root)::
+
+    python scripts/bench_distributed.py               # full run (3 to 4 minutes with peers)
+    python scripts/bench_distributed.py --quick       # sizes / 10, for a smoke run
+    python scripts/bench_distributed.py --json out/bench-distributed.json --concurrency 64
+    python scripts/bench_distributed.py --no-dask --no-ray
+
+Dask and Ray are benchmark peers only, not dependencies: ``pip install dask distributed
+ray`` to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.metadata
+import itertools
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+import trio_graph_scheduler
+from trio_graph_scheduler import Coordinator, CoordinatorConfig, TaskGraph, WorkerLoop
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+#: The throughput the library aims for, on every shape.
+TARGET_TASKS_PER_S = 25_000
+#: The single-task round trip the library aims to stay under, in seconds.
+TARGET_ROUND_TRIP_S = 400e-6
+#: How many worker processes each tgs run starts.
+WORKERS = 2
+#: Loopback: the coordinator needs no token there.
+HOST = "127.0.0.1"
+#: Seconds a whole tgs run (start-up included) may take before the benchmark gives up.
+RUN_TIMEOUT_S = 300.0
+#: The loop the benchmark tasks run in, and the gate's own loop.
+DEFAULT_LOOP = "default"
+GATE_LOOP = "gate"
+
+
+# -- the task functions (shipped to the workers by value: this is __main__) -------------------
+
+
+async def noop(**kw):
+    """The tgs task: does nothing, so the measured time is all scheduling and transport."""
+    return None
+
+
+async def stamp(**kw):
+    """A latency-chain link: the time it started, on the machine-wide monotonic clock."""
+    return time.perf_counter()
+
+
+async def gate(host, port, **kw):
+    """Holds the graph open until the benchmark process sends a byte on ``host:port``."""
+    stream = await trio.open_tcp_stream(host, port)
+    async with stream:
+        await stream.receive_some(1)
+
+
+def peer_noop(*deps):
+    """The Dask and Ray task: takes its dependencies' results and ignores them."""
+    return None
+
+
+# -- shapes ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A graph shape, buildable as a tgs graph, a Dask graph dict, and Ray submissions."""
+
+    name: str
+    description: str
+    tasks: int
+    build_tgs: Callable[[TaskGraph], None]
+    build_dask: Callable[[str], tuple[dict[str, Any], list[str]]]
+    #: Submits the shape to Ray (given the remote function); returns every ref.
+    submit_ray: Callable[[Any], list[Any]]
+
+
+def independent_shape(n: int) -> Shape:
+    def build_tgs(graph: TaskGraph) -> None:
+        create = graph.create_task_nowait
+        for _ in range(n):
+            create("noop")
+
+    def build_dask(prefix: str) -> tuple[dict[str, Any], list[str]]:
+        dsk: dict[str, Any] = {f"{prefix}-t-{i}": (peer_noop,) for i in range(n)}
+        return dsk, list(dsk)
+
+    def submit_ray(remote: Any) -> list[Any]:
+        return [remote.remote() for _ in range(n)]
+
+    return Shape("independent", f"{n:,} independent", n, build_tgs, build_dask, submit_ray)
+
+
+def chains_shape(chains: int, length: int) -> Shape:
+    def build_tgs(graph: TaskGraph) -> None:
+        create = graph.create_task_nowait
+        for _ in range(chains):
+            uid = create("noop").uid
+            for _ in range(length - 1):
+                uid = create("noop", None, [uid]).uid
+
+    def build_dask(prefix: str) -> tuple[dict[str, Any], list[str]]:
+        dsk: dict[str, Any] = {}
+        for c in range(chains):
+            dsk[f"{prefix}-c-{c}-0"] = (peer_noop,)
+            for i in range(1, length):
+                dsk[f"{prefix}-c-{c}-{i}"] = (peer_noop, f"{prefix}-c-{c}-{i - 1}")
+        return dsk, list(dsk)
+
+    def submit_ray(remote: Any) -> list[Any]:
+        refs = []
+        for _ in range(chains):
+            ref = remote.remote()
+            refs.append(ref)
+            for _ in range(length - 1):
+                ref = remote.remote(ref)
+                refs.append(ref)
+        return refs
+
+    return Shape(
+        "chains",
+        f"{chains:,} chains of {length}",
+        chains * length,
+        build_tgs,
+        build_dask,
+        submit_ray,
+    )
+
+
+def fan_in_shape(leaves: int) -> Shape:
+    def build_tgs(graph: TaskGraph) -> None:
+        create = graph.create_task_nowait
+        uids = [create("noop").uid for _ in range(leaves)]
+        create("noop", None, uids)
+
+    def build_dask(prefix: str) -> tuple[dict[str, Any], list[str]]:
+        dsk: dict[str, Any] = {f"{prefix}-leaf-{i}": (peer_noop,) for i in range(leaves)}
+        # A list of keys inside a task is replaced by the list of their results.
+        dsk[f"{prefix}-join"] = (peer_noop, list(dsk))
+        return dsk, list(dsk)
+
+    def submit_ray(remote: Any) -> list[Any]:
+        refs = [remote.remote() for _ in range(leaves)]
+        refs.append(remote.remote(*refs))
+        return refs
+
+    return Shape("fan-in", f"{leaves:,} leaves -> 1", leaves + 1, build_tgs, build_dask, submit_ray)
+
+
+def shapes(scale: int) -> list[Shape]:
+    """The three shapes, at 1/``scale`` of the full sizes."""
+    return [
+        independent_shape(10_000 // scale),
+        chains_shape(2_000 // scale, 5),
+        fan_in_shape(5_000 // scale),
+    ]
+
+
+def latency_chain_tgs(length: int) -> Callable[[TaskGraph], None]:
+    """Builds one chain of ``length`` ``stamp`` tasks."""
+
+    def build(graph: TaskGraph) -> None:
+        create = graph.create_task_nowait
+        uid = create("stamp").uid
+        for _ in range(length - 1):
+            uid = create("stamp", None, [uid]).uid
+
+    return build
+
+
+# -- measuring tgs -----------------------------------------------------------------------------
+
+
+@dataclass
+class TgsRun:
+    """One tgs run: how long building and running took, and the graph afterwards."""
+
+    build_s: float
+    run_s: float
+    graph: TaskGraph
+
+
+def worker_command(url: str, index: int) -> list[str]:
+    return [
+        str(Path(sys.executable).parent / "tgs-worker"),
+        "--connect",
+        url,
+        "--log-level",
+        "warning",
+        "--name",
+        f"bench-worker-{index + 1}",
+    ]
+
+
+async def wait_for_workers(coordinator: Coordinator, processes: list[trio.Process]) -> None:
+    # Start-up only, not timed: a coarse poll is fine (the coordinator has no join event).
+    while len(coordinator.sessions) < WORKERS:
+        for process in processes:
+            if process.returncode is not None:
+                raise SystemExit(f"a tgs-worker exited with {process.returncode} before joining")
+        await trio.sleep(0.005)
+
+
+class GraphEndClock(trio.abc.Instrument):
+    """Notes when ``coordinator.ended`` turns true: right after the task step that did it."""
+
+    def __init__(self, coordinator: Coordinator) -> None:
+        self.coordinator = coordinator
+        self.ended_at: float | None = None
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        if self.ended_at is None and self.coordinator.ended:
+            self.ended_at = time.perf_counter()
+
+
+async def tgs_run_async(build: Callable[[TaskGraph], None], concurrency: int) -> TgsRun:
+    graph = TaskGraph(
+        {"noop": noop, "stamp": stamp, "gate": gate},
+        [WorkerLoop(DEFAULT_LOOP, concurrency, None), WorkerLoop(GATE_LOOP, 1, ["gate"])],
+    )
+    gate_listener = (await trio.open_tcp_listeners(0, host=HOST))[0]
+    gate_port = gate_listener.socket.getsockname()[1]
+    graph.create_task_nowait("gate", ((HOST, gate_port), {}))
+    coordinator = Coordinator(graph, CoordinatorConfig(host=HOST))
+    processes: list[trio.Process] = []
+    clock = GraphEndClock(coordinator)
+    with trio.fail_after(RUN_TIMEOUT_S):
+        async with trio.open_nursery() as nursery, gate_listener:
+            await nursery.start(coordinator.serve)
+            for index in range(WORKERS):
+                run = partial(
+                    trio.run_process,
+                    worker_command(coordinator.url, index),
+                    check=False,
+                    stdout=subprocess.DEVNULL,  # stderr is ours: a worker's warnings show
+                )
+                processes.append(await nursery.start(run))
+            await wait_for_workers(coordinator, processes)
+            # The gate task is running once it has connected.
+            gate_stream = await gate_listener.accept()
+            async with gate_stream:
+                started = time.perf_counter()
+                build(graph)
+                trio.lowlevel.add_instrument(clock)
+                run_started = time.perf_counter()
+                await gate_stream.send_all(b"go")
+    # The nursery has waited for serve() and the workers to end.
+    trio.lowlevel.remove_instrument(clock)
+    for process in processes:
+        if process.returncode != 0:
+            raise SystemExit(f"a tgs-worker exited with {process.returncode}")
+    summary = coordinator.summary
+    if summary is None or not summary.succeeded:
+        raise SystemExit(f"benchmark graph did not run cleanly: {summary}")
+    assert clock.ended_at is not None
+    return TgsRun(run_started - started, clock.ended_at - run_started, graph)
+
+
+def tgs_run(build: Callable[[TaskGraph], None], concurrency: int) -> TgsRun:
+    gc.collect()  # leftovers of the previous run must not be collected on this one's time
+    return trio.run(tgs_run_async, build, concurrency)
+
+
+def chain_stamps(graph: TaskGraph) -> list[float]:
+    """The start stamps of the latency chain's links, in chain order."""
+    # Nodes are kept in creation order: the gate first, then the chain from its head.
+    return [node.task_result for node in graph.nodes.values() if node.task_handle == "stamp"]
+
+
+def shared_monotonic_clock() -> bool:
+    """Whether perf_counter stamps taken in two processes of this machine compare."""
+    info = time.get_clock_info("perf_counter")
+    return sys.platform == "linux" and "CLOCK_MONOTONIC" in info.implementation
+
+
+# -- measuring peers ---------------------------------------------------------------------------
+
+
+class DaskPeer:
+    """A Dask LocalCluster of 2 single-threaded worker processes, with its client."""
+
+    name = "dask"
+
+    def __init__(self) -> None:
+        from dask.distributed import Client, LocalCluster
+
+        self.cluster = LocalCluster(
+            n_workers=WORKERS,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        )
+        self.client = Client(self.cluster)
+        self.client.wait_for_workers(WORKERS)
+        self.run_independent(200)  # warm-up: connections, function shipping
+
+    @staticmethod
+    def version() -> str | None:
+        try:
+            import dask
+            import distributed
+        except ImportError:
+            return None
+        return f"dask {dask.__version__} + distributed {distributed.__version__}"
+
+    def run_independent(self, n: int) -> None:
+        self.run_shape(independent_shape(n))
+
+    def run_shape(self, shape: Shape) -> float:
+        dsk, keys = shape.build_dask(uuid.uuid4().hex[:12])
+        gc.collect()
+        started = time.perf_counter()
+        results = self.client.get(dsk, keys)
+        elapsed = time.perf_counter() - started
+        if len(results) != shape.tasks:
+            raise SystemExit(f"dask returned {len(results)} results, not {shape.tasks}")
+        return elapsed
+
+    def run_chain(self, length: int) -> float:
+        prefix = uuid.uuid4().hex[:12]
+        dsk: dict[str, Any] = {f"{prefix}-0": (peer_noop,)}
+        for i in range(1, length):
+            dsk[f"{prefix}-{i}"] = (peer_noop, f"{prefix}-{i - 1}")
+        gc.collect()
+        started = time.perf_counter()
+        self.client.get(dsk, f"{prefix}-{length - 1}")
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self.client.close()
+        self.cluster.close()
+
+
+class RayPeer:
+    """A local Ray instance with 2 CPUs, and the remote no-op."""
+
+    name = "ray"
+
+    def __init__(self) -> None:
+        import ray
+
+        self.ray = ray
+        ray.init(
+            num_cpus=WORKERS,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level="warning",
+            configure_logging=True,
+        )
+        self.remote = ray.remote(peer_noop)
+        self.run_independent(200)  # warm-up: worker processes start lazily
+
+    @staticmethod
+    def version() -> str | None:
+        try:
+            import ray
+        except ImportError:
+            return None
+        return f"ray {ray.__version__}"
+
+    def run_independent(self, n: int) -> None:
+        self.run_shape(independent_shape(n))
+
+    def run_shape(self, shape: Shape) -> float:
+        gc.collect()
+        started = time.perf_counter()
+        refs = shape.submit_ray(self.remote)
+        results = self.ray.get(refs)
+        elapsed = time.perf_counter() - started
+        if len(results) != shape.tasks:
+            raise SystemExit(f"ray returned {len(results)} results, not {shape.tasks}")
+        return elapsed
+
+    def run_chain(self, length: int) -> float:
+        gc.collect()
+        started = time.perf_counter()
+        ref = self.remote.remote()
+        for _ in range(length - 1):
+            ref = self.remote.remote(ref)
+        self.ray.get(ref)
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self.ray.shutdown()
+
+
+# -- reporting ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ShapeResult:
+    shape: str
+    description: str
+    tasks: int
+    tgs_build_s: float
+    tgs_run_s: float
+    tgs_tasks_per_s: float
+    #: Per peer ("dask", "ray"): median seconds of its compute.
+    peer_run_s: dict[str, float] = field(default_factory=dict)
+
+    def peer_tasks_per_s(self, peer: str) -> float | None:
+        seconds = self.peer_run_s.get(peer)
+        return None if seconds is None else self.tasks / seconds
+
+
+@dataclass
+class LatencyResult:
+    links: int
+    #: The chain's wall time (gate released to the graph's end) / links, median of runs.
+    tgs_wall_per_link_s: float
+    #: Per link, from the workers' start stamps, pooled over the runs (None: no shared clock).
+    tgs_mean_link_s: float | None
+    tgs_median_link_s: float | None
+    tgs_p90_link_s: float | None
+    #: Per peer: the chain's wall time / links, median of runs.
+    peer_wall_per_link_s: dict[str, float] = field(default_factory=dict)
+
+
+def fmt_rate(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:,.0f}"
+
+
+def fmt_ratio(ours: float, theirs: float | None) -> str:
+    return "-" if theirs is None else f"{ours / theirs:.1f}x"
+
+
+def fmt_us(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e6:,.0f}"
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def print_table(results: list[ShapeResult], peers: list[str]) -> None:
+    header = f"{'shape':<22} {'tasks':>7} {'build ms':>9} {'run ms':>8} {'tgs tasks/s':>12}"
+    for peer in peers:
+        header += f" {peer + ' tasks/s':>13}"
+    for peer in peers:
+        header += f" {'tgs/' + peer:>9}"
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        line = (
+            f"{r.description:<22} {r.tasks:>7,} {r.tgs_build_s * 1e3:>9.1f} "
+            f"{r.tgs_run_s * 1e3:>8.1f} {fmt_rate(r.tgs_tasks_per_s):>12}"
+        )
+        for peer in peers:
+            line += f" {fmt_rate(r.peer_tasks_per_s(peer)):>13}"
+        for peer in peers:
+            line += f" {fmt_ratio(r.tgs_tasks_per_s, r.peer_tasks_per_s(peer)):>9}"
+        print(line)
+
+
+def print_latency(latency: LatencyResult, peers: list[str]) -> None:
+    print(f"\nround trip on an idle cluster: one chain of {latency.links:,} tasks, one at a time")
+    if latency.tgs_median_link_s is not None:
+        print(
+            f"  tgs per link (stamp to stamp, all runs' links): "
+            f"median {fmt_us(latency.tgs_median_link_s)} us, "
+            f"mean {fmt_us(latency.tgs_mean_link_s)} us, "
+            f"p90 {fmt_us(latency.tgs_p90_link_s)} us"
+        )
+    else:
+        print("  tgs per link: no machine-wide monotonic clock here, stamps not compared")
+    line = f"  wall time / links (median of runs): tgs {fmt_us(latency.tgs_wall_per_link_s)} us"
+    for peer in peers:
+        theirs = latency.peer_wall_per_link_s.get(peer)
+        if theirs is not None:
+            line += (
+                f", {peer} {fmt_us(theirs)} us"
+                f" (tgs/{peer} {theirs / latency.tgs_wall_per_link_s:.1f}x)"
+            )
+    print(line)
+
+
+# -- main --------------------------------------------------------------------------------------
+
+
+def library_revision(library: Path) -> str:
+    """`` at <commit>`` (``+ local changes`` if any) when the library is in a git checkout."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(library), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        changes = subprocess.run(
+            ["git", "-C", str(library), "status", "--porcelain", "--", "."],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return f" at {commit}" + (" + local changes" if changes else "")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=256,
+        help="the default loop's concurrency, a cluster-wide limit on tasks in flight "
+        "(sent to a worker, not yet answered) (default 256)",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs per figure (median; 3)")
+    parser.add_argument("--quick", action="store_true", help="every size / 10, for a smoke run")
+    parser.add_argument(
+        "--chain",
+        type=int,
+        default=None,
+        help="links in the latency chain (default 1,000; 100 with --quick; 0 skips it)",
+    )
+    parser.add_argument("--no-dask", action="store_true", help="skip the Dask comparison")
+    parser.add_argument("--no-ray", action="store_true", help="skip the Ray comparison")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
+    args = parser.parse_args(argv)
+    if args.chain is None:
+        args.chain = 100 if args.quick else 1_000
+    if args.concurrency < 1 or args.repeats < 1 or args.chain < 0 or args.chain == 1:
+        parser.error("--concurrency and --repeats must be at least 1, --chain 0 or at least 2")
+    return args
+
+
+def measure_tgs(
+    args: argparse.Namespace, shape_list: list[Shape]
+) -> tuple[list[ShapeResult], LatencyResult | None]:
+    results: list[ShapeResult] = []
+    for shape in shape_list:
+        runs = [tgs_run(shape.build_tgs, args.concurrency) for _ in range(args.repeats)]
+        build_s = statistics.median(run.build_s for run in runs)
+        run_s = statistics.median(run.run_s for run in runs)
+        results.append(
+            ShapeResult(
+                shape.name, shape.description, shape.tasks, build_s, run_s, shape.tasks / run_s
+            )
+        )
+    if args.chain == 0:
+        return results, None
+    runs = [tgs_run(latency_chain_tgs(args.chain), args.concurrency) for _ in range(args.repeats)]
+    gaps: list[float] = []
+    if shared_monotonic_clock():
+        for run in runs:
+            stamps = chain_stamps(run.graph)
+            assert len(stamps) == args.chain, len(stamps)
+            gaps.extend(b - a for a, b in itertools.pairwise(stamps))
+    latency = LatencyResult(
+        links=args.chain,
+        tgs_wall_per_link_s=statistics.median(run.run_s for run in runs) / args.chain,
+        tgs_mean_link_s=statistics.fmean(gaps) if gaps else None,
+        tgs_median_link_s=statistics.median(gaps) if gaps else None,
+        tgs_p90_link_s=statistics.quantiles(gaps, n=10)[-1] if len(gaps) >= 10 else None,
+    )
+    return results, latency
+
+
+def measure_peer(
+    peer_class: type[DaskPeer] | type[RayPeer],
+    args: argparse.Namespace,
+    shape_list: list[Shape],
+    results: list[ShapeResult],
+    latency: LatencyResult | None,
+) -> bool:
+    """Run the shapes (and the chain) on one peer; False if it could not start."""
+    try:
+        peer = peer_class()
+    except Exception as exc:  # a peer that fails to start must not sink the benchmark
+        print(f"{peer_class.name} could not start, skipped: {exc!r}")
+        return False
+    try:
+        for shape, result in zip(shape_list, results, strict=True):
+            result.peer_run_s[peer.name] = statistics.median(
+                peer.run_shape(shape) for _ in range(args.repeats)
+            )
+        if latency is not None:
+            latency.peer_wall_per_link_s[peer.name] = (
+                statistics.median(peer.run_chain(args.chain) for _ in range(args.repeats))
+                / args.chain
+            )
+    finally:
+        peer.close()
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    peer_classes: list[type[DaskPeer] | type[RayPeer]] = []
+    peer_notes = []
+    for peer_class, skipped in ((DaskPeer, args.no_dask), (RayPeer, args.no_ray)):
+        version = None if skipped else peer_class.version()
+        if skipped:
+            peer_notes.append(f"{peer_class.name} comparison skipped (--no-{peer_class.name})")
+        elif version is None:
+            peer_notes.append(f"{peer_class.name} not installed: pip install it to compare")
+        else:
+            peer_classes.append(peer_class)
+            peer_notes.append(version)
+
+    print(
+        f"trio-graph-scheduler {importlib.metadata.version('trio-graph-scheduler')}, "
+        f"trio {trio.__version__}, Python {platform.python_version()}, "
+        f"{platform.machine()} x {os.cpu_count()} CPUs"
+    )
+    print(
+        f"tgs: 1 coordinator (this process) + {WORKERS} tgs-worker processes on {HOST}, "
+        f"fresh for every run, start-up excluded"
+    )
+    print(
+        f"no-op tasks, default loop concurrency {args.concurrency} (cluster-wide: at most "
+        f"{args.concurrency} tasks in flight to the workers), median of {args.repeats} runs"
+        + (" (--quick: sizes / 10)" if args.quick else "")
+    )
+    if any(cls is DaskPeer for cls in peer_classes):
+        print(
+            f"dask: LocalCluster(n_workers={WORKERS}, threads_per_worker=1, processes=True), "
+            "client.get of the graph dict"
+        )
+    if any(cls is RayPeer for cls in peer_classes):
+        print(f"ray: ray.init(num_cpus={WORKERS}), remote no-op tasks, refs as dependencies")
+    for note in peer_notes:
+        print(note)
+    if peer_classes:
+        print("tgs/peer: tgs's rate over the peer's (above 1: tgs is faster)")
+    library = Path(trio_graph_scheduler.__file__).parent
+    load_at_start = os.getloadavg()[0]
+    print(
+        f"library: {library}{library_revision(library)}; "
+        f"load average at start: {load_at_start:.2f} (other work on the machine skews the figures)"
+    )
+    print()
+
+    shape_list = shapes(10 if args.quick else 1)
+    results, latency = measure_tgs(args, shape_list)
+    peers = [
+        cls.name for cls in peer_classes if measure_peer(cls, args, shape_list, results, latency)
+    ]
+
+    print_table(results, peers)
+    if latency is not None:
+        print_latency(latency, peers)
+
+    slowest = min(r.tgs_tasks_per_s for r in results)
+    print(
+        f"\nslowest shape: {slowest:,.0f} tasks/s "
+        f"(target >= {TARGET_TASKS_PER_S:,}: {verdict(slowest >= TARGET_TASKS_PER_S)})"
+    )
+    if latency is not None:
+        judged = latency.tgs_median_link_s or latency.tgs_wall_per_link_s
+        what = "median link" if latency.tgs_median_link_s is not None else "wall time / links"
+        met = verdict(judged < TARGET_ROUND_TRIP_S)
+        print(
+            f"round trip ({what}): {fmt_us(judged)} us "
+            f"(target < {TARGET_ROUND_TRIP_S * 1e6:.0f} us: {met})"
+        )
+
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        figures = {
+            "config": {
+                "concurrency": args.concurrency,
+                "repeats": args.repeats,
+                "quick": args.quick,
+                "workers": WORKERS,
+                "python": platform.python_version(),
+                "trio": trio.__version__,
+                "peers": peer_notes,
+                "cpus": os.cpu_count(),
+                "library": f"{library}{library_revision(library)}",
+                "load_average_at_start": load_at_start,
+            },
+            "shapes": [
+                {
+                    **asdict(r),
+                    "peer_tasks_per_s": {p: r.peer_tasks_per_s(p) for p in r.peer_run_s},
+                }
+                for r in results
+            ],
+            "latency": None if latency is None else asdict(latency),
+        }
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"figures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
