@@ -17,7 +17,10 @@ from .policy import DEFAULT_POLICY, TaskPolicy
 from .scheduler import Scheduler
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
+
+    from .explain import ConnectedWorker
 
 #: Keyword arguments every task function receives from the scheduler.
 RESERVED_KWARGS: Final = frozenset({"task_node", "graph", "worker_context"})
@@ -250,6 +253,25 @@ class TaskGraph:
         from .drawing import draw_graph
 
         draw_graph(self, path)
+
+    def explain(self, uid: str, *, workers: Sequence[ConnectedWorker] | None = None) -> str:
+        """Why a task has not run (yet), or how it ended, in one short paragraph.
+
+        For example ``task-… (render) is ready and waits for a free slot: loop html is
+        full: 4 of 4 running, 12 ready ahead of it.`` A query: O(its conditions'
+        predecessors + its place in its loop's queue); it changes nothing.
+
+        Args:
+            uid: a task's uid (a condition's uid says what the condition still needs).
+            workers: the connected workers (each with ``worker_id`` and ``loops``) in
+                distributed mode; ``None`` in-process, where every loop has its slots.
+
+        Raises:
+            UnknownUidError: no task or condition has this uid.
+        """
+        from .explain import explain_task
+
+        return explain_task(self, uid, workers=workers)
 
     def check_invariants(self) -> None:
         """Assert the scheduler's invariants over the whole graph (for tests; O(graph))."""

@@ -1,0 +1,177 @@
+"""The live progress view: snapshots of a graph, the rate window, the status line, the
+rich view, and the loop that shows them (on trio's mock clock: no real waiting)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import trio
+from rich.console import Console
+from text_graphs import Hand, make_graph
+
+from trio_graph_scheduler import GenericSchedulingCondition, TaskGraph, WorkerLoop, execute_graph
+from trio_graph_scheduler.coordinator.progress import (
+    LoopProgress,
+    ProgressSnapshot,
+    RateWindow,
+    render_progress,
+    run_progress,
+    snapshot_of,
+    status_line,
+)
+
+#: The brief's example: 4512 of 10000 tasks done, 367 a second.
+BUSY = ProgressSnapshot(
+    elapsed=12.3,
+    loops=(
+        LoopProgress("default", 3, waiting=5000, ready=120, running=3, succeeded=4000, failed=1),
+        LoopProgress("html_loop", 4, waiting=363, ready=0, running=2, succeeded=511),
+    ),
+    workers=2,
+    rate=367.0,
+)
+
+
+def test_snapshot_counts_each_loop_by_where_its_tasks_are() -> None:
+    graph = make_graph({"html": 2})
+    a, b, c = (graph.create_task_nowait("f") for _ in range(3))
+    condition = GenericSchedulingCondition(graph, "SUCCESS__ALL", [b.uid])
+    graph.create_task_nowait("g", None, [condition.uid])  # skipped once b fails
+    graph.create_task_nowait("g", None, [c.uid])  # waiting
+    html = [graph.create_task_nowait("html") for _ in range(3)]
+    hand = Hand(graph)
+    hand.run(a)
+    hand.run(b, ok=False)
+    hand.start(html[0])
+    snapshot = snapshot_of(graph, workers=["w1", "w2"], started_at=100.0, now=112.5)
+    assert snapshot == ProgressSnapshot(
+        elapsed=12.5,
+        loops=(
+            LoopProgress("default", 10, waiting=1, ready=1, running=0, succeeded=1, failed=2),
+            LoopProgress("html", 2, waiting=0, ready=2, running=1, succeeded=0, failed=0),
+        ),
+        workers=2,
+    )
+    assert (snapshot.ended, snapshot.total, snapshot.failed) == (3, 8, 2)
+    assert snapshot_of(graph, workers=None, started_at=0.0, now=1.0).workers is None
+
+
+def test_the_rate_is_measured_over_a_recent_window() -> None:
+    window = RateWindow(seconds=10.0)
+    assert window.add(0.0, 0) is None
+    assert window.add(5.0, 50) == 10.0
+    assert window.add(10.0, 100) == 10.0
+    assert window.add(15.0, 100) == 5.0  # from t=5 on: 50 tasks in 10 s
+    assert window.add(25.0, 100) == 0.0  # stalled for the whole window
+    assert window.add(26.0, 130) == 30.0 / 11.0
+
+
+def test_status_line() -> None:
+    assert status_line(BUSY) == (
+        "[12.3s] 4512/10000 done (367/s, ~15s left) | default 3/3 running, 120 ready | "
+        "html_loop 2/4 running, 0 ready | 2 workers | 1 failed"
+    )
+
+
+def test_status_line_before_a_rate_in_process_and_in_a_long_run() -> None:
+    start = ProgressSnapshot(0.0, (LoopProgress("default", 10, ready=1),))
+    assert status_line(start) == "[0.0s] 0/1 done | default 0/10 running, 1 ready"
+    slow = ProgressSnapshot(3725.0, (LoopProgress("default", 1, ready=49, succeeded=1),), rate=0.2)
+    assert (
+        status_line(slow)
+        == "[1h02m] 1/50 done (0.2/s, ~4m05s left) | default 0/1 running, 49 ready"
+    )
+    stalled = ProgressSnapshot(5.0, (LoopProgress("default", 1, waiting=1),), workers=0, rate=0.0)
+    assert (
+        status_line(stalled) == "[5.0s] 0/1 done (0.0/s) | default 0/1 running, 0 ready | 0 workers"
+    )
+    finished = ProgressSnapshot(9.0, (LoopProgress("default", 1, succeeded=3),), rate=0.5)
+    assert status_line(finished) == "[9.0s] 3/3 done (0.5/s) | default 0/1 running, 0 ready"
+
+
+def render(snapshot: ProgressSnapshot) -> list[str]:
+    console = Console(file=io.StringIO(), width=100)
+    console.print(render_progress(snapshot))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert isinstance(text, str)
+    return text.splitlines()
+
+
+def test_the_rich_view_renders_the_numbers() -> None:
+    lines = render(BUSY)
+    assert lines[0] == (
+        "12.30 s elapsed | 4512 of 10000 tasks done | 367 tasks/s | about 15s left | "
+        "2 workers | 1 failed"
+    )
+    assert lines[1].split() == ["loop", "progress", "done", "running", "ready", "waiting", "failed"]
+    default_row, html_row = (line.split() for line in lines[2:4])
+    assert default_row[0] == "default"
+    assert default_row[-5:] == ["4001/9124", "3/3", "120", "5000", "1"]
+    assert html_row[0] == "html_loop"
+    assert html_row[-5:] == ["511/876", "2/4", "0", "363", "0"]
+    assert all(len(line) <= 100 for line in lines)
+
+
+def test_the_rich_view_without_a_rate_or_workers() -> None:
+    lines = render(ProgressSnapshot(0.5, (LoopProgress("default", 2, ready=3),)))
+    assert lines[0] == "500.0 ms elapsed | 0 of 3 tasks done"
+    assert lines[2].split()[-5:] == ["0/3", "0/2", "3", "0", "0"]
+    unknown = ProgressSnapshot(2.0, (LoopProgress("default", 2, waiting=1),), rate=0.0)
+    assert (
+        render(unknown)[0] == "2.00 s elapsed | 0 of 1 tasks done | 0.0 tasks/s | time left unknown"
+    )
+
+
+def ten_a_second() -> Any:
+    """A snapshot function for a fake run where 10 of 100 tasks end each second."""
+    started = trio.current_time()
+
+    def snapshot() -> ProgressSnapshot:
+        elapsed = trio.current_time() - started
+        done = int(10 * elapsed)
+        return ProgressSnapshot(
+            elapsed, (LoopProgress("default", 2, ready=100 - done, succeeded=done),)
+        )
+
+    return snapshot
+
+
+async def test_run_progress_prints_a_line_per_interval(autojump_clock: trio.abc.Clock) -> None:
+    out = io.StringIO()
+    with trio.move_on_after(3.5):
+        await run_progress(ten_a_second(), file=out, interval=1.0, live=False)
+    assert out.getvalue().splitlines() == [
+        "[0.0s] 0/100 done | default 0/2 running, 100 ready",
+        "[1.0s] 10/100 done (10/s, ~9s left) | default 0/2 running, 90 ready",
+        "[2.0s] 20/100 done (10/s, ~8s left) | default 0/2 running, 80 ready",
+        "[3.0s] 30/100 done (10/s, ~7s left) | default 0/2 running, 70 ready",
+        # Cancelled: the final state, once more.
+        "[3.5s] 35/100 done (10/s, ~7s left) | default 0/2 running, 65 ready",
+    ]
+
+
+async def test_run_progress_live_leaves_the_final_view(autojump_clock: trio.abc.Clock) -> None:
+    out = io.StringIO()
+    with trio.move_on_after(3.5):
+        await run_progress(ten_a_second(), file=out, interval=1.0, live=True)
+    # Not a terminal: rich draws the last frame only, with no cursor movement.
+    text = out.getvalue()
+    assert "\x1b" not in text
+    assert text.splitlines()[0] == (
+        "3.50 s elapsed | 35 of 100 tasks done | 10 tasks/s | about 7s left"
+    )
+    assert "35/100" in text
+
+
+async def test_a_snapshot_taken_during_a_real_run() -> None:
+    async def look(*, graph: TaskGraph, **_: Any) -> ProgressSnapshot:
+        return snapshot_of(graph, workers=None, started_at=0.0, now=1.0)
+
+    graph = TaskGraph({"look": look}, [WorkerLoop("default", 2, None)])
+    first = await graph.create_task("look")
+    await graph.create_task("look", None, [first.uid])
+    await execute_graph(graph)
+    seen = first.task_result
+    assert isinstance(seen, ProgressSnapshot)
+    assert seen.loops == (LoopProgress("default", 2, waiting=1, running=1),)

@@ -1,0 +1,299 @@
+"""The live progress view of a running graph: a rich table for terminals, a line for logs.
+
+Three layers, so that the views are pure and tested without a terminal or a clock:
+
+- :func:`snapshot_of` counts the graph into a frozen :class:`ProgressSnapshot`. It scans
+  every task, O(tasks): fine at a few times a second (a million tasks take well under a
+  second), and it runs only while someone watches.
+- :func:`render_progress` (a ``rich`` renderable) and :func:`status_line` (one line of
+  plain text) draw a snapshot, and nothing else.
+- :func:`run_progress` takes a snapshot every ``interval`` seconds and redraws a
+  ``rich.live.Live`` view in place, or prints one status line per interval (for CI logs
+  and files, where a redraw would only garble). It measures the rate of tasks ending over
+  a recent window (:class:`RateWindow`), not over the whole run, so the estimate of the
+  time left follows the run's current pace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, TextIO
+
+import trio
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from ..shared.status import TaskStatus
+from .wording import format_seconds, format_seconds_compact, plural
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection
+
+    from rich.console import RenderableType
+
+    from .graph import TaskGraph
+
+#: Seconds of history the rate of tasks per second is measured over.
+RATE_WINDOW_SECONDS: Final = 10.0
+
+#: Which column of a loop's counts each task status falls in.
+_COLUMN: Final = {
+    TaskStatus.WAITING_FOR_PREDECESSORS: "waiting",
+    TaskStatus.CREATED: "ready",
+    TaskStatus.READY_FOR_EXECUTION: "ready",
+    TaskStatus.IN_PROGRESS: "running",
+    TaskStatus.SUCCESS: "succeeded",
+    TaskStatus.FAILED: "failed",
+    TaskStatus.PRECONDITION_FAILED: "failed",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LoopProgress:
+    """The tasks of one loop, counted by where they are."""
+
+    name: str
+    concurrency: int
+    waiting: int = 0
+    ready: int = 0
+    running: int = 0
+    succeeded: int = 0
+    #: Ended without success: failed, or skipped because a condition failed.
+    failed: int = 0
+
+    @property
+    def ended(self) -> int:
+        """Tasks ended in any way."""
+        return self.succeeded + self.failed
+
+    @property
+    def total(self) -> int:
+        """Every task of the loop so far (the graph may grow)."""
+        return self.waiting + self.ready + self.running + self.ended
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressSnapshot:
+    """A running graph at one moment: what every progress view draws."""
+
+    #: Seconds since the run started.
+    elapsed: float
+    #: One entry per loop, in the graph's order.
+    loops: tuple[LoopProgress, ...]
+    #: Workers connected now; ``None`` in-process (no workers to speak of).
+    workers: int | None = None
+    #: Tasks ended per second over a recent window; ``None`` until it can be measured.
+    rate: float | None = None
+
+    @property
+    def ended(self) -> int:
+        """Tasks done so far, in any way."""
+        return sum(loop.ended for loop in self.loops)
+
+    @property
+    def total(self) -> int:
+        """Tasks in the graph so far."""
+        return sum(loop.total for loop in self.loops)
+
+    @property
+    def failed(self) -> int:
+        """Tasks ended without success."""
+        return sum(loop.failed for loop in self.loops)
+
+    @property
+    def time_left(self) -> float | None:
+        """Seconds until every task known now has ended at the current rate, if known.
+
+        A lower bound when tasks create more tasks: only the tasks that exist count.
+        """
+        remaining = self.total - self.ended
+        if remaining == 0:
+            return 0.0
+        if not self.rate:
+            return None
+        return remaining / self.rate
+
+
+def snapshot_of(
+    graph: TaskGraph, *, workers: Collection[object] | None, started_at: float, now: float
+) -> ProgressSnapshot:
+    """Count ``graph``'s tasks into a snapshot. O(tasks): call it a few times a second.
+
+    Args:
+        graph: the running graph (the coordinator's, in distributed mode).
+        workers: the connected workers (only their number counts); ``None`` in-process.
+        started_at: when the run started, on the same clock as ``now``.
+        now: the time now.
+
+    Returns:
+        The snapshot, with no ``rate`` yet (:func:`run_progress` measures it).
+    """
+    counts = {
+        name: dict.fromkeys(("waiting", "ready", "running", "succeeded", "failed"), 0)
+        for name in graph._scheduler.loops
+    }
+    for node in graph.nodes.values():
+        counts[node._loop.name][_COLUMN[node.task_status]] += 1
+    loops = tuple(
+        LoopProgress(name, queue.concurrency, **counts[name])
+        for name, queue in graph._scheduler.loops.items()
+    )
+    return ProgressSnapshot(
+        elapsed=max(0.0, now - started_at),
+        loops=loops,
+        workers=None if workers is None else len(workers),
+    )
+
+
+class RateWindow:
+    """Tasks ended per second over the last ``seconds``, from successive counts."""
+
+    def __init__(self, seconds: float = RATE_WINDOW_SECONDS) -> None:
+        self.seconds = seconds
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def add(self, elapsed: float, ended: int) -> float | None:
+        """Record that ``ended`` tasks had ended at ``elapsed``; return the rate, if known."""
+        samples = self._samples
+        samples.append((elapsed, ended))
+        # Keep one sample at or before the window's start, as the base to measure from.
+        while len(samples) > 2 and samples[1][0] <= elapsed - self.seconds:
+            samples.popleft()
+        start, ended_then = samples[0]
+        if elapsed <= start:
+            return None
+        return max(0, ended - ended_then) / (elapsed - start)
+
+
+# -- the views --------------------------------------------------------------------------
+
+
+def status_line(snapshot: ProgressSnapshot) -> str:
+    """One line for logs, e.g. ``[12.3s] 4512/10000 done (367/s, ~15s left) | default
+    3/3 running, 120 ready | 2 workers | 1 failed``."""
+    head = f"[{format_seconds_compact(snapshot.elapsed)}] {snapshot.ended}/{snapshot.total} done"
+    if snapshot.rate is not None:
+        left = snapshot.time_left
+        pace = f"{_rate(snapshot.rate)}/s"
+        if left is not None and left > 0:
+            pace += f", ~{_eta(left)} left"
+        head += f" ({pace})"
+    parts = [head]
+    parts += [
+        f"{loop.name} {loop.running}/{loop.concurrency} running, {loop.ready} ready"
+        for loop in snapshot.loops
+    ]
+    if snapshot.workers is not None:
+        parts.append(plural(snapshot.workers, "worker"))
+    if snapshot.failed:
+        parts.append(f"{snapshot.failed} failed")
+    return " | ".join(parts)
+
+
+def render_progress(snapshot: ProgressSnapshot) -> RenderableType:
+    """The terminal view: a headline, then a table with a bar per loop."""
+    head = [
+        f"{format_seconds(snapshot.elapsed)} elapsed",
+        f"{snapshot.ended} of {snapshot.total} tasks done",
+    ]
+    if snapshot.rate is not None:
+        head.append(f"{_rate(snapshot.rate)} tasks/s")
+        left = snapshot.time_left
+        head.append("time left unknown" if left is None else f"about {_eta(left)} left")
+    if snapshot.workers is not None:
+        head.append(plural(snapshot.workers, "worker"))
+    if snapshot.failed:
+        head.append(f"{snapshot.failed} failed")
+
+    table = Table(box=None, padding=(0, 1), show_edge=False)
+    table.add_column("loop")
+    table.add_column("progress", width=24)
+    for name in ("done", "running", "ready", "waiting", "failed"):
+        table.add_column(name, justify="right")
+    for loop in snapshot.loops:
+        table.add_row(
+            loop.name,
+            ProgressBar(total=max(loop.total, 1), completed=loop.ended, width=24),
+            f"{loop.ended}/{loop.total}",
+            f"{loop.running}/{loop.concurrency}",
+            str(loop.ready),
+            str(loop.waiting),
+            Text(str(loop.failed), style="red" if loop.failed else ""),
+        )
+    return Group(Text(" | ".join(head)), table)
+
+
+def _rate(rate: float) -> str:
+    return f"{rate:.0f}" if rate >= 10 else f"{rate:.1f}"
+
+
+def _eta(seconds: float) -> str:
+    # Whole seconds: a fraction of a second promises a precision an estimate lacks.
+    return f"{math.ceil(seconds)}s" if seconds < 60 else format_seconds_compact(seconds)
+
+
+# -- the loop ---------------------------------------------------------------------------
+
+
+async def run_progress(
+    snapshot_fn: Callable[[], ProgressSnapshot],
+    *,
+    file: TextIO,
+    interval: float = 1.0,
+    live: bool,
+    window: float = RATE_WINDOW_SECONDS,
+) -> None:
+    """Show progress on ``file`` until cancelled; the last view shows the final state.
+
+    Args:
+        snapshot_fn: takes a snapshot now, e.g. ``lambda: snapshot_of(graph, ...)``.
+        file: where to draw (``sys.stderr`` keeps stdout clean for the user's output).
+        interval: seconds between two views.
+        live: True redraws one ``rich`` view in place (for a terminal); False prints
+            one :func:`status_line` per interval and never redraws (CI logs, files).
+        window: seconds over which the rate of tasks per second is measured.
+    """
+    meter = RateWindow(window)
+
+    def take() -> ProgressSnapshot:
+        snapshot = snapshot_fn()
+        return dataclasses.replace(snapshot, rate=meter.add(snapshot.elapsed, snapshot.ended))
+
+    if live:
+        await _run_live(take, Console(file=file), interval)
+    else:
+        await _run_lines(take, file, interval)
+
+
+async def _run_live(
+    take: Callable[[], ProgressSnapshot], console: Console, interval: float
+) -> None:
+    # auto_refresh off: rich would redraw from a thread of its own; here the trio task
+    # redraws, once per interval.
+    with Live(render_progress(take()), console=console, auto_refresh=False) as view:
+        try:
+            while True:
+                await trio.sleep(interval)
+                view.update(render_progress(take()), refresh=True)
+        finally:
+            # Cancelled (the run ended): the frame left on screen shows the final state.
+            view.update(render_progress(take()), refresh=True)
+
+
+async def _run_lines(take: Callable[[], ProgressSnapshot], file: TextIO, interval: float) -> None:
+    last = ""
+    try:
+        while True:
+            last = status_line(take())
+            print(last, file=file, flush=True)
+            await trio.sleep(interval)
+    finally:
+        final = status_line(take())
+        if final != last:  # cancelled right after a line: do not print it twice
+            print(final, file=file, flush=True)
