@@ -8,6 +8,7 @@ bounded: a wait that runs out fails the test with the processes' logs in the mes
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -18,8 +19,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import trio
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+    from types import ModuleType
 
 BIN: Final = Path(sys.executable).parent
 COORDINATOR: Final = BIN / "tgs-coordinator"
@@ -33,11 +37,13 @@ POLL: Final = 0.02
 #: The graph module the coordinator imports (copied from ``graphs/``), and the variable
 #: naming the directory its tasks write to.
 GRAPH_MODULE: Final = "tgs_e2e_graphs"
-#: The user's code: the graph module and the helper module it imports.
-GRAPH_SOURCES: Final = tuple(sorted((Path(__file__).parent / "graphs").glob("*.py")))
+GRAPHS_DIR: Final = Path(__file__).parent / "graphs"
+#: The user's code every coordinator gets: the graph module and the helper module it
+#: imports. Other modules of ``graphs/`` are copied on demand (:meth:`Processes.add_graph_module`).
+GRAPH_SOURCES: Final = (GRAPHS_DIR / f"{GRAPH_MODULE}.py", GRAPHS_DIR / "tgs_e2e_helpers.py")
 DIR_ENV: Final = "TGS_E2E_DIR"
 
-_LISTENING: Final = re.compile(r"listening on (ws://[^\s,]+)")
+_LISTENING: Final = re.compile(r"listening on (wss?://[^\s,]+)")
 
 
 class WaitTimeout(AssertionError):
@@ -149,7 +155,7 @@ class Coordinator(Proc):
     url = ""
 
     def wait_listening(self, timeout: float = WAIT) -> str:
-        """Wait for ``listening on ws://...`` and return that URL."""
+        """Wait for ``listening on ws://...`` (or ``wss://``) and return that URL."""
         (match,) = self.wait_for_stderr(_LISTENING.pattern, timeout=timeout)[:1]
         self.url = match.group(1)
         return self.url
@@ -191,6 +197,11 @@ class Processes:
         for source in GRAPH_SOURCES:
             (self.graph_dir / source.name).write_bytes(source.read_bytes())
         self.procs: list[Proc] = []
+
+    def add_graph_module(self, name: str) -> None:
+        """Copy ``graphs/<name>.py`` into :attr:`graph_dir` too, for builders of its own
+        (start the coordinator with ``raw_spec=True`` and ``"<name>:build_..."``)."""
+        (self.graph_dir / f"{name}.py").write_bytes((GRAPHS_DIR / f"{name}.py").read_bytes())
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "TGS_TOKEN"}
@@ -274,6 +285,40 @@ class Processes:
     def summary(self, label: str) -> dict[str, Any]:
         result: dict[str, Any] = json.loads((self.out_dir / f"summary-{label}.json").read_text())
         return result
+
+
+async def await_until(
+    check: Callable[[], Any],
+    what: str,
+    timeout: float = WAIT,  # noqa: ASYNC109 - the same call as wait_until's
+    logs: Callable[[], str] = str,
+) -> Any:
+    """:func:`wait_until` for a trio test: sleeps between looks instead of blocking."""
+    with trio.move_on_after(timeout):
+        # Other processes change what check() looks at: there is no trio.Event to wait on.
+        while not (value := check()):  # noqa: ASYNC110
+            await trio.sleep(POLL)
+        return value
+    raise WaitTimeout(f"timed out after {timeout:g} s waiting for {what}\n{logs()}")
+
+
+def import_graph_module(name: str) -> ModuleType:
+    """Import ``graphs/<name>.py`` into this process (a test that runs the coordinator
+    itself builds its graph with it). A module of the user's own code: the coordinator
+    ships its functions to workers by value."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, GRAPHS_DIR / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def max_overlap(events: Sequence[dict[str, Any]], prefix: str) -> int:
