@@ -537,3 +537,17 @@ def test_cancelling_a_task_waiting_out_a_retry() -> None:
     graph.check_invariants()
     assert a.task_status == "failed"
     assert driver.ended == 1
+
+
+def test_a_task_being_cancelled_whose_worker_is_lost_for_the_last_time_ends_cancelled() -> None:
+    graph = make_graph()
+    graph._scheduler.max_lost_attempts = 1
+    a = graph.create_task_nowait("f")
+    driver = Driver(graph)
+    driver.claim()._runner = Runner()
+    graph.cancel_task(a.uid, "stop")
+    graph._scheduler.task_lost(a, "worker-1: connection lost")
+    graph.check_invariants()
+    assert a.exception_trace == "cancelled: stop\n"
+    assert a.losses == 1
+    assert graph._scheduler.cancelling == {}

@@ -53,6 +53,37 @@ async def test_loop_concurrency_is_cluster_wide(autojump_clock: trio.testing.Moc
     assert sum(worker.statistics.tasks_succeeded for worker in workers) == 12
 
 
+async def test_min_workers_holds_the_work_until_enough_have_joined(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    graph = await timed_graph(tasks=4, concurrency=4)
+    with trio.fail_after(TIME_LIMIT):
+        async with open_cluster(graph, CoordinatorConfig(min_workers=2)) as cluster:
+            first = await cluster.join_worker()
+            await trio.sleep(5)
+            # Joined, but nothing was handed out: the whole run waits for the second.
+            assert first.statistics.tasks_succeeded == 0
+            assert graph.statistics().tasks_by_status == {"created": 4}
+            second = await cluster.join_worker()
+            await cluster.coordinator.wait_started()
+            await cluster.coordinator.wait_ended()
+    assert first.statistics.tasks_succeeded == second.statistics.tasks_succeeded == 2
+
+
+async def test_a_coordinator_stopped_while_waiting_for_workers_ends_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    graph = await timed_graph(tasks=2, concurrency=1)
+    with trio.fail_after(TIME_LIMIT):
+        async with open_cluster(graph, CoordinatorConfig(min_workers=3)) as cluster:
+            await cluster.join_worker()
+            cluster.coordinator.stop()
+    summary = cluster.coordinator.summary
+    assert summary is not None
+    assert summary.interrupted
+    assert summary.tasks_by_status == {"created": 2}
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 async def test_worker_max_tasks_caps_each_worker(
     autojump_clock: trio.testing.MockClock, workers: int

@@ -340,15 +340,7 @@ async def test_cancelling_a_running_remote_task_frees_its_slot_only_once_it_stop
     "max_lost_attempts",
     [
         pytest.param(3, id="losses-to-spare"),
-        pytest.param(
-            1,
-            id="last-loss",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: Scheduler.task_lost ends a task being cancelled as 'worker lost "
-                "1 times' and leaves it in Scheduler.cancelling (check_invariants fails)",
-            ),
-        ),
+        pytest.param(1, id="last-loss"),
     ],
 )
 async def test_cancelled_task_whose_worker_dies_before_confirming_ends_cancelled(
@@ -388,11 +380,6 @@ async def test_cancelled_task_whose_worker_dies_before_confirming_ends_cancelled
     assert not runs(procs.events(), "finally", "victim"), "the worker was not killed in time"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: WorkerSession._take_outbox sends a Cancel before the Assign of the same "
-    "lease; the worker ignores the Cancel (lease unknown yet) and runs the task anyway",
-)
 async def test_cancel_right_after_a_task_was_handed_out_stops_it(procs: Processes) -> None:
     faults = import_graph_module(FAULTS)
     graph = faults.cancel_race_graph(str(procs.out_dir))

@@ -27,17 +27,22 @@ from trio_graph_scheduler.protocol import (
     Heartbeat,
     Hello,
     LocalProtocolError,
+    LoopStatus,
     Message,
     PredecessorRecord,
     PrependRequest,
     Reject,
     RemoteProtocolError,
     Reply,
+    RunningTask,
     Shutdown,
+    StatusReply,
+    StatusRequest,
     TaskFailed,
     TaskSucceeded,
     ValueEncodeError,
     Welcome,
+    WorkerStatus,
     decode_frame,
     encode_frame,
 )
@@ -294,6 +299,59 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
     (
         Shutdown(reason="graph ended", graph_succeeded=True),
         {"type": "shutdown", "reason": "graph ended", "graph_succeeded": True},
+    ),
+    (
+        StatusRequest(version=1, token="t", why="task-1"),
+        {"type": "status_request", "version": 1, "token": "t", "why": "task-1"},
+    ),
+    (
+        StatusReply(
+            elapsed=2.5,
+            tasks_by_status={"success": 3, "in_progress": 1},
+            loops=[LoopStatus(name="default", concurrency=2, ready=4, running=1, workers=1)],
+            workers=[
+                WorkerStatus(
+                    worker_id="worker-1",
+                    name="h:1",
+                    loops=["default"],
+                    joined_at=1.0,
+                    running=["task-2"],
+                )
+            ],
+            slowest=[
+                RunningTask(
+                    task_uid="task-2", handle="f", worker="worker-1", running_for=0.5, attempt=1
+                )
+            ],
+            explanation=None,
+        ),
+        {
+            "type": "status_reply",
+            "elapsed": 2.5,
+            "tasks_by_status": {"success": 3, "in_progress": 1},
+            "loops": [
+                {"name": "default", "concurrency": 2, "ready": 4, "running": 1, "workers": 1}
+            ],
+            "workers": [
+                {
+                    "worker_id": "worker-1",
+                    "name": "h:1",
+                    "loops": ["default"],
+                    "joined_at": 1.0,
+                    "running": ["task-2"],
+                }
+            ],
+            "slowest": [
+                {
+                    "task_uid": "task-2",
+                    "handle": "f",
+                    "worker": "worker-1",
+                    "running_for": 0.5,
+                    "attempt": 1,
+                }
+            ],
+            "explanation": None,
+        },
     ),
 ]
 GOLDEN_IDS = [f"{message.TAG}-{index}" for index, (message, _) in enumerate(GOLDEN)]
@@ -770,6 +828,48 @@ MESSAGE_STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {
     Cancel: st.builds(Cancel, lease=ints),
     Cancelled: st.builds(Cancelled, lease=ints),
     Shutdown: st.builds(Shutdown, reason=st.text(max_size=20), graph_succeeded=st.booleans()),
+    StatusRequest: st.builds(
+        StatusRequest, version=ints, token=st.text(max_size=10), why=st.none() | names
+    ),
+    StatusReply: st.builds(
+        StatusReply,
+        elapsed=st.floats(min_value=0, max_value=1e9),
+        tasks_by_status=st.dictionaries(names, ints, max_size=3),
+        loops=st.lists(
+            st.builds(
+                LoopStatus,
+                name=names,
+                concurrency=st.integers(1, 2**63 - 1),
+                ready=ints,
+                running=ints,
+                workers=ints,
+            ),
+            max_size=2,
+        ),
+        workers=st.lists(
+            st.builds(
+                WorkerStatus,
+                worker_id=names,
+                name=st.text(max_size=5),
+                loops=st.lists(names, max_size=2),
+                joined_at=st.floats(min_value=0, max_value=1e9),
+                running=st.lists(names, max_size=2),
+            ),
+            max_size=2,
+        ),
+        slowest=st.lists(
+            st.builds(
+                RunningTask,
+                task_uid=names,
+                handle=names,
+                worker=st.text(max_size=5),
+                running_for=st.floats(min_value=0, max_value=1e9),
+                attempt=ints,
+            ),
+            max_size=2,
+        ),
+        explanation=st.none() | st.text(max_size=20),
+    ),
 }
 any_message = st.one_of(*MESSAGE_STRATEGIES.values())
 

@@ -32,6 +32,8 @@ from trio_graph_scheduler.protocol import (
     Role,
     SessionState,
     Shutdown,
+    StatusReply,
+    StatusRequest,
     TaskFailed,
     TaskSucceeded,
     ValueEncodeError,
@@ -86,6 +88,10 @@ SAMPLES: dict[type[Message], Message] = {
     Cancel: Cancel(lease=1),
     Cancelled: Cancelled(lease=1),
     Shutdown: Shutdown(reason="done", graph_succeeded=True),
+    StatusRequest: StatusRequest(version=PROTOCOL_VERSION, token="t", why=None),
+    StatusReply: StatusReply(
+        elapsed=1.0, tasks_by_status={}, loops=[], workers=[], slowest=[], explanation=None
+    ),
 }
 
 
@@ -138,6 +144,33 @@ def test_a_whole_conversation() -> None:
     assert pair.states() == (SessionState.CLOSED, SessionState.CLOSED)
 
 
+def test_a_status_request_is_answered_once_and_the_connection_closes() -> None:
+    pair = Pair()
+    pair.worker_sends(SAMPLES[StatusRequest])
+    assert pair.states() == (SessionState.AWAITING_STATUS, SessionState.AWAITING_STATUS)
+    pair.coordinator_sends(SAMPLES[StatusReply])
+    assert pair.states() == (SessionState.CLOSED, SessionState.CLOSED)
+    with pytest.raises(LocalProtocolError, match="expected nothing more"):
+        pair.worker.send([Heartbeat()])
+
+
+def test_a_status_client_gets_no_welcome_and_sends_no_work() -> None:
+    pair = Pair()
+    pair.worker_sends(SAMPLES[StatusRequest])
+    with pytest.raises(LocalProtocolError, match="expected reject, status_reply"):
+        pair.coordinator.send([WELCOME])
+    pair = Pair()
+    pair.worker_sends(SAMPLES[StatusRequest])
+    with pytest.raises(RemoteProtocolError, match="in state AWAITING_STATUS"):
+        pair.coordinator.receive(encode_frame([SAMPLES[Claim]]))
+
+
+def test_a_status_request_of_another_version_is_refused() -> None:
+    request = StatusRequest(version=PROTOCOL_VERSION + 1, token="", why=None)
+    with pytest.raises(RemoteProtocolError, match="worker speaks protocol version"):
+        ProtocolSession(Role.COORDINATOR).receive(encode_frame([request]))
+
+
 def test_reject_closes_the_connection() -> None:
     pair = Pair()
     pair.worker_sends(HELLO)
@@ -152,13 +185,13 @@ def test_reject_closes_the_connection() -> None:
 def test_coordinator_receives_hello_first_and_nothing_before_it(cls: type[Message]) -> None:
     coordinator = ProtocolSession(Role.COORDINATOR)
     frame = encode_frame([SAMPLES[cls]])
-    if cls is Hello:
-        assert coordinator.receive(frame) == [HELLO]
+    if cls in (Hello, StatusRequest):
+        assert coordinator.receive(frame) == [SAMPLES[cls]]
         return
     with pytest.raises(RemoteProtocolError) as info:
         coordinator.receive(frame)
     assert f"message 0 ({cls.TAG})" in str(info.value)
-    assert "in state AWAITING_HELLO; expected hello" in str(info.value)
+    assert "in state AWAITING_HELLO; expected hello, status_request" in str(info.value)
     assert coordinator.state is SessionState.ERROR
 
 

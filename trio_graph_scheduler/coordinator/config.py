@@ -38,6 +38,8 @@ class CoordinatorConfig:
         max_lost_attempts: a task whose worker is lost this many times fails ("worker
             lost 3 times") instead of running again.
         max_connections: connections served at once; more are closed at once.
+        min_workers: hand out no task until this many workers have joined (0: start at
+            once), so that the first worker to arrive does not take all the work.
         tls_cert: a PEM certificate chain: serve ``wss://`` (TLS) instead of ``ws://``.
         tls_key: the PEM private key of ``tls_cert`` (if not in the same file).
     """
@@ -52,6 +54,7 @@ class CoordinatorConfig:
     shutdown_grace: float = 5.0
     max_lost_attempts: int = DEFAULT_MAX_LOST_ATTEMPTS
     max_connections: int = 1024
+    min_workers: int = 0
     tls_cert: str | None = None
     tls_key: str | None = None
 
@@ -75,6 +78,8 @@ class CoordinatorConfig:
             raise ConfigError(f"shutdown_grace must not be negative, got {self.shutdown_grace}")
         if self.max_lost_attempts < 1:
             raise ConfigError(f"max_lost_attempts must be at least 1, got {self.max_lost_attempts}")
+        if self.min_workers < 0:
+            raise ConfigError(f"min_workers must not be negative, got {self.min_workers}")
         if self.max_connections < 1:
             raise ConfigError(f"max_connections must be at least 1, got {self.max_connections}")
         if self.tls_key is not None and self.tls_cert is None:

@@ -156,7 +156,7 @@ class Claimant(Protocol):
 class LoopQueue:
     """The ready tasks of one loop, and the one place its concurrency limit is enforced."""
 
-    __slots__ = ("_claimants", "concurrency", "name", "ready", "running")
+    __slots__ = ("_claimants", "concurrency", "name", "open", "ready", "running")
 
     def __init__(self, name: str, concurrency: int) -> None:
         self.name = name
@@ -165,6 +165,8 @@ class LoopQueue:
         self.ready: deque[TaskNode] = deque()
         #: Tasks handed out and not yet ended or handed back.
         self.running = 0
+        #: Whether tasks may be handed out: only while the graph runs (see :meth:`open_up`).
+        self.open = False
         self._claimants: deque[Claimant] = deque()
 
     def __repr__(self) -> str:
@@ -192,7 +194,7 @@ class LoopQueue:
 
     def claim_nowait(self) -> TaskNode | None:
         """Take the oldest ready task if the loop has a free slot; else ``None``."""
-        if self.ready and self.running < self.concurrency:
+        if self.ready and self.running < self.concurrency and self.open:
             node = self.ready.popleft()
             self.running += 1
             node.task_status = TaskStatus.IN_PROGRESS
@@ -219,9 +221,18 @@ class LoopQueue:
         self.running -= 1
         self._dispatch()
 
+    def open_up(self) -> None:
+        """Start handing out tasks (the graph started running)."""
+        self.open = True
+        self._dispatch()
+
+    def close(self) -> None:
+        """Stop handing out tasks (the graph stopped running); claimants stay in line."""
+        self.open = False
+
     def _dispatch(self) -> None:
         claimants = self._claimants
-        while claimants and self.ready and self.running < self.concurrency:
+        while claimants and self.ready and self.running < self.concurrency and self.open:
             claimant = claimants.popleft()
             node = self.ready.popleft()
             self.running += 1

@@ -138,12 +138,16 @@ class Scheduler:
         for queue in self.loops.values():
             for node in queue.ready:
                 node.task_status = TaskStatus.READY_FOR_EXECUTION
+        for queue in self.loops.values():
+            queue.open_up()
         self._check_progress()
 
     def stop(self) -> None:
         """Stop handing out tasks. Ready tasks go back to ``created``; tasks waiting out a
         retry delay are queued again at once (the timer that would have done it is gone)."""
         self.started = False
+        for queue in self.loops.values():
+            queue.close()
         for node in list(self.retrying):
             self.requeue(node)
         for queue in self.loops.values():
@@ -191,7 +195,9 @@ class Scheduler:
         """A running task's worker was lost: it runs again unless it was lost too often."""
         self._expect_in_progress(node)
         node.losses += 1
-        if node.losses >= self.max_lost_attempts:
+        if node in self.cancelling:  # it was being cancelled: it has stopped, so it ends
+            self.task_cancelled(node)
+        elif node.losses >= self.max_lost_attempts:
             trace = f"worker lost {node.losses} times (the last: {reason})\n"
             self._end_running(node, TaskStatus.FAILED, trace)
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -85,6 +86,8 @@ class Coordinator:
         self.graph = graph
         self.config = config
         self.url = ""
+        #: When serving began (``time.time()``), once it has.
+        self.started_at: float | None = None
         self.summary: RunSummary | None = None
         self.sessions: set[WorkerSession] = set()
         #: Every worker welcomed during the run, by id, including those that left.
@@ -101,7 +104,11 @@ class Coordinator:
         self._run: GraphRun | None = None
         self._interrupted = False
         self._connections = 0
-        self._session_left = trio.Event()
+        # Set (and replaced) whenever a worker joins or leaves.
+        self._membership = trio.Event()
+        self._started = trio.Event()
+        self._finished = trio.Event()
+        self._waiting_for_workers: trio.CancelScope | None = None
 
     @property
     def ended(self) -> bool:
@@ -131,6 +138,26 @@ class Coordinator:
             self._interrupted = True
             if self._run is not None:
                 self._run.end()
+            if self._waiting_for_workers is not None:
+                self._waiting_for_workers.cancel()
+
+    async def wait_started(self) -> None:
+        """Return once tasks are being handed out (after ``min_workers`` joined)."""
+        await self._started.wait()
+
+    async def wait_ended(self) -> None:
+        """Return once every task has ended, or the run was stopped."""
+        await self._finished.wait()
+
+    async def wait_for_workers(self, count: int) -> None:
+        """Return once at least ``count`` workers are connected and ready for work."""
+        while sum(session.claimed for session in self.sessions) < count:
+            await self._membership.wait()
+
+    def membership_changed(self) -> None:
+        """A worker joined, became ready for work, or left (called by its session)."""
+        self._membership.set()
+        self._membership = trio.Event()
 
     async def serve(
         self,
@@ -169,11 +196,15 @@ class Coordinator:
                 self.url = _url_of(listeners[0], self.config.host)
                 unfinished = self.graph._scheduler.unfinished
                 logger.info("listening on %s, %d task(s) to run", self.url, unfinished)
+                task_status.started(self)
+                await self._wait_for_enough_workers()
+                self.started_at = time.time()
                 run.start(nursery)
+                self._started.set()
                 if self._interrupted:  # stopped before it started
                     run.end()
-                task_status.started(self)
                 await run.ended.wait()
+                self._finished.set()
                 await self._dismiss_workers()
                 nursery.cancel_scope.cancel()
         finally:
@@ -202,6 +233,15 @@ class Coordinator:
         """True when the run ended and every task succeeded. O(tasks)."""
         return RunSummary(self.graph.statistics().tasks_by_status, self._interrupted).succeeded
 
+    async def _wait_for_enough_workers(self) -> None:
+        wanted = self.config.min_workers
+        if wanted == 0:
+            return
+        logger.info("waiting for %d worker(s) before handing out tasks", wanted)
+        with trio.CancelScope() as self._waiting_for_workers:  # stop() cancels it
+            await self.wait_for_workers(wanted)
+        self._waiting_for_workers = None
+
     async def _dismiss_workers(self) -> None:
         reason = "the coordinator was stopped" if self._interrupted else "the graph has ended"
         succeeded = self.graph_succeeded
@@ -209,8 +249,7 @@ class Coordinator:
             session.shutdown(reason, succeeded)
         with trio.move_on_after(self.config.shutdown_grace):
             while self.sessions:
-                await self._session_left.wait()
-                self._session_left = trio.Event()
+                await self._membership.wait()
         if self.sessions:
             logger.warning("%d worker(s) did not leave in time", len(self.sessions))
 
@@ -228,7 +267,6 @@ class Coordinator:
             await WorkerSession(self, ws).run()
         finally:
             self._connections -= 1
-            self._session_left.set()
 
 
 async def serve_coordinator(

@@ -41,6 +41,7 @@ from ..protocol.messages import (
     Reject,
     Reply,
     Shutdown,
+    StatusRequest,
     TaskFailed,
     TaskSucceeded,
     Welcome,
@@ -48,6 +49,7 @@ from ..protocol.messages import (
 from ..protocol.session import ProtocolSession, Role, SessionState
 from ..shared.errors import LocalProtocolError, RemoteProtocolError, TGSError
 from .conditions import GenericSchedulingCondition
+from .status import build_status_reply
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -61,9 +63,9 @@ logger = logging.getLogger("tgs.coordinator")
 CLOSE_NORMAL: Final = 1000
 CLOSE_PROTOCOL_ERROR: Final = 1002
 CLOSE_POLICY_VIOLATION: Final = 1008
-#: The receiver yields after handling this many messages of one frame, so that the
-#: sender can ship the first new assignments while it handles the rest: the worker then
-#: starts on them at once instead of waiting for the whole batch.
+#: The receiver sends what it queued after handling this many messages of one frame, so
+#: that the worker starts on the first new assignments while the rest are handled,
+#: instead of waiting for the whole batch.
 MESSAGES_PER_YIELD: Final = 32
 #: A close frame's reason may hold at most 123 bytes.
 _MAX_CLOSE_REASON: Final = 120
@@ -125,6 +127,8 @@ class WorkerSession:
         )
         self.worker_id = ""
         self.worker_name = ""
+        #: True once the worker granted its first credit: it is ready for work.
+        self.claimed = False
         #: Tasks this worker runs, by lease.
         self.leases: dict[int, TaskNode] = {}
         self._credits: dict[str, _LoopCredit] = {}
@@ -136,6 +140,7 @@ class WorkerSession:
         # Errors of unawaited graph calls, by lease: they fail the calling task.
         self._call_errors: dict[int, str] = {}
         self._wake = trio.Event()
+        self._send_lock = trio.StrictFIFOLock()
         self._nursery: trio.Nursery | None = None
         #: Why the session was dropped, once it was.
         self._closed: _SessionClosed | None = None
@@ -150,6 +155,11 @@ class WorkerSession:
             PrependRequest: self._on_prepend,
             Heartbeat: lambda _: None,  # its arrival alone proves the worker alive
         }
+
+    @property
+    def loops(self) -> list[str]:
+        """The loops this worker serves (empty until it is welcomed)."""
+        return list(self._credits)
 
     def __repr__(self) -> str:
         return f"<WorkerSession {self.worker_id} {self.worker_name!r} leases={len(self.leases)}>"
@@ -166,8 +176,9 @@ class WorkerSession:
             return
         self._coordinator.sessions.add(self)
         self._coordinator.counters.workers_joined += 1
+        self._coordinator.membership_changed()
         record = self._coordinator.workers[self.worker_id] = WorkerRecord(
-            self.worker_id, self.worker_name, list(self._credits), time.time()
+            self.worker_id, self.worker_name, self.loops, time.time()
         )
         if self._coordinator.ended:  # late: the others were dismissed already
             self.shutdown("the graph has ended", self._coordinator.graph_succeeded)
@@ -179,13 +190,23 @@ class WorkerSession:
             if self._closed is not None:
                 self._coordinator.counters.workers_lost += 1
                 logger.warning("worker %s dropped: %s", self.worker_id, self._closed.reason)
+                # Its tasks run elsewhere now, not after a close handshake that a frozen
+                # worker would never answer.
+                self._leave(record)
                 await self._close(self._closed.code, self._closed.reason)
         finally:
-            record.left_at = time.time()
-            record.left_because = "dismissed" if self._closed is None else self._closed.reason
-            self._coordinator.sessions.discard(self)
-            self._release()
-            logger.info("worker %s (%s) left", self.worker_id, self.worker_name)
+            self._leave(record)
+
+    def _leave(self, record: WorkerRecord) -> None:
+        """Take the worker out of the run, once: its place in line, its tasks, its record."""
+        if record.left_at is not None:
+            return
+        record.left_at = time.time()
+        record.left_because = "dismissed" if self._closed is None else self._closed.reason
+        self._coordinator.sessions.discard(self)
+        self._coordinator.membership_changed()
+        self._release()
+        logger.info("worker %s (%s) left", self.worker_id, self.worker_name)
 
     def shutdown(self, reason: str, graph_succeeded: bool) -> None:
         """Tell the worker to leave (the graph has ended); it closes the connection."""
@@ -200,25 +221,36 @@ class WorkerSession:
         self._nursery.cancel_scope.cancel()
 
     async def _handshake(self) -> Hello:
+        """Read the hello and check it; answer a status query instead and close."""
         config = self._coordinator.config
         with trio.move_on_after(config.handshake_timeout):
             data = await self._receive()
             if data is None:
                 raise _SessionClosed(CLOSE_NORMAL, "closed before hello")
-            (hello,) = self._decode(data)
-            assert isinstance(hello, Hello)  # the protocol session admits nothing else first
+            (first,) = self._decode(data)  # the protocol session admits one message first
+            assert isinstance(first, Hello | StatusRequest)
             expected = config.token or ""
             reason = None
-            if not hmac.compare_digest(hello.token.encode(), expected.encode()):
+            if not hmac.compare_digest(first.token.encode(), expected.encode()):
                 reason = "wrong token"  # the token itself is never logged
-            elif unknown := set(hello.loops) - set(self._scheduler.loops):
+            elif isinstance(first, Hello) and (
+                unknown := set(first.loops) - set(self._scheduler.loops)
+            ):
                 known = sorted(self._scheduler.loops)
                 reason = f"unknown loops {sorted(unknown)}; the graph has {known}"
             if reason is not None:
-                logger.warning("refused worker %r: %s", hello.worker_name, reason)
+                who = (
+                    f"worker {first.worker_name!r}"
+                    if isinstance(first, Hello)
+                    else "a status query"
+                )
+                logger.warning("refused %s: %s", who, reason)
                 await self._send_now([Reject(reason=reason)])
                 raise _SessionClosed(CLOSE_POLICY_VIOLATION, reason)
-            return hello
+            if isinstance(first, StatusRequest):
+                await self._send_now([build_status_reply(self._coordinator, first.why)])
+                raise _SessionClosed(CLOSE_NORMAL, "status sent")
+            return first
         raise _SessionClosed(CLOSE_POLICY_VIOLATION, "no hello in time")
 
     async def _welcome(self, hello: Hello) -> None:
@@ -275,7 +307,8 @@ class WorkerSession:
                 for index, message in enumerate(self._decode(data), 1):
                     self._handlers[type(message)](message)
                     if index % MESSAGES_PER_YIELD == 0:
-                        await trio.lowlevel.checkpoint()
+                        await self._flush_inline()
+                await self._flush_inline()
         except _SessionClosed as closed:
             self._drop(closed)
         else:
@@ -300,6 +333,9 @@ class WorkerSession:
         if holder is None:
             raise _SessionClosed(CLOSE_PROTOCOL_ERROR, f"claim for loop {claim.loop!r} not served")
         self._add_credit(holder, claim.credit)
+        if not self.claimed:
+            self.claimed = True
+            self._coordinator.membership_changed()
 
     def _add_credit(self, holder: _LoopCredit, credit: int) -> None:
         holder.credit += credit
@@ -404,10 +440,19 @@ class WorkerSession:
     def cancel(self, node: TaskNode) -> None:
         """Ask the worker to stop ``node``; it ends when the worker confirms it stopped."""
         for lease, leased in self.leases.items():  # few: at most the worker's credit
-            if leased is node:
+            if leased is not node:
+                continue
+            if any(waiting == lease for waiting, _ in self._to_assign):
+                # Not sent yet: it never started, so it ends here, and the worker keeps
+                # the credit it granted for it.
+                self._to_assign = [pair for pair in self._to_assign if pair[0] != lease]
+                del self.leases[lease]
+                self._add_credit(self._credits[node._loop.name], 1)
+                self._scheduler.task_cancelled(node)
+            else:
                 self._outbox.append(Cancel(lease=lease))
                 self._wake.set()
-                return
+            return
 
     def _lease(self, node: TaskNode) -> None:
         # Called from inside the loop queue's dispatch: record and wake, nothing more.
@@ -422,13 +467,35 @@ class WorkerSession:
         interval = self._coordinator.config.heartbeat_interval
         try:
             while self._protocol.state is SessionState.ACTIVE:
-                with trio.move_on_after(interval):
+                with trio.move_on_after(interval) as idle:
                     await self._wake.wait()
                 self._wake = trio.Event()
-                messages = self._take_outbox()
-                await self._send_now(messages or [Heartbeat()])
+                await self._flush(heartbeat=idle.cancelled_caught)
         except _SessionClosed as closed:
             self._drop(closed)
+
+    async def _flush_inline(self) -> None:
+        """Send what handling a frame queued, now, unless a send is under way already.
+
+        Sending from the receiver saves waking the sender, a scheduling round each way,
+        which is most of a round trip on an idle cluster. A send under way means the
+        sender (woken when the messages were queued) will take them next.
+        """
+        if (self._outbox or self._to_assign) and not self._send_lock.locked():
+            await self._flush()
+        else:
+            await trio.lowlevel.checkpoint()
+
+    async def _flush(self, *, heartbeat: bool = False) -> None:
+        """Send everything queued, in order (or a heartbeat, if asked and nothing is)."""
+        async with self._send_lock:  # one flush at a time: frames go out in queue order
+            if self._protocol.state is not SessionState.ACTIVE:
+                return  # after the Shutdown: nothing more may go
+            messages = self._take_outbox()
+            if heartbeat and not messages:
+                messages = [Heartbeat()]
+            if messages:
+                await self._send_now(messages)
 
     def _take_outbox(self) -> list[Message]:
         messages, self._outbox = self._outbox, []

@@ -321,3 +321,71 @@ class Shutdown(Message, frozen=True, kw_only=True, tag="shutdown"):
 
     reason: str
     graph_succeeded: bool
+
+
+# Status queries: a client (tgs-status) that is not a worker asks how the run is going.
+# Instead of a hello it sends a status request; the coordinator answers and closes.
+
+#: Seconds, or a ``time.time()`` timestamp: never negative, always finite.
+NonNegativeSeconds = Annotated[float, msgspec.Meta(ge=0, le=MAX_WIRE_INT)]
+
+
+class LoopStatus(Record, frozen=True, kw_only=True):
+    """One worker loop in a :class:`StatusReply`."""
+
+    name: Name
+    concurrency: AtLeastOne
+    #: Tasks queued for a free slot, and tasks running (cluster-wide).
+    ready: Count
+    running: Count
+    #: Connected workers serving the loop.
+    workers: Count
+
+
+class WorkerStatus(Record, frozen=True, kw_only=True):
+    """One connected worker in a :class:`StatusReply`."""
+
+    worker_id: Name
+    name: str
+    loops: list[Name]
+    joined_at: NonNegativeSeconds
+    #: Uids of the tasks it runs now.
+    running: list[Name]
+
+
+class RunningTask(Record, frozen=True, kw_only=True):
+    """A running task in a :class:`StatusReply`."""
+
+    task_uid: Name
+    handle: Name
+    worker: str
+    #: Seconds since it started, and which run of the task this is (1 for the first).
+    running_for: NonNegativeSeconds
+    attempt: Count
+
+
+@_register
+class StatusRequest(Message, frozen=True, kw_only=True, tag="status_request"):
+    """Client to coordinator, first and only: how is the run going?
+
+    With ``why``, also explain why that task has not run (yet).
+    """
+
+    version: Count
+    token: str
+    why: Name | None
+
+
+@_register
+class StatusReply(Message, frozen=True, kw_only=True, tag="status_reply"):
+    """Coordinator to client, last: the run's state; the coordinator closes next.
+
+    ``slowest`` lists the longest-running tasks first; ``explanation`` answers ``why``.
+    """
+
+    elapsed: NonNegativeSeconds
+    tasks_by_status: dict[Name, Count]
+    loops: list[LoopStatus]
+    workers: list[WorkerStatus]
+    slowest: list[RunningTask]
+    explanation: str | None

@@ -10,12 +10,13 @@ Rules of this module:
    the coordinator's session the other way round.
 
 Theory of operation. A connection starts in ``AWAITING_HELLO``: the only message that
-may pass is the worker's :class:`Hello`. Then ``AWAITING_WELCOME``: the coordinator
-answers with :class:`Welcome` (``ACTIVE``) or :class:`Reject` (``CLOSED``). In
-``ACTIVE`` each side sends its own kinds of message, and the coordinator ends the
-connection with :class:`Shutdown` (``CLOSED``). After ``CLOSED`` nothing more may pass.
-Any error moves the session to ``ERROR`` for good: a connection that broke the protocol
-is closed, not repaired.
+may pass is the worker's :class:`Hello` (or a status client's :class:`StatusRequest`,
+which the coordinator answers with a :class:`StatusReply` or a :class:`Reject`, and
+closes). Then ``AWAITING_WELCOME``: the coordinator answers with :class:`Welcome`
+(``ACTIVE``) or :class:`Reject` (``CLOSED``). In ``ACTIVE`` each side sends its own kinds
+of message, and the coordinator ends the connection with :class:`Shutdown` (``CLOSED``).
+After ``CLOSED`` nothing more may pass. Any error moves the session to ``ERROR`` for good:
+a connection that broke the protocol is closed, not repaired.
 
 Two exceptions keep this from blaming the innocent or hurting the caller:
 
@@ -53,6 +54,8 @@ from .messages import (
     Reject,
     Reply,
     Shutdown,
+    StatusReply,
+    StatusRequest,
     TaskFailed,
     TaskSucceeded,
     Welcome,
@@ -82,6 +85,8 @@ class SessionState(Enum):
     AWAITING_HELLO = "awaiting_hello"
     #: The hello has passed; the coordinator owes a welcome or a reject.
     AWAITING_WELCOME = "awaiting_welcome"
+    #: A status request came instead of a hello; the coordinator owes a reply or a reject.
+    AWAITING_STATUS = "awaiting_status"
     #: Welcomed: work, graph calls and heartbeats flow both ways.
     ACTIVE = "active"
     #: A reject or shutdown has passed; nothing more may.
@@ -96,7 +101,7 @@ _S = SessionState
 #: is missing here may not be sent by that role in that state.
 TRANSITIONS: Final[Mapping[Role, Mapping[SessionState, Mapping[type[Message], SessionState]]]] = {
     Role.WORKER: {
-        _S.AWAITING_HELLO: {Hello: _S.AWAITING_WELCOME},
+        _S.AWAITING_HELLO: {Hello: _S.AWAITING_WELCOME, StatusRequest: _S.AWAITING_STATUS},
         _S.ACTIVE: {
             Claim: _S.ACTIVE,
             TaskSucceeded: _S.ACTIVE,
@@ -111,6 +116,7 @@ TRANSITIONS: Final[Mapping[Role, Mapping[SessionState, Mapping[type[Message], Se
     },
     Role.COORDINATOR: {
         _S.AWAITING_WELCOME: {Welcome: _S.ACTIVE, Reject: _S.CLOSED},
+        _S.AWAITING_STATUS: {StatusReply: _S.CLOSED, Reject: _S.CLOSED},
         _S.ACTIVE: {
             Assign: _S.ACTIVE,
             Reply: _S.ACTIVE,
@@ -229,7 +235,8 @@ class ProtocolSession:
             next_state = allowed.get(type(message))
             if next_state is None:
                 _refuse(error, index, message, sender, state, allowed)
-            if isinstance(message, Hello | Welcome) and message.version != PROTOCOL_VERSION:
+            versioned = Hello | Welcome | StatusRequest
+            if isinstance(message, versioned) and message.version != PROTOCOL_VERSION:
                 raise error(
                     f"the {sender.value} speaks protocol version {message.version}, "
                     f"this end speaks version {PROTOCOL_VERSION}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -9,6 +10,8 @@ import sys
 from typing import TYPE_CHECKING, Final, NoReturn, TypeVar
 
 import trio
+
+from .concurrency import run_beside
 
 if TYPE_CHECKING:
     import argparse
@@ -69,15 +72,9 @@ class SignalStop:
         """128 + the signal's number once a signal asked for the stop, else ``None``."""
         return None if self.signal is None else 128 + self.signal
 
-    async def watch(
-        self,
-        stop: Callable[[], None],
-        *,
-        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
+    async def watch(self, stop: Callable[[], None]) -> None:
         """Call ``stop`` on the first signal; raise KeyboardInterrupt on the second."""
         with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
-            task_status.started()
             async for signum in signals:
                 if self.signal is not None:
                     raise KeyboardInterrupt
@@ -92,14 +89,4 @@ class SignalStop:
 
         ``main``'s own exceptions come out as themselves, not in an ExceptionGroup.
         """
-        error: Exception | None = None
-        async with trio.open_nursery() as nursery:
-            await nursery.start(self.watch, stop)
-            try:
-                result = await main()
-            except Exception as exc:
-                error = exc
-            nursery.cancel_scope.cancel()
-        if error is not None:
-            raise error
-        return result
+        return await run_beside(main, functools.partial(self.watch, stop))

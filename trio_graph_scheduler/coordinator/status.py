@@ -1,0 +1,75 @@
+"""Answering a status query (``tgs-status``): the run's state, as one message.
+
+Built on demand from the graph and the connected sessions, so it costs O(tasks) per
+query and nothing while nobody asks.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Final
+
+from ..protocol.messages import LoopStatus, RunningTask, StatusReply, WorkerStatus
+from ..shared.errors import UnknownUidError
+from ..shared.status import TaskStatus
+
+if TYPE_CHECKING:
+    from .server import Coordinator
+
+#: How many of the longest-running tasks a reply lists.
+SLOWEST_SHOWN: Final = 10
+
+
+def build_status_reply(coordinator: Coordinator, why: str | None) -> StatusReply:
+    """The coordinator's state now, and the answer to ``why`` (a task uid) if asked."""
+    graph = coordinator.graph
+    now = time.time()
+    sessions = sorted(coordinator.sessions, key=lambda session: session.worker_id)
+    serving = {
+        name: sum(1 for session in sessions if name in session.loops)
+        for name in graph._scheduler.loops
+    }
+    running = [node for node in graph.nodes.values() if node.task_status is TaskStatus.IN_PROGRESS]
+    running.sort(key=lambda node: node.started_at or now)
+    return StatusReply(
+        elapsed=max(0.0, now - (coordinator.started_at or now)),
+        tasks_by_status=dict(graph.statistics().tasks_by_status),
+        loops=[
+            LoopStatus(
+                name=name,
+                concurrency=queue.concurrency,
+                ready=len(queue.ready),
+                running=queue.running,
+                workers=serving[name],
+            )
+            for name, queue in graph._scheduler.loops.items()
+        ],
+        workers=[
+            WorkerStatus(
+                worker_id=session.worker_id,
+                name=session.worker_name,
+                loops=list(session.loops),
+                joined_at=coordinator.workers[session.worker_id].joined_at,
+                running=[node.uid for node in session.leases.values()],
+            )
+            for session in sessions
+        ],
+        slowest=[
+            RunningTask(
+                task_uid=node.uid,
+                handle=node.task_handle,
+                worker=node.worker or "",
+                running_for=max(0.0, now - (node.started_at or now)),
+                attempt=node.attempts,
+            )
+            for node in running[:SLOWEST_SHOWN]
+        ],
+        explanation=None if why is None else _explain(coordinator, why),
+    )
+
+
+def _explain(coordinator: Coordinator, uid: str) -> str:
+    try:
+        return coordinator.graph.explain(uid, workers=list(coordinator.sessions))
+    except UnknownUidError as exc:
+        return str(exc)

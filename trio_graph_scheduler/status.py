@@ -1,0 +1,209 @@
+"""``tgs-status``: ask a running coordinator how the run is going, and why a task waits.
+
+The query is a connection of its own: a ``status_request`` instead of a worker's hello,
+answered by one ``status_reply``, after which the coordinator closes. It needs the token,
+as a worker does, and no pickled value ever crosses it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Final
+
+import msgspec
+import trio
+import trio_websocket
+
+from .protocol.messages import PROTOCOL_VERSION, Reject, StatusReply, StatusRequest
+from .protocol.session import ProtocolSession, Role
+from .shared.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, TOKEN_ENV, fail
+from .shared.errors import ConfigError, CoordinatorUnreachableError, LinkError, TGSError
+from .worker.connect import CoordinatorAddress, EndWatchingStream
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+PROG: Final = "tgs-status"
+#: Seconds a query may take, connection included.
+DEFAULT_QUERY_TIMEOUT: Final = 10.0
+
+_CONNECT_ERRORS = (
+    OSError,
+    trio.BrokenResourceError,
+    trio_websocket.HandshakeError,
+    trio_websocket.ConnectionClosed,
+)
+
+
+async def query_status(
+    url: str,
+    *,
+    token: str = "",
+    why: str | None = None,
+    tls_ca: str | None = None,
+    time_limit: float = DEFAULT_QUERY_TIMEOUT,
+) -> StatusReply:
+    """Ask the coordinator at ``url`` for the run's state (and why ``why`` waits).
+
+    Raises:
+        ConfigError: a bad URL or CA file.
+        CoordinatorUnreachableError: no answer within ``time_limit`` seconds.
+        LinkError: the coordinator refused the query (a wrong token).
+        RemoteProtocolError: the coordinator answered with something else.
+    """
+    address = CoordinatorAddress.parse(url)
+    opener = address.opener(tls_ca)
+    outcome: StatusReply | Exception = CoordinatorUnreachableError(
+        url, time_limit, "no answer in time"
+    )
+    with trio.move_on_after(time_limit):
+        try:
+            stream = await opener()
+        except _CONNECT_ERRORS as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise CoordinatorUnreachableError(url, time_limit, reason) from None
+        async with stream:
+            outcome = await _ask(address, EndWatchingStream(stream), token, why)
+    if isinstance(outcome, _CONNECT_ERRORS):
+        reason = f"{type(outcome).__name__}: {outcome}"
+        raise CoordinatorUnreachableError(url, time_limit, reason)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+async def _ask(
+    address: CoordinatorAddress, stream: EndWatchingStream, token: str, why: str | None
+) -> StatusReply | Exception:
+    # Errors are returned, not raised, from inside the nursery: raised, they would come
+    # out wrapped in an ExceptionGroup.
+    async with trio.open_nursery() as nursery:
+        try:
+            with trio.CancelScope() as attempt:
+                stream.on_end = attempt.cancel  # trio-websocket would wait on a dead stream
+                ws = await trio_websocket.wrap_client_stream(
+                    nursery,
+                    stream,  # type: ignore[arg-type]  # any trio Stream works
+                    address.host,
+                    address.resource,
+                )
+                session = ProtocolSession(Role.WORKER)
+                request = StatusRequest(version=PROTOCOL_VERSION, token=token, why=why)
+                await ws.send_message(session.send([request]))
+                (answer,) = session.receive(await ws.get_message())
+            if attempt.cancelled_caught:
+                return ConnectionResetError("the connection ended before the answer")
+            with trio.move_on_after(1):
+                await ws.aclose()
+        except Exception as exc:
+            return exc
+        finally:
+            nursery.cancel_scope.cancel()
+    if isinstance(answer, Reject):
+        return LinkError(f"the coordinator refused the query: {answer.reason}")
+    assert isinstance(answer, StatusReply)  # the protocol session admits nothing else
+    return answer
+
+
+def format_status(reply: StatusReply) -> str:
+    """The reply as text for a terminal: counts, loops, workers, the slowest tasks."""
+    lines = []
+    counts = ", ".join(f"{n} {status}" for status, n in reply.tasks_by_status.items())
+    lines.append(f"running for {_duration(reply.elapsed)}: {counts or 'no tasks'}")
+    lines.append("")
+    lines.append(f"{'loop':<20} {'running':>9} {'ready':>7} {'workers':>8}")
+    for loop in reply.loops:
+        running = f"{loop.running}/{loop.concurrency}"
+        lines.append(f"{loop.name:<20} {running:>9} {loop.ready:>7} {loop.workers:>8}")
+    lines.append("")
+    if not reply.workers:
+        lines.append("no worker is connected")
+    for worker in reply.workers:
+        since = time.strftime("%H:%M:%S", time.localtime(worker.joined_at))
+        lines.append(
+            f"{worker.worker_id} ({worker.name}) since {since}, serves "
+            f"{', '.join(worker.loops)}: {len(worker.running)} running"
+        )
+    if reply.slowest:
+        lines.append("")
+        lines.append("longest running:")
+        for task in reply.slowest:
+            lines.append(
+                f"  {task.task_uid} {task.handle} on {task.worker or '?'} for "
+                f"{_duration(task.running_for)} (run {task.attempt})"
+            )
+    if reply.explanation is not None:
+        lines.append("")
+        lines.append(reply.explanation)
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tgs-status``."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Show how a running tgs-coordinator's run is going: tasks by status, "
+        "each loop's load, the connected workers and the longest-running tasks.\n\n"
+        "Exit status: 0 on an answer, 1 if there was none (unreachable, refused), 2 for "
+        "bad usage.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("url", metavar="URL", help="the coordinator's address, ws://HOST:PORT")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV, ""),
+        help=f"the coordinator's token (default: ${TOKEN_ENV})",
+    )
+    parser.add_argument(
+        "--why", metavar="TASK_UID", help="also explain why this task has not run (yet)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the answer as JSON")
+    parser.add_argument("--tls-ca", metavar="PEM", help="for wss://, the CAs to trust")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_QUERY_TIMEOUT,
+        metavar="S",
+        help=f"seconds to wait for the answer (default: {DEFAULT_QUERY_TIMEOUT:g})",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tgs-status``; return its exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        reply = trio.run(
+            lambda: query_status(
+                args.url,
+                token=args.token,
+                why=args.why,
+                tls_ca=args.tls_ca,
+                time_limit=args.timeout,
+            )
+        )
+    except ConfigError as exc:
+        fail(PROG, str(exc), EXIT_USAGE)
+    except TGSError as exc:
+        fail(PROG, str(exc), EXIT_FAILED)
+    if args.json:
+        print(json.dumps(msgspec.to_builtins(reply), indent=2))
+    else:
+        print(format_status(reply))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
