@@ -1,0 +1,88 @@
+"""tgs-status against a live coordinator, with real processes.
+
+The run (``build_status``) is held in place while the test asks: one task running, one
+ready behind it in a full loop, one waiting on a condition, one in a loop no connected
+worker serves.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from typing import TYPE_CHECKING
+
+import pytest
+from e2e_procs import BIN, WAIT
+
+if TYPE_CHECKING:
+    from e2e_procs import Processes
+
+pytestmark = pytest.mark.slow
+
+STATUS = BIN / "tgs-status"
+
+
+def status(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(STATUS), *args], capture_output=True, text=True, timeout=WAIT, check=False
+    )
+
+
+def test_status_and_why_on_a_live_run(procs: Processes) -> None:
+    coordinator = procs.coordinator("build_status", "--token", "s3cret")
+    url = coordinator.wait_listening()
+    procs.worker(url, "--token", "s3cret", "--loops", "default", "--name", "solo")
+    procs.wait_events(
+        lambda events: any(e["event"] == "start" and e["task"] == "hold-0" for e in events),
+        "hold-0 started",
+    )
+    uids = json.loads((procs.out_dir / "uids.json").read_text())
+
+    shown = status(url, "--token", "s3cret")
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout
+    assert "1 in_progress" in text
+    assert "(solo)" in text
+    assert "serves default: 1 running" in text
+    lines = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line}
+    assert lines["default"] == ["1/1", "1", "1"]  # running/limit, ready, workers
+    assert lines["gpu"] == ["0/1", "1", "0"]
+    assert f"{uids['hold-0']} hold on worker-1" in text
+
+    answer = json.loads(status(url, "--token", "s3cret", "--json").stdout)
+    assert answer["tasks_by_status"] == {"ready_for_execution": 2, "in_progress": 1,
+                                         "waiting_for_predecessors": 1}  # fmt: skip
+    assert [task["task_uid"] for task in answer["slowest"]] == [uids["hold-0"]]
+
+    def why(task: str) -> str:
+        done = status(url, "--token", "s3cret", "--why", uids[task])
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split("\n\n")[-1]
+
+    explained = {task: why(task) for task in uids}
+    print(json.dumps(explained, indent=2))  # shown with -s: the closing note quotes it
+    assert "is running (on worker-1 (solo), attempt 1, started " in explained["hold-0"]
+    assert "loop default is full: 1 of 1 running" in explained["hold-1"]
+    assert "SUCCESS__2" in explained["waiter"]
+    assert "0 of 2 succeeded" in explained["waiter"]
+    assert "no connected worker serves loop gpu" in explained["on_gpu"]
+
+    refused = status(url, "--token", "wrong")
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert (
+        refused.stderr.strip()
+        == "tgs-status: error: the coordinator refused the query: wrong token"
+    )
+
+    # No worker will ever serve gpu: the run ends only when stopped.
+    coordinator.signal(signal.SIGINT)
+    assert procs.wait(coordinator) == 128 + signal.SIGINT, procs.logs()
+
+
+def test_status_of_nothing_listening_says_so_in_one_line(procs: Processes) -> None:
+    shown = status("ws://127.0.0.1:9", "--timeout", "2")
+    assert shown.returncode == 1
+    assert shown.stderr.count("\n") == 1
+    assert shown.stderr.startswith("tgs-status: error: cannot reach the coordinator at ")
