@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ..shared.status import ConditionStatus, TaskStatus
+from ._pictures import BACKGROUND, UNKNOWN_COLOUR, html_page, missing_extra, truncate
 
 if TYPE_CHECKING:
     from .conditions import GenericSchedulingCondition
@@ -40,16 +41,13 @@ CONDITION_COLOURS: Final[dict[ConditionStatus, str]] = {
 EDGE_COLOURS: Final = {"scheduled": "purple", "waited_on_by": "red", "waits_on": "blue"}
 ROOT_COLOUR: Final = "yellow"
 
-_UNKNOWN_COLOUR: Final = "grey"  # a status added later must not break drawing
-_BACKGROUND: Final = "#222222"  # the seed's dark canvas
 _DOT_SUFFIXES: Final = frozenset({".dot", ".gv"})
 #: Above this many nodes the HTML drops text labels: they would pile up unreadably and
 #: slow the browser; hovering still tells every node apart.
 _LABEL_LIMIT: Final = 300
 #: networkx's spring_layout needs scipy from 500 nodes on, which the extra does not bring.
 _SPRING_LIMIT: Final = 500
-_MISSING_EXTRA: Final = ("graph.draw() to HTML needs the 'draw' extra: "
-                          "pip install 'trio-graph-scheduler[draw]' (or write .dot)")  # fmt: skip
+_MISSING_EXTRA: Final = missing_extra("graph.draw() to HTML") + " (or write .dot)"
 
 _PROGRESS: Final = "successes/completions of predecessors"
 # reprlib, not repr(): its work is bounded even for a huge result (it sorts dict keys).
@@ -79,14 +77,14 @@ def graph_to_dot(graph: TaskGraph) -> str:
         f"fillcolor={q(ROOT_COLOUR)}, tooltip={q(graph.uid)}];",
     ]
     for node in graph.nodes.values():
-        colour = TASK_COLOURS.get(node.task_status, _UNKNOWN_COLOUR)
+        colour = TASK_COLOURS.get(node.task_status, UNKNOWN_COLOUR)
         tooltip = f"{node.uid}\n{node.task_status}"
         lines.append(
             f"  {q(node.uid)} [label={q(_task_label(node))}, shape=box, style=filled, "
             f"fillcolor={q(colour)}, tooltip={q(tooltip)}];"
         )
     for condition in graph.conditions.values():
-        colour = CONDITION_COLOURS.get(condition.condition_status, _UNKNOWN_COLOUR)
+        colour = CONDITION_COLOURS.get(condition.condition_status, UNKNOWN_COLOUR)
         tooltip = f"{condition.uid}\n{condition.condition_status}"
         # A point cannot hold a label, so the mode goes beside it.
         lines.append(
@@ -126,12 +124,10 @@ def _html(graph: TaskGraph) -> str:
     try:
         import networkx  # noqa: F401 - only to fail here, with the hint, if it is missing
         from bokeh.core.properties import field
-        from bokeh.embed import file_html
         from bokeh.models import ColumnDataSource, DataRange1d, HoverTool
         from bokeh.models.annotations.arrows import Arrow, NormalHead
         from bokeh.models.annotations.labels import Title
         from bokeh.plotting import figure
-        from bokeh.resources import INLINE
     except ImportError as error:
         raise ImportError(_MISSING_EXTRA) from error
     edges = _edges(graph)
@@ -143,7 +139,7 @@ def _html(graph: TaskGraph) -> str:
         title=Title(text=_title(graph), text_color="white"),
         width=1200, height=min(1000, max(400, 120 + 40 * rows)),
         tools="pan,wheel_zoom,box_zoom,reset,save", active_scroll="wheel_zoom",
-        background_fill_color=_BACKGROUND, border_fill_color=_BACKGROUND,
+        background_fill_color=BACKGROUND, border_fill_color=BACKGROUND,
         # A row of margin above and below, so the top condition's label is not cut off.
         y_range=DataRange1d(range_padding=1, range_padding_units="absolute"),
     )  # fmt: skip
@@ -172,7 +168,7 @@ def _html(graph: TaskGraph) -> str:
         "x": [pos[n.uid][0] for n in tasks], "y": [pos[n.uid][1] for n in tasks],
         "uid": [n.uid for n in tasks], "function": [n.task_handle for n in tasks],
         "status": [str(n.task_status) for n in tasks],
-        "colour": [TASK_COLOURS.get(n.task_status, _UNKNOWN_COLOUR) for n in tasks],
+        "colour": [TASK_COLOURS.get(n.task_status, UNKNOWN_COLOUR) for n in tasks],
         "outcome": [_outcome(n) for n in tasks], "label": task_labels,
         # Boxes as wide as their label, in pixels, so zooming never makes text overflow.
         "w": [7 * len(label) + 14 if labelled else 10 for label in task_labels],
@@ -187,7 +183,7 @@ def _html(graph: TaskGraph) -> str:
         "x": [pos[c.uid][0] for c in conditions], "y": [pos[c.uid][1] for c in conditions],
         "uid": [c.uid for c in conditions], "mode": [str(c.mode) for c in conditions],
         "status": [str(c.condition_status) for c in conditions],
-        "colour": [CONDITION_COLOURS.get(c.condition_status, _UNKNOWN_COLOUR) for c in conditions],
+        "colour": [CONDITION_COLOURS.get(c.condition_status, UNKNOWN_COLOUR) for c in conditions],
         "progress": [f"{c.successes}/{c.completions} of {len(c.predecessors)}" for c in conditions],
         "label": [_condition_label(c) for c in conditions],
     })  # fmt: skip
@@ -211,7 +207,7 @@ def _html(graph: TaskGraph) -> str:
         HoverTool(renderers=[dots], tooltips=[*condition_tips, (_PROGRESS, "@progress")]),
         HoverTool(renderers=[root], tooltips=[("graph", "@uid")]),
     )
-    return str(file_html(plot, INLINE, title=graph.uid))
+    return html_page(plot, graph.uid)
 
 
 def _edges(graph: TaskGraph) -> list[tuple[str, str, str]]:
@@ -285,17 +281,13 @@ def _outcome(node: TaskNode) -> str:
     """A short result repr for a success, the traceback's last line for a failure."""
     if node.task_status == TaskStatus.SUCCESS:
         try:
-            return _truncate(_short_repr.repr(node.task_result))
+            return truncate(_short_repr.repr(node.task_result))
         except Exception:  # a broken __repr__ must not break the picture
             return "<unrepresentable result>"
     if node.task_status == TaskStatus.FAILED and node.exception_trace:
         lines = node.exception_trace.strip().splitlines()
-        return _truncate(lines[-1].strip() if lines else "")
+        return truncate(lines[-1].strip() if lines else "")
     return ""
-
-
-def _truncate(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _quote(text: str) -> str:

@@ -254,6 +254,19 @@ class TaskGraph:
 
         draw_graph(self, path)
 
+    def draw_timeline(self, path: str | Path = "timeline.html") -> None:
+        """Draw the run as a timeline (a "task stream") into one self-contained HTML file.
+
+        One row per worker slot (``local #0``, ``worker-2 #1``, ...), one bar per task
+        that ran, from its start to its end, coloured by function; failed runs are
+        outlined and hatched in red, unfinished ones in white. Hovering shows a task's
+        uid, function, status, worker, duration and attempts; the title counts the tasks
+        that never ran. Opens with no network; needs the ``draw`` extra.
+        """
+        from .timeline import draw_timeline
+
+        draw_timeline(self, path)
+
     def explain(self, uid: str, *, workers: Sequence[ConnectedWorker] | None = None) -> str:
         """Why a task has not run (yet), or how it ended, in one short paragraph.
 

@@ -1,0 +1,481 @@
+"""Both HTML pictures of a run, opened in a real headless Chromium and checked as drawn.
+
+How the check works, and why this way: Bokeh paints on a <canvas>, so the page's DOM
+holds no boxes or bars to count, and ``--dump-dom`` would need the page changed to expose
+what it drew; rendering with Bokeh's SVG backend instead would test a picture we do not
+ship. So the test drives the unchanged page through the DevTools protocol (Chromium's
+own remote-debugging WebSocket; trio-websocket is already a dependency):
+
+1. it waits until ``Bokeh.documents[0].is_idle``: every view has rendered (the signal
+   ``bokeh.io.export`` waits for too), and asserts no script error or console error
+   happened on the way;
+2. it reads the *live* document in the page: the uids each renderer's data source holds
+   and, through the plot's own scales, where on the canvas each task box, condition dot
+   or timeline bar was drawn;
+3. it takes a screenshot and asserts the pixels at those places have the expected
+   colours: green or red boxes by status, each function's bar colour, red marking on
+   the failed run and none on the others. This proves the canvas was really painted,
+   not only that the data arrived;
+4. it moves the mouse onto the failed task in each picture and asserts the hover
+   tooltip shows what it promises (uid, function, status, ...).
+
+The screenshots are written next to the pages (``tmp_path``), and also into the
+directory ``$TGS_SCREENSHOTS`` names, if set, for a person to look at.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import trio
+from PIL import Image
+from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
+
+from trio_graph_scheduler import (
+    GenericSchedulingCondition,
+    TaskGraph,
+    WorkerLoop,
+    execute_graph,
+)
+from trio_graph_scheduler.coordinator.drawing import CONDITION_COLOURS, ROOT_COLOUR, TASK_COLOURS
+from trio_graph_scheduler.coordinator.timeline import FAILED_COLOUR, function_colours
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from trio_graph_scheduler.coordinator.nodes import TaskNode
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="needs Chromium for the browser test: apt-get install -y chromium",
+    ),
+]
+
+#: Headless, and quiet: without the networking flags Chromium keeps trying to reach
+#: Google's services, connections that fail on a closed network such as CI's.
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--window-size=1400,900", "--remote-debugging-port=0", "about:blank",
+)  # fmt: skip
+WIDTH, HEIGHT = 1400, 900
+DEVTOOLS_URL = re.compile(rb"DevTools listening on (ws://\S+)")
+#: Named colours as the browser paints them.
+RGB = {"green": (0, 128, 0), "red": (255, 0, 0), "orange": (255, 165, 0), "yellow": (255, 255, 0)}
+Colour = tuple[int, int, int]
+
+# -- the run --------------------------------------------------------------------------
+
+
+async def fetch(i: int, *, task_node: TaskNode, graph: TaskGraph, worker_context: Any) -> int:
+    await trio.sleep(0.12)
+    return i
+
+
+def parse(*, task_node: TaskNode, graph: TaskGraph, worker_context: Any) -> str:
+    time.sleep(0.08)  # a sync function: it runs in a worker thread
+    return "parsed"
+
+
+async def boom(*, task_node: TaskNode, graph: TaskGraph, worker_context: Any) -> None:
+    await trio.sleep(0.1)
+    raise ValueError("exploded on purpose")
+
+
+async def report(*, task_node: TaskNode, graph: TaskGraph, worker_context: Any) -> str:
+    await trio.sleep(0.05)
+    return "reported"
+
+
+async def run_graph() -> tuple[TaskGraph, dict[str, str]]:
+    """Four functions on two loops: 4 fetch -> parse pairs, a failure, a task it skips,
+    and a report once everything has ended. Returns the graph and some uids by role."""
+    graph = TaskGraph(
+        {"fetch": fetch, "parse": parse, "boom": boom, "report": report},
+        [WorkerLoop("default", 3, None), WorkerLoop("parsing", 2, ["parse"])],
+    )
+    fetched = [await graph.create_task("fetch", ((i,), {})) for i in range(4)]
+    parsed = [await graph.create_task("parse", None, waits_on=[f.uid]) for f in fetched]
+    failed = await graph.create_task("boom")
+    skipped = await graph.create_task("report", None, waits_on=[failed.uid])
+    everything = GenericSchedulingCondition(
+        graph, "COMPLETE__ALL", [*(p.uid for p in parsed), failed.uid]
+    )
+    final = await graph.create_task("report", None, waits_on=[everything.uid])
+    await execute_graph(graph)
+    return graph, {"failed": failed.uid, "skipped": skipped.uid, "final": final.uid}
+
+
+# -- Chromium through the DevTools protocol ---------------------------------------------
+
+
+class Page:
+    """One Chromium tab, driven over the DevTools protocol (a flat session)."""
+
+    def __init__(self, ws: WebSocketConnection) -> None:
+        self._ws = ws
+        self._ids = itertools.count(1)
+        self._replies: dict[int, trio.MemorySendChannel[dict[str, Any]]] = {}
+        self._session: str | None = None
+        #: Every event the page sent, in order.
+        self.events: list[dict[str, Any]] = []
+        self._new_event = trio.Event()
+
+    async def read(self) -> None:
+        """Route replies to their callers and keep events; runs until the socket closes."""
+        while True:
+            try:
+                message = json.loads(await self._ws.get_message())
+            except ConnectionClosed:
+                return
+            if "id" in message:
+                self._replies.pop(message["id"]).send_nowait(message)
+            else:
+                self.events.append(message)
+                self._new_event.set()
+                self._new_event = trio.Event()
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        """Send one command and return its result."""
+        message_id = next(self._ids)
+        send, receive = trio.open_memory_channel[dict[str, Any]](1)
+        self._replies[message_id] = send
+        message: dict[str, Any] = {"id": message_id, "method": method, "params": params}
+        if self._session is not None:
+            message["sessionId"] = self._session
+        await self._ws.send_message(json.dumps(message))
+        reply = await receive.receive()
+        assert "error" not in reply, f"{method}: {reply['error']}"
+        result: dict[str, Any] = reply["result"]
+        return result
+
+    async def attach(self) -> None:
+        """Open a tab, then talk to it from now on; fix its viewport to 1400x900 at 1x."""
+        target = await self.call("Target.createTarget", url="about:blank")
+        attached = await self.call(
+            "Target.attachToTarget", targetId=target["targetId"], flatten=True
+        )
+        self._session = attached["sessionId"]
+        await self.call("Page.enable")
+        await self.call("Runtime.enable")
+        await self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False,
+        )  # fmt: skip
+
+    async def open(self, path: Path) -> None:
+        """Load a file and wait for its load event."""
+        seen = len(self.events)
+        await self.call("Page.navigate", url=path.as_uri())
+        await self.wait_for("Page.loadEventFired", seen)
+
+    async def wait_for(self, method: str, seen: int) -> dict[str, Any]:
+        """The first event ``method`` after the first ``seen`` events."""
+        while True:
+            new_event = self._new_event  # before looking, so no event slips past
+            for event in self.events[seen:]:
+                if event["method"] == method:
+                    return event
+            await new_event.wait()
+
+    async def evaluate(self, expression: str) -> Any:
+        """Run JavaScript (awaiting a promise it returns) and return its JSON value."""
+        reply = await self.call(
+            "Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True
+        )
+        assert "exceptionDetails" not in reply, reply["exceptionDetails"]
+        return reply["result"].get("value")
+
+    async def screenshot(self, path: Path) -> Image.Image:
+        """Save the viewport as PNG and return it as RGB pixels."""
+        shot = await self.call("Page.captureScreenshot", format="png")
+        return save_png(base64.b64decode(shot["data"]), path)
+
+    async def hover(self, x: float, y: float) -> None:
+        await self.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+
+    def errors(self) -> list[str]:
+        """Script exceptions and console errors so far."""
+        found = []
+        for event in self.events:
+            if event["method"] == "Runtime.exceptionThrown":
+                found.append(json.dumps(event["params"]["exceptionDetails"])[:500])
+            elif event["method"] == "Runtime.consoleAPICalled" and event["params"]["type"] in (
+                "error",
+                "assert",
+            ):
+                found.append(json.dumps(event["params"]["args"])[:500])
+        return found
+
+
+@asynccontextmanager
+async def chromium(profile: Path) -> AsyncIterator[Page]:
+    """A headless Chromium with a fresh profile, and a tab in it; killed on the way out."""
+    assert CHROMIUM is not None
+    command = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
+    async with trio.open_nursery() as nursery:
+        # run_process kills Chromium when the nursery is cancelled at the end.
+        run = partial(trio.run_process, command, stderr=subprocess.PIPE, check=False)
+        process: trio.Process = await nursery.start(run)
+        assert process.stderr is not None
+        url = await devtools_url(process.stderr)
+        # Keep reading its chatter: a full pipe would block Chromium.
+        nursery.start_soon(drain, process.stderr)
+        async with (
+            open_websocket_url(url, max_message_size=64 * 2**20) as ws,
+            trio.open_nursery() as reading,  # ends before the socket closes
+        ):
+            page = Page(ws)
+            reading.start_soon(page.read)
+            await page.attach()
+            yield page
+            reading.cancel_scope.cancel()
+        nursery.cancel_scope.cancel()
+
+
+def save_png(data: bytes, path: Path) -> Image.Image:
+    """Write a screenshot (and a copy into ``$TGS_SCREENSHOTS``); return its pixels."""
+    path.write_bytes(data)
+    if directory := os.environ.get("TGS_SCREENSHOTS"):
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(directory) / path.name)
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+async def devtools_url(stderr: trio.abc.ReceiveStream) -> str:
+    """Chromium prints its DevTools WebSocket address on stderr once it listens."""
+    seen = b""
+    while (found := DEVTOOLS_URL.search(seen)) is None:
+        chunk = await stderr.receive_some()
+        assert chunk, f"Chromium exited without a DevTools address:\n{seen.decode()}"
+        seen += chunk
+    return found[1].decode()
+
+
+async def drain(stream: trio.abc.ReceiveStream) -> None:
+    while await stream.receive_some():
+        pass
+
+
+# -- what the page drew ---------------------------------------------------------------
+
+#: Waits until Bokeh has rendered, then returns every glyph renderer's name and columns,
+#: plus ``s_<column>``: where on the page each value of a positional column was drawn,
+#: computed by the plot's own scales (``x``, ``left``, ``right`` across; ``y``, ``row``
+#: down), and the legends' labels, the y factors and the plot frame's box.
+DRAWN = """
+(async () => {
+  const end = Date.now() + 30000;
+  while (!(window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle)) {
+    if (Date.now() > end) throw new Error("Bokeh did not finish rendering in 30 s");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const plot = Bokeh.index.roots[0];
+  const canvas = plot.el.getBoundingClientRect();
+  const frame = plot.frame.bbox;
+  const scales = {x: [plot.frame.x_scale, canvas.left], y: [plot.frame.y_scale, canvas.top]};
+  const positional = {x: "x", left: "x", right: "x", y: "y", row: "y"};
+  const renderers = plot.model.renderers.map((renderer) => {
+    const source = renderer.data_source;
+    const columns = {};
+    for (const name of source.columns()) columns[name] = Array.from(source.get_column(name));
+    for (const [name, axis] of Object.entries(positional)) {
+      const [scale, offset] = scales[axis];
+      if (name in columns) {
+        columns["s_" + name] = columns[name].map((v) => offset + scale.compute(v));
+      }
+    }
+    return {name: renderer.name, columns};
+  });
+  const legends = [...plot.model.right, ...plot.model.center]
+    .filter((model) => model.items !== undefined)
+    .flatMap((legend) => legend.items.map((item) => item.label.value));
+  return {renderers, legends, factors: plot.model.y_range.factors ?? null,
+          frame: [canvas.left + frame.left, canvas.top + frame.top,
+                  canvas.left + frame.right, canvas.top + frame.bottom]};
+})()
+"""
+
+#: Waits (up to 10 s) for a visible Bokeh tooltip that shows EXPECT, then returns the
+#: visible text of every tooltip. Bokeh renders tooltips as DOM (in shadow roots of
+#: elements of class ``bk-Tooltip``), so unlike the canvas they can be read as text; the
+#: page's embedded JSON, which holds every uid, is not visible and so never matches.
+TOOLTIP = """
+(async () => {
+  const tooltips = () => {
+    const found = [];
+    const walk = (root, inside) => {
+      for (const el of root.querySelectorAll("*")) {
+        if (el.shadowRoot) walk(el.shadowRoot, inside || el.classList.contains("bk-Tooltip"));
+        if (inside && el.childElementCount === 0 && el.checkVisibility()) {
+          found.push(el.textContent);
+        }
+      }
+    };
+    walk(document, false);
+    return found.join(" ");
+  };
+  const end = Date.now() + 10000;
+  while (!tooltips().includes(EXPECT) && Date.now() < end) {
+    await new Promise((resolve) => requestAnimationFrame(resolve));  // the next frame
+  }
+  return tooltips();
+})()
+"""
+
+
+async def drawn(page: Page) -> dict[str, Any]:
+    """What Bokeh drew: see ``DRAWN``."""
+    result: dict[str, Any] = await page.evaluate(DRAWN)
+    return result
+
+
+def by_uid_kind(info: dict[str, Any]) -> dict[str, dict[str, list[Any]]]:
+    """Renderers' columns keyed by the kind of uid they hold (task, condition, graph)."""
+    return {
+        columns["uid"][0].split("-")[0]: columns
+        for renderer in info["renderers"]
+        if (columns := renderer["columns"]).get("uid")
+    }
+
+
+def by_name(info: dict[str, Any]) -> dict[str, dict[str, list[Any]]]:
+    return {renderer["name"]: renderer["columns"] for renderer in info["renderers"]}
+
+
+async def tooltip_after_hover(page: Page, x: float, y: float, expect: str) -> str:
+    """Move the mouse to (x, y); return the tooltip's text once it shows ``expect``."""
+    await page.hover(x, y)
+    text = await page.evaluate(TOOLTIP.replace("EXPECT", json.dumps(expect)))
+    assert isinstance(text, str)
+    assert expect in text, f"no tooltip with {expect!r} after hovering at ({x:.0f}, {y:.0f})"
+    return " ".join(text.split())  # "label:  value" pieces, one space apart
+
+
+def near(pixel: Colour, colour: Colour, tolerance: int = 30) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=True))
+
+
+def hex_rgb(colour: str) -> Colour:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
+def pixel(image: Image.Image, x: float, y: float) -> Colour:
+    value = image.getpixel((round(x), round(y)))
+    assert isinstance(value, tuple)
+    return value[0], value[1], value[2]
+
+
+def share_near(image: Image.Image, box: tuple[float, float, float, float], colour: Colour) -> float:
+    """The share of the pixels in ``box`` (left, top, right, bottom) close to ``colour``."""
+    left, top, right, bottom = (round(v) for v in box)
+    pixels = [pixel(image, x, y) for x in range(left, right) for y in range(top, bottom)]
+    return sum(near(p, colour, 60) for p in pixels) / len(pixels)
+
+
+# -- the test -------------------------------------------------------------------------
+
+
+async def test_both_pictures_render_in_chromium(tmp_path: Path) -> None:
+    graph, uids = await run_graph()
+    graph_page, timeline_page = tmp_path / "graph.html", tmp_path / "timeline.html"
+    graph.draw(graph_page)
+    graph.draw_timeline(timeline_page)
+    ran = {uid for uid, node in graph.nodes.items() if node.started_at is not None}
+    assert uids["skipped"] not in ran
+    assert len(ran) == len(graph.nodes) - 1
+
+    began = time.perf_counter()
+    with trio.fail_after(90):
+        async with chromium(tmp_path / "profile") as page:
+            await page.open(graph_page)
+            await check_graph_picture(page, graph, uids, tmp_path)
+            await page.open(timeline_page)
+            await check_timeline(page, graph, uids, ran, tmp_path)
+            assert page.errors() == []
+    print(f"browser checks took {time.perf_counter() - began:.2f} s")
+
+
+async def check_graph_picture(
+    page: Page, graph: TaskGraph, uids: dict[str, str], tmp_path: Path
+) -> None:
+    info = await drawn(page)
+    kinds = by_uid_kind(info)  # drawing.py's renderers have no names; their uids tell
+    tasks, conditions, root = kinds["task"], kinds["condition"], kinds["graph"]
+    assert sorted(tasks["uid"]) == sorted(graph.nodes)
+    assert sorted(conditions["uid"]) == sorted(graph.conditions)
+    assert root["uid"] == [graph.uid]
+
+    image = await page.screenshot(tmp_path / "graph.png")
+    left, top, right, bottom = info["frame"]
+    for uid, sx, sy in zip(tasks["uid"], tasks["s_x"], tasks["s_y"], strict=True):
+        assert left < sx < right, f"{uid} drawn outside the frame"
+        assert top < sy < bottom, f"{uid} drawn outside the frame"
+        # 8 px below the centre: inside the 24-px box, under its label's text.
+        expected = RGB[TASK_COLOURS[graph.nodes[uid].task_status]]
+        assert near(pixel(image, sx, sy + 8), expected), (uid, pixel(image, sx, sy + 8))
+    for uid, sx, sy in zip(conditions["uid"], conditions["s_x"], conditions["s_y"], strict=True):
+        expected = RGB[CONDITION_COLOURS[graph.conditions[uid].condition_status]]
+        assert near(pixel(image, sx, sy), expected), (uid, pixel(image, sx, sy))
+    # 12 px below the root circle's centre: clear of its "root" label.
+    assert near(pixel(image, root["s_x"][0], root["s_y"][0] + 12), RGB[ROOT_COLOUR])
+
+    i = tasks["uid"].index(uids["failed"])
+    text = await tooltip_after_hover(page, tasks["s_x"][i], tasks["s_y"][i] + 8, uids["failed"])
+    failed = f"task: {uids['failed']} function: boom status: failed"
+    assert text == f"{failed} outcome: ValueError: exploded on purpose"
+
+
+async def check_timeline(
+    page: Page, graph: TaskGraph, uids: dict[str, str], ran: set[str], tmp_path: Path
+) -> None:
+    info = await drawn(page)
+    bars = by_name(info)["bars"]
+    assert sorted(bars["uid"]) == sorted(ran)  # one bar per task that ran, and no other
+    rows = info["factors"]
+    assert set(bars["row"]) == set(rows)
+    assert all(re.fullmatch(r"local #\d", row) for row in rows), rows
+    assert 2 <= len(rows) <= 5  # never more at once than the loops' 3 + 2 slots
+    assert info["legends"] == ["boom", "fetch", "parse", "report", "failed (red, cross-hatched)"]
+    colours = function_colours(graph.task_functions)
+
+    image = await page.screenshot(tmp_path / "timeline.png")
+    red = hex_rgb(FAILED_COLOUR)
+    for uid, x0, x1, y in zip(
+        bars["uid"], bars["s_left"], bars["s_right"], bars["s_row"], strict=True
+    ):
+        function = graph.nodes[uid].task_handle
+        assert x1 - x0 > 20, f"{uid}'s bar is too short to check: {x1 - x0:.1f} px"
+        # Well inside the bar (it is 0.8 of a row high, each row 28 px or more).
+        reds = share_near(image, (x0 + 5, y - 5, x1 - 5, y + 5), red)
+        if uid == uids["failed"]:
+            assert reds > 0.15, f"the failed bar is not marked red ({reds:.0%} red)"
+        else:
+            assert reds == 0, f"{uid} ({function}) has red on it"
+            centre = pixel(image, (x0 + x1) / 2, y)
+            assert near(centre, hex_rgb(colours[function]), 8), (uid, function, centre)
+
+    i = bars["uid"].index(uids["failed"])
+    x = (bars["s_left"][i] + bars["s_right"][i]) / 2
+    text = await tooltip_after_hover(page, x, bars["s_row"][i], uids["failed"])
+    failed = f"task: {uids['failed']} function: boom status: failed worker: {bars['row'][i]}"
+    # boom sleeps 0.1 s: its run took 100 ms and a little more.
+    assert re.fullmatch(
+        rf"{failed} start: 0\.\d{{3}} s duration: 1\d\d\.\d ms attempts: 1", text
+    ), text
