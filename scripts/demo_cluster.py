@@ -68,6 +68,8 @@ def main() -> int:
             "examples.word_count:build_graph",
             "--listen",
             "127.0.0.1:0",
+            "--min-workers",  # the example is so small that the first would take it all
+            str(args.workers),
         ],
         ROOT,
         "coordinator",

@@ -6,12 +6,15 @@ empty one, so they can run the tasks only because the coordinator ships the code
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from e2e_procs import Proc, Processes, free_port, max_overlap
+
+from trio_graph_scheduler.coordinator.report import schema_errors
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -168,7 +171,7 @@ def test_code_shipped_to_workers_run_elsewhere(main_run: MainRun) -> None:
 def test_empty_graph_ends_at_once_with_0(procs: Processes) -> None:
     coordinator = procs.coordinator("build_empty")
     assert procs.wait(coordinator) == 0, procs.logs()
-    assert coordinator.stdout == "tgs-coordinator: graph ended: no tasks\n"
+    assert coordinator.stdout.splitlines()[-1] == "tgs-coordinator: graph ended: no tasks"
 
 
 def test_failing_task_exits_1_and_workers_still_exit_0(procs: Processes) -> None:
@@ -179,6 +182,42 @@ def test_failing_task_exits_1_and_workers_still_exit_0(procs: Processes) -> None
     assert procs.wait(worker) == 0, procs.logs()
     # The task that waited on the failed one never ran.
     assert {e["task"] for e in procs.events()} == {"work-1"}
+
+
+def test_run_summary_status_lines_report_and_pictures(procs: Processes) -> None:
+    out = procs.out_dir
+    coordinator = procs.coordinator(
+        "build_failing",
+        "--status-interval", "0.05",
+        "--report", str(out / "run.json"),
+        "--graph-html", str(out / "graph.html"),
+        "--timeline-html", str(out / "timeline.html"),
+    )  # fmt: skip
+    worker = procs.worker(coordinator.wait_listening())
+    assert procs.wait(coordinator) == 1, procs.logs()
+    assert procs.wait(worker) == 0, procs.logs()
+    # Not a terminal: status lines, never a redraw; the last one shows the end.
+    status_lines = [line for line in coordinator.stderr_lines() if line.startswith("[")]
+    assert status_lines, coordinator.describe()
+    assert "\x1b" not in coordinator.stderr
+    assert "3/3 done" in status_lines[-1]
+    # The summary per function, then what was written, then the final line.
+    stdout = coordinator.stdout.splitlines()
+    assert stdout[0] == "3 tasks: 1 succeeded, 1 failed, 1 skipped"
+    assert any(line.startswith("  1x boom: ValueError: boom on purpose") for line in stdout)
+    assert f"report written to {out / 'run.json'}" in stdout
+    assert f"picture written to {out / 'timeline.html'}" in stdout
+    report = json.loads((out / "run.json").read_text())
+    assert schema_errors(report) == []
+    assert report["mode"] == "distributed"
+    assert {task["status"] for task in report["tasks"]} == {
+        "success", "failed", "precondition_failed"
+    }  # fmt: skip
+    assert [worker["left_because"] for worker in report["workers"]] == ["dismissed"]
+    for picture in ("graph.html", "timeline.html"):
+        page = (out / picture).read_text()
+        assert page.startswith("<!DOCTYPE html>")
+        assert "https://" not in page.split("<body")[0]  # no script from the network
 
 
 def test_worker_started_before_the_coordinator_connects_once_it_is_up(

@@ -91,7 +91,9 @@ def test_signal_to_coordinator_dismisses_workers_and_exits_128_plus_signum(
     summary = coordinator.summary()
     assert sum(summary.values()) == HOLD_TASKS, procs.logs()
     assert not set(summary) & {"success", "failed", "precondition_failed"}, procs.logs()
-    assert coordinator.stdout.startswith("tgs-coordinator: stopped: "), procs.logs()
+    last_line = coordinator.stdout.splitlines()[-1]
+    assert last_line.startswith("tgs-coordinator: stopped: "), procs.logs()
+    assert f"{HOLD_TASKS} unfinished" in coordinator.stdout, procs.logs()  # the summary said so
     assert "dismissed by the coordinator: the coordinator was stopped" in worker.stderr
     # The tasks were cut off, not run to their end.
     assert not [e for e in procs.events() if e["event"] == "end"]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import inspect
 import logging
 import sys
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import trio
@@ -20,6 +23,7 @@ from ..shared.cli import (
     configure_logging,
     fail,
 )
+from ..shared.concurrency import run_beside
 from ..shared.errors import ConfigError, TGSError
 from .config import (
     DEFAULT_HEARTBEAT_INTERVAL,
@@ -28,8 +32,11 @@ from .config import (
     server_tls_context,
 )
 from .graph import TaskGraph
+from .progress import ProgressSnapshot, run_progress, snapshot_of
+from .report import build_report, write_report
 from .scheduler import DEFAULT_MAX_LOST_ATTEMPTS
 from .server import Coordinator
+from .summary import format_summary
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Sequence
@@ -50,6 +57,10 @@ EPILOG: Final = """\
 example:
   tgs-coordinator examples.word_count:build_graph --listen 127.0.0.1:8765
   tgs-worker --connect ws://127.0.0.1:8765"""
+
+#: Seconds between two redraws of the live view, and two status lines by default.
+LIVE_INTERVAL: Final = 0.5
+DEFAULT_STATUS_INTERVAL: Final = 5.0
 
 logger = logging.getLogger("tgs.coordinator")
 
@@ -93,6 +104,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve wss:// (TLS) with this certificate chain (workers then connect to wss://)",
     )
     parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+    parser.add_argument(
+        "--min-workers",
+        type=int,
+        metavar="N",
+        default=0,
+        help="hand out no task until N workers have joined (default: start at once)",
+    )
+    parser.add_argument(
+        "--report", metavar="PATH", help="write a JSON report of the run (see docs/report.md)"
+    )
+    parser.add_argument(
+        "--graph-html", metavar="PATH", help="draw the graph of the run as self-contained HTML"
+    )
+    parser.add_argument(
+        "--timeline-html",
+        metavar="PATH",
+        help="draw the run's timeline (a bar per task, a row per worker slot) as HTML",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="show no progress view or status lines"
+    )
+    parser.add_argument(
+        "--status-interval",
+        type=float,
+        metavar="S",
+        default=DEFAULT_STATUS_INTERVAL,
+        help="seconds between two status lines when stderr is not a terminal "
+        f"(default: {DEFAULT_STATUS_INTERVAL:g}); a terminal gets a live view instead",
+    )
     parser.add_argument(
         "--max-lost-attempts",
         type=int,
@@ -140,11 +180,26 @@ def load_builder(spec: str) -> Callable[[], Coroutine[Any, Any, TaskGraph]]:
     return builder  # type: ignore[no-any-return]
 
 
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """What to show and write about the run besides the logs."""
+
+    #: Show progress on stderr: a live view on a terminal, else a line per interval.
+    progress: bool
+    #: Seconds between two progress lines when stderr is not a terminal.
+    status_interval: float
+    #: Where to write the JSON report and the pictures, if anywhere.
+    report: str | None
+    graph_html: str | None
+    timeline_html: str | None
+
+
 async def run_coordinator(
     builder: Callable[[], Coroutine[Any, Any, TaskGraph]],
     config: CoordinatorConfig,
     stopper: SignalStop,
-) -> RunSummary:
+    outputs: Outputs,
+) -> tuple[Coordinator, RunSummary]:
     """Build the graph and serve it until it has ended or a signal stops it.
 
     Raises:
@@ -160,7 +215,55 @@ async def run_coordinator(
     if not isinstance(graph, TaskGraph):
         raise ConfigError(f"the graph builder returned {type(graph).__name__}, not a TaskGraph")
     coordinator = Coordinator(graph, config)
-    return await stopper.run(coordinator.serve, coordinator.stop)
+    helpers = [functools.partial(stopper.watch, coordinator.stop)]
+    if outputs.progress:
+        helpers.append(functools.partial(_show_progress, coordinator, outputs))
+    summary = await run_beside(coordinator.serve, *helpers)
+    return coordinator, summary
+
+
+async def _show_progress(coordinator: Coordinator, outputs: Outputs) -> None:
+    def snapshot() -> ProgressSnapshot:
+        now = time.time()
+        started = coordinator.started_at or now
+        return snapshot_of(
+            coordinator.graph, workers=coordinator.sessions, started_at=started, now=now
+        )
+
+    await coordinator.wait_started()
+    live = sys.stderr.isatty()
+    await run_progress(
+        snapshot,
+        file=sys.stderr,
+        interval=LIVE_INTERVAL if live else outputs.status_interval,
+        live=live,
+    )
+
+
+def write_outputs(coordinator: Coordinator, outputs: Outputs) -> list[str]:
+    """Write the report and pictures asked for; return a line about each."""
+    graph = coordinator.graph
+    done: list[str] = []
+    if outputs.report:
+        report = build_report(
+            graph,
+            workers=list(coordinator.workers.values()),
+            counters=coordinator.counters,
+            started_at=coordinator.started_at or time.time(),
+            ended_at=time.time(),
+        )
+        write_report(outputs.report, report)
+        done.append(f"report written to {outputs.report}")
+    pictures = [(outputs.graph_html, graph.draw), (outputs.timeline_html, graph.draw_timeline)]
+    for path, draw in pictures:
+        if path:
+            try:
+                draw(path)
+            except ImportError as exc:
+                done.append(f"{path} not drawn: {exc}; pip install 'trio-graph-scheduler[draw]'")
+            else:
+                done.append(f"picture written to {path}")
+    return done
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -178,20 +281,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_lost_attempts=args.max_lost_attempts,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
+            min_workers=args.min_workers,
         )
         server_tls_context(config)  # a bad certificate is a usage error, said now
+        if not args.status_interval > 0:
+            raise ConfigError(f"--status-interval must be positive, got {args.status_interval}")
         builder = load_builder(args.graph)
     except ConfigError as exc:
         fail(PROG, str(exc), EXIT_USAGE)
+    outputs = Outputs(
+        progress=not args.no_progress,
+        status_interval=args.status_interval,
+        report=args.report,
+        graph_html=args.graph_html,
+        timeline_html=args.timeline_html,
+    )
     stopper = SignalStop()
     try:
-        summary = trio.run(run_coordinator, builder, config, stopper)
+        coordinator, summary = trio.run(run_coordinator, builder, config, stopper, outputs)
     except KeyboardInterrupt:  # a second signal: stop at once
         return stopper.exit_code or 128 + 2
     except OSError as exc:
         fail(PROG, f"cannot listen on {args.listen}: {exc.strerror or exc}")
     except TGSError as exc:
         fail(PROG, str(exc))
+    if coordinator.graph.nodes:
+        print(format_summary(coordinator.graph))
+    for line in write_outputs(coordinator, outputs):
+        print(line)
     counts = ", ".join(f"{n} {status}" for status, n in summary.tasks_by_status.items())
     print(f"{PROG}: {'stopped' if summary.interrupted else 'graph ended'}: {counts or 'no tasks'}")
     if stopper.exit_code is not None:
