@@ -18,6 +18,7 @@ import msgspec
 import trio
 import trio_websocket
 
+from .protocol.codec import MAX_FRAME_BYTES
 from .protocol.messages import PROTOCOL_VERSION, Reject, StatusReply, StatusRequest
 from .protocol.session import ProtocolSession, Role
 from .shared.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, TOKEN_ENV, fail
@@ -90,6 +91,7 @@ async def _ask(
                     stream,  # type: ignore[arg-type]  # any trio Stream works
                     address.host,
                     address.resource,
+                    max_message_size=MAX_FRAME_BYTES,
                 )
                 session = ProtocolSession(Role.WORKER)
                 request = StatusRequest(version=PROTOCOL_VERSION, token=token, why=why)

@@ -216,6 +216,33 @@ async def test_stopped_coordinator_ends_the_run(autojump_clock: trio.testing.Moc
     assert resumed.tasks_by_status == {"success": 4}
 
 
+async def test_coordinator_stopped_in_a_stream_of_short_tasks_dismisses_every_worker(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Tasks end and new ones are handed out all the time: the stop must not let one be
+    # sent after the Shutdown (which broke the session), nor a result be sent after the
+    # worker was dismissed (which broke the worker).
+    graph = await timed_graph(tasks=2000, concurrency=16, seconds=0.001)
+
+    with trio.fail_after(TIME_LIMIT):
+        async with open_cluster(graph) as cluster:
+            workers = [await cluster.join_worker() for _ in range(4)]
+            await trio.sleep(0.05)
+            cluster.coordinator.stop()
+        # Leaving the block means every worker's run() returned: each was dismissed.
+
+    summary = cluster.coordinator.summary
+    assert summary is not None
+    assert summary.interrupted
+    assert 0 < summary.tasks_by_status["success"] < 2000
+    assert set(summary.tasks_by_status) == {"success", "created"}
+    assert [record.left_because for record in cluster.coordinator.workers.values()] == [
+        "dismissed"
+    ] * 4
+    assert all(worker.statistics.connections == 1 for worker in workers)
+    graph.check_invariants()
+
+
 async def test_worker_stopped_while_connecting_does_not_take_work(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -474,11 +474,6 @@ UNHELD_GRAPH_CALLS: list[tuple[str, Any]] = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: graph calls for a lease the worker does not hold are carried out "
-    "(WorkerSession._on_create_task/_on_create_condition do not fence the lease)",
-)
 @pytest.mark.parametrize(
     "call", [call for _, call in UNHELD_GRAPH_CALLS], ids=[name for name, _ in UNHELD_GRAPH_CALLS]
 )
@@ -616,11 +611,6 @@ async def test_frame_bigger_than_a_handshake_before_hello_is_refused(
     assert_survived(run)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: before the hello, the WebSocket layer buffers messages up to "
-    "max_frame_bytes (16 MiB by default), not HANDSHAKE_MAX_FRAME_BYTES (64 KiB)",
-)
 async def test_unauthenticated_client_cannot_make_the_coordinator_buffer_a_big_frame(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
@@ -669,11 +659,6 @@ async def test_connection_over_the_cap_gets_503_and_the_good_worker_gets_in_late
     assert_survived(run)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a connection refused with 503 is never closed by the coordinator "
-    "(trio-websocket's reject() leaves the stream open until the client closes it)",
-)
 async def test_connection_over_the_cap_is_closed_after_its_503(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:

@@ -95,8 +95,13 @@ class GraphRun:
         self.ended.set()
 
     def stop(self) -> None:
-        """Stop handing out tasks and unhook the scheduler (call it in a ``finally``)."""
+        """Stop handing out tasks and unhook the scheduler; calling it again does nothing.
+
+        Call it as soon as the run has ended, and in a ``finally``.
+        """
         scheduler = self._scheduler
+        if not scheduler.started:
+            return
         scheduler.stop()
         scheduler.on_graph_end = scheduler.on_graph_stalled = scheduler.on_retry = None
 

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Final
 import trio
 import trio_websocket
 
+from ..protocol.session import HANDSHAKE_MAX_FRAME_BYTES
 from ..shared.status import TaskStatus
 from .config import CoordinatorConfig, server_tls_context
+from .listeners import CappedListener
 from .run import GraphRun
 from .session import WorkerRecord, WorkerSession
 from .shipping import pickle_for_workers
@@ -103,7 +105,6 @@ class Coordinator:
         )
         self._run: GraphRun | None = None
         self._interrupted = False
-        self._connections = 0
         # Set (and replaced) whenever a worker joins or leaves.
         self._membership = trio.Event()
         self._started = trio.Event()
@@ -183,11 +184,14 @@ class Coordinator:
         self.graph._scheduler.max_lost_attempts = self.config.max_lost_attempts
         try:
             async with trio.open_nursery() as nursery:
+                capped = [CappedListener(each, self.config.max_connections) for each in listeners]
                 server = trio_websocket.WebSocketServer(
                     self._handle_connection,
-                    listeners,  # type: ignore[arg-type]  # any trio Listener works
+                    capped,  # type: ignore[arg-type]  # any trio Listener works
                     handler_nursery=nursery,
-                    max_message_size=self.config.max_frame_bytes,
+                    # Small until the worker proved it holds the token (see
+                    # WorkerSession._welcome): a stranger cannot make us buffer 16 MiB.
+                    max_message_size=HANDSHAKE_MAX_FRAME_BYTES,
                     receive_buffer_size=RECEIVE_BUFFER_BYTES,
                     connect_timeout=self.config.handshake_timeout,
                     disconnect_timeout=self.config.handshake_timeout,
@@ -204,6 +208,7 @@ class Coordinator:
                 if self._interrupted:  # stopped before it started
                     run.end()
                 await run.ended.wait()
+                run.stop()  # hand out nothing more, while workers are dismissed
                 self._finished.set()
                 await self._dismiss_workers()
                 nursery.cancel_scope.cancel()
@@ -254,19 +259,18 @@ class Coordinator:
             logger.warning("%d worker(s) did not leave in time", len(self.sessions))
 
     async def _handle_connection(self, request: trio_websocket.WebSocketRequest) -> None:
-        if self._connections >= self.config.max_connections:
-            logger.warning("refused a connection: %d are open already", self._connections)
-            await request.reject(503, body=b"too many connections")
-            return
-        self._connections += 1
         try:
-            try:
-                ws = await request.accept()
-            except trio_websocket.ConnectionClosed:
-                return  # the peer left during the WebSocket handshake
+            ws = await request.accept()
+        except trio_websocket.ConnectionClosed:
+            return  # the peer left during the WebSocket handshake
+        try:
             await WorkerSession(self, ws).run()
-        finally:
-            self._connections -= 1
+        except Exception:
+            # A bug in serving one worker: say so loudly, and drop only that worker (its
+            # tasks were handed back); the run goes on.
+            logger.exception("internal error while serving a worker; it was dropped")
+            with trio.move_on_after(1):
+                await ws.aclose(1011, "internal error")
 
 
 async def serve_coordinator(

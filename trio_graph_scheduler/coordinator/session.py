@@ -209,7 +209,15 @@ class WorkerSession:
         logger.info("worker %s (%s) left", self.worker_id, self.worker_name)
 
     def shutdown(self, reason: str, graph_succeeded: bool) -> None:
-        """Tell the worker to leave (the graph has ended); it closes the connection."""
+        """Tell the worker to leave (the run has ended); it closes the connection.
+
+        Tasks leased to it but not sent yet are handed back: nothing may follow the
+        ``Shutdown``.
+        """
+        unsent, self._to_assign = self._to_assign, []
+        for lease, node in unsent:
+            if self.leases.pop(lease, None) is not None:
+                self._scheduler.hand_back(node)
         self._outbox.append(Shutdown(reason=reason, graph_succeeded=graph_succeeded))
         self._wake.set()
 
@@ -268,6 +276,9 @@ class WorkerSession:
             context_inits=coordinator.pickled_context_inits(loops),
         )
         await self._send_now([welcome])
+        # It holds the token: from now on it may send frames as large as configured.
+        # trio-websocket has no public way to change this limit on an open connection.
+        self._ws._max_message_size = coordinator.config.max_frame_bytes
         logger.info("worker %s (%s) joined, serving %s", self.worker_id, hello.worker_name, loops)
 
     def _release(self) -> None:
@@ -410,9 +421,7 @@ class WorkerSession:
 
     def _on_prepend(self, request: PrependRequest) -> None:
         def prepend() -> None:
-            node = self.leases.get(request.lease)
-            if node is None:
-                raise TGSError(f"lease {request.lease} holds no running task")
+            node = self.leases[request.lease]  # _graph_call checked it is held
             node.prepend_to_successor(request.successor_handle, request.new_task_uid)
 
         self._graph_call(request.lease, prepend, fail_task=True)
@@ -425,10 +434,14 @@ class WorkerSession:
         With ``fail_task``, the error also fails the calling task when its result comes,
         since the task did not wait to hear of it.
         """
+        if lease not in self.leases:
+            # Only a running task makes graph calls, and its worker holds its lease.
+            reason = f"a graph call for lease {lease}, which this worker does not hold"
+            raise _SessionClosed(CLOSE_PROTOCOL_ERROR, reason)
         try:
             call()
         except TGSError as error:
-            if fail_task and lease in self.leases:
+            if fail_task:
                 self._call_errors.setdefault(
                     lease, f"a graph call by this task failed: {type(error).__name__}: {error}\n"
                 )
@@ -498,11 +511,15 @@ class WorkerSession:
                 await self._send_now(messages)
 
     def _take_outbox(self) -> list[Message]:
-        messages, self._outbox = self._outbox, []
+        # Assignments first: a Cancel or the Shutdown in the outbox must not overtake them.
         assignments, self._to_assign = self._to_assign, []
-        for lease, node in assignments:
-            if lease in self.leases:  # not handed back in the meantime
-                messages.append(self._build_assign(lease, node))
+        messages: list[Message] = [
+            self._build_assign(lease, node)
+            for lease, node in assignments
+            if lease in self.leases  # not handed back in the meantime
+        ]
+        messages += self._outbox
+        self._outbox = []
         return messages
 
     def _build_assign(self, lease: int, node: TaskNode) -> Assign:

@@ -54,7 +54,7 @@ from ..protocol.messages import (
     TaskSucceeded,
     Welcome,
 )
-from ..protocol.session import ProtocolSession, Role
+from ..protocol.session import ProtocolSession, Role, SessionState
 from ..shared.errors import RemoteProtocolError, WorkerContextError, WorkerRejectedError
 from ..shared.status import TaskStatus
 from .invoke import (
@@ -458,6 +458,8 @@ class CoordinatorLink:
     async def _flush(self, *, heartbeat: bool = False) -> None:
         """Send everything queued, in order (or a heartbeat, if asked and nothing is)."""
         async with self._send_lock:  # one flush at a time: frames go out in queue order
+            if self._end is not None or self._protocol.state is not SessionState.ACTIVE:
+                return  # dismissed meanwhile (taking the lock yields): nothing may go now
             messages, self._outbox = self._outbox, []
             if self._credit:
                 messages.extend(Claim(loop=loop, credit=n) for loop, n in self._credit.items())
