@@ -63,9 +63,9 @@ logger = logging.getLogger("tgs.coordinator")
 CLOSE_NORMAL: Final = 1000
 CLOSE_PROTOCOL_ERROR: Final = 1002
 CLOSE_POLICY_VIOLATION: Final = 1008
-#: The receiver sends what it queued after handling this many messages of one frame, so
-#: that the worker starts on the first new assignments while the rest are handled,
-#: instead of waiting for the whole batch.
+#: The receiver yields after handling this many messages of one frame, so that the
+#: sender can ship the first new assignments while it handles the rest: the worker then
+#: starts on them at once instead of waiting for the whole batch.
 MESSAGES_PER_YIELD: Final = 32
 #: A close frame's reason may hold at most 123 bytes.
 _MAX_CLOSE_REASON: Final = 120
@@ -140,7 +140,6 @@ class WorkerSession:
         # Errors of unawaited graph calls, by lease: they fail the calling task.
         self._call_errors: dict[int, str] = {}
         self._wake = trio.Event()
-        self._send_lock = trio.StrictFIFOLock()
         self._nursery: trio.Nursery | None = None
         #: Why the session was dropped, once it was.
         self._closed: _SessionClosed | None = None
@@ -318,8 +317,7 @@ class WorkerSession:
                 for index, message in enumerate(self._decode(data), 1):
                     self._handlers[type(message)](message)
                     if index % MESSAGES_PER_YIELD == 0:
-                        await self._flush_inline()
-                await self._flush_inline()
+                        await trio.lowlevel.checkpoint()
         except _SessionClosed as closed:
             self._drop(closed)
         else:
@@ -487,28 +485,18 @@ class WorkerSession:
         except _SessionClosed as closed:
             self._drop(closed)
 
-    async def _flush_inline(self) -> None:
-        """Send what handling a frame queued, now, unless a send is under way already.
-
-        Sending from the receiver saves waking the sender, a scheduling round each way,
-        which is most of a round trip on an idle cluster. A send under way means the
-        sender (woken when the messages were queued) will take them next.
-        """
-        if (self._outbox or self._to_assign) and not self._send_lock.locked():
-            await self._flush()
-        else:
-            await trio.lowlevel.checkpoint()
-
     async def _flush(self, *, heartbeat: bool = False) -> None:
-        """Send everything queued, in order (or a heartbeat, if asked and nothing is)."""
-        async with self._send_lock:  # one flush at a time: frames go out in queue order
-            if self._protocol.state is not SessionState.ACTIVE:
-                return  # after the Shutdown: nothing more may go
-            messages = self._take_outbox()
-            if heartbeat and not messages:
-                messages = [Heartbeat()]
-            if messages:
-                await self._send_now(messages)
+        """Send everything queued, in order (or a heartbeat, if asked and nothing is).
+
+        Only the sender calls it: one task sending keeps the frames in queue order.
+        """
+        if self._protocol.state is not SessionState.ACTIVE:
+            return  # after the Shutdown: nothing more may go
+        messages = self._take_outbox()
+        if heartbeat and not messages:
+            messages = [Heartbeat()]
+        if messages:
+            await self._send_now(messages)
 
     def _take_outbox(self) -> list[Message]:
         # Assignments first: a Cancel or the Shutdown in the outbox must not overtake them.

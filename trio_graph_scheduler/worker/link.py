@@ -152,7 +152,6 @@ class CoordinatorLink:
         self._outbox: list[Message] = []
         self._credit: dict[str, int] = {}
         self._wake = trio.Event()
-        self._send_lock = trio.StrictFIFOLock()
         self._channels: dict[str, trio.MemorySendChannel[Assign]] = {}
         self._functions: dict[str, _LoadedFunction] = {}
         #: Leases assigned here and not yet answered, with their slot's cancel scope once
@@ -371,13 +370,7 @@ class CoordinatorLink:
             if slot.scope.cancel_called:
                 return  # a Cancel that came too late: take a fresh scope for the next task
             unyielded += 1
-            if not assignments.statistics().current_buffer_used and not self._send_lock.locked():
-                # Nothing more queued for this loop: send the results now rather than wait
-                # a scheduling round for the sender (on an idle cluster, most of a round
-                # trip). While work is queued, results pile up and go out in batches.
-                unyielded = 0
-                await self._flush()
-            elif unyielded >= TASKS_PER_FORCED_YIELD:
+            if unyielded >= TASKS_PER_FORCED_YIELD:
                 unyielded = 0
                 await trio.lowlevel.checkpoint()
 
@@ -456,23 +449,25 @@ class CoordinatorLink:
             await self._flush(heartbeat=idle.cancelled_caught)
 
     async def _flush(self, *, heartbeat: bool = False) -> None:
-        """Send everything queued, in order (or a heartbeat, if asked and nothing is)."""
-        async with self._send_lock:  # one flush at a time: frames go out in queue order
-            if self._end is not None or self._protocol.state is not SessionState.ACTIVE:
-                return  # dismissed meanwhile (taking the lock yields): nothing may go now
-            messages, self._outbox = self._outbox, []
-            if self._credit:
-                messages.extend(Claim(loop=loop, credit=n) for loop, n in self._credit.items())
-                self._credit = {}
-            if heartbeat and not messages:
-                messages = [Heartbeat()]
-            if not messages:
-                return
-            try:
-                await self._send(messages)
-            except trio_websocket.ConnectionClosed as exc:
-                logger.warning("lost the coordinator: %s", _describe_close(exc))
-                self._finish(LinkEnd.LOST)
+        """Send everything queued, in order (or a heartbeat, if asked and nothing is).
+
+        Only the sender calls it: one task sending keeps the frames in queue order.
+        """
+        if self._end is not None or self._protocol.state is not SessionState.ACTIVE:
+            return  # dismissed (the Shutdown came while the sender waited): nothing may go
+        messages, self._outbox = self._outbox, []
+        if self._credit:
+            messages.extend(Claim(loop=loop, credit=n) for loop, n in self._credit.items())
+            self._credit = {}
+        if heartbeat and not messages:
+            messages = [Heartbeat()]
+        if not messages:
+            return
+        try:
+            await self._send(messages)
+        except trio_websocket.ConnectionClosed as exc:
+            logger.warning("lost the coordinator: %s", _describe_close(exc))
+            self._finish(LinkEnd.LOST)
 
     async def _send(self, messages: list[Message]) -> None:
         for frame in encode_batches(self._protocol, messages, self._on_unsendable):
