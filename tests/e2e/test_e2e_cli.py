@@ -135,6 +135,11 @@ def test_coordinator_port_in_use_exits_1_with_one_line(procs: Processes) -> None
             ["--max-tasks must be 0 or more"],
             id="negative-max-tasks",
         ),
+        pytest.param(
+            ["--connect", "ws://127.0.0.1:1", "--max-frame-bytes", "1000"],
+            ["--max-frame-bytes must be at least 65536"],
+            id="tiny-frames",
+        ),
     ],
 )
 def test_worker_bad_usage_exits_2_with_one_line(

@@ -20,6 +20,7 @@ from ..shared.cli import (
     EXIT_USAGE,
     SignalStop,
     add_common_options,
+    add_frame_option,
     configure_logging,
     fail,
 )
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         "an address other than loopback needs a token",
     )
     add_common_options(parser)
+    add_frame_option(parser)
     parser.add_argument(
         "--heartbeat-interval",
         type=float,
@@ -282,6 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             min_workers=args.min_workers,
+            max_frame_bytes=args.max_frame_bytes,
         )
         server_tls_context(config)  # a bad certificate is a usage error, said now
         if not args.status_interval > 0:

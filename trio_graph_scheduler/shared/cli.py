@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Final, NoReturn, TypeVar
 
 import trio
 
+from ..protocol.codec import MAX_FRAME_BYTES
 from .concurrency import run_beside
 
 if TYPE_CHECKING:
@@ -42,6 +43,18 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         choices=LOG_LEVELS,
         default="info",
         help="how much to log on stderr (default: info)",
+    )
+
+
+def add_frame_option(parser: argparse.ArgumentParser) -> None:
+    """``--max-frame-bytes``, spelled the same in both programs."""
+    parser.add_argument(
+        "--max-frame-bytes",
+        type=int,
+        metavar="N",
+        default=MAX_FRAME_BYTES,
+        help="the largest frame sent or accepted; a task whose value needs more fails "
+        f"(default: {MAX_FRAME_BYTES}, 16 MiB; coordinator and workers should agree)",
     )
 
 

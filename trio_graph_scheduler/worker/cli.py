@@ -12,6 +12,7 @@ from ..shared.cli import (
     EXIT_USAGE,
     SignalStop,
     add_common_options,
+    add_frame_option,
     configure_logging,
     fail,
 )
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the coordinator's address, ws://HOST:PORT (wss:// when it uses TLS)",
     )
     add_common_options(parser)
+    add_frame_option(parser)
     parser.add_argument(
         "--loops",
         metavar="A,B",
@@ -84,6 +86,8 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
     """
     if args.max_tasks < 0:
         raise ConfigError(f"--max-tasks must be 0 or more, got {args.max_tasks}")
+    if args.max_frame_bytes < 2**16:
+        raise ConfigError(f"--max-frame-bytes must be at least 65536, got {args.max_frame_bytes}")
     if not args.connect_timeout > 0:
         raise ConfigError(f"--connect-timeout must be positive, got {args.connect_timeout}")
     loops = tuple(loop.strip() for loop in args.loops.split(",") if loop.strip())
@@ -95,6 +99,7 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
         max_tasks=args.max_tasks,
         connect_timeout=args.connect_timeout,
         tls_ca=args.tls_ca,
+        max_frame_bytes=args.max_frame_bytes,
         **extra,
     )
 

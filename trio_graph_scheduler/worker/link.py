@@ -87,6 +87,7 @@ CLOSE_PROTOCOL_ERROR: Final = 1002
 
 
 _Answer = TaskSucceeded | TaskFailed | Cancelled
+_OUTCOMES: Final = {TaskSucceeded: "succeeded", TaskFailed: "failed", Cancelled: "cancelled"}
 
 
 class LinkEnd(Enum):
@@ -366,7 +367,12 @@ class CoordinatorLink:
                 self._queue_answer(loop, Cancelled(lease=assign.lease))
                 continue
             self._leases[assign.lease] = slot.scope
-            self._queue_answer(loop, await self._run_task(assign, context, limiter))
+            logger.debug(
+                "task %s (%s) started, lease %d", assign.task_uid, assign.handle, assign.lease
+            )
+            answer = await self._run_task(assign, context, limiter)
+            logger.debug("task %s %s", assign.task_uid, _OUTCOMES[type(answer)])
+            self._queue_answer(loop, answer)
             if slot.scope.cancel_called:
                 return  # a Cancel that came too late: take a fresh scope for the next task
             unyielded += 1
