@@ -187,7 +187,9 @@ def test_dot_truncates_long_function_names():
     assert f'label="T-{long_name[:15]}"' in graph.to_dot()
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
+@pytest.mark.skipif(
+    shutil.which("dot") is None, reason="Graphviz is not installed: apt-get install graphviz"
+)
 async def test_graphviz_accepts_the_dot(executed, tmp_path):
     graph, _ = executed
     path = tmp_path / "g.gv"
