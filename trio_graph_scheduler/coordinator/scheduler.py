@@ -157,7 +157,8 @@ class Scheduler:
     def task_succeeded(self, node: TaskNode, result: Any) -> None:
         """A task's function returned ``result``."""
         node.task_result = result
-        self.cancelling.pop(node, None)  # a cancel that came too late changes nothing
+        if self.cancelling:  # rare: a cancel that came too late changes nothing
+            self.cancelling.pop(node, None)
         self._end_running(node, TaskStatus.SUCCESS, None)
 
     def task_failed(self, node: TaskNode, exception_trace: str | None) -> None:

@@ -38,30 +38,21 @@ async def invoke_task_function(
         TimeoutError: the call took longer than ``time_limit`` (an async one is cancelled
             then; a thread cannot be, so a sync one is judged when it returns).
     """
-    if time_limit is None:
-        return await _call(function, is_async, arguments, extra_kwargs, thread_limiter)
-    with trio.move_on_after(time_limit) as deadline:
-        result = await _call(function, is_async, arguments, extra_kwargs, thread_limiter)
-    if deadline.cancel_called:
-        raise TimeoutError(f"the task took longer than its timeout of {time_limit:g} s")
-    return result
-
-
-async def _call(
-    function: Callable[..., Any],
-    is_async: bool,
-    arguments: Any,
-    extra_kwargs: dict[str, Any],
-    thread_limiter: trio.CapacityLimiter,
-) -> Any:
     args, kwargs = arguments if arguments is not None else ((), None)
     # A fresh dict: the task's stored kwargs must not gain the scheduler's extras.
     call_kwargs = {**kwargs, **extra_kwargs} if kwargs else extra_kwargs
     if is_async:
-        return await function(*(args or ()), **call_kwargs)
-    return await trio.to_thread.run_sync(
-        functools.partial(function, *(args or ()), **call_kwargs), limiter=thread_limiter
-    )
+        call = function(*(args or ()), **call_kwargs)
+    else:
+        job = functools.partial(function, *(args or ()), **call_kwargs)
+        call = trio.to_thread.run_sync(job, limiter=thread_limiter)
+    if time_limit is None:
+        return await call
+    with trio.move_on_after(time_limit) as deadline:
+        result = await call
+    if deadline.cancel_called:
+        raise TimeoutError(f"the task took longer than its timeout of {time_limit:g} s")
+    return result
 
 
 def format_exception_trace(exc: BaseException) -> str:

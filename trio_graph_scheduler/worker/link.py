@@ -155,9 +155,8 @@ class CoordinatorLink:
         self._wake = trio.Event()
         self._channels: dict[str, trio.MemorySendChannel[Assign]] = {}
         self._functions: dict[str, _LoadedFunction] = {}
-        #: Leases assigned here and not yet answered, with their slot's cancel scope once
-        #: running.
-        self._leases: dict[int, trio.CancelScope | None] = {}
+        #: Leases assigned here and not yet answered, with the slot running each, if any.
+        self._leases: dict[int, _Slot | None] = {}
         self._cancelled: set[int] = set()
         self._replies: dict[int, tuple[trio.Event, list[Reply]]] = {}
         self._request_ids = itertools.count(1)
@@ -319,11 +318,11 @@ class CoordinatorLink:
     def _on_cancel(self, cancel: Cancel) -> None:
         if cancel.lease not in self._leases:
             return  # it ended already; its result is on the way
-        scope = self._leases[cancel.lease]
-        if scope is None:
+        slot = self._leases[cancel.lease]
+        if slot is None:
             self._cancelled.add(cancel.lease)  # not started: the slot will skip it
         else:
-            scope.cancel()
+            slot.cancel()
 
     # -- running tasks -----------------------------------------------------------------
 
@@ -341,6 +340,7 @@ class CoordinatorLink:
             # One cancel scope serves the slot's tasks until a Cancel uses it up: a scope
             # per task would cost more than a small task itself.
             with trio.CancelScope() as slot.scope:
+                slot.cancelled = False
                 await self._serve_slot(loop, assignments, context, limiter, slot)
             # Only a Cancel of the slot's current task gets here, once that task has
             # really ended: acknowledge it, which frees its place in the loop.
@@ -366,14 +366,14 @@ class CoordinatorLink:
                 self._cancelled.discard(assign.lease)
                 self._queue_answer(loop, Cancelled(lease=assign.lease))
                 continue
-            self._leases[assign.lease] = slot.scope
+            self._leases[assign.lease] = slot
             logger.debug(
                 "task %s (%s) started, lease %d", assign.task_uid, assign.handle, assign.lease
             )
             answer = await self._run_task(assign, context, limiter)
             logger.debug("task %s %s", assign.task_uid, _OUTCOMES[type(answer)])
             self._queue_answer(loop, answer)
-            if slot.scope.cancel_called:
+            if slot.cancelled:
                 return  # a Cancel that came too late: take a fresh scope for the next task
             unyielded += 1
             if unyielded >= TASKS_PER_FORCED_YIELD:
@@ -496,11 +496,19 @@ class CoordinatorLink:
 class _Slot:
     """What the link knows of one slot: its current cancel scope and lease."""
 
-    __slots__ = ("lease", "scope")
+    __slots__ = ("cancelled", "lease", "scope")
 
     def __init__(self) -> None:
         self.scope = trio.CancelScope()
+        #: Whether ``scope`` was cancelled (cheaper to read than ``scope.cancel_called``,
+        #: which looks at the clock).
+        self.cancelled = False
         self.lease = 0
+
+    def cancel(self) -> None:
+        """Stop the task this slot runs."""
+        self.cancelled = True
+        self.scope.cancel()
 
 
 class _ContextFailure:
