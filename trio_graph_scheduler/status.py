@@ -18,6 +18,7 @@ import msgspec
 import trio
 import trio_websocket
 
+from .coordinator.wording import format_seconds
 from .protocol.codec import MAX_FRAME_BYTES
 from .protocol.messages import PROTOCOL_VERSION, Reject, StatusReply, StatusRequest
 from .protocol.session import ProtocolSession, Role
@@ -115,7 +116,7 @@ def format_status(reply: StatusReply) -> str:
     """The reply as text for a terminal: counts, loops, workers, the slowest tasks."""
     lines = []
     counts = ", ".join(f"{n} {status}" for status, n in reply.tasks_by_status.items())
-    lines.append(f"running for {_duration(reply.elapsed)}: {counts or 'no tasks'}")
+    lines.append(f"running for {format_seconds(reply.elapsed)}: {counts or 'no tasks'}")
     lines.append("")
     lines.append(f"{'loop':<20} {'running':>9} {'ready':>7} {'workers':>8}")
     for loop in reply.loops:
@@ -136,20 +137,12 @@ def format_status(reply: StatusReply) -> str:
         for task in reply.slowest:
             lines.append(
                 f"  {task.task_uid} {task.handle} on {task.worker or '?'} for "
-                f"{_duration(task.running_for)} (run {task.attempt})"
+                f"{format_seconds(task.running_for)} (run {task.attempt})"
             )
     if reply.explanation is not None:
         lines.append("")
         lines.append(reply.explanation)
     return "\n".join(lines)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, seconds = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Final
 import trio
 import trio_websocket
 
-from ..protocol.session import HANDSHAKE_MAX_FRAME_BYTES
+from ..protocol.session import HANDSHAKE_MAX_FRAME_BYTES, CloseCode
 from ..shared.status import TaskStatus
 from .config import CoordinatorConfig, server_tls_context
 from .listeners import CappedListener
@@ -270,7 +270,7 @@ class Coordinator:
             # tasks were handed back); the run goes on.
             logger.exception("internal error while serving a worker; it was dropped")
             with trio.move_on_after(1):
-                await ws.aclose(1011, "internal error")
+                await ws.aclose(CloseCode.INTERNAL_ERROR, "internal error")
 
 
 async def serve_coordinator(

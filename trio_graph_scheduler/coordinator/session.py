@@ -46,7 +46,8 @@ from ..protocol.messages import (
     TaskSucceeded,
     Welcome,
 )
-from ..protocol.session import ProtocolSession, Role, SessionState
+from ..protocol.session import CloseCode, ProtocolSession, Role, SessionState
+from ..shared.concurrency import MESSAGES_PER_YIELD
 from ..shared.errors import LocalProtocolError, RemoteProtocolError, TGSError
 from .conditions import GenericSchedulingCondition
 from .status import build_status_reply
@@ -59,14 +60,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("tgs.coordinator")
 
-#: WebSocket close codes (RFC 6455, section 7.4.1).
-CLOSE_NORMAL: Final = 1000
-CLOSE_PROTOCOL_ERROR: Final = 1002
-CLOSE_POLICY_VIOLATION: Final = 1008
-#: The receiver yields after handling this many messages of one frame, so that the
-#: sender can ship the first new assignments while it handles the rest: the worker then
-#: starts on them at once instead of waiting for the whole batch.
-MESSAGES_PER_YIELD: Final = 32
 #: A close frame's reason may hold at most 123 bytes.
 _MAX_CLOSE_REASON: Final = 120
 
@@ -233,7 +226,7 @@ class WorkerSession:
         with trio.move_on_after(config.handshake_timeout):
             data = await self._receive()
             if data is None:
-                raise _SessionClosed(CLOSE_NORMAL, "closed before hello")
+                raise _SessionClosed(CloseCode.NORMAL, "closed before hello")
             (first,) = self._decode(data)  # the protocol session admits one message first
             assert isinstance(first, Hello | StatusRequest)
             expected = config.token or ""
@@ -253,12 +246,12 @@ class WorkerSession:
                 )
                 logger.warning("refused %s: %s", who, reason)
                 await self._send_now([Reject(reason=reason)])
-                raise _SessionClosed(CLOSE_POLICY_VIOLATION, reason)
+                raise _SessionClosed(CloseCode.POLICY_VIOLATION, reason)
             if isinstance(first, StatusRequest):
                 await self._send_now([build_status_reply(self._coordinator, first.why)])
-                raise _SessionClosed(CLOSE_NORMAL, "status sent")
+                raise _SessionClosed(CloseCode.NORMAL, "status sent")
             return first
-        raise _SessionClosed(CLOSE_POLICY_VIOLATION, "no hello in time")
+        raise _SessionClosed(CloseCode.POLICY_VIOLATION, "no hello in time")
 
     async def _welcome(self, hello: Hello) -> None:
         coordinator = self._coordinator
@@ -309,11 +302,11 @@ class WorkerSession:
                 with trio.move_on_after(timeout) as silence:
                     data = await self._receive()
                 if silence.cancelled_caught:
-                    raise _SessionClosed(CLOSE_POLICY_VIOLATION, f"silent for {timeout:g} s")
+                    raise _SessionClosed(CloseCode.POLICY_VIOLATION, f"silent for {timeout:g} s")
                 if data is None:
                     if self._protocol.state is SessionState.CLOSED:
                         break  # we said Shutdown and the worker left, as it should
-                    raise _SessionClosed(CLOSE_NORMAL, "connection lost")
+                    raise _SessionClosed(CloseCode.NORMAL, "connection lost")
                 for index, message in enumerate(self._decode(data), 1):
                     self._handlers[type(message)](message)
                     if index % MESSAGES_PER_YIELD == 0:
@@ -335,12 +328,14 @@ class WorkerSession:
         try:
             return self._protocol.receive(data)
         except RemoteProtocolError as exc:
-            raise _SessionClosed(CLOSE_PROTOCOL_ERROR, f"protocol error: {exc}") from None
+            raise _SessionClosed(CloseCode.PROTOCOL_ERROR, f"protocol error: {exc}") from None
 
     def _on_claim(self, claim: Claim) -> None:
         holder = self._credits.get(claim.loop)
         if holder is None:
-            raise _SessionClosed(CLOSE_PROTOCOL_ERROR, f"claim for loop {claim.loop!r} not served")
+            raise _SessionClosed(
+                CloseCode.PROTOCOL_ERROR, f"claim for loop {claim.loop!r} not served"
+            )
         self._add_credit(holder, claim.credit)
         if not self.claimed:
             self.claimed = True
@@ -360,7 +355,7 @@ class WorkerSession:
             # leases live as long as their connection, so this one is broken or hostile.
             self._coordinator.counters.results_dropped += 1
             raise _SessionClosed(
-                CLOSE_PROTOCOL_ERROR,
+                CloseCode.PROTOCOL_ERROR,
                 f"an answer for lease {lease}, which this worker does not hold",
             )
         return node
@@ -435,7 +430,7 @@ class WorkerSession:
         if lease not in self.leases:
             # Only a running task makes graph calls, and its worker holds its lease.
             reason = f"a graph call for lease {lease}, which this worker does not hold"
-            raise _SessionClosed(CLOSE_PROTOCOL_ERROR, reason)
+            raise _SessionClosed(CloseCode.PROTOCOL_ERROR, reason)
         try:
             call()
         except TGSError as error:
@@ -546,7 +541,7 @@ class WorkerSession:
             try:
                 await self._ws.send_message(frame)
             except trio_websocket.ConnectionClosed:
-                raise _SessionClosed(CLOSE_NORMAL, "connection closed") from None
+                raise _SessionClosed(CloseCode.NORMAL, "connection closed") from None
 
     async def _close(self, code: int, reason: str) -> None:
         with trio.move_on_after(1):

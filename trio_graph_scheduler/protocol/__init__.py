@@ -40,6 +40,7 @@ from .messages import Welcome as Welcome
 from .messages import WorkerStatus as WorkerStatus
 from .session import HANDSHAKE_MAX_FRAME_BYTES as HANDSHAKE_MAX_FRAME_BYTES
 from .session import TRANSITIONS as TRANSITIONS
+from .session import CloseCode as CloseCode
 from .session import ProtocolSession as ProtocolSession
 from .session import Role as Role
 from .session import SessionState as SessionState

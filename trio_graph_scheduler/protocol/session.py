@@ -33,7 +33,7 @@ The token itself is not checked here; the coordinator reads :attr:`ProtocolSessi
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, IntEnum
 from typing import TYPE_CHECKING, Final, final
 
 from ..shared.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
@@ -69,6 +69,21 @@ if TYPE_CHECKING:
 #: The largest frame accepted before the session is ACTIVE: a handshake is small, and an
 #: unauthenticated peer should not make us allocate much.
 HANDSHAKE_MAX_FRAME_BYTES: Final = 64 * 2**10  # 64 KiB
+
+
+class CloseCode(IntEnum):
+    """Why a connection was closed: the WebSocket close codes (RFC 6455, 7.4.1) we use."""
+
+    #: The worker leaves after a Shutdown, or a status query was answered.
+    NORMAL = 1000
+    #: The worker is going away: stopped, or it lost its coordinator.
+    GOING_AWAY = 1001
+    #: A malformed frame, a bad field, a message out of order, an unheld lease.
+    PROTOCOL_ERROR = 1002
+    #: A wrong token, unknown loops, no hello in time, silent too long.
+    POLICY_VIOLATION = 1008
+    #: A bug while serving the connection.
+    INTERNAL_ERROR = 1011
 
 
 class Role(Enum):

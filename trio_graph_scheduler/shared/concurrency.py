@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import trio
 
@@ -10,6 +10,11 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
 _T = TypeVar("_T")
+
+#: A receiver yields after handling this many messages of one frame, so that the tasks
+#: it fed (slots, the sender) start on the first ones while it handles the rest: a big
+#: frame then overlaps work on both ends instead of moving in lockstep.
+MESSAGES_PER_YIELD: Final = 32
 
 
 async def run_beside(

@@ -54,7 +54,8 @@ from ..protocol.messages import (
     TaskSucceeded,
     Welcome,
 )
-from ..protocol.session import ProtocolSession, Role, SessionState
+from ..protocol.session import CloseCode, ProtocolSession, Role, SessionState
+from ..shared.concurrency import MESSAGES_PER_YIELD
 from ..shared.errors import RemoteProtocolError, WorkerContextError, WorkerRejectedError
 from ..shared.status import TaskStatus
 from .invoke import (
@@ -76,14 +77,6 @@ logger = logging.getLogger("tgs.worker")
 #: A slot yields to trio after this many tasks that never yielded themselves, so the
 #: receiver and sender keep running under a burst of tiny tasks.
 TASKS_PER_FORCED_YIELD: Final = 64
-#: The receiver yields after handling this many messages of one frame, so that the slots
-#: start on the first assignments (and the sender sends their results) while it goes on:
-#: one big frame then overlaps work on both ends instead of moving in lockstep.
-MESSAGES_PER_YIELD: Final = 32
-#: Close codes (RFC 6455, section 7.4.1).
-CLOSE_NORMAL: Final = 1000
-CLOSE_GOING_AWAY: Final = 1001
-CLOSE_PROTOCOL_ERROR: Final = 1002
 
 
 _Answer = TaskSucceeded | TaskFailed | Cancelled
@@ -218,12 +211,14 @@ class CoordinatorLink:
             await self._receive_loop(welcome.heartbeat_timeout)
         end = self._end or LinkEnd.LOST
         if end is LinkEnd.PROTOCOL_ERROR:
-            await self._close(CLOSE_PROTOCOL_ERROR, "protocol error")
+            await self._close(CloseCode.PROTOCOL_ERROR, "protocol error")
             assert self._protocol_error is not None
             raise self._protocol_error
         if end is LinkEnd.STOPPED:
             await self._hand_back_all()
-        await self._close(CLOSE_NORMAL if end is LinkEnd.DISMISSED else CLOSE_GOING_AWAY, "")
+        await self._close(
+            CloseCode.NORMAL if end is LinkEnd.DISMISSED else CloseCode.GOING_AWAY, ""
+        )
         return end
 
     def stop(self) -> None:
