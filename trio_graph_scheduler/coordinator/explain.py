@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..shared.errors import UnknownUidError
 from ..shared.status import FINAL_TASK_STATUSES, ConditionStatus, TaskStatus
+from .nodes import LOCAL_WORKER
 from .wording import (
     CANCELLED_PREFIX,
     STATUS_WORDS,
@@ -30,10 +31,6 @@ if TYPE_CHECKING:
     from .graph import TaskGraph
     from .nodes import TaskNode
     from .scheduler import Scheduler
-
-#: What ``TaskNode.worker`` says of a task run in-process (``inprocess.LOCAL_WORKER``;
-#: not imported from there, which would pull trio into a pure query).
-_LOCAL = "local"
 
 #: The order in which predecessor counts are listed: ended first, then what is pending.
 _COUNT_ORDER = ("succeeded", "failed", "skipped", "running", "retrying", "ready", "waiting")
@@ -128,7 +125,7 @@ def _attempt(node: TaskNode) -> str:
 
 
 def _where(worker: str | None, workers: Sequence[ConnectedWorker] | None) -> str:
-    if worker == _LOCAL:
+    if worker == LOCAL_WORKER:
         return "in this process"
     for candidate in workers or ():
         # A WorkerRecord says ``name``, a WorkerSession ``worker_name``: take either.

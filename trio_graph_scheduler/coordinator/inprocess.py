@@ -15,15 +15,13 @@ import trio
 
 from ..shared.status import TaskStatus
 from ..worker.invoke import format_exception_trace, invoke_task_function, run_context_init
+from .nodes import LOCAL_WORKER
 from .run import GraphRun
 
 if TYPE_CHECKING:
     from .graph import TaskGraph
     from .loops import LoopQueue, WorkerLoop
     from .nodes import TaskNode
-
-#: What ``TaskNode.worker`` says of a task run in-process.
-LOCAL_WORKER: Final = "local"
 
 #: A slot yields to trio after this many tasks that never yielded themselves, so a burst
 #: of tiny tasks cannot starve other trio tasks or delay cancellation for long.

@@ -7,7 +7,7 @@ from a task to its successors costs no dictionary lookups.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ..shared.errors import GraphDefinitionError
 from ..shared.status import ConditionStatus, TaskStatus
@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from .conditions import GenericSchedulingCondition
     from .graph import TaskGraph
     from .loops import LoopQueue
+
+
+#: What ``TaskNode.worker`` says of a task run in-process.
+LOCAL_WORKER: Final = "local"
 
 
 class Runner(Protocol):
