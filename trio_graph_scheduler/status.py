@@ -24,7 +24,13 @@ from .protocol.messages import PROTOCOL_VERSION, Reject, StatusReply, StatusRequ
 from .protocol.session import ProtocolSession, Role
 from .shared.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, TOKEN_ENV, fail
 from .shared.errors import ConfigError, CoordinatorUnreachableError, LinkError, TGSError
-from .worker.connect import CoordinatorAddress, EndWatchingStream
+from .worker.connect import (
+    CONNECT_ERRORS,
+    CoordinatorAddress,
+    EndWatchingStream,
+    describe_failure,
+    in_connection_nursery,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -32,13 +38,6 @@ if TYPE_CHECKING:
 PROG: Final = "tgs-status"
 #: Seconds a query may take, connection included.
 DEFAULT_QUERY_TIMEOUT: Final = 10.0
-
-_CONNECT_ERRORS = (
-    OSError,
-    trio.BrokenResourceError,
-    trio_websocket.HandshakeError,
-    trio_websocket.ConnectionClosed,
-)
 
 
 async def query_status(
@@ -59,55 +58,45 @@ async def query_status(
     """
     address = CoordinatorAddress.parse(url)
     opener = address.opener(tls_ca)
-    outcome: StatusReply | Exception = CoordinatorUnreachableError(
-        url, time_limit, "no answer in time"
-    )
     with trio.move_on_after(time_limit):
         try:
             stream = await opener()
-        except _CONNECT_ERRORS as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise CoordinatorUnreachableError(url, time_limit, reason) from None
-        async with stream:
-            outcome = await _ask(address, EndWatchingStream(stream), token, why)
-    if isinstance(outcome, _CONNECT_ERRORS):
-        reason = f"{type(outcome).__name__}: {outcome}"
-        raise CoordinatorUnreachableError(url, time_limit, reason)
-    if isinstance(outcome, Exception):
-        raise outcome
-    return outcome
+            async with stream:
+                watched = EndWatchingStream(stream)
+                return await in_connection_nursery(
+                    lambda nursery: _ask(nursery, address, watched, token, why)
+                )
+        except CONNECT_ERRORS as exc:
+            raise CoordinatorUnreachableError(url, time_limit, describe_failure(exc)) from None
+    raise CoordinatorUnreachableError(url, time_limit, "no answer in time")
 
 
 async def _ask(
-    address: CoordinatorAddress, stream: EndWatchingStream, token: str, why: str | None
-) -> StatusReply | Exception:
-    # Errors are returned, not raised, from inside the nursery: raised, they would come
-    # out wrapped in an ExceptionGroup.
-    async with trio.open_nursery() as nursery:
-        try:
-            with trio.CancelScope() as attempt:
-                stream.on_end = attempt.cancel  # trio-websocket would wait on a dead stream
-                ws = await trio_websocket.wrap_client_stream(
-                    nursery,
-                    stream,  # type: ignore[arg-type]  # any trio Stream works
-                    address.host,
-                    address.resource,
-                    max_message_size=MAX_FRAME_BYTES,
-                )
-                session = ProtocolSession(Role.WORKER)
-                request = StatusRequest(version=PROTOCOL_VERSION, token=token, why=why)
-                await ws.send_message(session.send([request]))
-                (answer,) = session.receive(await ws.get_message())
-            if attempt.cancelled_caught:
-                return ConnectionResetError("the connection ended before the answer")
-            with trio.move_on_after(1):
-                await ws.aclose()
-        except Exception as exc:
-            return exc
-        finally:
-            nursery.cancel_scope.cancel()
+    nursery: trio.Nursery,
+    address: CoordinatorAddress,
+    stream: EndWatchingStream,
+    token: str,
+    why: str | None,
+) -> StatusReply:
+    with trio.CancelScope() as attempt:
+        stream.on_end = attempt.cancel  # trio-websocket would wait on a dead stream
+        ws = await trio_websocket.wrap_client_stream(
+            nursery,
+            stream,  # type: ignore[arg-type]  # any trio Stream works
+            address.host,
+            address.resource,
+            max_message_size=MAX_FRAME_BYTES,
+        )
+        session = ProtocolSession(Role.WORKER)
+        request = StatusRequest(version=PROTOCOL_VERSION, token=token, why=why)
+        await ws.send_message(session.send([request]))
+        (answer,) = session.receive(await ws.get_message())
+    if attempt.cancelled_caught:
+        raise ConnectionResetError("the connection ended before the answer")
+    with trio.move_on_after(1):
+        await ws.aclose()
     if isinstance(answer, Reject):
-        return LinkError(f"the coordinator refused the query: {answer.reason}")
+        raise LinkError(f"the coordinator refused the query: {answer.reason}")
     assert isinstance(answer, StatusReply)  # the protocol session admits nothing else
     return answer
 

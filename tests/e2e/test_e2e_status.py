@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 from typing import TYPE_CHECKING
 
@@ -86,3 +87,29 @@ def test_status_of_nothing_listening_says_so_in_one_line(procs: Processes) -> No
     assert shown.returncode == 1
     assert shown.stderr.count("\n") == 1
     assert shown.stderr.startswith("tgs-status: error: cannot reach the coordinator at ")
+
+
+def test_status_of_a_plain_http_server_says_so_in_one_line() -> None:
+    # A web server answering the upgrade with 404: the refusal comes out of
+    # trio-websocket's reader task, and must still be one line, not a traceback.
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.settimeout(WAIT)
+        url = f"ws://127.0.0.1:{server.getsockname()[1]}"
+        query = subprocess.Popen(
+            [str(STATUS), url, "--timeout", "5"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        connection, _ = server.accept()
+        with connection:
+            connection.settimeout(WAIT)
+            assert connection.recv(4096).startswith(b"GET / HTTP/1.1\r\n")
+            connection.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        stdout, stderr = query.communicate(timeout=WAIT)
+    assert query.returncode == 1
+    assert stdout == ""
+    assert stderr.count("\n") == 1, stderr
+    assert stderr.startswith(f"tgs-status: error: cannot reach the coordinator at {url}")

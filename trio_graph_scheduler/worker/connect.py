@@ -12,12 +12,23 @@ import random
 import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
 import trio
+import trio_websocket
 
 from ..shared.errors import ConfigError
+
+_T = TypeVar("_T")
+
+#: What a failed connection attempt can raise, from TCP to the WebSocket handshake.
+CONNECT_ERRORS: Final = (
+    OSError,
+    trio.BrokenResourceError,
+    trio_websocket.HandshakeError,
+    trio_websocket.ConnectionClosed,
+)
 
 #: Opens the byte stream a WebSocket is wrapped around; tests pass in-memory streams.
 StreamOpener = Callable[[], Awaitable[trio.abc.Stream]]
@@ -157,3 +168,41 @@ class EndWatchingStream(trio.abc.Stream):
     def _ended(self) -> None:
         if self.on_end is not None:
             self.on_end()
+
+
+async def in_connection_nursery(body: Callable[[trio.Nursery], Awaitable[_T]]) -> _T:
+    """Run ``body(nursery)`` in a nursery for trio-websocket's reader task to live in.
+
+    The nursery is cancelled as soon as ``body`` returns or raises. ``body``'s exception
+    comes out as itself, not in an ExceptionGroup, and so does a refused upgrade
+    (``HandshakeError``), which trio-websocket's reader task raises into the nursery when
+    an HTTP server, not a coordinator, answered.
+    """
+    error: Exception | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                return await body(nursery)
+            except Exception as exc:
+                error = exc
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        refused, rest = group.split(trio_websocket.HandshakeError)
+        if refused is None or rest is not None:
+            raise
+        raise _first_leaf(refused) from None
+    assert error is not None
+    raise error
+
+
+def describe_failure(error: BaseException) -> str:
+    """A failed connection attempt in a few words, for a one-line error."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror  # "Connection refused", not "[Errno 111] Connect call failed"
+    return f"{type(error).__name__}: {error}"
+
+
+def _first_leaf(group: BaseExceptionGroup[Exception]) -> Exception:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first

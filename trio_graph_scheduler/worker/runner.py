@@ -11,9 +11,12 @@ import trio_websocket
 
 from ..shared.errors import CoordinatorUnreachableError, LinkError
 from .connect import (
+    CONNECT_ERRORS,
     CoordinatorAddress,
     EndWatchingStream,
     StreamOpener,
+    describe_failure,
+    in_connection_nursery,
     retry_delays,
     tls_failure,
 )
@@ -27,14 +30,6 @@ logger = logging.getLogger("tgs.worker")
 #: trio-websocket reads 4 KiB at a time by default; batched frames are far larger, and a
 #: 64 KiB buffer made batched throughput 1.66x faster here.
 RECEIVE_BUFFER_BYTES = 64 * 2**10
-
-#: What a failed connection attempt can raise, from TCP to the WebSocket handshake.
-_CONNECT_ERRORS = (
-    OSError,
-    trio.BrokenResourceError,
-    trio_websocket.HandshakeError,
-    trio_websocket.ConnectionClosed,
-)
 
 
 class Worker:
@@ -107,18 +102,18 @@ class Worker:
             while not self._stopping:
                 try:
                     stream = await self._open_stream()
-                except _CONNECT_ERRORS as exc:
+                except CONNECT_ERRORS as exc:
                     outcome: LinkEnd | Exception = exc
                 else:
                     async with stream:  # we close it: trio-websocket would leak it
                         outcome = await self._serve(stream, connecting, task_status)
                 if isinstance(outcome, LinkEnd):
                     return outcome
-                if not isinstance(outcome, _CONNECT_ERRORS):
+                if not isinstance(outcome, CONNECT_ERRORS):
                     raise outcome
                 if (tls := tls_failure(outcome)) is not None:
                     raise LinkError(f"TLS with the coordinator at {config.url} failed: {tls}")
-                last_error = _describe_failure(outcome)
+                last_error = describe_failure(outcome)
                 await trio.sleep(next(delays))
         if self._stopping:
             return LinkEnd.STOPPED
@@ -130,26 +125,13 @@ class Worker:
         connecting: trio.CancelScope,
         task_status: trio.TaskStatus[None] | None,
     ) -> LinkEnd | Exception:
-        """Run one connection; return how it ended, or the error that ended it.
-
-        Errors are returned rather than raised from inside the nursery, where they would
-        come out wrapped in an ExceptionGroup.
-        """
+        """Run one connection; return how it ended, or the error that ended it."""
         try:
-            async with trio.open_nursery() as nursery:
-                try:
-                    return await self._serve_in(nursery, stream, connecting, task_status)
-                except Exception as exc:
-                    return exc
-                finally:
-                    nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            # trio-websocket's reader task raises a refused upgrade (an HTTP server, not a
-            # coordinator, answered) into the nursery.
-            refused, rest = group.split(trio_websocket.HandshakeError)
-            if refused is None or rest is not None:
-                raise
-            return _first_leaf(refused)
+            return await in_connection_nursery(
+                lambda nursery: self._serve_in(nursery, stream, connecting, task_status)
+            )
+        except Exception as exc:
+            return exc
 
     async def _serve_in(
         self,
@@ -204,14 +186,3 @@ async def run_worker(
         RemoteProtocolError: the coordinator broke the protocol.
     """
     await Worker(config).run(task_status=task_status)
-
-
-def _describe_failure(error: Exception) -> str:
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror  # "Connection refused", not "[Errno 111] Connect call failed"
-    return f"{type(error).__name__}: {error}"
-
-
-def _first_leaf(group: BaseExceptionGroup[Exception]) -> Exception:
-    first = group.exceptions[0]
-    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
