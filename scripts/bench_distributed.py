@@ -91,6 +91,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
+from bench_shapes import Shape, independent_shape, shapes
 
 import trio_graph_scheduler
 from trio_graph_scheduler import Coordinator, CoordinatorConfig, TaskGraph, WorkerLoop
@@ -138,101 +139,7 @@ def peer_noop(*deps):
     return None
 
 
-# -- shapes ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Shape:
-    """A graph shape, buildable as a tgs graph, a Dask graph dict, and Ray submissions."""
-
-    name: str
-    description: str
-    tasks: int
-    build_tgs: Callable[[TaskGraph], None]
-    build_dask: Callable[[str], tuple[dict[str, Any], list[str]]]
-    #: Submits the shape to Ray (given the remote function); returns every ref.
-    submit_ray: Callable[[Any], list[Any]]
-
-
-def independent_shape(n: int) -> Shape:
-    def build_tgs(graph: TaskGraph) -> None:
-        create = graph.create_task_nowait
-        for _ in range(n):
-            create("noop")
-
-    def build_dask(prefix: str) -> tuple[dict[str, Any], list[str]]:
-        dsk: dict[str, Any] = {f"{prefix}-t-{i}": (peer_noop,) for i in range(n)}
-        return dsk, list(dsk)
-
-    def submit_ray(remote: Any) -> list[Any]:
-        return [remote.remote() for _ in range(n)]
-
-    return Shape("independent", f"{n:,} independent", n, build_tgs, build_dask, submit_ray)
-
-
-def chains_shape(chains: int, length: int) -> Shape:
-    def build_tgs(graph: TaskGraph) -> None:
-        create = graph.create_task_nowait
-        for _ in range(chains):
-            uid = create("noop").uid
-            for _ in range(length - 1):
-                uid = create("noop", None, [uid]).uid
-
-    def build_dask(prefix: str) -> tuple[dict[str, Any], list[str]]:
-        dsk: dict[str, Any] = {}
-        for c in range(chains):
-            dsk[f"{prefix}-c-{c}-0"] = (peer_noop,)
-            for i in range(1, length):
-                dsk[f"{prefix}-c-{c}-{i}"] = (peer_noop, f"{prefix}-c-{c}-{i - 1}")
-        return dsk, list(dsk)
-
-    def submit_ray(remote: Any) -> list[Any]:
-        refs = []
-        for _ in range(chains):
-            ref = remote.remote()
-            refs.append(ref)
-            for _ in range(length - 1):
-                ref = remote.remote(ref)
-                refs.append(ref)
-        return refs
-
-    return Shape(
-        "chains",
-        f"{chains:,} chains of {length}",
-        chains * length,
-        build_tgs,
-        build_dask,
-        submit_ray,
-    )
-
-
-def fan_in_shape(leaves: int) -> Shape:
-    def build_tgs(graph: TaskGraph) -> None:
-        create = graph.create_task_nowait
-        uids = [create("noop").uid for _ in range(leaves)]
-        create("noop", None, uids)
-
-    def build_dask(prefix: str) -> tuple[dict[str, Any], list[str]]:
-        dsk: dict[str, Any] = {f"{prefix}-leaf-{i}": (peer_noop,) for i in range(leaves)}
-        # A list of keys inside a task is replaced by the list of their results.
-        dsk[f"{prefix}-join"] = (peer_noop, list(dsk))
-        return dsk, list(dsk)
-
-    def submit_ray(remote: Any) -> list[Any]:
-        refs = [remote.remote() for _ in range(leaves)]
-        refs.append(remote.remote(*refs))
-        return refs
-
-    return Shape("fan-in", f"{leaves:,} leaves -> 1", leaves + 1, build_tgs, build_dask, submit_ray)
-
-
-def shapes(scale: int) -> list[Shape]:
-    """The three shapes, at 1/``scale`` of the full sizes."""
-    return [
-        independent_shape(10_000 // scale),
-        chains_shape(2_000 // scale, 5),
-        fan_in_shape(5_000 // scale),
-    ]
+# -- the latency chain -------------------------------------------------------------------------
 
 
 def latency_chain_tgs(length: int) -> Callable[[TaskGraph], None]:
@@ -386,7 +293,7 @@ class DaskPeer:
         self.run_shape(independent_shape(n))
 
     def run_shape(self, shape: Shape) -> float:
-        dsk, keys = shape.build_dask(uuid.uuid4().hex[:12])
+        dsk, keys = shape.build_dask(peer_noop, f"{uuid.uuid4().hex[:12]}-")
         gc.collect()
         started = time.perf_counter()
         results = self.client.get(dsk, keys)

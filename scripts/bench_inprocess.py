@@ -45,14 +45,12 @@ import time
 import tracemalloc
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
+from bench_shapes import Shape, independent_shape, shapes
 
 from trio_graph_scheduler import TaskGraph, WorkerLoop, execute_graph
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 #: The per-node memory the library aims to stay under.
 TARGET_BYTES_PER_NODE = 1024
@@ -68,76 +66,6 @@ async def noop(**kw):
 def dask_noop(*deps):
     """The Dask task: takes its dependencies' results (as Dask passes them) and ignores them."""
     return None
-
-
-# -- shapes ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Shape:
-    """A graph shape, buildable as a tgs graph and as a Dask graph dict."""
-
-    name: str
-    description: str
-    tasks: int
-    build_tgs: Callable[[TaskGraph], None]
-    build_dask: Callable[[], tuple[dict[str, Any], list[str]]]
-
-
-def independent_shape(n: int) -> Shape:
-    def build_tgs(graph: TaskGraph) -> None:
-        create = graph.create_task_nowait
-        for _ in range(n):
-            create("noop")
-
-    def build_dask() -> tuple[dict[str, Any], list[str]]:
-        dsk: dict[str, Any] = {f"t-{i}": (dask_noop,) for i in range(n)}
-        return dsk, list(dsk)
-
-    return Shape("independent", f"{n:,} independent", n, build_tgs, build_dask)
-
-
-def chains_shape(chains: int, length: int) -> Shape:
-    def build_tgs(graph: TaskGraph) -> None:
-        create = graph.create_task_nowait
-        for _ in range(chains):
-            uid = create("noop").uid
-            for _ in range(length - 1):
-                uid = create("noop", None, [uid]).uid
-
-    def build_dask() -> tuple[dict[str, Any], list[str]]:
-        dsk: dict[str, Any] = {}
-        for c in range(chains):
-            dsk[f"c-{c}-0"] = (dask_noop,)
-            for i in range(1, length):
-                dsk[f"c-{c}-{i}"] = (dask_noop, f"c-{c}-{i - 1}")
-        return dsk, list(dsk)
-
-    return Shape("chains", f"{chains:,} chains of {length}", chains * length, build_tgs, build_dask)
-
-
-def fan_in_shape(leaves: int) -> Shape:
-    def build_tgs(graph: TaskGraph) -> None:
-        create = graph.create_task_nowait
-        uids = [create("noop").uid for _ in range(leaves)]
-        create("noop", None, uids)
-
-    def build_dask() -> tuple[dict[str, Any], list[str]]:
-        dsk: dict[str, Any] = {f"leaf-{i}": (dask_noop,) for i in range(leaves)}
-        # A list of keys inside a task is replaced by the list of their results.
-        dsk["join"] = (dask_noop, list(dsk))
-        return dsk, list(dsk)
-
-    return Shape("fan-in", f"{leaves:,} leaves -> 1", leaves + 1, build_tgs, build_dask)
-
-
-def shapes(scale: int) -> list[Shape]:
-    """The three shapes, at 1/``scale`` of the full sizes."""
-    return [
-        independent_shape(10_000 // scale),
-        chains_shape(2_000 // scale, 5),
-        fan_in_shape(5_000 // scale),
-    ]
 
 
 # -- measuring tgs -----------------------------------------------------------------------------
@@ -188,7 +116,7 @@ def measure_dask_once(shape: Shape, scheduler: str, concurrency: int) -> float:
     import dask
     import dask.threaded
 
-    dsk, keys = shape.build_dask()
+    dsk, keys = shape.build_dask(dask_noop, "")
     gc.collect()
     started = time.perf_counter()
     if scheduler == "sync":
