@@ -308,6 +308,8 @@ def import_graph_module(name: str) -> ModuleType:
     ships its functions to workers by value."""
     if name in sys.modules:
         return sys.modules[name]
+    if str(GRAPHS_DIR) not in sys.path:
+        sys.path.append(str(GRAPHS_DIR))  # for the helper module the graph modules import
     spec = importlib.util.spec_from_file_location(name, GRAPHS_DIR / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None

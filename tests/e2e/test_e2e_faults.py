@@ -18,14 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
-import trustme
 from e2e_procs import WAIT, await_until, import_graph_module
 
 from trio_graph_scheduler import Coordinator, CoordinatorConfig, TaskStatus
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from e2e_procs import Coordinator as CoordinatorProc
     from e2e_procs import Proc, Processes
 
@@ -415,30 +412,10 @@ async def test_cancel_right_after_a_task_was_handed_out_stops_it(procs: Processe
     assert coordinator.summary.tasks_by_status == {"success": 1, "failed": 1}
 
 
-def write_certificates(directory: Path) -> dict[str, str]:
-    """A CA, a server certificate it signed for 127.0.0.1, and another CA, as PEM files."""
-    directory.mkdir()
-    ca = trustme.CA()
-    server = ca.issue_cert("127.0.0.1", "localhost")
-    paths = {
-        "ca": directory / "ca.pem",
-        "cert": directory / "server.pem",
-        "key": directory / "server.key",
-        "other_ca": directory / "other-ca.pem",
-    }
-    ca.cert_pem.write_to_path(paths["ca"])
-    server.private_key_pem.write_to_path(paths["key"])
-    server.cert_chain_pems[0].write_to_path(paths["cert"])
-    for blob in server.cert_chain_pems[1:]:
-        blob.write_to_path(paths["cert"], append=True)
-    trustme.CA().cert_pem.write_to_path(paths["other_ca"])
-    return {name: str(path) for name, path in paths.items()}
-
-
 def test_tls_worker_trusting_the_ca_runs_the_graph_and_another_ca_fails_at_once(
-    procs: Processes,
+    procs: Processes, certificates: dict[str, str]
 ) -> None:
-    certs = write_certificates(procs.root / "certs")
+    certs = certificates
     coordinator = procs.coordinator(
         "build_quick", "--tls-cert", certs["cert"], "--tls-key", certs["key"]
     )

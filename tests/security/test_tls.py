@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
-import trustme
 
 from trio_graph_scheduler import (
     ConfigError,
@@ -36,26 +35,6 @@ def graph_of(n: int) -> TaskGraph:
     for i in range(n):
         graph.create_task_nowait("double", ((i,), {}))
     return graph
-
-
-@pytest.fixture
-def certificates(tmp_path: Path) -> dict[str, str]:
-    """A CA, a server certificate it signed for 127.0.0.1, and another CA."""
-    ca = trustme.CA()
-    server = ca.issue_cert("127.0.0.1", "localhost")
-    paths = {
-        "ca": tmp_path / "ca.pem",
-        "cert": tmp_path / "server.pem",
-        "key": tmp_path / "server.key",
-        "other_ca": tmp_path / "other-ca.pem",
-    }
-    ca.cert_pem.write_to_path(paths["ca"])
-    server.private_key_pem.write_to_path(paths["key"])
-    server.cert_chain_pems[0].write_to_path(paths["cert"])
-    for blob in server.cert_chain_pems[1:]:
-        blob.write_to_path(paths["cert"], append=True)
-    trustme.CA().cert_pem.write_to_path(paths["other_ca"])
-    return {name: str(path) for name, path in paths.items()}
 
 
 async def test_workers_run_a_graph_over_tls(certificates: dict[str, str]) -> None:

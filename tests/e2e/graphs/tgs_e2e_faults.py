@@ -3,7 +3,7 @@
 Like ``tgs_e2e_graphs``, this module lives only in the coordinator's directory (the tests
 copy it there with :meth:`Processes.add_graph_module`), or in the test process when the
 test runs the coordinator itself; workers get its functions shipped by value. It imports
-nothing of the other graph modules, so a test can import it on its own.
+only the helper module, which the tests always copy beside it.
 
 Every builder reads the directory tasks write to from ``TGS_E2E_DIR`` on the coordinator
 and passes it to the tasks as an argument. Tasks append one JSON line per event to
@@ -15,7 +15,6 @@ traces to ``report-<label>.json``.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -23,11 +22,10 @@ import uuid
 from typing import Any
 
 import trio
+from tgs_e2e_helpers import out_dir, record, write_json
 
 from trio_graph_scheduler import GenericSchedulingCondition, TaskGraph, TaskPolicy, WorkerLoop
 
-#: The environment variable naming the directory tasks write to.
-DIR_ENV = "TGS_E2E_DIR"
 #: The longest a task polls for a file the test creates, so nothing hangs forever.
 POLL_LIMIT = 25.0
 #: How many ``step`` tasks ``build_kill`` has, and its loop's limit.
@@ -44,34 +42,9 @@ FLAKY_ATTEMPTS = 3
 VICTIM_CLEANUP = 0.5
 
 
-def out_dir() -> str:
-    out = os.environ.get(DIR_ENV)
-    if not out:
-        raise RuntimeError(f"set {DIR_ENV} to the directory tasks write to")
-    return out
-
-
-def record(out: str, event: str, task: str, **fields: Any) -> None:
-    """Append one JSON line to ``events.jsonl``: a single O_APPEND write, whole or not at all."""
-    line = {"event": event, "task": task, "pid": os.getpid(), "t": time.time(), **fields}
-    data = (json.dumps(line) + "\n").encode()
-    fd = os.open(os.path.join(out, "events.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-
-
 def new_run() -> str:
     """An id for one execution of a task, unique across processes and reruns."""
     return f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-
-
-def write_json(path: str, data: Any) -> None:
-    """Write ``data`` to ``path`` as JSON, atomically: a reader never sees half of it."""
-    with open(path + ".tmp", "w") as file:
-        json.dump(data, file)
-    os.replace(path + ".tmp", path)
 
 
 def count_run(path: str) -> int:

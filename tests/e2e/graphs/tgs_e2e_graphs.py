@@ -17,19 +17,15 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import json
 import os
-import time
 from typing import Any
 
 import tgs_e2e_helpers
 import trio
-from tgs_e2e_helpers import Point
+from tgs_e2e_helpers import Point, out_dir, record, write_json
 
 from trio_graph_scheduler import GenericSchedulingCondition, TaskGraph, WorkerLoop
 
-#: The environment variable naming the directory tasks write to.
-DIR_ENV = "TGS_E2E_DIR"
 #: This module's name and its helper's, which must not be importable on a worker.
 MODULE = "tgs_e2e_graphs"
 HELPER_MODULE = "tgs_e2e_helpers"
@@ -45,31 +41,6 @@ SPAWNED = (100, 101, 102)
 HOLD_TASKS = 4
 #: The longest a task polls for a file the test creates, so nothing hangs forever.
 POLL_LIMIT = 25.0
-
-
-def _out_dir() -> str:
-    out = os.environ.get(DIR_ENV)
-    if not out:
-        raise RuntimeError(f"set {DIR_ENV} to the directory tasks write to")
-    return out
-
-
-def record(out: str, event: str, task: str, **fields: Any) -> None:
-    """Append one JSON line to ``events.jsonl``: a single O_APPEND write, whole or not at all."""
-    line = {"event": event, "task": task, "pid": os.getpid(), "t": time.time(), **fields}
-    data = (json.dumps(line) + "\n").encode()
-    fd = os.open(os.path.join(out, "events.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-
-
-def write_json(path: str, data: Any) -> None:
-    """Write ``data`` to ``path`` as JSON, atomically: a reader never sees half of it."""
-    with open(path + ".tmp", "w") as file:
-        json.dump(data, file)
-    os.replace(path + ".tmp", path)
 
 
 def exists(path: str) -> bool:
@@ -191,7 +162,7 @@ async def build_main() -> TaskGraph:
     tasks, and a final ``summarise`` over everything but the created tasks (which have
     their own).
     """
-    out = _out_dir()
+    out = out_dir()
     graph = TaskGraph(
         FUNCTIONS,
         [WorkerLoop("default", DEFAULT_LIMIT, None), WorkerLoop("solo", SOLO_LIMIT, ["solo_step"])],
@@ -213,7 +184,7 @@ async def build_main() -> TaskGraph:
 
 async def build_quick() -> TaskGraph:
     """Three ``work`` tasks and a summary: a graph that ends soon after a worker joins."""
-    out = _out_dir()
+    out = out_dir()
     graph = TaskGraph(FUNCTIONS, [WorkerLoop("default", 3, None)])
     uids = [(await graph.create_task("work", ((out, i, 0.01), {}))).uid for i in range(3)]
     await graph.create_task("summarise", ((out, "quick"), {}), waits_on=uids)
@@ -222,7 +193,7 @@ async def build_quick() -> TaskGraph:
 
 async def build_failing() -> TaskGraph:
     """One task that succeeds, one that raises, one that waits on the one that raised."""
-    out = _out_dir()
+    out = out_dir()
     graph = TaskGraph(FUNCTIONS, [WorkerLoop("default", 2, None)])
     await graph.create_task("work", ((out, 1, 0.01), {}))
     failed = await graph.create_task("boom")
@@ -237,7 +208,7 @@ async def build_empty() -> TaskGraph:
 
 async def build_blocking() -> TaskGraph:
     """:data:`HOLD_TASKS` tasks that run until the test creates ``release``, all at once."""
-    out = _out_dir()
+    out = out_dir()
     graph = TaskGraph(FUNCTIONS, [WorkerLoop("default", HOLD_TASKS, None)])
     for i in range(HOLD_TASKS):
         await graph.create_task("hold", ((out, i), {}))
@@ -251,7 +222,7 @@ async def build_status() -> TaskGraph:
     waits on a ``SUCCESS__2`` over both; ``gpu`` has a task that no worker will serve
     (the test's worker serves ``default`` only). The uids go to ``uids.json``.
     """
-    out = _out_dir()
+    out = out_dir()
     graph = TaskGraph(
         FUNCTIONS | {"on_gpu": boom},
         [WorkerLoop("default", 1, None), WorkerLoop("gpu", 1, ["on_gpu"])],
