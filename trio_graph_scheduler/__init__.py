@@ -4,14 +4,14 @@ Run a graph in this process with :func:`execute_graph`, or across machines with 
 ``tgs-coordinator`` and ``tgs-worker`` commands.
 """
 
-from .coordinator.conditions import GenericSchedulingCondition as GenericSchedulingCondition
 from .coordinator.config import CoordinatorConfig as CoordinatorConfig
-from .coordinator.graph import GraphStatistics as GraphStatistics
-from .coordinator.graph import TaskGraph as TaskGraph
+from .coordinator.core.conditions import GenericSchedulingCondition as GenericSchedulingCondition
+from .coordinator.core.graph import GraphStatistics as GraphStatistics
+from .coordinator.core.graph import TaskGraph as TaskGraph
+from .coordinator.core.loops import WorkerLoop as WorkerLoop
+from .coordinator.core.nodes import TaskNode as TaskNode
+from .coordinator.core.policy import TaskPolicy as TaskPolicy
 from .coordinator.inprocess import execute_graph as execute_graph
-from .coordinator.loops import WorkerLoop as WorkerLoop
-from .coordinator.nodes import TaskNode as TaskNode
-from .coordinator.policy import TaskPolicy as TaskPolicy
 from .coordinator.server import Coordinator as Coordinator
 from .coordinator.server import RunSummary as RunSummary
 from .coordinator.server import serve_coordinator as serve_coordinator
@@ -28,8 +28,8 @@ from .shared.errors import UnknownFunctionError as UnknownFunctionError
 from .shared.errors import UnknownUidError as UnknownUidError
 from .shared.errors import WorkerContextError as WorkerContextError
 from .shared.errors import WorkerRejectedError as WorkerRejectedError
-from .shared.status import ConditionStatus as ConditionStatus
-from .shared.status import TaskStatus as TaskStatus
+from .shared.states import ConditionStatus as ConditionStatus
+from .shared.states import TaskStatus as TaskStatus
 from .worker.config import WorkerConfig as WorkerConfig
 from .worker.runner import Worker as Worker
 from .worker.runner import run_worker as run_worker

@@ -3,6 +3,6 @@
 ``from trio_graph_scheduler.scheduling import GenericSchedulingCondition``.
 """
 
-from .coordinator.conditions import GenericSchedulingCondition as GenericSchedulingCondition
+from .coordinator.core.conditions import GenericSchedulingCondition as GenericSchedulingCondition
 
 __all__ = ["GenericSchedulingCondition"]

@@ -18,12 +18,12 @@ import msgspec
 import trio
 import trio_websocket
 
-from .coordinator.wording import format_seconds
+from .coordinator.observe.wording import format_seconds
 from .protocol.codec import MAX_FRAME_BYTES
 from .protocol.messages import PROTOCOL_VERSION, Reject, StatusReply, StatusRequest
 from .protocol.session import ProtocolSession, Role
-from .shared.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, TOKEN_ENV, fail
 from .shared.errors import ConfigError, CoordinatorUnreachableError, LinkError, TGSError
+from .shared.programs import EXIT_FAILED, EXIT_OK, EXIT_USAGE, TOKEN_ENV, fail
 from .worker.connect import (
     CONNECT_ERRORS,
     CoordinatorAddress,

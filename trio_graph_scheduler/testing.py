@@ -20,7 +20,7 @@ from .worker.config import WorkerConfig
 from .worker.runner import Worker
 
 if TYPE_CHECKING:
-    from .coordinator.graph import TaskGraph
+    from .coordinator.core.graph import TaskGraph
     from .coordinator.server import RunSummary
 
 

@@ -16,7 +16,7 @@ from trio_graph_scheduler import (
     WorkerLoop,
     execute_graph,
 )
-from trio_graph_scheduler.coordinator.drawing import draw_graph, graph_to_dot
+from trio_graph_scheduler.coordinator.observe.drawing import draw_graph, graph_to_dot
 
 # A <script src=...> or <link href=...> that reaches for the network (a CDN).
 REMOTE_ASSET = re.compile(r"""<(?:script|link)\b[^>]*\b(?:src|href)\s*=\s*["']?https?://""", re.I)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from trio_graph_scheduler import Coordinator, CoordinatorConfig, TaskGraph, TaskNode, WorkerLoop
-from trio_graph_scheduler.coordinator.session import WorkerSession, _LoopCredit
+from trio_graph_scheduler.coordinator.worker_session import WorkerSession, _LoopCredit
 from trio_graph_scheduler.protocol import Assign, Cancel, Shutdown
 
 

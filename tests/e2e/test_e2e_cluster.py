@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from e2e_procs import Proc, Processes, free_port, max_overlap
 
-from trio_graph_scheduler.coordinator.report import schema_errors
+from trio_graph_scheduler.coordinator.observe.report import schema_errors
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

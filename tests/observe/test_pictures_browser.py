@@ -50,13 +50,17 @@ from trio_graph_scheduler import (
     WorkerLoop,
     execute_graph,
 )
-from trio_graph_scheduler.coordinator.drawing import CONDITION_COLOURS, ROOT_COLOUR, TASK_COLOURS
-from trio_graph_scheduler.coordinator.timeline import FAILED_COLOUR, function_colours
+from trio_graph_scheduler.coordinator.observe.drawing import (
+    CONDITION_COLOURS,
+    ROOT_COLOUR,
+    TASK_COLOURS,
+)
+from trio_graph_scheduler.coordinator.observe.timeline import FAILED_COLOUR, function_colours
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from trio_graph_scheduler.coordinator.nodes import TaskNode
+    from trio_graph_scheduler.coordinator.core.nodes import TaskNode
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [

@@ -15,8 +15,8 @@ from trio_graph_scheduler import (
     WorkerLoop,
     execute_graph,
 )
-from trio_graph_scheduler.coordinator.explain import explain_task
-from trio_graph_scheduler.coordinator.session import WorkerRecord
+from trio_graph_scheduler.coordinator.observe.explain import explain_task
+from trio_graph_scheduler.coordinator.worker_session import WorkerRecord
 
 # -- ended --------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from text_graphs import Hand, make_graph
 
 from trio_graph_scheduler import GenericSchedulingCondition, TaskGraph, WorkerLoop, execute_graph
-from trio_graph_scheduler.coordinator.progress import (
+from trio_graph_scheduler.coordinator.observe.progress import (
     LoopProgress,
     ProgressSnapshot,
     RateWindow,

@@ -13,7 +13,7 @@ import trio.testing
 from text_graphs import Hand, make_graph, timed
 
 from trio_graph_scheduler import TaskGraph, TaskPolicy, WorkerLoop, execute_graph
-from trio_graph_scheduler.coordinator.report import (
+from trio_graph_scheduler.coordinator.observe.report import (
     REPORT_SCHEMA,
     SCHEMA_VERSION,
     build_report,
@@ -21,7 +21,7 @@ from trio_graph_scheduler.coordinator.report import (
     write_report,
 )
 from trio_graph_scheduler.coordinator.server import RunCounters
-from trio_graph_scheduler.coordinator.session import WorkerRecord
+from trio_graph_scheduler.coordinator.worker_session import WorkerRecord
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping

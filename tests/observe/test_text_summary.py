@@ -5,7 +5,7 @@ from __future__ import annotations
 from text_graphs import Hand, make_graph, timed
 
 from trio_graph_scheduler import TaskGraph, TaskPolicy
-from trio_graph_scheduler.coordinator.summary import (
+from trio_graph_scheduler.coordinator.observe.summary import (
     MAX_FAILURES_SHOWN,
     FailureGroup,
     FunctionSummary,

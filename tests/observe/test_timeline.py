@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trio_graph_scheduler import TaskGraph, TaskStatus, WorkerLoop, execute_graph
-from trio_graph_scheduler.coordinator.timeline import (
+from trio_graph_scheduler.coordinator.observe.timeline import (
     FAILED_COLOUR,
     PALETTE,
     assign_lanes,
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from trio_graph_scheduler.coordinator.nodes import TaskNode
+    from trio_graph_scheduler.coordinator.core.nodes import TaskNode
 
 REMOTE_ASSET = re.compile(r"""<(?:script|link)\b[^>]*\b(?:src|href)\s*=\s*["']?https?://""", re.I)
 MISSING_EXTRA = (

@@ -31,7 +31,7 @@ from trio_graph_scheduler.protocol import (
     decode_frame,
     encode_frame,
 )
-from trio_graph_scheduler.shared.status import TaskStatus
+from trio_graph_scheduler.shared.states import TaskStatus
 
 
 class Priority(enum.IntEnum):

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from ..shared.cli import (
+from ..shared.concurrency import run_beside
+from ..shared.errors import ConfigError, TGSError
+from ..shared.programs import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -24,20 +26,18 @@ from ..shared.cli import (
     configure_logging,
     fail,
 )
-from ..shared.concurrency import run_beside
-from ..shared.errors import ConfigError, TGSError
 from .config import (
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_HEARTBEAT_TIMEOUT,
     CoordinatorConfig,
     server_tls_context,
 )
-from .graph import TaskGraph
-from .progress import ProgressSnapshot, run_progress, snapshot_of
-from .report import build_report, write_report
-from .scheduler import DEFAULT_MAX_LOST_ATTEMPTS
+from .core.graph import TaskGraph
+from .core.scheduler import DEFAULT_MAX_LOST_ATTEMPTS
+from .observe.progress import ProgressSnapshot, run_progress, snapshot_of
+from .observe.report import build_report, write_report
+from .observe.summary import format_summary
 from .server import Coordinator
-from .summary import format_summary
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Sequence

@@ -9,7 +9,7 @@ from typing import Final
 
 from ..protocol.codec import MAX_FRAME_BYTES
 from ..shared.errors import ConfigError
-from .scheduler import DEFAULT_MAX_LOST_ATTEMPTS
+from .core.scheduler import DEFAULT_MAX_LOST_ATTEMPTS
 
 #: Seconds between heartbeats each side sends while it has nothing else to say.
 DEFAULT_HEARTBEAT_INTERVAL: Final = 1.0

@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any, Final
 import outcome
 import trio
 
-from ..shared.status import TaskStatus
-from ..worker.invoke import format_exception_trace, invoke_task_function, run_context_init
-from .nodes import LOCAL_WORKER
+from ..shared.invoke import format_exception_trace, invoke_task_function, run_context_init
+from ..shared.states import TaskStatus
+from .core.nodes import LOCAL_WORKER
 from .run import GraphRun
 
 if TYPE_CHECKING:
-    from .graph import TaskGraph
-    from .loops import LoopQueue, WorkerLoop
-    from .nodes import TaskNode
+    from .core.graph import TaskGraph
+    from .core.loops import LoopQueue, WorkerLoop
+    from .core.nodes import TaskNode
 
 #: A slot yields to trio after this many tasks that never yielded themselves, so a burst
 #: of tiny tasks cannot starve other trio tasks or delay cancellation for long.

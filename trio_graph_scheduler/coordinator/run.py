@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..shared.errors import GraphStalledError, TGSError
-from ..shared.status import TaskStatus
+from ..shared.states import TaskStatus
 
 if TYPE_CHECKING:
-    from .graph import TaskGraph
-    from .nodes import TaskNode
-    from .scheduler import Scheduler
+    from .core.graph import TaskGraph
+    from .core.nodes import TaskNode
+    from .core.scheduler import Scheduler
 
 
 class RetryTimer:

@@ -12,17 +12,17 @@ import trio
 import trio_websocket
 
 from ..protocol.session import HANDSHAKE_MAX_FRAME_BYTES, CloseCode
-from ..shared.status import TaskStatus
+from ..shared.states import TaskStatus
 from .config import CoordinatorConfig, server_tls_context
 from .listeners import CappedListener
 from .run import GraphRun
-from .session import WorkerRecord, WorkerSession
 from .shipping import pickle_for_workers
+from .worker_session import WorkerRecord, WorkerSession
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from .graph import TaskGraph
+    from .core.graph import TaskGraph
 
 logger = logging.getLogger("tgs.coordinator")
 

@@ -30,7 +30,7 @@ from typing import Annotated, Any, ClassVar, Final
 import msgspec
 
 from ..shared.errors import LocalProtocolError
-from ..shared.status import TaskStatus
+from ..shared.states import TaskStatus
 
 #: The version this code speaks. A peer speaking another one is refused at the handshake.
 PROTOCOL_VERSION: Final = 1

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from ..shared.cli import (
+from ..shared.errors import ConfigError, TGSError
+from ..shared.programs import (
     EXIT_OK,
     EXIT_USAGE,
     SignalStop,
@@ -16,7 +17,6 @@ from ..shared.cli import (
     configure_logging,
     fail,
 )
-from ..shared.errors import ConfigError, TGSError
 from .config import DEFAULT_CONNECT_TIMEOUT, WorkerConfig
 from .runner import Worker
 

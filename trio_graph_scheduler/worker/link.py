@@ -57,13 +57,13 @@ from ..protocol.messages import (
 from ..protocol.session import CloseCode, ProtocolSession, Role, SessionState
 from ..shared.concurrency import MESSAGES_PER_YIELD
 from ..shared.errors import RemoteProtocolError, WorkerContextError, WorkerRejectedError
-from ..shared.status import TaskStatus
-from .invoke import (
+from ..shared.invoke import (
     format_exception_trace,
     invoke_task_function,
     is_async_function,
     run_context_init,
 )
+from ..shared.states import TaskStatus
 from .remote_graph import RemoteGraph
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..coordinator.graph import check_task_arguments
+from ..coordinator.core.graph import check_task_arguments
 from ..protocol.messages import (
     CreateConditionRequest,
     CreateTaskRequest,
@@ -29,14 +29,14 @@ from ..protocol.messages import (
 from ..protocol.values import encode_value
 from ..shared import errors
 from ..shared.errors import TGSError
-from ..shared.status import TaskStatus
+from ..shared.states import TaskStatus
 from ..shared.uids import new_uid
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ..coordinator.conditions import GenericSchedulingCondition
-    from ..coordinator.nodes import TaskArguments
+    from ..coordinator.core.conditions import GenericSchedulingCondition
+    from ..coordinator.core.nodes import TaskArguments
 
 
 class GraphCallLink(Protocol):

@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Final
 
-from ..protocol.messages import LoopStatus, RunningTask, StatusReply, WorkerStatus
-from ..shared.errors import UnknownUidError
-from ..shared.status import TaskStatus
+from ...protocol.messages import LoopStatus, RunningTask, StatusReply, WorkerStatus
+from ...shared.errors import UnknownUidError
+from ...shared.states import TaskStatus
 
 if TYPE_CHECKING:
-    from .server import Coordinator
+    from ..server import Coordinator
 
 #: How many of the longest-running tasks a reply lists.
 SLOWEST_SHOWN: Final = 10

@@ -29,7 +29,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ..shared.status import TaskStatus
+from ...shared.states import TaskStatus
 from .wording import format_seconds, format_seconds_compact, plural
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from rich.console import RenderableType
 
-    from .graph import TaskGraph
+    from ..core.graph import TaskGraph
 
 #: Seconds of history the rate of tasks per second is measured over.
 RATE_WINDOW_SECONDS: Final = 10.0

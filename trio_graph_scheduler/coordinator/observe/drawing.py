@@ -17,13 +17,13 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ..shared.status import ConditionStatus, TaskStatus
-from ._pictures import BACKGROUND, UNKNOWN_COLOUR, html_page, missing_extra, truncate
+from ...shared.states import ConditionStatus, TaskStatus
+from .pictures import BACKGROUND, UNKNOWN_COLOUR, html_page, missing_extra, truncate
 
 if TYPE_CHECKING:
-    from .conditions import GenericSchedulingCondition
-    from .graph import TaskGraph
-    from .nodes import TaskNode
+    from ..core.conditions import GenericSchedulingCondition
+    from ..core.graph import TaskGraph
+    from ..core.nodes import TaskNode
 
 _OPEN, _GOOD, _BAD = "orange", "green", "red"
 #: Fill colour of a task by status: orange until it has ended.

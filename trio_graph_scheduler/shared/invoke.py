@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..shared.errors import WorkerContextError
+from .errors import WorkerContextError
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Protocol
 
-from ..shared.errors import UnknownUidError
-from ..shared.status import FINAL_TASK_STATUSES, ConditionStatus, TaskStatus
-from .nodes import LOCAL_WORKER
+from ...shared.errors import UnknownUidError
+from ...shared.states import FINAL_TASK_STATUSES, ConditionStatus, TaskStatus
+from ..core.nodes import LOCAL_WORKER
 from .wording import (
     CANCELLED_PREFIX,
     STATUS_WORDS,
@@ -27,10 +27,10 @@ from .wording import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from .conditions import GenericSchedulingCondition
-    from .graph import TaskGraph
-    from .nodes import TaskNode
-    from .scheduler import Scheduler
+    from ..core.conditions import GenericSchedulingCondition
+    from ..core.graph import TaskGraph
+    from ..core.nodes import TaskNode
+    from ..core.scheduler import Scheduler
 
 #: The order in which predecessor counts are listed: ended first, then what is pending.
 _COUNT_ORDER = ("succeeded", "failed", "skipped", "running", "retrying", "ready", "waiting")

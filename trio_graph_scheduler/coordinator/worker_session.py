@@ -49,13 +49,13 @@ from ..protocol.messages import (
 from ..protocol.session import CloseCode, ProtocolSession, Role, SessionState
 from ..shared.concurrency import MESSAGES_PER_YIELD
 from ..shared.errors import LocalProtocolError, RemoteProtocolError, TGSError
-from .conditions import GenericSchedulingCondition
-from .status import build_status_reply
+from .core.conditions import GenericSchedulingCondition
+from .observe.status_reply import build_status_reply
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .nodes import TaskNode
+    from .core.nodes import TaskNode
     from .server import Coordinator
 
 logger = logging.getLogger("tgs.coordinator")

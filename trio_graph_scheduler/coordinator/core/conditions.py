@@ -11,9 +11,9 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from ..shared.errors import GraphDefinitionError
-from ..shared.status import ConditionStatus
-from ..shared.uids import new_uid
+from ...shared.errors import GraphDefinitionError
+from ...shared.states import ConditionStatus
+from ...shared.uids import new_uid
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

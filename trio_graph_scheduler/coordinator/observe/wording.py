@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from ..shared.status import TaskStatus
+from ...shared.states import TaskStatus
 
 if TYPE_CHECKING:
-    from .nodes import TaskNode
+    from ..core.nodes import TaskNode
 
 #: How each task status reads in a list of counts ("1 running, 2 waiting").
 STATUS_WORDS: Final[dict[str, str]] = {

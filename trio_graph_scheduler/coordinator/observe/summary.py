@@ -23,13 +23,13 @@ import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from ..shared.status import FINAL_TASK_STATUSES, TaskStatus
+from ...shared.states import FINAL_TASK_STATUSES, TaskStatus
 from .wording import error_headline, format_seconds, plural
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from .graph import TaskGraph
+    from ..core.graph import TaskGraph
 
 
 @dataclass(frozen=True, slots=True)

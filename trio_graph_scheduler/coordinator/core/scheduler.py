@@ -38,8 +38,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-from ..shared.errors import TGSError
-from ..shared.status import FINAL_TASK_STATUSES, ConditionStatus, TaskStatus
+from ...shared.errors import TGSError
+from ...shared.states import FINAL_TASK_STATUSES, ConditionStatus, TaskStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping

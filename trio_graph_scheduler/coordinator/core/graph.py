@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from ..shared.errors import GraphDefinitionError, UnknownFunctionError, UnknownUidError
-from ..shared.status import TaskStatus
-from ..shared.uids import new_uid
-from ..worker.invoke import is_async_function
+from ...shared.errors import GraphDefinitionError, UnknownFunctionError, UnknownUidError
+from ...shared.invoke import is_async_function
+from ...shared.states import TaskStatus
+from ...shared.uids import new_uid
 from .conditions import GenericSchedulingCondition
 from .loops import WorkerLoop, assign_functions_to_loops, build_loop_queues
 from .nodes import TaskArguments, TaskNode
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-    from .explain import ConnectedWorker
+    from ..observe.explain import ConnectedWorker
 
 #: Keyword arguments every task function receives from the scheduler.
 RESERVED_KWARGS: Final = frozenset({"task_node", "graph", "worker_context"})
@@ -238,7 +238,7 @@ class TaskGraph:
 
     def to_dot(self) -> str:
         """The graph in Graphviz DOT, coloured by status like :meth:`draw`."""
-        from .drawing import graph_to_dot
+        from ..observe.drawing import graph_to_dot
 
         return graph_to_dot(self)
 
@@ -250,7 +250,7 @@ class TaskGraph:
         self-contained HTML file that opens with no network (needs the ``draw`` extra:
         ``pip install 'trio-graph-scheduler[draw]'``).
         """
-        from .drawing import draw_graph
+        from ..observe.drawing import draw_graph
 
         draw_graph(self, path)
 
@@ -263,7 +263,7 @@ class TaskGraph:
         uid, function, status, worker, duration and attempts; the title counts the tasks
         that never ran. Opens with no network; needs the ``draw`` extra.
         """
-        from .timeline import draw_timeline
+        from ..observe.timeline import draw_timeline
 
         draw_timeline(self, path)
 
@@ -282,7 +282,7 @@ class TaskGraph:
         Raises:
             UnknownUidError: no task or condition has this uid.
         """
-        from .explain import explain_task
+        from ..observe.explain import explain_task
 
         return explain_task(self, uid, workers=workers)
 

@@ -12,7 +12,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from ..shared.errors import GraphDefinitionError
+from ...shared.errors import GraphDefinitionError
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from ..shared.errors import GraphDefinitionError
-from ..shared.status import ConditionStatus, TaskStatus
+from ...shared.errors import GraphDefinitionError
+from ...shared.states import ConditionStatus, TaskStatus
 
 if TYPE_CHECKING:
     from .conditions import GenericSchedulingCondition

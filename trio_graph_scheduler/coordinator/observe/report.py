@@ -19,14 +19,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ..shared.status import ConditionStatus, TaskStatus
+from ...shared.states import ConditionStatus, TaskStatus
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .graph import TaskGraph
-    from .nodes import TaskNode
-    from .session import WorkerRecord
+    from ..core.graph import TaskGraph
+    from ..core.nodes import TaskNode
+    from ..worker_session import WorkerRecord
 
 #: The report format's version (``schema_version`` in every report).
 SCHEMA_VERSION: Final = 1

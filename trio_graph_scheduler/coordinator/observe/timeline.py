@@ -34,16 +34,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ..shared.status import TaskStatus
-from ._pictures import BACKGROUND, FOREGROUND, html_page, missing_extra
+from ...shared.states import TaskStatus
+from .pictures import BACKGROUND, FOREGROUND, html_page, missing_extra
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from bokeh.models.renderers import GlyphRenderer
 
-    from .graph import TaskGraph
-    from .nodes import TaskNode
+    from ..core.graph import TaskGraph
+    from ..core.nodes import TaskNode
 
 #: Fill colours by function, assigned in sorted function-name order: Category20 without its
 #: two reds (red marks failure), strong shades first so that small graphs get distinct ones.

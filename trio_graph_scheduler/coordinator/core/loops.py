@@ -22,8 +22,8 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from ..shared.errors import GraphDefinitionError, UnknownFunctionError
-from ..shared.status import TaskStatus
+from ...shared.errors import GraphDefinitionError, UnknownFunctionError
+from ...shared.states import TaskStatus
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
