@@ -39,7 +39,7 @@ class Driver:
 
     def __init__(self, graph: TaskGraph) -> None:
         self.graph = graph
-        self.scheduler = graph._scheduler
+        self.scheduler = graph.scheduler
         self.ended = 0
         self.scheduler.on_graph_end = self._on_end
         self.scheduler.start()
@@ -209,7 +209,7 @@ def test_concurrency_limit_is_held_by_the_queue() -> None:
     tasks = [graph.create_task_nowait("slow") for _ in range(3)]
     driver = Driver(graph)
     first, second = driver.claim("slow"), driver.claim("slow")
-    assert graph._scheduler.loops["slow"].claim_nowait() is None
+    assert graph.scheduler.loops["slow"].claim_nowait() is None
     driver.succeed(first)
     third = driver.claim("slow")
     assert {first, second, third} == set(tasks)
@@ -231,7 +231,7 @@ class Recorder:
 def test_waiting_claimants_are_served_round_robin_within_the_limit() -> None:
     graph = make_graph(default=3)
     driver = Driver(graph)
-    queue = graph._scheduler.loops["default"]
+    queue = graph.scheduler.loops["default"]
     one, two = Recorder(credit=5), Recorder(credit=5)
     queue.wait(one)
     queue.wait(two)
@@ -254,7 +254,7 @@ def test_hand_back_requeues_first_in_line() -> None:
     a, b = graph.create_task_nowait("f"), graph.create_task_nowait("f")
     driver = Driver(graph)
     assert driver.claim() is a
-    graph._scheduler.hand_back(a)
+    graph.scheduler.hand_back(a)
     graph.check_invariants()
     assert a.task_status == "ready_for_execution"
     assert driver.claim() is a
@@ -331,7 +331,7 @@ def test_stall_is_reported_for_a_cycle() -> None:
     b = graph.create_task_nowait("g", None, [a.uid])
     c = graph.create_task_nowait("f", None, [b.uid])
     stalls: list[bool] = []
-    graph._scheduler.on_graph_stalled = lambda: stalls.append(True)
+    graph.scheduler.on_graph_stalled = lambda: stalls.append(True)
     driver = Driver(graph)
     claimed = driver.claim()
     claimed.prepend_to_successor("g", c)  # b now waits on c, which waits on b
@@ -345,7 +345,7 @@ def test_ending_a_task_that_is_not_running_is_an_internal_error() -> None:
     a = graph.create_task_nowait("f")
     Driver(graph)
     with pytest.raises(Exception, match="not in progress"):
-        graph._scheduler.task_succeeded(a, None)
+        graph.scheduler.task_succeeded(a, None)
 
 
 # -- detours: retries, lost workers, hand-backs, cancellation -------------------------------
@@ -368,7 +368,7 @@ def retrying_graph(attempts: int) -> tuple[TaskGraph, list[tuple[TaskNode, float
         task_policies={"f": TaskPolicy(attempts=attempts, backoff=2.0, max_backoff=3.0)},
     )
     retries: list[tuple[TaskNode, float]] = []
-    graph._scheduler.on_retry = lambda node, delay: retries.append((node, delay))
+    graph.scheduler.on_retry = lambda node, delay: retries.append((node, delay))
     return graph, retries
 
 
@@ -382,12 +382,12 @@ def test_a_failed_task_with_attempts_left_is_retried_after_a_backoff() -> None:
     assert 0 <= retries[-1][1] <= 2.0  # full jitter under the first backoff
     # Waiting out its delay, it is ready but in no queue, and nothing downstream moved.
     assert statuses(a, b) == ["ready_for_execution", "waiting_for_predecessors"]
-    assert graph._scheduler.loops["default"].claim_nowait() is None
-    graph._scheduler.requeue(a)
+    assert graph.scheduler.loops["default"].claim_nowait() is None
+    graph.scheduler.requeue(a)
     graph.check_invariants()
     driver.run(a, ok=False)
     assert 0 <= retries[-1][1] <= 3.0  # 4 s, capped by max_backoff
-    graph._scheduler.requeue(a)
+    graph.scheduler.requeue(a)
     driver.run(a, ok=False)  # the third failure is the last attempt
     assert len(retries) == 2
     assert a.attempts == 3
@@ -401,7 +401,7 @@ def test_a_retried_task_that_succeeds_ends_as_success() -> None:
     a = graph.create_task_nowait("f")
     driver = Driver(graph)
     driver.run(a, ok=False)
-    graph._scheduler.requeue(a)
+    graph.scheduler.requeue(a)
     driver.run(a)
     assert a.task_status == "success"
     assert a.attempts == 2
@@ -409,7 +409,7 @@ def test_a_retried_task_that_succeeds_ends_as_success() -> None:
 
 def test_without_a_retry_timer_nothing_is_retried() -> None:
     graph, _ = retrying_graph(attempts=3)
-    graph._scheduler.on_retry = None
+    graph.scheduler.on_retry = None
     a = graph.create_task_nowait("f")
     Driver(graph).run(a, ok=False)
     assert a.task_status == "failed"
@@ -419,10 +419,10 @@ def test_stopping_requeues_tasks_waiting_out_a_retry() -> None:
     graph, _ = retrying_graph(attempts=2)
     a = graph.create_task_nowait("f")
     Driver(graph).run(a, ok=False)
-    graph._scheduler.stop()
+    graph.scheduler.stop()
     graph.check_invariants()
     assert a.task_status == "created"
-    assert list(graph._scheduler.loops["default"].ready) == [a]
+    assert list(graph.scheduler.loops["default"].ready) == [a]
 
 
 def test_a_task_lost_too_often_fails_saying_so() -> None:
@@ -432,7 +432,7 @@ def test_a_task_lost_too_often_fails_saying_so() -> None:
     for lost in range(1, 4):
         claimed = driver.claim()
         assert claimed is a
-        graph._scheduler.task_lost(a, f"worker-{lost}: connection lost")
+        graph.scheduler.task_lost(a, f"worker-{lost}: connection lost")
         graph.check_invariants()
     assert a.task_status == "failed"
     assert (a.attempts, a.losses) == (3, 3)
@@ -446,7 +446,7 @@ def test_a_task_handed_back_runs_again_and_the_run_was_no_attempt() -> None:
     b = graph.create_task_nowait("f")
     driver = Driver(graph)
     assert driver.claim() is a
-    graph._scheduler.hand_back(a)
+    graph.scheduler.hand_back(a)
     graph.check_invariants()
     assert a.attempts == 0
     assert driver.claim() is a  # back at the front of the queue, ahead of b
@@ -489,9 +489,9 @@ def test_cancelling_a_running_task_waits_for_its_runner() -> None:
     assert runner.cancelled == [a]
     # Until the runner says the task has stopped, it holds its slot.
     assert a.task_status == "in_progress"
-    assert graph._scheduler.loops["default"].running == 1
+    assert graph.scheduler.loops["default"].running == 1
     graph.check_invariants()
-    graph._scheduler.task_cancelled(a)
+    graph.scheduler.task_cancelled(a)
     graph.check_invariants()
     assert statuses(a, b) == ["failed", "precondition_failed"]
     assert a.exception_trace == "cancelled: too slow\n"
@@ -505,7 +505,7 @@ def test_a_cancel_that_comes_too_late_changes_nothing() -> None:
     graph.cancel_task(a.uid)
     driver.succeed(a)
     assert a.task_status == "success"
-    assert graph._scheduler.cancelling == {}
+    assert graph.scheduler.cancelling == {}
 
 
 def test_a_task_being_cancelled_is_not_retried_nor_requeued() -> None:
@@ -519,7 +519,7 @@ def test_a_task_being_cancelled_is_not_retried_nor_requeued() -> None:
     driver.fail(a)  # it raised while being cancelled: no retry
     assert a.task_status == "failed"
     graph.cancel_task(b.uid)
-    graph._scheduler.task_lost(b, "worker-1: connection lost")  # its worker died meanwhile
+    graph.scheduler.task_lost(b, "worker-1: connection lost")  # its worker died meanwhile
     graph.check_invariants()
     assert b.task_status == "failed"
     assert b.exception_trace == "cancelled: cancelled by a graph call\n"
@@ -533,7 +533,7 @@ def test_cancelling_a_task_waiting_out_a_retry() -> None:
     driver.run(a, ok=False)
     assert graph.cancel_task(a.uid)
     graph.check_invariants()
-    graph._scheduler.requeue(a)  # the timer fires later: nothing happens
+    graph.scheduler.requeue(a)  # the timer fires later: nothing happens
     graph.check_invariants()
     assert a.task_status == "failed"
     assert driver.ended == 1
@@ -541,13 +541,13 @@ def test_cancelling_a_task_waiting_out_a_retry() -> None:
 
 def test_a_task_being_cancelled_whose_worker_is_lost_for_the_last_time_ends_cancelled() -> None:
     graph = make_graph()
-    graph._scheduler.max_lost_attempts = 1
+    graph.scheduler.max_lost_attempts = 1
     a = graph.create_task_nowait("f")
     driver = Driver(graph)
     driver.claim()._runner = Runner()
     graph.cancel_task(a.uid, "stop")
-    graph._scheduler.task_lost(a, "worker-1: connection lost")
+    graph.scheduler.task_lost(a, "worker-1: connection lost")
     graph.check_invariants()
     assert a.exception_trace == "cancelled: stop\n"
     assert a.losses == 1
-    assert graph._scheduler.cancelling == {}
+    assert graph.scheduler.cancelling == {}

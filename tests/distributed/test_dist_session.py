@@ -24,8 +24,8 @@ def session_with_leases(count: int) -> tuple[TaskGraph, WorkerSession, list[Task
         graph.create_task_nowait("f")
     coordinator = Coordinator(graph, CoordinatorConfig())
     session = WorkerSession(coordinator, None)  # type: ignore[arg-type]  # never used here
-    graph._scheduler.start()
-    queue = graph._scheduler.loops["default"]
+    graph.scheduler.start()
+    queue = graph.scheduler.loops["default"]
     nodes = []
     for lease in range(1, count + 1):
         node = queue.claim_nowait()

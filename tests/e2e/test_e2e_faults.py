@@ -386,7 +386,7 @@ async def test_cancel_right_after_a_task_was_handed_out_stops_it(procs: Processe
             await nursery.start(coordinator.serve)
             procs.worker(coordinator.url, "--name", "w1")
             # Internal, but exact: the worker's session waits in line for loop default.
-            default = graph._scheduler.loops["default"]
+            default = graph.scheduler.loops["default"]
             await await_until(
                 lambda: default.waiting_claimants == 1,
                 "the worker's credit waiting on loop default",

@@ -49,7 +49,7 @@ def test_failed_after_its_retries_gives_the_last_line_of_its_trace() -> None:
         f"{a.uid} (f) failed attempt 1 of 2 and waits out its retry backoff before it runs "
         "again; the last error: ValueError: boom"
     )
-    graph._scheduler.requeue(a)
+    graph.scheduler.requeue(a)
     hand.start(a, worker="worker-2")
     hand.fail(a)
     timed(a, 10.0, 10.25)
@@ -87,7 +87,7 @@ def test_cancelled_before_it_ran_and_while_running() -> None:
         "attempt 1, started 2.00 s ago); it ends as failed once it has stopped, and keeps "
         "its slot in loop default until then."
     )
-    graph._scheduler.task_cancelled(a)
+    graph.scheduler.task_cancelled(a)
     assert explain_task(graph, a.uid) == f"{a.uid} (f) was cancelled after 1 run: too slow."
 
 

@@ -177,7 +177,7 @@ def test_report_of_a_distributed_run_lists_workers_and_their_tasks() -> None:
     hand = Hand(graph)
     hand.run(a, worker="worker-1")
     hand.start(b, worker="worker-1")
-    graph._scheduler.task_lost(b, "connection lost")  # worker-1 vanished
+    graph.scheduler.task_lost(b, "connection lost")  # worker-1 vanished
     hand.run(b, worker="worker-2")
     hand.run(c, worker="worker-2")
     timed(b, 5.0, 6.0)

@@ -29,8 +29,8 @@ def finished_graph() -> tuple[TaskGraph, dict[str, str]]:
     hand.run(b, ok=False)  # retried, then succeeds
     hand.run(c)
     hand.run(d, ok=False)
-    graph._scheduler.requeue(b)
-    graph._scheduler.requeue(d)
+    graph.scheduler.requeue(b)
+    graph.scheduler.requeue(d)
     hand.run(b)
     hand.run(d, ok=False)  # its second and last attempt: e is skipped
     for node in (h1, h2):
@@ -111,11 +111,11 @@ def test_tasks_that_never_ran_and_lost_runs() -> None:
     a = graph.create_task_nowait("f")
     graph.create_task_nowait("f", None, [a.uid])
     hand = Hand(graph)
-    graph._scheduler.max_lost_attempts = 2
+    graph.scheduler.max_lost_attempts = 2
     hand.start(a, worker="worker-1")
-    graph._scheduler.task_lost(a, "connection lost")
+    graph.scheduler.task_lost(a, "connection lost")
     hand.start(a, worker="worker-2")
-    graph._scheduler.task_lost(a, "silent")  # the second loss fails it
+    graph.scheduler.task_lost(a, "silent")  # the second loss fails it
     timed(a, 0.0, 4.0)
     assert format_summary(graph) == "\n".join(
         [

@@ -42,7 +42,7 @@ class Hand:
 
     def __init__(self, graph: TaskGraph, *, start: bool = True) -> None:
         self.graph = graph
-        self.scheduler = graph._scheduler
+        self.scheduler = graph.scheduler
         #: Tasks whose cancel the scheduler asked for, in order.
         self.cancelled: list[TaskNode] = []
         # Retries are requeued by hand (requeue), never by a timer.

@@ -111,7 +111,7 @@ async def _run_slot(
             slot.cancelled = False
             await _serve_slot(graph, loop, slot, context, limiter)
         if slot.node is not None:  # stopped by cancel_task, and now really ended
-            graph._scheduler.task_cancelled(slot.node)
+            graph.scheduler.task_cancelled(slot.node)
             slot.node = None
 
 
@@ -119,7 +119,7 @@ async def _serve_slot(
     graph: TaskGraph, loop: WorkerLoop, slot: _Slot, context: Any, limiter: trio.CapacityLimiter
 ) -> None:
     """Run tasks of ``loop`` back to back; return once the slot's scope was cancelled."""
-    scheduler = graph._scheduler
+    scheduler = graph.scheduler
     queue = scheduler.loops[loop.name]
     extra = {"graph": graph, "worker_context": context}
     unyielded = 0

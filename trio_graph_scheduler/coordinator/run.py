@@ -72,7 +72,7 @@ class GraphRun:
 
     def __init__(self, graph: TaskGraph) -> None:
         self._graph = graph
-        self._scheduler = graph._scheduler
+        self._scheduler = graph.scheduler
         if self._scheduler.started:
             raise TGSError(f"{graph.uid} is already executing")
         #: Set once every task has ended, the graph stalled, or :meth:`end` was called.

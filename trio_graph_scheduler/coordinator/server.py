@@ -181,7 +181,7 @@ class Coordinator:
         if listeners is None:
             listeners = await self._open_listeners()
         self._run = run
-        self.graph._scheduler.max_lost_attempts = self.config.max_lost_attempts
+        self.graph.scheduler.max_lost_attempts = self.config.max_lost_attempts
         try:
             async with trio.open_nursery() as nursery:
                 capped = [CappedListener(each, self.config.max_connections) for each in listeners]
@@ -198,7 +198,7 @@ class Coordinator:
                 )
                 await nursery.start(server.run)
                 self.url = _url_of(listeners[0], self.config.host)
-                unfinished = self.graph._scheduler.unfinished
+                unfinished = self.graph.scheduler.unfinished
                 logger.info("listening on %s, %d task(s) to run", self.url, unfinished)
                 task_status.started(self)
                 await self._wait_for_enough_workers()

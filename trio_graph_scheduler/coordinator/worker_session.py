@@ -113,7 +113,7 @@ class WorkerSession:
 
     def __init__(self, coordinator: Coordinator, ws: trio_websocket.WebSocketConnection) -> None:
         self._coordinator = coordinator
-        self._scheduler = coordinator.graph._scheduler
+        self._scheduler = coordinator.graph.scheduler
         self._ws = ws
         self._protocol = ProtocolSession(
             Role.COORDINATOR, max_frame_bytes=coordinator.config.max_frame_bytes

@@ -127,10 +127,10 @@ class TaskGraph:
             )
             for name, function in functions.items()
         }
-        self._scheduler = Scheduler(build_loop_queues(loops))
+        self.scheduler = Scheduler(build_loop_queues(loops))
 
     def __repr__(self) -> str:
-        unfinished = self._scheduler.unfinished
+        unfinished = self.scheduler.unfinished
         return f"<TaskGraph {self.uid} tasks={len(self.nodes)} unfinished={unfinished}>"
 
     @property
@@ -197,10 +197,10 @@ class TaskGraph:
             uid,
             task_handle,
             task_arguments,
-            self._scheduler.loops[function.loop],
+            self.scheduler.loops[function.loop],
         )
         self.nodes[node.uid] = node
-        self._scheduler.add_task(node, conditions)
+        self.scheduler.add_task(node, conditions)
         return node
 
     def cancel_task(self, uid: str, reason: str = "cancelled by a graph call") -> bool:
@@ -220,7 +220,7 @@ class TaskGraph:
         node = self.nodes.get(uid) if isinstance(uid, str) else None
         if node is None:
             raise UnknownUidError(uid)
-        return self._scheduler.cancel(node, reason)
+        return self.scheduler.cancel(node, reason)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -232,9 +232,9 @@ class TaskGraph:
         ordered = {str(s): counts[s] for s in TaskStatus if s in counts}
         loops = {
             name: (len(q.ready), q.running, q.concurrency)
-            for name, q in self._scheduler.loops.items()
+            for name, q in self.scheduler.loops.items()
         }
-        return GraphStatistics(ordered, loops, self._scheduler.unfinished)
+        return GraphStatistics(ordered, loops, self.scheduler.unfinished)
 
     def to_dot(self) -> str:
         """The graph in Graphviz DOT, coloured by status like :meth:`draw`."""
@@ -288,7 +288,7 @@ class TaskGraph:
 
     def check_invariants(self) -> None:
         """Assert the scheduler's invariants over the whole graph (for tests; O(graph))."""
-        self._scheduler.check_invariants(self.nodes.values(), self.conditions.values())
+        self.scheduler.check_invariants(self.nodes.values(), self.conditions.values())
 
     # -- used by nodes, conditions and runners -----------------------------------------
 
@@ -344,7 +344,7 @@ class TaskGraph:
             )
         self._check_new_uid(condition.uid, "condition-")
         self.conditions[condition.uid] = condition
-        self._scheduler.add_condition(condition, predecessors)
+        self.scheduler.add_condition(condition, predecessors)
 
     def _check_new_uid(self, uid: str, prefix: str) -> None:
         if not uid.startswith(prefix) or uid in self.nodes or uid in self.conditions:

@@ -158,7 +158,7 @@ class TaskNode:
                 )
         for condition in conditions:
             if new_node not in condition.predecessors:
-                graph._scheduler.add_predecessor(condition, new_node)
+                graph.scheduler.add_predecessor(condition, new_node)
 
     @property
     def edges_by_label(self) -> dict[str, list[str]]:

@@ -75,8 +75,8 @@ def explain_task(
         condition = graph.conditions.get(uid) if isinstance(uid, str) else None
         if condition is None:
             raise UnknownUidError(uid)
-        return _explain_condition(condition, graph._scheduler)
-    scheduler = graph._scheduler
+        return _explain_condition(condition, graph.scheduler)
+    scheduler = graph.scheduler
     status = node.task_status
     if status in FINAL_TASK_STATUSES:
         return _ended(node)
@@ -140,7 +140,7 @@ def _failed_condition_clause(node: TaskNode) -> str:
     if not failed:
         return "a condition it waited on failed"
     condition = failed[0]
-    scheduler = node.graph._scheduler
+    scheduler = node.graph.scheduler
     clause = f"{condition.mode} ({condition.uid}) failed: {_counts(condition, scheduler)}"
     first = next(
         (p for p in condition.predecessors if p.task_status is TaskStatus.FAILED),

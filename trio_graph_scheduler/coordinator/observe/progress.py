@@ -136,13 +136,13 @@ def snapshot_of(
     """
     counts = {
         name: dict.fromkeys(("waiting", "ready", "running", "succeeded", "failed"), 0)
-        for name in graph._scheduler.loops
+        for name in graph.scheduler.loops
     }
     for node in graph.nodes.values():
         counts[node._loop.name][_COLUMN[node.task_status]] += 1
     loops = tuple(
         LoopProgress(name, queue.concurrency, **counts[name])
-        for name, queue in graph._scheduler.loops.items()
+        for name, queue in graph.scheduler.loops.items()
     )
     return ProgressSnapshot(
         elapsed=max(0.0, now - started_at),

@@ -27,7 +27,7 @@ def build_status_reply(coordinator: Coordinator, why: str | None) -> StatusReply
     sessions = sorted(coordinator.sessions, key=lambda session: session.worker_id)
     serving = {
         name: sum(1 for session in sessions if name in session.loops)
-        for name in graph._scheduler.loops
+        for name in graph.scheduler.loops
     }
     running = [node for node in graph.nodes.values() if node.task_status is TaskStatus.IN_PROGRESS]
     running.sort(key=lambda node: node.started_at or now)
@@ -42,7 +42,7 @@ def build_status_reply(coordinator: Coordinator, why: str | None) -> StatusReply
                 running=queue.running,
                 workers=serving[name],
             )
-            for name, queue in graph._scheduler.loops.items()
+            for name, queue in graph.scheduler.loops.items()
         ],
         workers=[
             WorkerStatus(
