@@ -89,7 +89,7 @@ from trio_graph_scheduler import Coordinator, CoordinatorConfig, TaskGraph, Work
 
 if TYPE_CHECKING:
     from trio_graph_scheduler import TaskNode
-    from trio_graph_scheduler.coordinator.core.nodes import TaskArguments
+    from trio_graph_scheduler.shared.task_calls import TaskArguments
 
 WORKER: Final = Path(sys.executable).parent / "tgs-worker"
 #: Links per chain, and leaves per fan-in (joined by one more task).

@@ -20,8 +20,8 @@ from .worker.config import WorkerConfig
 from .worker.runner import Worker
 
 if TYPE_CHECKING:
-    from .coordinator.core.graph import TaskGraph
     from .coordinator.server import RunSummary
+    from .coordinator.task_graph import TaskGraph
 
 
 class MemoryListener(trio.abc.Listener[trio.abc.Stream]):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
+from ..protocol.codec import MAX_FRAME_BYTES
 from ..shared.concurrency import run_beside
 from ..shared.errors import ConfigError, TGSError
 from ..shared.programs import (
@@ -32,12 +33,12 @@ from .config import (
     CoordinatorConfig,
     server_tls_context,
 )
-from .core.graph import TaskGraph
 from .core.scheduler import DEFAULT_MAX_LOST_ATTEMPTS
 from .observe.progress import ProgressSnapshot, run_progress, snapshot_of
 from .observe.report import build_report, write_report
 from .observe.summary import format_summary
 from .server import Coordinator
+from .task_graph import TaskGraph
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Sequence
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         "an address other than loopback needs a token",
     )
     add_common_options(parser)
-    add_frame_option(parser)
+    add_frame_option(parser, MAX_FRAME_BYTES)
     parser.add_argument(
         "--heartbeat-interval",
         type=float,

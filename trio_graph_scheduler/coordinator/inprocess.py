@@ -19,9 +19,9 @@ from .core.nodes import LOCAL_WORKER
 from .run import GraphRun
 
 if TYPE_CHECKING:
-    from .core.graph import TaskGraph
     from .core.loops import LoopQueue, WorkerLoop
     from .core.nodes import TaskNode
+    from .task_graph import TaskGraph
 
 #: A slot yields to trio after this many tasks that never yielded themselves, so a burst
 #: of tiny tasks cannot starve other trio tasks or delay cancellation for long.

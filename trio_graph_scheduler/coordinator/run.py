@@ -18,9 +18,9 @@ from ..shared.errors import GraphStalledError, TGSError
 from ..shared.states import TaskStatus
 
 if TYPE_CHECKING:
-    from .core.graph import TaskGraph
     from .core.nodes import TaskNode
     from .core.scheduler import Scheduler
+    from .task_graph import TaskGraph
 
 
 class RetryTimer:

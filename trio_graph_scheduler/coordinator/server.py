@@ -22,7 +22,7 @@ from .worker_session import WorkerRecord, WorkerSession
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from .core.graph import TaskGraph
+    from .task_graph import TaskGraph
 
 logger = logging.getLogger("tgs.coordinator")
 

@@ -19,6 +19,9 @@ Every error the library raises on purpose derives from :class:`TGSError`::
     │   └── WorkerRejectedError                    the coordinator refused this worker
     └── ConfigError                                bad command-line or service configuration
 
+``TGSInternalError`` stands outside the tree on purpose: an ``except TGSError`` written
+around a user-facing error must never swallow a bug in the library.
+
 Errors carry what went wrong as attributes (``name``, ``uid``, ``stuck``, ...), not only as
 text. Mixing in ``ValueError``/``KeyError`` keeps the seed's promise that an unknown name
 raises ``ValueError`` and an unknown uid ``KeyError``.
@@ -29,6 +32,14 @@ from __future__ import annotations
 
 class TGSError(Exception):
     """Root of every error raised by trio-graph-scheduler."""
+
+
+class TGSInternalError(Exception):
+    """A state that cannot happen unless trio-graph-scheduler has a bug: please report it.
+
+    Not a :class:`TGSError`, so that handlers for the library's user-facing errors do not
+    catch it.
+    """
 
 
 class GraphDefinitionError(TGSError, ValueError):

@@ -60,12 +60,6 @@ def format_exception_trace(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc))
 
 
-def is_async_function(function: Callable[..., Any]) -> bool:
-    """True for ``async def`` functions and objects whose ``__call__`` is one."""
-    call = getattr(function, "__call__", None)  # noqa: B004 - async callable objects count too
-    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(call)
-
-
 async def run_context_init(loop: str, init: Callable[[int], Any], worker_index: int) -> Any:
     """Call a loop's worker-context init function (async or not) for one worker slot.
 

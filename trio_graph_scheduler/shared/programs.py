@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Final, NoReturn, TypeVar
 
 import trio
 
-from ..protocol.codec import MAX_FRAME_BYTES
 from .concurrency import run_beside
 
 if TYPE_CHECKING:
@@ -46,15 +45,16 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_frame_option(parser: argparse.ArgumentParser) -> None:
-    """``--max-frame-bytes``, spelled the same in both programs."""
+def add_frame_option(parser: argparse.ArgumentParser, default: int) -> None:
+    """``--max-frame-bytes``, spelled the same in both programs (``default``: the
+    protocol's limit, passed in because ``shared`` sits below ``protocol``)."""
     parser.add_argument(
         "--max-frame-bytes",
         type=int,
         metavar="N",
-        default=MAX_FRAME_BYTES,
+        default=default,
         help="the largest frame sent or accepted; a task whose value needs more fails "
-        f"(default: {MAX_FRAME_BYTES}, 16 MiB; coordinator and workers should agree)",
+        f"(default: {default}, {default // 2**20} MiB; coordinator and workers should agree)",
     )
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
+from ..protocol.codec import MAX_FRAME_BYTES
 from ..shared.errors import ConfigError, TGSError
 from ..shared.programs import (
     EXIT_OK,
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the coordinator's address, ws://HOST:PORT (wss:// when it uses TLS)",
     )
     add_common_options(parser)
-    add_frame_option(parser)
+    add_frame_option(parser, MAX_FRAME_BYTES)
     parser.add_argument(
         "--loops",
         metavar="A,B",

@@ -60,10 +60,10 @@ from ..shared.errors import RemoteProtocolError, WorkerContextError, WorkerRejec
 from ..shared.invoke import (
     format_exception_trace,
     invoke_task_function,
-    is_async_function,
     run_context_init,
 )
 from ..shared.states import TaskStatus
+from ..shared.task_calls import is_async_function
 from .remote_graph import RemoteGraph
 
 if TYPE_CHECKING:

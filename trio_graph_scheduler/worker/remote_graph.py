@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..coordinator.core.graph import check_task_arguments
 from ..protocol.messages import (
     CreateConditionRequest,
     CreateTaskRequest,
@@ -30,13 +29,13 @@ from ..protocol.values import encode_value
 from ..shared import errors
 from ..shared.errors import TGSError
 from ..shared.states import TaskStatus
+from ..shared.task_calls import check_task_arguments
 from ..shared.uids import new_uid
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ..coordinator.core.conditions import GenericSchedulingCondition
-    from ..coordinator.core.nodes import TaskArguments
+    from ..shared.task_calls import TaskArguments
 
 
 class GraphCallLink(Protocol):
@@ -52,6 +51,21 @@ class GraphCallLink(Protocol):
 
     def next_request_id(self) -> int:
         """A request id not used before on this connection."""
+        ...
+
+
+class ConditionLike(Protocol):
+    """A scheduling condition as a remote graph keeps it (the class itself lives with the
+    coordinator's core, which a worker's modules never import)."""
+
+    @property
+    def uid(self) -> str:
+        """``condition-`` and 32 hex digits."""
+        ...
+
+    @property
+    def mode(self) -> object:
+        """Its mode; ``str(mode)`` is the mode string, e.g. ``SUCCESS__ALL``."""
         ...
 
 
@@ -137,7 +151,7 @@ class RemoteGraph:
         self._link = link
         self.lease = lease
         self.nodes: dict[str, RemoteTaskNode] = {}
-        self.conditions: dict[str, GenericSchedulingCondition] = {}
+        self.conditions: dict[str, ConditionLike] = {}
 
     def adopt_task(
         self, uid: str, handle: str, arguments: TaskArguments, records: list[PredecessorRecord]
@@ -213,9 +227,7 @@ class RemoteGraph:
         self.nodes[uid] = node
         return request, node
 
-    def _add_condition(
-        self, condition: GenericSchedulingCondition, waits_on: Iterable[str]
-    ) -> None:
+    def _add_condition(self, condition: ConditionLike, waits_on: Iterable[str]) -> None:
         # Called by GenericSchedulingCondition's constructor when its graph is this one.
         self._send(
             CreateConditionRequest(

@@ -18,7 +18,7 @@ from ...shared.uids import new_uid
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .graph import TaskGraph
+    from .graph import TaskGraphCore
     from .nodes import TaskNode
 
 #: The modes' two halves: what counts, and how many must.
@@ -99,7 +99,7 @@ class GenericSchedulingCondition:
 
     def __init__(
         self,
-        graph: TaskGraph,
+        graph: TaskGraphCore,
         mode: str,
         waits_on: Iterable[str] | None = None,
         *,

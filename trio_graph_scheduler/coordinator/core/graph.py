@@ -1,29 +1,20 @@
-"""``TaskGraph``: the public face of a graph, its validation, and its registries."""
+"""The graph's state: validation, the nodes/conditions registries, ``create_task``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import Any, ClassVar
 
 from ...shared.errors import GraphDefinitionError, UnknownFunctionError, UnknownUidError
-from ...shared.invoke import is_async_function
 from ...shared.states import TaskStatus
+from ...shared.task_calls import TaskArguments, check_task_arguments, is_async_function
 from ...shared.uids import new_uid
 from .conditions import GenericSchedulingCondition
 from .loops import WorkerLoop, assign_functions_to_loops, build_loop_queues
-from .nodes import TaskArguments, TaskNode
+from .nodes import TaskNode
 from .policy import DEFAULT_POLICY, TaskPolicy
 from .scheduler import Scheduler
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from pathlib import Path
-
-    from ..observe.explain import ConnectedWorker
-
-#: Keyword arguments every task function receives from the scheduler.
-RESERVED_KWARGS: Final = frozenset({"task_node", "graph", "worker_context"})
 
 #: ``async def init(worker_index) -> context`` per loop (a plain function works too).
 ContextInit = Callable[[int], Any]
@@ -45,7 +36,7 @@ class TaskFunction:
 
 @dataclass(frozen=True, slots=True)
 class GraphStatistics:
-    """Counts of a graph's tasks, as returned by :meth:`TaskGraph.statistics`."""
+    """Counts of a graph's tasks, as returned by :meth:`TaskGraphCore.statistics`."""
 
     #: Number of tasks in each status (statuses with none are left out).
     tasks_by_status: Mapping[str, int]
@@ -55,25 +46,13 @@ class GraphStatistics:
     unfinished: int
 
 
-class TaskGraph:
-    """A graph of tasks and the scheduling conditions between them.
+class TaskGraphCore:
+    """The state of a graph: its functions, loops, tasks and conditions, and its scheduler.
 
-    Args:
-        functions: maps a name to a callable, async or not (plain functions run in a
-            worker thread). Each receives its task's args and kwargs plus ``task_node``,
-            ``graph`` and ``worker_context`` keyword arguments.
-        worker_loops: :class:`WorkerLoop` objects (any objects with ``name``,
-            ``concurrency`` and ``functions`` work); one must be named ``default``.
-        worker_context_init_functions: maps a loop name to ``init(worker_index)``, async or
-            not, whose return value every task run by that worker slot receives as
-            ``worker_context`` (``{}`` for loops without one).
-        task_policies: maps a function name to its :class:`TaskPolicy` (retries with
-            backoff, a timeout); functions not named run once, with no time limit.
-
-    Raises:
-        GraphDefinitionError: a function that is not callable, bad loops (see
-            :func:`~.loops.assign_functions_to_loops`), or an init function for a loop
-            that does not exist.
+    The public :class:`~trio_graph_scheduler.TaskGraph` adds the views (pictures,
+    ``explain``) on top; everything that changes a graph is here, synchronous and free of
+    I/O. ``clock`` gives the timestamps of tasks (``queued_at``, ``started_at``,
+    ``ended_at``); the public class passes wall time, tests may pass a fake.
     """
 
     #: The seed spelled it ``TaskGraph.WorkerLoop``.
@@ -86,6 +65,7 @@ class TaskGraph:
         worker_context_init_functions: Mapping[str, ContextInit] | None = None,
         *,
         task_policies: Mapping[str, TaskPolicy] | None = None,
+        clock: Callable[[], float],
     ) -> None:
         for name, function in functions.items():
             if not isinstance(name, str) or not callable(function):
@@ -127,7 +107,8 @@ class TaskGraph:
             )
             for name, function in functions.items()
         }
-        self.scheduler = Scheduler(build_loop_queues(loops))
+        #: The scheduling core's interface for the shells (see :class:`Scheduler`).
+        self.scheduler = Scheduler(build_loop_queues(loops, clock), clock)
 
     def __repr__(self) -> str:
         unfinished = self.scheduler.unfinished
@@ -236,56 +217,6 @@ class TaskGraph:
         }
         return GraphStatistics(ordered, loops, self.scheduler.unfinished)
 
-    def to_dot(self) -> str:
-        """The graph in Graphviz DOT, coloured by status like :meth:`draw`."""
-        from ..observe.drawing import graph_to_dot
-
-        return graph_to_dot(self)
-
-    def draw(self, path: str | Path = "graph.html") -> None:
-        """Draw the graph as the seed did: the graph as the yellow root, tasks as boxes,
-        conditions as dots, green/red/orange by status.
-
-        A path ending in ``.dot`` or ``.gv`` gets Graphviz DOT; any other gets one
-        self-contained HTML file that opens with no network (needs the ``draw`` extra:
-        ``pip install 'trio-graph-scheduler[draw]'``).
-        """
-        from ..observe.drawing import draw_graph
-
-        draw_graph(self, path)
-
-    def draw_timeline(self, path: str | Path = "timeline.html") -> None:
-        """Draw the run as a timeline (a "task stream") into one self-contained HTML file.
-
-        One row per worker slot (``local #0``, ``worker-2 #1``, ...), one bar per task
-        that ran, from its start to its end, coloured by function; failed runs are
-        outlined and hatched in red, unfinished ones in white. Hovering shows a task's
-        uid, function, status, worker, duration and attempts; the title counts the tasks
-        that never ran. Opens with no network; needs the ``draw`` extra.
-        """
-        from ..observe.timeline import draw_timeline
-
-        draw_timeline(self, path)
-
-    def explain(self, uid: str, *, workers: Sequence[ConnectedWorker] | None = None) -> str:
-        """Why a task has not run (yet), or how it ended, in one short paragraph.
-
-        For example ``task-… (render) is ready and waits for a free slot: loop html is
-        full: 4 of 4 running, 12 ready ahead of it.`` A query: O(its conditions'
-        predecessors + its place in its loop's queue); it changes nothing.
-
-        Args:
-            uid: a task's uid (a condition's uid says what the condition still needs).
-            workers: the connected workers (each with ``worker_id`` and ``loops``) in
-                distributed mode; ``None`` in-process, where every loop has its slots.
-
-        Raises:
-            UnknownUidError: no task or condition has this uid.
-        """
-        from ..observe.explain import explain_task
-
-        return explain_task(self, uid, workers=workers)
-
     def check_invariants(self) -> None:
         """Assert the scheduler's invariants over the whole graph (for tests; O(graph))."""
         self.scheduler.check_invariants(self.nodes.values(), self.conditions.values())
@@ -349,34 +280,3 @@ class TaskGraph:
     def _check_new_uid(self, uid: str, prefix: str) -> None:
         if not uid.startswith(prefix) or uid in self.nodes or uid in self.conditions:
             raise GraphDefinitionError(f"uid {uid!r} is taken or does not start with {prefix!r}")
-
-
-def check_task_arguments(task_handle: str, arguments: object) -> None:
-    """Check ``((args...), {kwargs})`` or ``None``, as ``create_task`` accepts them.
-
-    Raises:
-        GraphDefinitionError: another shape, non-str kwargs keys, or a reserved kwarg.
-    """
-    if arguments is None:
-        return
-    args: object = None
-    kwargs: object = None
-    if isinstance(arguments, tuple | list) and len(arguments) == 2:
-        args, kwargs = arguments
-    shape_ok = (
-        isinstance(arguments, tuple | list)
-        and len(arguments) == 2
-        and (args is None or isinstance(args, tuple | list))
-        and (kwargs is None or (isinstance(kwargs, dict) and all(type(k) is str for k in kwargs)))
-    )
-    if not shape_ok:
-        raise GraphDefinitionError(
-            f"task {task_handle!r}: arguments must be None or ((args...), {{kwargs}}), "
-            f"got {arguments!r:.80}"
-        )
-    reserved = RESERVED_KWARGS.intersection(kwargs or ())  # type: ignore[arg-type]
-    if reserved:
-        raise GraphDefinitionError(
-            f"task {task_handle!r}: {', '.join(sorted(reserved))} are passed by the scheduler "
-            "and cannot be task kwargs"
-        )

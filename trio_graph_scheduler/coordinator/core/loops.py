@@ -18,7 +18,6 @@ O(1) per task.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -26,7 +25,7 @@ from ...shared.errors import GraphDefinitionError, UnknownFunctionError
 from ...shared.states import TaskStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from .nodes import TaskNode
 
@@ -156,11 +155,13 @@ class Claimant(Protocol):
 class LoopQueue:
     """The ready tasks of one loop, and the one place its concurrency limit is enforced."""
 
-    __slots__ = ("_claimants", "concurrency", "name", "open", "ready", "running")
+    __slots__ = ("_claimants", "clock", "concurrency", "name", "open", "ready", "running")
 
-    def __init__(self, name: str, concurrency: int) -> None:
+    def __init__(self, name: str, concurrency: int, clock: Callable[[], float]) -> None:
         self.name = name
         self.concurrency = concurrency
+        #: Timestamps when tasks are queued and handed out (injected, as in the scheduler).
+        self.clock = clock
         #: Tasks ready to run, oldest first.
         self.ready: deque[TaskNode] = deque()
         #: Tasks handed out and not yet ended or handed back.
@@ -182,13 +183,13 @@ class LoopQueue:
 
     def push(self, node: TaskNode) -> None:
         """Queue a task that became ready, handing it straight to a waiting claimant if any."""
-        node.queued_at = time.time()
+        node.queued_at = self.clock()
         self.ready.append(node)
         self._dispatch()
 
     def push_front(self, node: TaskNode) -> None:
         """Queue a task that was handed back, ahead of the rest: it was first in line."""
-        node.queued_at = time.time()
+        node.queued_at = self.clock()
         self.ready.appendleft(node)
         self._dispatch()
 
@@ -199,7 +200,7 @@ class LoopQueue:
             self.running += 1
             node.task_status = TaskStatus.IN_PROGRESS
             node.attempts += 1
-            node.started_at = time.time()
+            node.started_at = self.clock()
             return node
         return None
 
@@ -238,11 +239,13 @@ class LoopQueue:
             self.running += 1
             node.task_status = TaskStatus.IN_PROGRESS
             node.attempts += 1
-            node.started_at = time.time()
+            node.started_at = self.clock()
             if claimant.deliver(node):
                 claimants.append(claimant)
 
 
-def build_loop_queues(loops: Sequence[WorkerLoop]) -> Mapping[str, LoopQueue]:
+def build_loop_queues(
+    loops: Sequence[WorkerLoop], clock: Callable[[], float]
+) -> Mapping[str, LoopQueue]:
     """One queue per loop, keyed by loop name."""
-    return {loop.name: LoopQueue(loop.name, loop.concurrency) for loop in loops}
+    return {loop.name: LoopQueue(loop.name, loop.concurrency, clock) for loop in loops}

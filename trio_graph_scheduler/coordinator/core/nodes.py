@@ -13,8 +13,9 @@ from ...shared.errors import GraphDefinitionError
 from ...shared.states import ConditionStatus, TaskStatus
 
 if TYPE_CHECKING:
+    from ...shared.task_calls import TaskArguments
     from .conditions import GenericSchedulingCondition
-    from .graph import TaskGraph
+    from .graph import TaskGraphCore
     from .loops import LoopQueue
 
 
@@ -28,10 +29,6 @@ class Runner(Protocol):
     def cancel(self, node: TaskNode) -> None:
         """Stop running ``node``; report ``Scheduler.task_cancelled`` once it has ended."""
         ...
-
-
-#: ``((args...), {kwargs})`` as the seed wrote task arguments, or ``None`` for none.
-TaskArguments = tuple[tuple[Any, ...] | list[Any] | None, dict[str, Any] | None] | None
 
 
 class TaskNode:
@@ -78,7 +75,7 @@ class TaskNode:
 
     def __init__(
         self,
-        graph: TaskGraph,
+        graph: TaskGraphCore,
         uid: str,
         task_handle: str,
         task_arguments: TaskArguments,

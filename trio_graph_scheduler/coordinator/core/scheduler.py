@@ -35,10 +35,9 @@ taken until the task has really ended.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any, Final
 
-from ...shared.errors import TGSError
+from ...shared.errors import TGSInternalError
 from ...shared.states import FINAL_TASK_STATUSES, ConditionStatus, TaskStatus
 
 if TYPE_CHECKING:
@@ -59,9 +58,11 @@ _SATISFIED = ConditionStatus.SATISFIED
 class Scheduler:
     """Owns the state transitions of one graph's tasks and conditions."""
 
-    def __init__(self, loops: Mapping[str, LoopQueue]) -> None:
+    def __init__(self, loops: Mapping[str, LoopQueue], clock: Callable[[], float]) -> None:
         #: One queue per worker loop, by name.
         self.loops = loops
+        #: Timestamps the tasks' ends (injected: the core reads no clock of its own).
+        self.clock = clock
         #: Tasks not in a final state.
         self.unfinished = 0
         #: Tasks ready or in progress: while this is zero and tasks are unfinished, the
@@ -101,7 +102,7 @@ class Scheduler:
         if failed:
             # It can never run; it has no successors yet, so nothing cascades.
             node.task_status = TaskStatus.PRECONDITION_FAILED
-            node.ended_at = time.time()
+            node.ended_at = self.clock()
             return
         self.unfinished += 1
         if unsatisfied == 0:
@@ -232,7 +233,7 @@ class Scheduler:
             else:
                 node._loop.remove(node)  # ready (or created): it is queued
         node.task_status = TaskStatus.FAILED
-        node.ended_at = time.time()
+        node.ended_at = self.clock()
         node.exception_trace = f"cancelled: {reason}\n"
         self.unfinished -= 1
         self._cascade([node])
@@ -254,7 +255,7 @@ class Scheduler:
     def _end_running(self, node: TaskNode, status: TaskStatus, trace: str | None) -> None:
         self._expect_in_progress(node)
         node.task_status = status
-        node.ended_at = time.time()
+        node.ended_at = self.clock()
         if trace is not None:
             node.exception_trace = trace
         node._runner = None
@@ -267,7 +268,9 @@ class Scheduler:
     @staticmethod
     def _expect_in_progress(node: TaskNode) -> None:
         if node.task_status is not TaskStatus.IN_PROGRESS:
-            raise TGSError(f"task {node.uid} ended while {node.task_status}, not in progress")
+            raise TGSInternalError(
+                f"task {node.uid} ended while {node.task_status}, not in progress"
+            )
 
     # -- propagation -------------------------------------------------------------------
 
@@ -303,7 +306,7 @@ class Scheduler:
                     self._make_ready(successor)
             else:
                 successor.task_status = TaskStatus.PRECONDITION_FAILED
-                successor.ended_at = time.time()
+                successor.ended_at = self.clock()
                 self.unfinished -= 1
                 failed.append(successor)
 

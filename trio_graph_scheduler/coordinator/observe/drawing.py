@@ -22,8 +22,8 @@ from .pictures import BACKGROUND, UNKNOWN_COLOUR, html_page, missing_extra, trun
 
 if TYPE_CHECKING:
     from ..core.conditions import GenericSchedulingCondition
-    from ..core.graph import TaskGraph
     from ..core.nodes import TaskNode
+    from ..task_graph import TaskGraph
 
 _OPEN, _GOOD, _BAD = "orange", "green", "red"
 #: Fill colour of a task by status: orange until it has ended.

@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ..core.conditions import GenericSchedulingCondition
-    from ..core.graph import TaskGraph
     from ..core.nodes import TaskNode
     from ..core.scheduler import Scheduler
+    from ..task_graph import TaskGraph
 
 #: The order in which predecessor counts are listed: ended first, then what is pending.
 _COUNT_ORDER = ("succeeded", "failed", "skipped", "running", "retrying", "ready", "waiting")

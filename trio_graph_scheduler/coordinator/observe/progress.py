@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from rich.console import RenderableType
 
-    from ..core.graph import TaskGraph
+    from ..task_graph import TaskGraph
 
 #: Seconds of history the rate of tasks per second is measured over.
 RATE_WINDOW_SECONDS: Final = 10.0

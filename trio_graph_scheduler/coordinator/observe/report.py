@@ -24,8 +24,8 @@ from ...shared.states import ConditionStatus, TaskStatus
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ..core.graph import TaskGraph
     from ..core.nodes import TaskNode
+    from ..task_graph import TaskGraph
     from ..worker_session import WorkerRecord
 
 #: The report format's version (``schema_version`` in every report).

@@ -29,7 +29,7 @@ from .wording import error_headline, format_seconds, plural
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ..core.graph import TaskGraph
+    from ..task_graph import TaskGraph
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 
     from bokeh.models.renderers import GlyphRenderer
 
-    from ..core.graph import TaskGraph
     from ..core.nodes import TaskNode
+    from ..task_graph import TaskGraph
 
 #: Fill colours by function, assigned in sorted function-name order: Category20 without its
 #: two reds (red marks failure), strong shades first so that small graphs get distinct ones.
