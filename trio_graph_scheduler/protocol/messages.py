@@ -30,7 +30,7 @@ from typing import Annotated, Any, ClassVar, Final
 import msgspec
 
 from ..shared.errors import LocalProtocolError
-from ..shared.states import TaskStatus
+from ..shared.states import EndReason, TaskStatus
 
 #: The version this code speaks. A peer speaking another one is refused at the handshake.
 PROTOCOL_VERSION: Final = 1
@@ -209,13 +209,19 @@ class TaskSucceeded(Message, frozen=True, kw_only=True, tag="task_succeeded"):
 
 
 @_register
-class TaskFailed(Message, frozen=True, kw_only=True, tag="task_failed"):
-    """Worker to coordinator: the task of ``lease`` raised."""
+class TaskFailed(Message, frozen=True, kw_only=True, tag="task_failed", omit_defaults=True):
+    """Worker to coordinator: the task of ``lease`` failed; ``reason`` says how.
+
+    ``error_type`` names the exception's class (for people: the coordinator keeps the
+    ``traceback`` text, or ``error_type: message`` when there is none). ``reason`` is
+    left out on the wire when it is the usual ``raised``.
+    """
 
     lease: Count
     error_type: Name
     message: str
     traceback: str
+    reason: EndReason = EndReason.RAISED
 
 
 @_register

@@ -8,6 +8,7 @@ Every error the library raises on purpose derives from :class:`TGSError`::
     ├── UnknownUidError (also a KeyError)          a task or condition uid the graph does not know
     ├── GraphStalledError                          unfinished tasks, none of which can ever run
     ├── WorkerContextError                         a loop's worker-context init function raised
+    ├── TaskTimeoutError (also a TimeoutError)     a task ran longer than its policy's timeout
     ├── ProtocolError                              a frame or message breaks the wire protocol
     │   ├── LocalProtocolError                     we tried to send something illegal
     │   │   ├── protocol.InvalidFieldError         a message built with a bad field value
@@ -28,6 +29,11 @@ raises ``ValueError`` and an unknown uid ``KeyError``.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class TGSError(Exception):
@@ -96,6 +102,17 @@ class WorkerContextError(TGSError):
         super().__init__(f"worker context init of loop {loop!r} (worker {worker_index}) failed")
 
 
+class TaskTimeoutError(TGSError, TimeoutError):
+    """A task ran longer than its :class:`~trio_graph_scheduler.TaskPolicy` timeout.
+
+    It fails the task (retried if the policy allows); ``seconds`` is the limit it broke.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"the task took longer than its timeout of {seconds:g} s")
+
+
 class ProtocolError(TGSError):
     """A frame or message breaks the wire protocol. Never raised directly."""
 
@@ -141,3 +158,12 @@ class WorkerRejectedError(LinkError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"the coordinator refused this worker: {reason}")
+
+
+#: The errors a graph call (``create_task`` ...) can raise, by the name a ``reply``
+#: carries them under: a task on a worker gets the same class as in-process. Any other
+#: name comes back as a plain :class:`TGSError`.
+GRAPH_CALL_ERRORS: Final[Mapping[str, type[TGSError]]] = {
+    cls.__name__: cls
+    for cls in (TGSError, GraphDefinitionError, UnknownFunctionError, UnknownUidError)
+}

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .errors import WorkerContextError
+from .errors import TaskTimeoutError, WorkerContextError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -35,7 +35,7 @@ async def invoke_task_function(
         time_limit: seconds the call may take; ``None`` for no limit.
 
     Raises:
-        TimeoutError: the call took longer than ``time_limit`` (an async one is cancelled
+        TaskTimeoutError: the call took longer than ``time_limit`` (an async one is cancelled
             then; a thread cannot be, so a sync one is judged when it returns).
     """
     args, kwargs = arguments if arguments is not None else ((), None)
@@ -51,7 +51,7 @@ async def invoke_task_function(
     with trio.move_on_after(time_limit) as deadline:
         result = await call
     if deadline.cancel_called:
-        raise TimeoutError(f"the task took longer than its timeout of {time_limit:g} s")
+        raise TaskTimeoutError(time_limit)
     return result
 
 

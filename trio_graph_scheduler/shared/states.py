@@ -40,6 +40,35 @@ class ConditionStatus(StrEnum):
     FAILED = "failed"
 
 
+class EndReason(StrEnum):
+    """Why a task ended: ``TaskNode.end_reason``, and ``reason`` in a ``task_failed`` message.
+
+    ``exception_trace`` keeps the text (a traceback, or the sentence for the other
+    reasons); this says which kind of end it was, so that nothing parses the text.
+    """
+
+    #: The function returned.
+    SUCCEEDED = "succeeded"
+    #: The function raised; ``exception_trace`` is its traceback.
+    RAISED = "raised"
+    #: It ran longer than its policy's timeout.
+    TIMED_OUT = "timed_out"
+    #: The task set its own status to ``failed`` and returned (the seed allowed it).
+    MARKED_FAILED = "marked_failed"
+    #: ``graph.cancel_task`` stopped it, or stopped it from starting.
+    CANCELLED = "cancelled"
+    #: Its worker was lost more often than ``max_lost_attempts`` allows.
+    WORKER_LOST = "worker_lost"
+    #: Its assignment or its result could not be serialised or sent.
+    UNSENDABLE = "unsendable"
+    #: A graph call it made without waiting for an answer failed.
+    CALL_FAILED = "call_failed"
+    #: The worker could not run it: its function or worker context failed to load.
+    WORKER_ERROR = "worker_error"
+    #: A condition it waited on failed, so it never ran.
+    PRECONDITION_FAILED = "precondition_failed"
+
+
 #: Task states after which nothing changes.
 FINAL_TASK_STATUSES: Final = frozenset(
     {TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.PRECONDITION_FAILED}

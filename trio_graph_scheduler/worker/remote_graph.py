@@ -260,8 +260,8 @@ def rebuild_error(error_type: str, message: str) -> Exception:
     Our own error classes come back as themselves (so ``except ValueError`` and
     ``except KeyError`` work as in-process); anything else as a plain ``TGSError``.
     """
-    cls = getattr(errors, error_type, None)
-    if not (isinstance(cls, type) and issubclass(cls, TGSError)):
+    cls = errors.GRAPH_CALL_ERRORS.get(error_type)
+    if cls is None:
         return TGSError(f"{error_type}: {message}")
     # Bypass the classes' own constructors, which build their message from parts the
     # reply does not carry; the coordinator's message is the one to show.

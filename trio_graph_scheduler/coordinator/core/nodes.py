@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ...shared.errors import GraphDefinitionError
-from ...shared.states import ConditionStatus, TaskStatus
+from ...shared.states import ConditionStatus, EndReason, TaskStatus
 
 if TYPE_CHECKING:
     from ...shared.task_calls import TaskArguments
@@ -43,6 +43,7 @@ class TaskNode:
         task_result: the function's return value once it succeeded.
         exception_trace: the formatted traceback once it failed (or why it was
             cancelled, or lost).
+        end_reason: why it ended, as an :class:`EndReason`; ``None`` until it has.
         attempts: how many times it was started (not counting runs given back unfinished).
         losses: how many of those runs were lost with their worker.
         queued_at, started_at, ended_at: when it last became ready, last started, and
@@ -57,6 +58,7 @@ class TaskNode:
         "_runner",
         "_unsatisfied",
         "attempts",
+        "end_reason",
         "ended_at",
         "exception_trace",
         "graph",
@@ -88,6 +90,8 @@ class TaskNode:
         self.task_status = TaskStatus.WAITING_FOR_PREDECESSORS
         self.task_result: Any = None
         self.exception_trace: str | None = None
+        #: Why it ended, once it has (see :class:`~trio_graph_scheduler.shared.states.EndReason`).
+        self.end_reason: EndReason | None = None
         self.waits_on: list[GenericSchedulingCondition] = []
         self.waited_on_by: list[GenericSchedulingCondition] = []
         #: Runs started and not given back unfinished (worker losses included).

@@ -38,7 +38,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from ...shared.errors import TGSInternalError
-from ...shared.states import FINAL_TASK_STATUSES, ConditionStatus, TaskStatus
+from ...shared.states import FINAL_TASK_STATUSES, ConditionStatus, EndReason, TaskStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -102,6 +102,7 @@ class Scheduler:
         if failed:
             # It can never run; it has no successors yet, so nothing cascades.
             node.task_status = TaskStatus.PRECONDITION_FAILED
+            node.end_reason = EndReason.PRECONDITION_FAILED
             node.ended_at = self.clock()
             return
         self.unfinished += 1
@@ -155,15 +156,27 @@ class Scheduler:
             for node in queue.ready:
                 node.task_status = TaskStatus.CREATED
 
+    def task_returned(self, node: TaskNode, result: Any) -> None:
+        """A task's function returned ``result``: it succeeded, unless it marked itself
+        failed first (``task_node.task_status = "failed"``, which the seed allowed)."""
+        if node.task_status == TaskStatus.FAILED:
+            node.task_status = TaskStatus.IN_PROGRESS
+            self.task_failed(node, None, EndReason.MARKED_FAILED)
+        else:
+            self.task_succeeded(node, result)
+
     def task_succeeded(self, node: TaskNode, result: Any) -> None:
         """A task's function returned ``result``."""
         node.task_result = result
         if self.cancelling:  # rare: a cancel that came too late changes nothing
             self.cancelling.pop(node, None)
-        self._end_running(node, TaskStatus.SUCCESS, None)
+        self._end_running(node, TaskStatus.SUCCESS, None, EndReason.SUCCEEDED)
 
-    def task_failed(self, node: TaskNode, exception_trace: str | None) -> None:
-        """A task's function raised; ``exception_trace`` is the formatted traceback.
+    def task_failed(
+        self, node: TaskNode, exception_trace: str | None, reason: EndReason = EndReason.RAISED
+    ) -> None:
+        """A task's run failed: ``exception_trace`` is the formatted traceback (or the
+        sentence saying why), ``reason`` which kind of failure it was.
 
         With attempts left under its function's policy, the task runs again after the
         policy's delay (see ``on_retry``); else it ends as failed.
@@ -179,12 +192,12 @@ class Scheduler:
             node._loop.release()
             self.on_retry(node, policy.retry_delay(failures))
             return
-        self._end_running(node, TaskStatus.FAILED, exception_trace)
+        self._end_running(node, TaskStatus.FAILED, exception_trace, reason)
 
     def task_cancelled(self, node: TaskNode) -> None:
         """A running task asked to stop (:meth:`cancel`) has ended; it ends as failed."""
         reason = self.cancelling.pop(node, "cancelled")
-        self._end_running(node, TaskStatus.FAILED, f"cancelled: {reason}\n")
+        self._end_running(node, TaskStatus.FAILED, cancelled_trace(reason), EndReason.CANCELLED)
 
     def hand_back(self, node: TaskNode) -> None:
         """A running task was given back unfinished (its runner stopped cleanly, or the
@@ -201,7 +214,7 @@ class Scheduler:
             self.task_cancelled(node)
         elif node.losses >= self.max_lost_attempts:
             trace = f"worker lost {node.losses} times (the last: {reason})\n"
-            self._end_running(node, TaskStatus.FAILED, trace)
+            self._end_running(node, TaskStatus.FAILED, trace, EndReason.WORKER_LOST)
         else:
             self._requeue_running(node)
 
@@ -233,8 +246,9 @@ class Scheduler:
             else:
                 node._loop.remove(node)  # ready (or created): it is queued
         node.task_status = TaskStatus.FAILED
+        node.end_reason = EndReason.CANCELLED
         node.ended_at = self.clock()
-        node.exception_trace = f"cancelled: {reason}\n"
+        node.exception_trace = cancelled_trace(reason)
         self.unfinished -= 1
         self._cascade([node])
         self._check_progress()
@@ -252,9 +266,12 @@ class Scheduler:
         node.task_status = TaskStatus.READY_FOR_EXECUTION if self.started else TaskStatus.CREATED
         node._runner = None
 
-    def _end_running(self, node: TaskNode, status: TaskStatus, trace: str | None) -> None:
+    def _end_running(
+        self, node: TaskNode, status: TaskStatus, trace: str | None, reason: EndReason
+    ) -> None:
         self._expect_in_progress(node)
         node.task_status = status
+        node.end_reason = reason
         node.ended_at = self.clock()
         if trace is not None:
             node.exception_trace = trace
@@ -306,6 +323,7 @@ class Scheduler:
                     self._make_ready(successor)
             else:
                 successor.task_status = TaskStatus.PRECONDITION_FAILED
+                successor.end_reason = EndReason.PRECONDITION_FAILED
                 successor.ended_at = self.clock()
                 self.unfinished -= 1
                 failed.append(successor)
@@ -378,3 +396,20 @@ class Scheduler:
             assert condition.successes == len(successes), condition
             if condition.condition_status is _COND_WAITING:
                 assert condition._evaluate() is _COND_WAITING, condition
+
+
+#: What ``exception_trace`` says of a cancelled task, before the reason it was given.
+_CANCELLED_PREFIX: Final = "cancelled: "
+
+
+def cancelled_trace(reason: str) -> str:
+    """The ``exception_trace`` of a task cancelled for ``reason``."""
+    return f"{_CANCELLED_PREFIX}{reason}\n"
+
+
+def cancel_reason(node: TaskNode) -> str | None:
+    """The reason a cancelled task was given; ``None`` if it was not cancelled."""
+    trace = node.exception_trace
+    if node.end_reason is not EndReason.CANCELLED or trace is None:
+        return None
+    return trace.removeprefix(_CANCELLED_PREFIX).strip()

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Protocol
 from ...shared.errors import UnknownUidError
 from ...shared.states import FINAL_TASK_STATUSES, ConditionStatus, TaskStatus
 from ..core.nodes import LOCAL_WORKER
+from ..core.scheduler import cancel_reason
 from .wording import (
-    CANCELLED_PREFIX,
     STATUS_WORDS,
     error_headline,
     format_seconds,
@@ -97,8 +97,8 @@ def _ended(node: TaskNode) -> str:
     trace = node.exception_trace
     if node.task_status is TaskStatus.PRECONDITION_FAILED:
         return f"{label} will not run: {_failed_condition_clause(node)}."
-    if node.task_status is TaskStatus.FAILED and trace and trace.startswith(CANCELLED_PREFIX):
-        reason = trace[len(CANCELLED_PREFIX) :].strip()
+    reason = cancel_reason(node)
+    if reason is not None:
         when = f"after {plural(node.attempts, 'run')}" if node.attempts else "before it ran"
         return f"{label} was cancelled {when}: {reason}."
     details = ", ".join(_run_details(node))

@@ -24,9 +24,6 @@ STATUS_WORDS: Final[dict[str, str]] = {
     TaskStatus.PRECONDITION_FAILED: "skipped",
 }
 
-#: The prefix the scheduler gives the trace of a cancelled task.
-CANCELLED_PREFIX: Final = "cancelled: "
-
 #: Longest error headline shown in one line before it is cut with "...".
 MAX_HEADLINE_CHARS: Final = 160
 
