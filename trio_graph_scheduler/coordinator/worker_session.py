@@ -10,7 +10,9 @@ for whatever reason, every task still leased to it goes back to the front of its
 
 Two trio tasks serve a session: the receiver handles each inbound frame synchronously
 against the scheduling core, and the sender turns everything queued since its last send
-(assignments, replies) into as few frames as possible.
+(assignments, replies) into as few frames as possible. Both are the loops of a
+:class:`~trio_graph_scheduler.shared.pump.ConnectionPump`; the session gives it its
+handlers and its outbox, and decides how each way a connection can end ends the session.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import hmac
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from functools import partial
+from typing import TYPE_CHECKING
 
 import trio
 import trio_websocket
@@ -47,8 +50,8 @@ from ..protocol.messages import (
     Welcome,
 )
 from ..protocol.session import CloseCode, ProtocolSession, Role, SessionState
-from ..shared.concurrency import MESSAGES_PER_YIELD
 from ..shared.errors import LocalProtocolError, RemoteProtocolError, TGSError
+from ..shared.pump import ConnectionPump
 from .core.conditions import GenericSchedulingCondition
 from .observe.status_reply import build_status_reply
 
@@ -59,9 +62,6 @@ if TYPE_CHECKING:
     from .server import Coordinator
 
 logger = logging.getLogger("tgs.coordinator")
-
-#: A close frame's reason may hold at most 123 bytes.
-_MAX_CLOSE_REASON: Final = 120
 
 
 class _SessionClosed(Exception):
@@ -132,21 +132,28 @@ class WorkerSession:
         self._outbox: list[Message] = []
         # Errors of unawaited graph calls, by lease: they fail the calling task.
         self._call_errors: dict[int, str] = {}
-        self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
         #: Why the session was dropped, once it was.
         self._closed: _SessionClosed | None = None
-        self._handlers: dict[type[Message], Callable[[Any], None]] = {
-            Claim: self._on_claim,
-            TaskSucceeded: self._on_task_succeeded,
-            TaskFailed: self._on_task_failed,
-            HandBack: self._on_hand_back,
-            Cancelled: self._on_cancelled,
-            CreateTaskRequest: self._on_create_task,
-            CreateConditionRequest: self._on_create_condition,
-            PrependRequest: self._on_prepend,
-            Heartbeat: lambda _: None,  # its arrival alone proves the worker alive
-        }
+        self._pump = ConnectionPump[Message](
+            ws,
+            decode=self._decode,
+            encode=partial(encode_batches, self._protocol, on_unsendable=self._on_unsendable),
+            heartbeat=Heartbeat,  # sent when idle; received, it proves the worker alive
+            take_outbox=self._take_outbox,
+            # After the Shutdown nothing more may go, and the sender stops.
+            may_send=lambda: self._protocol.state is SessionState.ACTIVE,
+            handlers={
+                Claim: self._on_claim,
+                TaskSucceeded: self._on_task_succeeded,
+                TaskFailed: self._on_task_failed,
+                HandBack: self._on_hand_back,
+                Cancelled: self._on_cancelled,
+                CreateTaskRequest: self._on_create_task,
+                CreateConditionRequest: self._on_create_condition,
+                PrependRequest: self._on_prepend,
+            },
+        )
 
     @property
     def loops(self) -> list[str]:
@@ -164,7 +171,7 @@ class WorkerSession:
             hello = await self._handshake()
             await self._welcome(hello)
         except _SessionClosed as closed:
-            await self._close(closed.code, closed.reason)
+            await self._pump.close(closed.code, closed.reason)
             return
         self._coordinator.sessions.add(self)
         self._coordinator.counters.workers_joined += 1
@@ -185,7 +192,7 @@ class WorkerSession:
                 # Its tasks run elsewhere now, not after a close handshake that a frozen
                 # worker would never answer.
                 self._leave(record)
-                await self._close(self._closed.code, self._closed.reason)
+                await self._pump.close(self._closed.code, self._closed.reason)
         finally:
             self._leave(record)
 
@@ -211,7 +218,7 @@ class WorkerSession:
             if self.leases.pop(lease, None) is not None:
                 self._scheduler.hand_back(node)
         self._outbox.append(Shutdown(reason=reason, graph_succeeded=graph_succeeded))
-        self._wake.set()
+        self._pump.wake()
 
     def _drop(self, closed: _SessionClosed) -> None:
         """End the session from inside its nursery: raised, the error would be grouped."""
@@ -298,19 +305,12 @@ class WorkerSession:
     async def _receive_loop(self) -> None:
         timeout = self._coordinator.config.heartbeat_timeout
         try:
-            while True:
-                with trio.move_on_after(timeout) as silence:
-                    data = await self._receive()
-                if silence.cancelled_caught:
-                    raise _SessionClosed(CloseCode.POLICY_VIOLATION, f"silent for {timeout:g} s")
-                if data is None:
-                    if self._protocol.state is SessionState.CLOSED:
-                        break  # we said Shutdown and the worker left, as it should
-                    raise _SessionClosed(CloseCode.NORMAL, "connection lost")
-                for index, message in enumerate(self._decode(data), 1):
-                    self._handlers[type(message)](message)
-                    if index % MESSAGES_PER_YIELD == 0:
-                        await trio.lowlevel.checkpoint()
+            closed_by_peer = await self._pump.receive_loop(timeout)
+            if closed_by_peer is None:
+                raise _SessionClosed(CloseCode.POLICY_VIOLATION, f"silent for {timeout:g} s")
+            if self._protocol.state is not SessionState.CLOSED:
+                raise _SessionClosed(CloseCode.NORMAL, "connection lost")
+            # Else we said Shutdown and the worker left, as it should.
         except _SessionClosed as closed:
             self._drop(closed)
         else:
@@ -402,7 +402,7 @@ class WorkerSession:
                     error_message=str(error) if error else None,
                 )
             )
-            self._wake.set()
+            self._pump.wake()
 
     def _on_create_condition(self, request: CreateConditionRequest) -> None:
         graph = self._coordinator.graph
@@ -457,7 +457,7 @@ class WorkerSession:
                 self._scheduler.task_cancelled(node)
             else:
                 self._outbox.append(Cancel(lease=lease))
-                self._wake.set()
+                self._pump.wake()
             return
 
     def _lease(self, node: TaskNode) -> None:
@@ -467,31 +467,13 @@ class WorkerSession:
         node.worker = self.worker_id
         self.leases[lease] = node
         self._to_assign.append((lease, node))
-        self._wake.set()
+        self._pump.wake()
 
     async def _send_loop(self) -> None:
-        interval = self._coordinator.config.heartbeat_interval
         try:
-            while self._protocol.state is SessionState.ACTIVE:
-                with trio.move_on_after(interval) as idle:
-                    await self._wake.wait()
-                self._wake = trio.Event()
-                await self._flush(heartbeat=idle.cancelled_caught)
-        except _SessionClosed as closed:
-            self._drop(closed)
-
-    async def _flush(self, *, heartbeat: bool = False) -> None:
-        """Send everything queued, in order (or a heartbeat, if asked and nothing is).
-
-        Only the sender calls it: one task sending keeps the frames in queue order.
-        """
-        if self._protocol.state is not SessionState.ACTIVE:
-            return  # after the Shutdown: nothing more may go
-        messages = self._take_outbox()
-        if heartbeat and not messages:
-            messages = [Heartbeat()]
-        if messages:
-            await self._send_now(messages)
+            await self._pump.send_loop(self._coordinator.config.heartbeat_interval)
+        except trio_websocket.ConnectionClosed:
+            self._drop(_SessionClosed(CloseCode.NORMAL, "connection closed"))
 
     def _take_outbox(self) -> list[Message]:
         # Assignments first: a Cancel or the Shutdown in the outbox must not overtake them.
@@ -537,15 +519,11 @@ class WorkerSession:
         raise error  # our own messages always encode: this is a bug
 
     async def _send_now(self, messages: list[Message]) -> None:
-        for frame in encode_batches(self._protocol, messages, self._on_unsendable):
-            try:
-                await self._ws.send_message(frame)
-            except trio_websocket.ConnectionClosed:
-                raise _SessionClosed(CloseCode.NORMAL, "connection closed") from None
-
-    async def _close(self, code: int, reason: str) -> None:
-        with trio.move_on_after(1):
-            await self._ws.aclose(code, reason[:_MAX_CLOSE_REASON])
+        """Send ``messages`` during the handshake, before the sender runs."""
+        try:
+            await self._pump.send(messages)
+        except trio_websocket.ConnectionClosed:
+            raise _SessionClosed(CloseCode.NORMAL, "connection closed") from None
 
 
 def _record(node: TaskNode) -> PredecessorRecord:

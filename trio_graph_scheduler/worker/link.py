@@ -17,6 +17,10 @@ Three kinds of trio task serve the connection:
 - the sender sends everything queued since its last send (results, credit, graph
   calls) in as few frames as possible, or a heartbeat when there was nothing to say.
 
+The receiver and the sender are the loops of a
+:class:`~trio_graph_scheduler.shared.pump.ConnectionPump`, as on the coordinator's end;
+the link gives it its handlers and its outbox.
+
 The connection ends when the coordinator says ``Shutdown`` (the graph is done), when it
 breaks or goes silent (the worker reconnects), or when the worker is stopped: then the
 tasks it holds are handed back at once, so they run elsewhere without waiting for a
@@ -30,6 +34,7 @@ import logging
 import math
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import cloudpickle
@@ -55,13 +60,13 @@ from ..protocol.messages import (
     Welcome,
 )
 from ..protocol.session import CloseCode, ProtocolSession, Role, SessionState
-from ..shared.concurrency import MESSAGES_PER_YIELD
 from ..shared.errors import RemoteProtocolError, WorkerContextError, WorkerRejectedError
 from ..shared.invoke import (
     format_exception_trace,
     invoke_task_function,
     run_context_init,
 )
+from ..shared.pump import ConnectionPump
 from ..shared.states import TaskStatus
 from ..shared.task_calls import is_async_function
 from .remote_graph import RemoteGraph
@@ -145,7 +150,6 @@ class CoordinatorLink:
         self.welcome: Welcome | None = None
         self._outbox: list[Message] = []
         self._credit: dict[str, int] = {}
-        self._wake = trio.Event()
         self._channels: dict[str, trio.MemorySendChannel[Assign]] = {}
         self._functions: dict[str, _LoadedFunction] = {}
         #: Leases assigned here and not yet answered, with the slot running each, if any.
@@ -156,13 +160,21 @@ class CoordinatorLink:
         self._end: LinkEnd | None = None
         self._protocol_error: RemoteProtocolError | None = None
         self._nursery: trio.Nursery | None = None
-        self._handlers: dict[type[Message], Callable[[Any], None]] = {
-            Assign: self._on_assign,
-            Reply: self._on_reply,
-            Cancel: self._on_cancel,
-            Shutdown: self._on_shutdown,
-            Heartbeat: lambda _: None,  # its arrival alone restarted the silence timer
-        }
+        self._pump = ConnectionPump[Message](
+            ws,
+            decode=self._protocol.receive,
+            encode=partial(encode_batches, self._protocol, on_unsendable=self._on_unsendable),
+            heartbeat=Heartbeat,  # sent when idle; received, it restarts the silence timer
+            take_outbox=self._take_outbox,
+            # Dismissed (the Shutdown may come while the sender waits): nothing may go.
+            may_send=lambda: self._end is None and self._protocol.state is SessionState.ACTIVE,
+            handlers={
+                Assign: self._on_assign,
+                Reply: self._on_reply,
+                Cancel: self._on_cancel,
+                Shutdown: self._on_shutdown,
+            },
+        )
 
     # -- life --------------------------------------------------------------------------
 
@@ -211,12 +223,12 @@ class CoordinatorLink:
             await self._receive_loop(welcome.heartbeat_timeout)
         end = self._end or LinkEnd.LOST
         if end is LinkEnd.PROTOCOL_ERROR:
-            await self._close(CloseCode.PROTOCOL_ERROR, "protocol error")
+            await self._pump.close(CloseCode.PROTOCOL_ERROR, "protocol error")
             assert self._protocol_error is not None
             raise self._protocol_error
         if end is LinkEnd.STOPPED:
             await self._hand_back_all()
-        await self._close(
+        await self._pump.close(
             CloseCode.NORMAL if end is LinkEnd.DISMISSED else CloseCode.GOING_AWAY, ""
         )
         return end
@@ -243,10 +255,6 @@ class CoordinatorLink:
             nursery.start_soon(self._run_slot, loop, index, receive, init, limiter)
         self._grant(loop, slots)
 
-    async def _close(self, code: int, reason: str) -> None:
-        with trio.move_on_after(1):
-            await self._ws.aclose(code, reason)
-
     async def _hand_back_all(self) -> None:
         """Send what is finished, then give back every lease still held."""
         messages = self._outbox
@@ -256,34 +264,24 @@ class CoordinatorLink:
             logger.info("handing back %d unfinished task(s)", len(self._leases))
         self._leases.clear()
         with trio.move_on_after(1):
-            await self._send(messages)
+            await self._pump.send(messages)
 
     # -- receiving ---------------------------------------------------------------------
 
     async def _receive_loop(self, silence_limit: float) -> None:
-        while True:
-            with trio.move_on_after(silence_limit) as silence:
-                try:
-                    data = await self._ws.get_message()
-                except trio_websocket.ConnectionClosed as exc:
-                    logger.warning("lost the coordinator: %s", _describe_close(exc))
-                    self._finish(LinkEnd.LOST)
-                    return
-            if silence.cancelled_caught:
-                logger.warning("the coordinator was silent for %g s", silence_limit)
-                self._finish(LinkEnd.LOST)
-                return
-            try:
-                for index, message in enumerate(self._protocol.receive(data), 1):
-                    self._handlers[type(message)](message)
-                    if index % MESSAGES_PER_YIELD == 0:
-                        await trio.lowlevel.checkpoint()
-            except RemoteProtocolError as exc:
-                # Ended here, not raised: out of the nursery it would be an ExceptionGroup.
-                logger.error("the coordinator broke the protocol: %s", exc)
-                self._protocol_error = exc
-                self._finish(LinkEnd.PROTOCOL_ERROR)
-                return
+        try:
+            closed = await self._pump.receive_loop(silence_limit)
+        except RemoteProtocolError as exc:
+            # Ended here, not raised: out of the nursery it would be an ExceptionGroup.
+            logger.error("the coordinator broke the protocol: %s", exc)
+            self._protocol_error = exc
+            self._finish(LinkEnd.PROTOCOL_ERROR)
+            return
+        if closed is None:
+            logger.warning("the coordinator was silent for %g s", silence_limit)
+        else:
+            logger.warning("lost the coordinator: %s", _describe_close(closed))
+        self._finish(LinkEnd.LOST)
 
     def _on_assign(self, assign: Assign) -> None:
         channel = self._channels.get(assign.loop)
@@ -421,12 +419,12 @@ class CoordinatorLink:
 
     def _grant(self, loop: str, credit: int) -> None:
         self._credit[loop] = self._credit.get(loop, 0) + credit
-        self._wake.set()
+        self._pump.wake()
 
     def send_nowait(self, message: Message) -> None:
         """Queue ``message`` for the coordinator (a graph call that needs no answer)."""
         self._outbox.append(message)
-        self._wake.set()
+        self._pump.wake()
 
     async def request(self, message: Message) -> Reply:
         """Send a graph call and wait for the coordinator's reply to it."""
@@ -443,36 +441,20 @@ class CoordinatorLink:
         return next(self._request_ids)
 
     async def _send_loop(self, interval: float) -> None:
-        while True:
-            with trio.move_on_after(interval) as idle:
-                await self._wake.wait()
-            self._wake = trio.Event()
-            await self._flush(heartbeat=idle.cancelled_caught)
-
-    async def _flush(self, *, heartbeat: bool = False) -> None:
-        """Send everything queued, in order (or a heartbeat, if asked and nothing is).
-
-        Only the sender calls it: one task sending keeps the frames in queue order.
-        """
-        if self._end is not None or self._protocol.state is not SessionState.ACTIVE:
-            return  # dismissed (the Shutdown came while the sender waited): nothing may go
-        messages, self._outbox = self._outbox, []
-        if self._credit:
-            messages.extend(Claim(loop=loop, credit=n) for loop, n in self._credit.items())
-            self._credit = {}
-        if heartbeat and not messages:
-            messages = [Heartbeat()]
-        if not messages:
-            return
         try:
-            await self._send(messages)
+            await self._pump.send_loop(interval)
         except trio_websocket.ConnectionClosed as exc:
             logger.warning("lost the coordinator: %s", _describe_close(exc))
             self._finish(LinkEnd.LOST)
 
-    async def _send(self, messages: list[Message]) -> None:
-        for frame in encode_batches(self._protocol, messages, self._on_unsendable):
-            await self._ws.send_message(frame)
+    def _take_outbox(self) -> list[Message]:
+        # Answers and graph calls first, then the credit their slots gave back: the
+        # coordinator hears that a task ended before it may hand its slot a new one.
+        messages, self._outbox = self._outbox, []
+        if self._credit:
+            messages.extend(Claim(loop=loop, credit=n) for loop, n in self._credit.items())
+            self._credit = {}
+        return messages
 
     def _on_unsendable(self, message: Message, error: LocalProtocolError) -> Message | None:
         if isinstance(message, TaskSucceeded):

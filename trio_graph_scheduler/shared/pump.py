@@ -1,0 +1,172 @@
+"""The connection pump: what both ends of a coordinator-worker connection do alike.
+
+The coordinator's :class:`~trio_graph_scheduler.coordinator.worker_session.WorkerSession`
+and the worker's :class:`~trio_graph_scheduler.worker.link.CoordinatorLink` each drive one
+:class:`ConnectionPump` over their WebSocket: its receiver hands every inbound message to
+the owner's handler for its type, its sender turns everything the owner queued since the
+last send into as few frames as possible (or a heartbeat when there was nothing to say),
+and it closes the connection without hanging on a peer that does not answer.
+
+The pump knows nothing of the protocol's messages: the owner passes in how to decode a
+frame and encode a batch (its protocol session), its handlers, how to take what it has
+queued, and when sending must stop. The pump decides nothing either: how a connection's
+end (silence, a close, an error a handler raised) ends the session stays with the owner.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+
+import trio
+import trio_websocket
+
+from .concurrency import MESSAGES_PER_YIELD
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+_M = TypeVar("_M")
+
+#: A close frame's reason may hold at most 123 bytes.
+MAX_CLOSE_REASON: Final = 120
+
+
+class ConnectionPump(Generic[_M]):
+    """Moves messages over one WebSocket for its owner, the connection's shell.
+
+    The owner queues messages wherever it likes and calls :meth:`wake`; the sender
+    (:meth:`send_loop`) then takes them all with ``take_outbox`` and sends them. The
+    receiver (:meth:`receive_loop`) handles each inbound message synchronously, with
+    ``handlers[type(message)]``. Run each loop in its own task; only the sender (or the
+    owner while the sender is not running) may send, so frames keep the queue's order.
+    """
+
+    __slots__ = (
+        "_decode",
+        "_encode",
+        "_handlers",
+        "_heartbeat",
+        "_may_send",
+        "_take_outbox",
+        "_wake",
+        "_ws",
+    )
+
+    def __init__(
+        self,
+        ws: trio_websocket.WebSocketConnection,
+        *,
+        decode: Callable[[bytes | str], list[_M]],
+        encode: Callable[[list[_M]], list[bytes]],
+        heartbeat: type[_M],
+        take_outbox: Callable[[], list[_M]],
+        may_send: Callable[[], bool],
+        handlers: Mapping[type[_M], Callable[[Any], None]],
+    ) -> None:
+        """Set up the pump; nothing moves until the owner runs its loops.
+
+        Args:
+            ws: the connection.
+            decode: a frame's messages, in order; raises to end the receiver (the
+                owner's protocol session: a protocol error is the owner's to map).
+            encode: a batch of messages as frames, in order (the owner decides what
+                happens to a message that cannot be encoded).
+            heartbeat: the message type (made with no arguments) sent when there was
+                nothing to say for a whole heartbeat interval. One that arrives needs no
+                handler: its arrival alone restarted the silence timer.
+            take_outbox: everything to send now, in order; the owner's queues are left
+                empty.
+            may_send: whether anything may still be sent; once false, the sender stops
+                (after a ``Shutdown``, nothing may follow it).
+            handlers: the handler for each other message type that may arrive; one
+                raising ends the receiver with that error.
+        """
+        self._ws = ws
+        self._decode = decode
+        self._encode = encode
+        self._heartbeat = heartbeat
+        self._take_outbox = take_outbox
+        self._may_send = may_send
+        self._handlers: dict[type[_M], Callable[[Any], None]] = {heartbeat: _ignore, **handlers}
+        self._wake = trio.Event()
+
+    def wake(self) -> None:
+        """Tell the sender there is something to send (cheap; call it per message)."""
+        self._wake.set()
+
+    async def receive_loop(self, silence_limit: float) -> trio_websocket.ConnectionClosed | None:
+        """Handle inbound messages until the connection closes or the peer goes silent.
+
+        Returns:
+            The close, once the connection closed; ``None`` if the peer sent nothing for
+            ``silence_limit`` seconds.
+
+        Raises:
+            Whatever ``decode`` or a handler raised (the owner maps it to an end).
+        """
+        decode = self._decode
+        handlers = self._handlers
+        while True:
+            with trio.move_on_after(silence_limit) as silence:
+                try:
+                    data = await self._ws.get_message()
+                except trio_websocket.ConnectionClosed as closed:
+                    return closed
+            if silence.cancelled_caught:
+                return None
+            for index, message in enumerate(decode(data), 1):
+                handlers[type(message)](message)
+                # Let the tasks fed by the first messages of a big frame start on them.
+                if index % MESSAGES_PER_YIELD == 0:
+                    await trio.lowlevel.checkpoint()
+
+    async def send_loop(self, heartbeat_interval: float) -> None:
+        """Send what the owner queues, as it comes, until ``may_send`` turns false.
+
+        A heartbeat goes out when nothing was queued for ``heartbeat_interval`` seconds,
+        so the peer's silence timer sees this end alive.
+
+        Raises:
+            trio_websocket.ConnectionClosed: the connection closed under a send.
+        """
+        while self._may_send():
+            with trio.move_on_after(heartbeat_interval) as idle:
+                await self._wake.wait()
+            # A fresh event before taking the outbox: a wake from here on is not lost.
+            self._wake = trio.Event()
+            await self.flush(heartbeat=idle.cancelled_caught)
+
+    async def flush(self, *, heartbeat: bool = False) -> None:
+        """Send everything queued, in order (or a heartbeat, if asked and nothing is).
+
+        Only the sender calls it: one task sending keeps the frames in queue order.
+        """
+        if not self._may_send():
+            return  # e.g. the Shutdown came (or went) while the sender waited
+        messages = self._take_outbox()
+        if heartbeat and not messages:
+            messages = [self._heartbeat()]
+        if messages:
+            await self.send(messages)
+
+    async def send(self, messages: list[_M]) -> None:
+        """Encode ``messages`` and send them now, in as few frames as the limit allows.
+
+        Raises:
+            trio_websocket.ConnectionClosed: the connection closed; frames before the
+                failing one were sent.
+        """
+        for frame in self._encode(messages):
+            await self._ws.send_message(frame)
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close the connection, waiting at most a second for the peer's close frame.
+
+        A frozen peer never answers the close handshake; it must not hold this end.
+        """
+        with trio.move_on_after(1):
+            await self._ws.aclose(code, reason[:MAX_CLOSE_REASON])
+
+
+def _ignore(message: object) -> None:
+    """The handler of a message whose arrival alone says all it has to."""
