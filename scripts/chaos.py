@@ -15,7 +15,7 @@ What it does:
 3. Every ``--kill-every MIN,MAX`` seconds, SIGKILLs a random worker; a replacement starts
    at once (a new process, a new worker for the coordinator).
 4. Once ``--freeze-at`` of the tasks have ended, pauses the kills, SIGSTOPs one worker and
-   measures how long the coordinator takes to drop it (``counters.workers_lost`` going up,
+   measures how long the coordinator takes to drop it (``statistics().workers_lost`` going up,
    and ``coordinator.workers[id].left_at`` being set, when its tasks are requeued),
    SIGCONTs it, and watches it reconnect (or exit).
 5. Ends when the graph has ended, or after ``--duration`` seconds (then the run is stopped
@@ -274,7 +274,7 @@ class FreezeRecord:
     worker_id: str | None = None
     leases_at_stop: int = 0
     at_s: float = 0.0
-    #: SIGSTOP to ``counters.workers_lost`` going up, and to its session leaving.
+    #: SIGSTOP to ``statistics().workers_lost`` going up, and to its session leaving.
     detect_counter_s: float | None = None
     detect_session_s: float | None = None
     #: SIGCONT to a new session with the same pid (it reconnected), if it did.
@@ -446,17 +446,20 @@ async def freeze_and_thaw(state: RunState, freeze: FreezeRecord, t0: float) -> N
     assert cluster is not None
     assert freeze.worker_id is not None
     record = book.records[freeze.worker_id]
-    lost_before = coordinator.counters.workers_lost
+    lost_before = coordinator.statistics().workers_lost
     os.kill(freeze.pid, signal.SIGSTOP)
     stopped = time.monotonic()
     freeze.at_s = round(stopped - t0, 3)
     with trio.move_on_after(FREEZE_WAIT_S):
         while record.left_at is None:  # the coordinator has no event for it: poll
-            if freeze.detect_counter_s is None and coordinator.counters.workers_lost > lost_before:
+            if (
+                freeze.detect_counter_s is None
+                and coordinator.statistics().workers_lost > lost_before
+            ):
                 freeze.detect_counter_s = time.monotonic() - stopped
             await trio.sleep(0.005)
         freeze.detect_session_s = time.monotonic() - stopped
-        if freeze.detect_counter_s is None and coordinator.counters.workers_lost > lost_before:
+        if freeze.detect_counter_s is None and coordinator.statistics().workers_lost > lost_before:
             freeze.detect_counter_s = freeze.detect_session_s
     if freeze.detect_session_s is None:
         freeze.note = f"not dropped within {FREEZE_WAIT_S:g} s of SIGSTOP"
@@ -491,7 +494,7 @@ def snapshot(coordinator: Coordinator) -> str:
     """The state of the run, for a stall report."""
     stats = coordinator.graph.statistics()
     lines = [f"statuses {dict(stats.tasks_by_status)}, loops {dict(stats.loops)}"]
-    lines.append(f"counters {asdict(coordinator.counters)}")
+    lines.append(f"counters {asdict(coordinator.statistics())}")
     for session in list(coordinator.sessions):
         leased = list(session.leases.items())[:5]
         lines.append(
@@ -522,7 +525,7 @@ async def monitor(state: RunState, t0: float, quiet: bool) -> None:
             last_change = now
         if not quiet and now - last_print >= 5:
             last_print = now
-            counters = coordinator.counters
+            counters = coordinator.statistics()
             print(
                 f"  {now - t0:6.1f} s  {count:>6,}/{total:,} ended  "
                 f"workers {len(coordinator.sessions)}  kills "
@@ -856,7 +859,7 @@ def analyse(
         late_workers_killed=sum(1 for p in cluster.processes if p.late),
         sessions=len(book.records),
         sessions_dropped=sum(1 for r in records if dropped(r)),
-        counters=asdict(coordinator.counters),
+        counters=asdict(coordinator.statistics()),
         freeze=None if freeze is None else asdict(freeze),
         capped=state.capped,
         coordinator_error=state.serve_error,

@@ -295,7 +295,7 @@ async def test_cancelling_a_running_remote_task_frees_its_slot_only_once_it_stop
             # own, so only the coordinator's accounting keeps next_in_line waiting.
             workers += [procs.worker(coordinator.url, "--name", f"w{n}") for n in (1, 2)]
             await await_until(
-                lambda: coordinator.counters.workers_joined == 2, "both joined", logs=procs.logs
+                lambda: coordinator.statistics().workers_joined == 2, "both joined", logs=procs.logs
             )
             started = procs.out_dir / "victim-started"
             await await_until(started.exists, "victim started", logs=procs.logs)
@@ -318,7 +318,7 @@ async def test_cancelling_a_running_remote_task_frees_its_slot_only_once_it_stop
     assert after_victim.task_status is TaskStatus.PRECONDITION_FAILED
     assert next_in_line.task_status is TaskStatus.SUCCESS
     assert next_in_line.task_result == "ran"
-    counters = coordinator.counters
+    counters = coordinator.statistics()
     assert (counters.workers_lost, counters.tasks_lost, counters.results_dropped) == (0, 0, 0)
 
     events = procs.events()
@@ -371,7 +371,7 @@ async def test_cancelled_task_whose_worker_dies_before_confirming_ends_cancelled
             rescuer = procs.worker(coordinator.url, "--name", "rescuer")
         await await_until(lambda: not rescuer.running(), "rescuer exits")
     assert rescuer.popen.returncode == 0, procs.logs()
-    assert coordinator.counters.tasks_lost == 1
+    assert coordinator.statistics().tasks_lost == 1
     assert graph.nodes[uids["next_in_line"]].task_status is TaskStatus.SUCCESS
     assert graph.nodes[uids["after_victim"]].task_status is TaskStatus.PRECONDITION_FAILED
     assert not runs(procs.events(), "finally", "victim"), "the worker was not killed in time"

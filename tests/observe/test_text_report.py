@@ -20,7 +20,7 @@ from trio_graph_scheduler.coordinator.observe.report import (
     schema_errors,
     write_report,
 )
-from trio_graph_scheduler.coordinator.server import RunCounters
+from trio_graph_scheduler.coordinator.server import CoordinatorStatistics
 from trio_graph_scheduler.coordinator.worker_session import WorkerRecord
 
 if TYPE_CHECKING:
@@ -185,7 +185,7 @@ def test_report_of_a_distributed_run_lists_workers_and_their_tasks() -> None:
         WorkerRecord("worker-1", "a:1", ["default"], 1.0, 3.0, "connection lost"),
         WorkerRecord("worker-2", "b:2", ["default", "html"], 2.0),
     ]
-    counters = RunCounters(workers_joined=2, workers_lost=1, tasks_lost=1)
+    counters = CoordinatorStatistics(workers_joined=2, workers_lost=1, tasks_lost=1)
     report = build_report(graph, workers=workers, counters=counters, started_at=0.0, ended_at=None)
     assert schema_errors(report) == []
     assert (report["mode"], report["ended_at"], report["duration"]) == ("distributed", None, None)

@@ -193,7 +193,7 @@ def assert_survived(
         node.task_result for node in run.graph.nodes.values() if node.task_handle == "double"
     )
     assert results == [2 * i for i in range(DOUBLES)]
-    counters = run.coordinator.counters
+    counters = run.coordinator.statistics()
     assert (
         counters.workers_joined,
         counters.workers_lost,

@@ -373,7 +373,7 @@ async def test_answer_for_a_lease_never_held_is_dropped_with_1002(
                 close = await closed(ws)
             assert close.code == PROTOCOL_ERROR
             assert "lease 999, which this worker does not hold" in close.reason
-            assert run.coordinator.counters.results_dropped == 1
+            assert run.coordinator.statistics().results_dropped == 1
             assert run.session_names() == {GOOD}
     assert_survived(run, joined=2, lost=1, results_dropped=1)
 

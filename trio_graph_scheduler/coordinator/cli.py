@@ -251,7 +251,7 @@ def write_outputs(coordinator: Coordinator, outputs: Outputs) -> list[str]:
         report = build_report(
             graph,
             workers=list(coordinator.workers.values()),
-            counters=coordinator.counters,
+            counters=coordinator.statistics(),
             started_at=coordinator.started_at or time.time(),
             ended_at=time.time(),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import time
@@ -31,9 +32,10 @@ logger = logging.getLogger("tgs.coordinator")
 RECEIVE_BUFFER_BYTES: Final = 64 * 2**10
 
 
-@dataclass(slots=True)
-class RunCounters:
-    """What happened to workers and results during a run; tests and reports read them."""
+@dataclass(frozen=True, slots=True)
+class CoordinatorStatistics:
+    """What happened to workers and results during a run, as
+    :meth:`Coordinator.statistics` returns it (a snapshot)."""
 
     #: Workers welcomed, and workers dropped (connection lost, silent, or misbehaving).
     workers_joined: int = 0
@@ -80,7 +82,6 @@ class Coordinator:
         url: ``ws://host:port`` once listening.
         sessions: the welcomed workers' sessions (each adds and removes itself).
         workers: every worker welcomed during the run, including those that left.
-        counters: what happened to workers and results so far.
         summary: how the run ended, once it has.
     """
 
@@ -94,7 +95,7 @@ class Coordinator:
         self.sessions: set[WorkerSession] = set()
         #: Every worker welcomed during the run, by id, including those that left.
         self.workers: dict[str, WorkerRecord] = {}
-        self.counters = RunCounters()
+        self._statistics = CoordinatorStatistics()
         self._leases = itertools.count(1)
         self._worker_ids = itertools.count(1)
         # Pickled once, up front: a function that cannot travel is an error now, not
@@ -110,6 +111,18 @@ class Coordinator:
         self._started = trio.Event()
         self._finished = trio.Event()
         self._waiting_for_workers: trio.CancelScope | None = None
+
+    def statistics(self) -> CoordinatorStatistics:
+        """What happened to workers and results so far."""
+        return self._statistics
+
+    def count(self, **increments: int) -> None:
+        """Add to the run's statistics, e.g. ``count(workers_lost=1)`` (rare events only:
+        each call copies the snapshot)."""
+        current = self._statistics
+        self._statistics = dataclasses.replace(
+            current, **{name: getattr(current, name) + n for name, n in increments.items()}
+        )
 
     @property
     def ended(self) -> bool:

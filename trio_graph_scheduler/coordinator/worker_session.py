@@ -174,7 +174,7 @@ class WorkerSession:
             await self._pump.close(closed.code, closed.reason)
             return
         self._coordinator.sessions.add(self)
-        self._coordinator.counters.workers_joined += 1
+        self._coordinator.count(workers_joined=1)
         self._coordinator.membership_changed()
         record = self._coordinator.workers[self.worker_id] = WorkerRecord(
             self.worker_id, self.worker_name, self.loops, time.time()
@@ -187,7 +187,7 @@ class WorkerSession:
                 nursery.start_soon(self._send_loop)
                 await self._receive_loop()
             if self._closed is not None:
-                self._coordinator.counters.workers_lost += 1
+                self._coordinator.count(workers_lost=1)
                 logger.warning("worker %s dropped: %s", self.worker_id, self._closed.reason)
                 # Its tasks run elsewhere now, not after a close handshake that a frozen
                 # worker would never answer.
@@ -297,7 +297,7 @@ class WorkerSession:
         reason = f"{self.worker_id} ({self.worker_name}): {self._closed.reason}"
         for node in leases.values():
             self._scheduler.task_lost(node, reason)
-        self._coordinator.counters.tasks_lost += len(leases)
+        self._coordinator.count(tasks_lost=len(leases))
         logger.warning("worker %s lost with %d task(s)", self.worker_id, len(leases))
 
     # -- receiving ---------------------------------------------------------------------
@@ -353,7 +353,7 @@ class WorkerSession:
             # Fencing: a lease this worker does not hold (answered already, or never its
             # own) is never recorded. A worker that follows the protocol cannot send one:
             # leases live as long as their connection, so this one is broken or hostile.
-            self._coordinator.counters.results_dropped += 1
+            self._coordinator.count(results_dropped=1)
             raise _SessionClosed(
                 CloseCode.PROTOCOL_ERROR,
                 f"an answer for lease {lease}, which this worker does not hold",

@@ -139,7 +139,7 @@ def build_report(
         graph: the graph that ran (the coordinator's, in distributed mode).
         workers: every worker of a distributed run, including those that left
             (``Coordinator.workers.values()``); ``None`` for an in-process run.
-        counters: the run's counters (``Coordinator.counters``: a dataclass, or a mapping
+        counters: the run's counters (``Coordinator.statistics()``: a dataclass, or a mapping
             of names to counts); ``None`` when there are none (in-process).
         started_at: when the run started, as ``time.time()``.
         ended_at: when it ended, or ``None`` for a report of a run still going.
