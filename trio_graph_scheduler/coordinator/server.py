@@ -13,6 +13,7 @@ import trio
 import trio_websocket
 
 from ..protocol.session import HANDSHAKE_MAX_FRAME_BYTES, CloseCode
+from ..shared.pump import RECEIVE_BUFFER_BYTES
 from ..shared.states import TaskStatus
 from .config import CoordinatorConfig, server_tls_context
 from .listeners import CappedListener
@@ -26,10 +27,6 @@ if TYPE_CHECKING:
     from .task_graph import TaskGraph
 
 logger = logging.getLogger("tgs.coordinator")
-
-#: trio-websocket reads 4 KiB at a time by default; batched frames are far larger, and a
-#: 64 KiB buffer made batched throughput 1.66x faster here (see the project's STACK notes).
-RECEIVE_BUFFER_BYTES: Final = 64 * 2**10
 
 
 @dataclass(frozen=True, slots=True)
