@@ -5,8 +5,8 @@ without a checkpoint when one is ready and parks only when none is, so a burst o
 tasks costs no channel hop or checkpoint per task. Its owner plugs in the parts that
 differ (a :class:`SlotOwner`): where the tasks come from, how one is run and its outcome
 reported, and how a cancelled task is acknowledged. This is the hottest path of the
-library, so the loop calls the owner once per task to run it and nothing else that a
-ready task does not need.
+library: the loop itself awaits the task's call, and the owner's steps around it are
+plain calls (no coroutine, closure or cancel scope per task).
 """
 
 from __future__ import annotations
