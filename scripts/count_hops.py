@@ -15,13 +15,15 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 import trio_graph_scheduler as tgs
 from trio_graph_scheduler.testing import run_local_cluster
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 PACKAGE = "trio_graph_scheduler"
 

@@ -8,24 +8,23 @@ runs them back to back without a channel hop, which is what makes small tasks ch
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import outcome
 import trio
 
-from ..shared.invoke import format_exception_trace, invoke_task_function, run_context_init
+from ..shared.invoke import format_exception_trace, invoke_task_function
+from ..shared.slots import Slot, init_slot_context, run_slot
 from ..shared.states import TaskStatus
 from .core.nodes import LOCAL_WORKER
 from .run import GraphRun
 
 if TYPE_CHECKING:
-    from .core.loops import LoopQueue, WorkerLoop
+    from collections.abc import Awaitable, Callable
+
+    from .core.loops import WorkerLoop
     from .core.nodes import TaskNode
     from .task_graph import TaskGraph
-
-#: A slot yields to trio after this many tasks that never yielded themselves, so a burst
-#: of tiny tasks cannot starve other trio tasks or delay cancellation for long.
-TASKS_PER_FORCED_YIELD: Final = 64
 
 
 async def execute_graph(graph: TaskGraph, finish_polling_initial_delay: object = None) -> None:
@@ -62,20 +61,41 @@ async def execute_graph(graph: TaskGraph, finish_polling_initial_delay: object =
     run.raise_if_stalled()
 
 
-class _Slot:
-    """One worker slot of a loop: runs one task at a time."""
+class _LocalSlot:
+    """One worker slot of a loop, run in this process: its :class:`SlotOwner` parts.
 
-    __slots__ = ("_task", "cancelled", "node", "scope")
+    It is a claimant of its loop's queue (``deliver``) and the runner of the task it runs
+    (``cancel``), like a remote worker's session is.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = (
+        "_extra",
+        "_functions",
+        "_limiter",
+        "_queue",
+        "_scheduler",
+        "_task",
+        "slot",
+        "succeeded",
+        "take_nowait",
+    )
+
+    # The queue's and the scheduler's own methods, not wrappers: a call less per task.
+    take_nowait: Callable[[], TaskNode | None]
+    succeeded: Callable[[TaskNode, Any], None]
+
+    def __init__(
+        self, graph: TaskGraph, loop: WorkerLoop, context: Any, limiter: trio.CapacityLimiter
+    ) -> None:
         self._task = trio.lowlevel.current_task()
-        #: The task it runs now, if any.
-        self.node: TaskNode | None = None
-        #: Serves the slot's tasks until a cancel_task uses it up.
-        self.scope = trio.CancelScope()
-        #: Whether ``scope`` was cancelled (cheaper to read than ``scope.cancel_called``,
-        #: which looks at the clock).
-        self.cancelled = False
+        self._scheduler = graph.scheduler
+        self._queue = self._scheduler.loops[loop.name]
+        self.take_nowait = self._queue.claim_nowait
+        self.succeeded = self._scheduler.task_succeeded
+        self._functions = graph.task_functions
+        self._extra = {"graph": graph, "worker_context": context}
+        self._limiter = limiter
+        self.slot: Slot[TaskNode] = Slot()
 
     def deliver(self, node: TaskNode) -> bool:
         trio.lowlevel.reschedule(self._task, outcome.Value(node))
@@ -83,12 +103,12 @@ class _Slot:
 
     def cancel(self, node: TaskNode) -> None:
         """Cancel ``node`` if it is the task this slot runs."""
-        if self.node is node:
-            self.cancelled = True
-            self.scope.cancel()
+        if self.slot.task is node:
+            self.slot.cancel()
 
-    async def wait_for_task(self, queue: LoopQueue) -> TaskNode:
-        """Park until ``queue`` delivers a task."""
+    async def wait_for_task(self) -> TaskNode:
+        """Park until the loop's queue delivers a task."""
+        queue = self._queue
         queue.wait(self)
 
         def abort(_: Any) -> trio.lowlevel.Abort:
@@ -98,71 +118,40 @@ class _Slot:
         node: TaskNode = await trio.lowlevel.wait_task_rescheduled(abort)
         return node
 
+    def start(self, slot: Slot[TaskNode], node: TaskNode) -> tuple[Awaitable[Any], TaskNode]:
+        node._runner = self
+        node.worker = LOCAL_WORKER
+        function = self._functions[node.task_handle]
+        call = invoke_task_function(
+            function.function,
+            function.is_async,
+            node.task_arguments,
+            {"task_node": node, **self._extra},
+            self._limiter,
+            time_limit=function.policy.timeout,
+        )
+        return call, node
+
+    def failed(self, node: TaskNode, error: Exception | None) -> None:
+        if error is None:  # it marked itself failed: the scheduler makes it so
+            node.task_status = TaskStatus.IN_PROGRESS
+            self._scheduler.task_failed(node, None)
+        else:
+            self._scheduler.task_failed(node, format_exception_trace(error))
+
+    def interrupted(self, node: TaskNode) -> None:
+        # Execution was cancelled (or interrupted): the task runs again next time.
+        self._scheduler.hand_back(node)
+
+    def task_cancelled(self, node: TaskNode) -> None:
+        self._scheduler.task_cancelled(node)
+
 
 async def _run_slot(
     graph: TaskGraph, loop: WorkerLoop, index: int, limiter: trio.CapacityLimiter
 ) -> None:
-    context = await _init_worker_context(graph, loop.name, index)
-    slot = _Slot()
-    while True:
-        # One cancel scope serves the slot's tasks until a cancel_task uses it up: a
-        # scope per task would cost more than a small task itself.
-        with trio.CancelScope() as slot.scope:
-            slot.cancelled = False
-            await _serve_slot(graph, loop, slot, context, limiter)
-        if slot.node is not None:  # stopped by cancel_task, and now really ended
-            graph.scheduler.task_cancelled(slot.node)
-            slot.node = None
-
-
-async def _serve_slot(
-    graph: TaskGraph, loop: WorkerLoop, slot: _Slot, context: Any, limiter: trio.CapacityLimiter
-) -> None:
-    """Run tasks of ``loop`` back to back; return once the slot's scope was cancelled."""
-    scheduler = graph.scheduler
-    queue = scheduler.loops[loop.name]
-    extra = {"graph": graph, "worker_context": context}
-    unyielded = 0
-    while not slot.cancelled:  # a cancel that came too late: use a fresh scope
-        node = queue.claim_nowait()
-        if node is None:
-            node = await slot.wait_for_task(queue)
-            unyielded = 0
-        node._runner = slot
-        node.worker = LOCAL_WORKER
-        slot.node = node
-        function = graph.task_functions[node.task_handle]
-        try:
-            result = await invoke_task_function(
-                function.function,
-                function.is_async,
-                node.task_arguments,
-                {"task_node": node, **extra},
-                limiter,
-                time_limit=function.policy.timeout,
-            )
-        except Exception as exc:
-            scheduler.task_failed(node, format_exception_trace(exc))
-        except BaseException:
-            if not slot.cancelled:
-                # Execution was cancelled (or interrupted): the task did not finish.
-                scheduler.hand_back(node)
-                slot.node = None
-            raise
-        else:
-            if node.task_status == TaskStatus.FAILED:
-                # The seed let a task mark itself failed and return.
-                node.task_status = TaskStatus.IN_PROGRESS
-                scheduler.task_failed(node, None)
-            else:
-                scheduler.task_succeeded(node, result)
-        slot.node = None
-        unyielded += 1
-        if unyielded >= TASKS_PER_FORCED_YIELD:
-            unyielded = 0
-            await trio.lowlevel.checkpoint()
-
-
-async def _init_worker_context(graph: TaskGraph, loop: str, index: int) -> Any:
-    init = graph.worker_context_init_functions.get(loop)
-    return {} if init is None else await run_context_init(loop, init, index)
+    # A context init that raises ends execute_graph with its WorkerContextError.
+    init = graph.worker_context_init_functions.get(loop.name)
+    context = await init_slot_context(loop.name, init, index)
+    local = _LocalSlot(graph, loop, context, limiter)
+    await run_slot(local.slot, local)

@@ -61,28 +61,20 @@ from ..protocol.messages import (
 )
 from ..protocol.session import CloseCode, ProtocolSession, Role, SessionState
 from ..shared.errors import RemoteProtocolError, WorkerContextError, WorkerRejectedError
-from ..shared.invoke import (
-    format_exception_trace,
-    invoke_task_function,
-    run_context_init,
-)
+from ..shared.invoke import format_exception_trace, invoke_task_function
 from ..shared.pump import ConnectionPump
-from ..shared.states import TaskStatus
+from ..shared.slots import Slot, init_slot_context, run_slot
 from ..shared.task_calls import is_async_function
 from .remote_graph import RemoteGraph
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from ..shared.errors import LocalProtocolError
     from .config import WorkerConfig
+    from .remote_graph import RemoteTaskNode
 
 logger = logging.getLogger("tgs.worker")
-
-#: A slot yields to trio after this many tasks that never yielded themselves, so the
-#: receiver and sender keep running under a burst of tiny tasks.
-TASKS_PER_FORCED_YIELD: Final = 64
-
 
 _Answer = TaskSucceeded | TaskFailed | Cancelled
 _OUTCOMES: Final = {TaskSucceeded: "succeeded", TaskFailed: "failed", Cancelled: "cancelled"}
@@ -153,7 +145,7 @@ class CoordinatorLink:
         self._channels: dict[str, trio.MemorySendChannel[Assign]] = {}
         self._functions: dict[str, _LoadedFunction] = {}
         #: Leases assigned here and not yet answered, with the slot running each, if any.
-        self._leases: dict[int, _Slot | None] = {}
+        self._leases: dict[int, Slot[Assign] | None] = {}
         self._cancelled: set[int] = set()
         self._replies: dict[int, tuple[trio.Event, list[Reply]]] = {}
         self._request_ids = itertools.count(1)
@@ -328,78 +320,7 @@ class CoordinatorLink:
         limiter: trio.CapacityLimiter,
     ) -> None:
         context = await _init_context(loop, init, index)
-        slot = _Slot()
-        while True:
-            # One cancel scope serves the slot's tasks until a Cancel uses it up: a scope
-            # per task would cost more than a small task itself.
-            with trio.CancelScope() as slot.scope:
-                slot.cancelled = False
-                await self._serve_slot(loop, assignments, context, limiter, slot)
-            # Only a Cancel of the slot's current task gets here, once that task has
-            # really ended: acknowledge it, which frees its place in the loop.
-            self._queue_answer(loop, Cancelled(lease=slot.lease))
-
-    async def _serve_slot(
-        self,
-        loop: str,
-        assignments: trio.MemoryReceiveChannel[Assign],
-        context: Any,
-        limiter: trio.CapacityLimiter,
-        slot: _Slot,
-    ) -> None:
-        unyielded = 0
-        while True:
-            try:
-                assign = assignments.receive_nowait()
-            except trio.WouldBlock:
-                assign = await assignments.receive()
-                unyielded = 0
-            slot.lease = assign.lease
-            if assign.lease in self._cancelled:  # cancelled before it started
-                self._cancelled.discard(assign.lease)
-                self._queue_answer(loop, Cancelled(lease=assign.lease))
-                continue
-            self._leases[assign.lease] = slot
-            logger.debug(
-                "task %s (%s) started, lease %d", assign.task_uid, assign.handle, assign.lease
-            )
-            answer = await self._run_task(assign, context, limiter)
-            logger.debug("task %s %s", assign.task_uid, _OUTCOMES[type(answer)])
-            self._queue_answer(loop, answer)
-            if slot.cancelled:
-                return  # a Cancel that came too late: take a fresh scope for the next task
-            unyielded += 1
-            if unyielded >= TASKS_PER_FORCED_YIELD:
-                unyielded = 0
-                await trio.lowlevel.checkpoint()
-
-    async def _run_task(
-        self, assign: Assign, context: Any, limiter: trio.CapacityLimiter
-    ) -> TaskSucceeded | TaskFailed:
-        lease = assign.lease
-        loaded = self._functions[assign.handle]
-        if loaded.error is not None or isinstance(context, _ContextFailure):
-            reason = loaded.error or str(context)
-            return TaskFailed(lease=lease, error_type="WorkerError", message=reason, traceback="")
-        graph = RemoteGraph(self, lease)
-        node = graph.adopt_task(
-            assign.task_uid, assign.handle, assign.arguments, assign.predecessors
-        )
-        try:
-            result = await invoke_task_function(
-                loaded.function,  # type: ignore[arg-type]  # None only with an error
-                loaded.is_async,
-                assign.arguments,
-                {"task_node": node, "graph": graph, "worker_context": context},
-                limiter,
-                time_limit=assign.timeout,
-            )
-        except Exception as exc:
-            return _task_failed(lease, exc)
-        if node.task_status == TaskStatus.FAILED:
-            # The seed let a task mark itself failed and return.
-            return TaskFailed(lease=lease, error_type="TaskMarkedFailed", message="", traceback="")
-        return TaskSucceeded(lease=lease, result=result)
+        await run_slot(Slot(), _LinkSlot(self, loop, assignments, context, limiter))
 
     def _queue_answer(self, loop: str, answer: _Answer) -> None:
         if answer.lease not in self._leases:
@@ -470,22 +391,92 @@ class CoordinatorLink:
         raise error  # everything else was checked when it was made: this is a bug
 
 
-class _Slot:
-    """What the link knows of one slot: its current cancel scope and lease."""
+class _LinkSlot:
+    """One slot of a loop on this worker: the parts of it :func:`run_slot` plugs in.
 
-    __slots__ = ("cancelled", "lease", "scope")
+    Its tasks come off the loop's channel; each outcome is an answer queued for the
+    coordinator.
+    """
 
-    def __init__(self) -> None:
-        self.scope = trio.CancelScope()
-        #: Whether ``scope`` was cancelled (cheaper to read than ``scope.cancel_called``,
-        #: which looks at the clock).
-        self.cancelled = False
-        self.lease = 0
+    __slots__ = ("_assignments", "_context", "_limiter", "_link", "_loop")
 
-    def cancel(self) -> None:
-        """Stop the task this slot runs."""
-        self.cancelled = True
-        self.scope.cancel()
+    def __init__(
+        self,
+        link: CoordinatorLink,
+        loop: str,
+        assignments: trio.MemoryReceiveChannel[Assign],
+        context: Any,
+        limiter: trio.CapacityLimiter,
+    ) -> None:
+        self._link = link
+        self._loop = loop
+        self._assignments = assignments
+        self._context = context
+        self._limiter = limiter
+
+    def take_nowait(self) -> Assign | None:
+        try:
+            return self._assignments.receive_nowait()
+        except trio.WouldBlock:
+            return None
+
+    async def wait_for_task(self) -> Assign:
+        return await self._assignments.receive()
+
+    def start(
+        self, slot: Slot[Assign], assign: Assign
+    ) -> tuple[Awaitable[Any], RemoteTaskNode] | None:
+        link = self._link
+        lease = assign.lease
+        if lease in link._cancelled:  # cancelled before it started
+            link._cancelled.discard(lease)
+            link._queue_answer(self._loop, Cancelled(lease=lease))
+            return None
+        link._leases[lease] = slot
+        logger.debug("task %s (%s) started, lease %d", assign.task_uid, assign.handle, lease)
+        loaded = link._functions[assign.handle]
+        context = self._context
+        if loaded.error is not None or isinstance(context, _ContextFailure):
+            reason = loaded.error or str(context)
+            failed = TaskFailed(lease=lease, error_type="WorkerError", message=reason, traceback="")
+            self._answer(assign, failed)
+            return None
+        graph = RemoteGraph(link, lease)
+        node = graph.adopt_task(
+            assign.task_uid, assign.handle, assign.arguments, assign.predecessors
+        )
+        call = invoke_task_function(
+            loaded.function,  # type: ignore[arg-type]  # None only with an error
+            loaded.is_async,
+            assign.arguments,
+            {"task_node": node, "graph": graph, "worker_context": context},
+            self._limiter,
+            time_limit=assign.timeout,
+        )
+        return call, node
+
+    def succeeded(self, assign: Assign, result: Any) -> None:
+        self._answer(assign, TaskSucceeded(lease=assign.lease, result=result))
+
+    def failed(self, assign: Assign, error: Exception | None) -> None:
+        if error is None:  # the seed let a task mark itself failed and return
+            answer = TaskFailed(
+                lease=assign.lease, error_type="TaskMarkedFailed", message="", traceback=""
+            )
+        else:
+            answer = _task_failed(assign.lease, error)
+        self._answer(assign, answer)
+
+    def interrupted(self, assign: Assign) -> None:
+        pass  # the link is stopping: it hands back every lease it still holds
+
+    def task_cancelled(self, assign: Assign) -> None:
+        # Acknowledging the cancel frees the task's place in the loop.
+        self._link._queue_answer(self._loop, Cancelled(lease=assign.lease))
+
+    def _answer(self, assign: Assign, answer: TaskSucceeded | TaskFailed) -> None:
+        logger.debug("task %s %s", assign.task_uid, _OUTCOMES[type(answer)])
+        self._link._queue_answer(self._loop, answer)
 
 
 class _ContextFailure:
@@ -512,10 +503,8 @@ def _load_context_init(pickled: bytes) -> Callable[[int], Any]:
 
 
 async def _init_context(loop: str, init: Callable[[int], Any] | None, index: int) -> Any:
-    if init is None:
-        return {}
     try:
-        return await run_context_init(loop, init, index)
+        return await init_slot_context(loop, init, index)
     except WorkerContextError as exc:
         logger.error("%s: %r", exc, exc.__cause__)
         return _ContextFailure(exc)

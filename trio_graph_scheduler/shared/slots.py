@@ -1,0 +1,169 @@
+"""The worker slot loop: the same for an in-process slot and a slot on a remote worker.
+
+A slot runs one task at a time, back to back while tasks are ready: it takes the next task
+without a checkpoint when one is ready and parks only when none is, so a burst of small
+tasks costs no channel hop or checkpoint per task. Its owner plugs in the parts that
+differ (a :class:`SlotOwner`): where the tasks come from, how one is run and its outcome
+reported, and how a cancelled task is acknowledged. This is the hottest path of the
+library: the loop itself awaits the task's call, and the owner's steps around it are
+plain calls (no coroutine, closure or cancel scope per task).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final, Generic, NoReturn, Protocol, TypeVar
+
+import trio
+
+from .invoke import run_context_init
+from .states import TaskStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+#: A slot yields to trio after this many tasks that never yielded themselves, so a burst
+#: of tiny tasks cannot starve other trio tasks (a worker's receiver and sender among
+#: them) or delay cancellation for long.
+TASKS_PER_FORCED_YIELD: Final = 64
+
+TaskT = TypeVar("TaskT")
+
+
+class Slot(Generic[TaskT]):
+    """One worker slot's state: the task it runs now and the cancel scope serving it."""
+
+    __slots__ = ("cancelled", "scope", "task")
+
+    def __init__(self) -> None:
+        #: The task it runs now, if any.
+        self.task: TaskT | None = None
+        #: Serves the slot's tasks until a :meth:`cancel` uses it up.
+        self.scope = trio.CancelScope()
+        #: Whether ``scope`` was cancelled (cheaper to read than ``scope.cancel_called``,
+        #: which looks at the clock).
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Stop the task this slot runs; the owner hears of it once it has really ended."""
+        self.cancelled = True
+        self.scope.cancel()
+
+
+class TaskView(Protocol):
+    """What the slot loop reads of the task node a task function was given."""
+
+    @property
+    def task_status(self) -> str: ...
+
+
+class SlotOwner(Protocol[TaskT]):
+    """The side-specific parts of a slot, which :func:`run_slot` calls.
+
+    Running a task is split into synchronous steps around the one ``await`` of the task's
+    call, which :func:`run_slot` makes itself: an ``async`` step would cost a coroutine
+    per task, a measurable share of a small task. For the same reason an owner may make
+    ``take_nowait`` and ``succeeded`` attributes holding another object's bound methods.
+    """
+
+    def take_nowait(self) -> TaskT | None:
+        """The next task if one is ready, taken without a checkpoint; else ``None``."""
+        ...
+
+    async def wait_for_task(self) -> TaskT:
+        """Park until a task comes, and return it."""
+        ...
+
+    def start(self, slot: Slot[TaskT], task: TaskT) -> tuple[Awaitable[Any], TaskView] | None:
+        """Begin ``task`` (now ``slot.task``).
+
+        Returns:
+            The call of its function, not yet awaited, and the task node the function was
+            given; or ``None`` when the task ended without a call (the owner has reported
+            it already).
+        """
+        ...
+
+    def succeeded(self, task: TaskT, result: Any) -> None:
+        """The call returned ``result``: report it."""
+        ...
+
+    def failed(self, task: TaskT, error: Exception | None) -> None:
+        """The call raised ``error``, or (``None``) returned after the task marked itself
+        failed: report it."""
+        ...
+
+    def interrupted(self, task: TaskT) -> None:
+        """The call was stopped from outside, not by :meth:`Slot.cancel` (the slot is
+        being stopped): the task did not finish. The exception propagates afterwards."""
+        ...
+
+    def task_cancelled(self, task: TaskT) -> None:
+        """``task`` was stopped by :meth:`Slot.cancel` and has now really ended."""
+        ...
+
+
+async def run_slot(slot: Slot[TaskT], owner: SlotOwner[TaskT]) -> NoReturn:
+    """Run ``owner``'s tasks in ``slot`` until cancelled from outside.
+
+    Raises:
+        trio.Cancelled: the slot was stopped (or whatever else ended it).
+    """
+    while True:
+        # One cancel scope serves the slot's tasks until a cancel uses it up: a scope per
+        # task would cost more than a small task itself.
+        with trio.CancelScope() as slot.scope:
+            slot.cancelled = False
+            await _serve(slot, owner)
+        task = slot.task
+        if task is not None:  # stopped by a cancel, and now really ended
+            owner.task_cancelled(task)
+            slot.task = None
+
+
+async def _serve(slot: Slot[TaskT], owner: SlotOwner[TaskT]) -> None:
+    """Run tasks back to back; return once the slot's scope was cancelled."""
+    # Looked up once here, not per task.
+    take_nowait = owner.take_nowait
+    start = owner.start
+    succeeded = owner.succeeded
+    marked_failed = TaskStatus.FAILED
+    unyielded = 0
+    while not slot.cancelled:  # a cancel that came too late (the task had ended): fresh scope
+        task = take_nowait()
+        if task is None:
+            task = await owner.wait_for_task()
+            unyielded = 0
+        slot.task = task
+        started = start(slot, task)
+        if started is not None:
+            call, node = started
+            try:
+                result = await call
+            except Exception as exc:
+                owner.failed(task, exc)
+            except BaseException:
+                if not slot.cancelled:
+                    # Not the slot's own cancel: the task did not finish.
+                    owner.interrupted(task)
+                    slot.task = None
+                raise  # the slot's own cancel is caught by its scope, in run_slot
+            else:
+                if node.task_status == marked_failed:
+                    owner.failed(task, None)  # the seed let a task mark itself failed
+                else:
+                    succeeded(task, result)
+        slot.task = None
+        unyielded += 1
+        if unyielded >= TASKS_PER_FORCED_YIELD:
+            unyielded = 0
+            await trio.lowlevel.checkpoint()
+
+
+async def init_slot_context(loop: str, init: Callable[[int], Any] | None, index: int) -> Any:
+    """The worker context of slot ``index`` of ``loop``: ``init(index)``, or ``{}``.
+
+    Raises:
+        WorkerContextError: ``init`` raised (its error is the ``__cause__``); each side
+            decides what that means for the slot.
+    """
+    return {} if init is None else await run_context_init(loop, init, index)
