@@ -23,7 +23,7 @@ def test_each_way_of_ending_has_its_reason() -> None:
     driver.run(raised, ok=False)
     assert driver.claim() is marked
     marked.task_status = "failed"  # the seed let a task mark itself failed, then return
-    graph.scheduler.task_returned(marked, "ignored")
+    graph.scheduler.task_marked_failed(marked)
     assert driver.claim() is lost
     graph.scheduler.task_lost(lost, "w-1 (host:1): connection lost")
     assert driver.claim() is cancelled

@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Any
 import outcome
 import trio
 
-from ..shared.invoke import format_exception_trace, invoke_task_function
+from ..shared.invoke import failure_reason, format_exception_trace, invoke_task_function
 from ..shared.slots import Slot, init_slot_context, run_slot
-from ..shared.states import TaskStatus
 from .core.nodes import LOCAL_WORKER
 from .run import GraphRun
 
@@ -133,11 +132,11 @@ class _LocalSlot:
         return call, node
 
     def failed(self, node: TaskNode, error: Exception | None) -> None:
-        if error is None:  # it marked itself failed: the scheduler makes it so
-            node.task_status = TaskStatus.IN_PROGRESS
-            self._scheduler.task_failed(node, None)
+        if error is None:
+            self._scheduler.task_marked_failed(node)
         else:
-            self._scheduler.task_failed(node, format_exception_trace(error))
+            trace = format_exception_trace(error)
+            self._scheduler.task_failed(node, trace, failure_reason(error))
 
     def interrupted(self, node: TaskNode) -> None:
         # Execution was cancelled (or interrupted): the task runs again next time.

@@ -52,6 +52,7 @@ from ..protocol.messages import (
 from ..protocol.session import CloseCode, ProtocolSession, Role, SessionState
 from ..shared.errors import LocalProtocolError, RemoteProtocolError, TGSError
 from ..shared.pump import ConnectionPump
+from ..shared.states import EndReason
 from .core.conditions import GenericSchedulingCondition
 from .observe.status_reply import build_status_reply
 
@@ -364,15 +365,18 @@ class WorkerSession:
         node = self._take_lease(message.lease)
         call_error = self._call_errors.pop(message.lease, None)
         if call_error is not None:
-            self._scheduler.task_failed(node, call_error)
+            self._scheduler.task_failed(node, call_error, EndReason.CALL_FAILED)
         else:
             self._scheduler.task_succeeded(node, message.result)
 
     def _on_task_failed(self, message: TaskFailed) -> None:
         node = self._take_lease(message.lease)
         self._call_errors.pop(message.lease, None)
+        if message.reason is EndReason.MARKED_FAILED:
+            self._scheduler.task_marked_failed(node)
+            return
         trace = message.traceback or f"{message.error_type}: {message.message}\n"
-        self._scheduler.task_failed(node, trace)
+        self._scheduler.task_failed(node, trace, message.reason)
 
     def _on_cancelled(self, message: Cancelled) -> None:
         node = self._take_lease(message.lease)
@@ -508,7 +512,8 @@ class WorkerSession:
         logger.warning("task %s cannot be sent to a worker: %s", node.uid, error)
         # The worker never saw it: the credit it spent on it is still its own.
         self._add_credit(self._credits[node._loop.name], 1)
-        self._scheduler.task_failed(node, f"cannot send the task to a worker: {error}\n")
+        trace = f"cannot send the task to a worker: {error}\n"
+        self._scheduler.task_failed(node, trace, EndReason.UNSENDABLE)
 
     def _on_unsendable(self, message: Message, error: LocalProtocolError) -> Message | None:
         if isinstance(message, Assign):

@@ -213,12 +213,13 @@ class TaskFailed(Message, frozen=True, kw_only=True, tag="task_failed", omit_def
     """Worker to coordinator: the task of ``lease`` failed; ``reason`` says how.
 
     ``error_type`` names the exception's class (for people: the coordinator keeps the
-    ``traceback`` text, or ``error_type: message`` when there is none). ``reason`` is
-    left out on the wire when it is the usual ``raised``.
+    ``traceback`` text, or ``error_type: message`` when there is none); it is ``None``
+    only when the task marked itself failed, which raises nothing. ``reason`` is left
+    out on the wire when it is the usual ``raised``.
     """
 
     lease: Count
-    error_type: Name
+    error_type: Name | None
     message: str
     traceback: str
     reason: EndReason = EndReason.RAISED

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .errors import TaskTimeoutError, WorkerContextError
+from .states import EndReason
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -53,6 +54,11 @@ async def invoke_task_function(
     if deadline.cancel_called:
         raise TaskTimeoutError(time_limit)
     return result
+
+
+def failure_reason(error: Exception) -> EndReason:
+    """How a task whose call raised ``error`` ended: timed out, or raised."""
+    return EndReason.TIMED_OUT if isinstance(error, TaskTimeoutError) else EndReason.RAISED
 
 
 def format_exception_trace(exc: BaseException) -> str:

@@ -61,9 +61,10 @@ from ..protocol.messages import (
 )
 from ..protocol.session import CloseCode, ProtocolSession, Role, SessionState
 from ..shared.errors import RemoteProtocolError, WorkerContextError, WorkerRejectedError
-from ..shared.invoke import format_exception_trace, invoke_task_function
+from ..shared.invoke import failure_reason, format_exception_trace, invoke_task_function
 from ..shared.pump import ConnectionPump
 from ..shared.slots import Slot, init_slot_context, run_slot
+from ..shared.states import EndReason
 from ..shared.task_calls import is_async_function
 from .remote_graph import RemoteGraph
 
@@ -115,12 +116,13 @@ class _LoadedFunction:
     def __init__(self, pickled: bytes) -> None:
         self.function: Callable[..., Any] | None = None
         self.is_async = False
-        self.error: str | None = None
+        #: The error that unpickling it raised.
+        self.error: Exception | None = None
         try:
             self.function = cloudpickle.loads(pickled)
             self.is_async = is_async_function(self.function)
         except Exception as exc:  # unpickling a user's function can raise anything
-            self.error = f"cannot load the function on this worker: {exc!r}"
+            self.error = exc
 
 
 class CoordinatorLink:
@@ -387,6 +389,7 @@ class CoordinatorLink:
                 error_type=type(error).__name__,
                 message=f"the task's result cannot be sent to the coordinator: {error}",
                 traceback="",
+                reason=EndReason.UNSENDABLE,
             )
         raise error  # everything else was checked when it was made: this is a bug
 
@@ -436,10 +439,12 @@ class _LinkSlot:
         logger.debug("task %s (%s) started, lease %d", assign.task_uid, assign.handle, lease)
         loaded = link._functions[assign.handle]
         context = self._context
-        if loaded.error is not None or isinstance(context, _ContextFailure):
-            reason = loaded.error or str(context)
-            failed = TaskFailed(lease=lease, error_type="WorkerError", message=reason, traceback="")
-            self._answer(assign, failed)
+        if loaded.error is not None:
+            why = f"cannot load the function on this worker: {loaded.error!r}"
+            self._answer(assign, _worker_error(lease, type(loaded.error).__name__, why))
+            return None
+        if isinstance(context, _ContextFailure):
+            self._answer(assign, _worker_error(lease, "WorkerContextError", str(context)))
             return None
         graph = RemoteGraph(link, lease)
         node = graph.adopt_task(
@@ -461,7 +466,11 @@ class _LinkSlot:
     def failed(self, assign: Assign, error: Exception | None) -> None:
         if error is None:  # the seed let a task mark itself failed and return
             answer = TaskFailed(
-                lease=assign.lease, error_type="TaskMarkedFailed", message="", traceback=""
+                lease=assign.lease,
+                error_type=None,
+                message="",
+                traceback="",
+                reason=EndReason.MARKED_FAILED,
             )
         else:
             answer = _task_failed(assign.lease, error)
@@ -516,6 +525,18 @@ def _task_failed(lease: int, exc: Exception) -> TaskFailed:
         error_type=type(exc).__qualname__,
         message=str(exc),
         traceback=format_exception_trace(exc),
+        reason=failure_reason(exc),
+    )
+
+
+def _worker_error(lease: int, error_type: str, message: str) -> TaskFailed:
+    """This worker could not run the task at all (its function or context failed to load)."""
+    return TaskFailed(
+        lease=lease,
+        error_type=error_type,
+        message=message,
+        traceback="",
+        reason=EndReason.WORKER_ERROR,
     )
 
 

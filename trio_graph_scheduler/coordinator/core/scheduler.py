@@ -156,14 +156,11 @@ class Scheduler:
             for node in queue.ready:
                 node.task_status = TaskStatus.CREATED
 
-    def task_returned(self, node: TaskNode, result: Any) -> None:
-        """A task's function returned ``result``: it succeeded, unless it marked itself
-        failed first (``task_node.task_status = "failed"``, which the seed allowed)."""
-        if node.task_status == TaskStatus.FAILED:
-            node.task_status = TaskStatus.IN_PROGRESS
-            self.task_failed(node, None, EndReason.MARKED_FAILED)
-        else:
-            self.task_succeeded(node, result)
+    def task_marked_failed(self, node: TaskNode) -> None:
+        """A task set its own status to ``failed`` and returned (the seed allowed it): it
+        failed, with no trace; retried like any failure."""
+        node.task_status = TaskStatus.IN_PROGRESS  # the core, not the task, ends it
+        self.task_failed(node, None, EndReason.MARKED_FAILED)
 
     def task_succeeded(self, node: TaskNode, result: Any) -> None:
         """A task's function returned ``result``."""
