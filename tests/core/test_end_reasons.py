@@ -27,7 +27,7 @@ def test_each_way_of_ending_has_its_reason() -> None:
     assert driver.claim() is lost
     graph.scheduler.task_lost(lost, "w-1 (host:1): connection lost")
     assert driver.claim() is cancelled
-    cancelled._runner = type("R", (), {"cancel": lambda self, node: None})()
+    cancelled._claimant = type("R", (), {"cancel": lambda self, node: None})()
     graph.cancel_task(cancelled.uid, "too slow")
     graph.scheduler.task_cancelled(cancelled)
     graph.cancel_task(never_ran.uid, "not needed")

@@ -483,7 +483,7 @@ def test_cancelling_a_running_task_waits_for_its_runner() -> None:
     driver = Driver(graph)
     runner = Runner()
     claimed = driver.claim()
-    claimed._runner = runner
+    claimed._claimant = runner
     assert graph.cancel_task(a.uid, "too slow")
     assert graph.cancel_task(a.uid)  # asked once only
     assert runner.cancelled == [a]
@@ -501,7 +501,7 @@ def test_a_cancel_that_comes_too_late_changes_nothing() -> None:
     graph = make_graph()
     a = graph.create_task_nowait("f")
     driver = Driver(graph)
-    driver.claim()._runner = Runner()
+    driver.claim()._claimant = Runner()
     graph.cancel_task(a.uid)
     driver.succeed(a)
     assert a.task_status == "success"
@@ -514,7 +514,7 @@ def test_a_task_being_cancelled_is_not_retried_nor_requeued() -> None:
     b = graph.create_task_nowait("f")
     driver = Driver(graph)
     for node in (driver.claim(), driver.claim()):
-        node._runner = Runner()
+        node._claimant = Runner()
     graph.cancel_task(a.uid)
     driver.fail(a)  # it raised while being cancelled: no retry
     assert a.task_status == "failed"
@@ -544,7 +544,7 @@ def test_a_task_being_cancelled_whose_worker_is_lost_for_the_last_time_ends_canc
     graph.scheduler.max_lost_attempts = 1
     a = graph.create_task_nowait("f")
     driver = Driver(graph)
-    driver.claim()._runner = Runner()
+    driver.claim()._claimant = Runner()
     graph.cancel_task(a.uid, "stop")
     graph.scheduler.task_lost(a, "worker-1: connection lost")
     graph.check_invariants()

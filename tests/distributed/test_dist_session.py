@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from trio_graph_scheduler import Coordinator, CoordinatorConfig, TaskGraph, TaskNode, WorkerLoop
-from trio_graph_scheduler.coordinator.worker_session import WorkerSession, _LoopCredit
+from trio_graph_scheduler.coordinator.worker_session import LoopClaim, WorkerSession
 from trio_graph_scheduler.protocol import Assign, Cancel, Shutdown
 
 
@@ -31,7 +31,7 @@ def session_with_leases(count: int) -> tuple[TaskGraph, WorkerSession, list[Task
         node = queue.claim_nowait()
         assert node is not None
         # What the loop queue's dispatch does through WorkerSession._lease.
-        node._runner = session
+        node._claimant = session
         session.leases[lease] = node
         session._to_assign.append((lease, node))
         nodes.append(node)
@@ -59,12 +59,12 @@ def test_assignments_go_out_before_what_was_queued_after_them() -> None:
 
 def test_cancelling_a_task_whose_assignment_was_not_sent_ends_it_here() -> None:
     graph, session, nodes = session_with_leases(2)
-    holder = session._credits["default"] = _LoopCredit(session, "default")
+    claim = session._claims["default"] = LoopClaim(session, "default")
     assert graph.cancel_task(nodes[0].uid, "not wanted")
     assert nodes[0].task_status == "failed"
     assert nodes[0].exception_trace == "cancelled: not wanted\n"
     # The worker never saw it: no Cancel goes out, its credit is its own again.
     messages = session._take_outbox()
     assert [type(message) for message in messages] == [Assign]
-    assert holder.credit == 1
+    assert claim.credit == 1
     graph.check_invariants()

@@ -51,14 +51,14 @@ class Hand:
             self.scheduler.start()
         graph.check_invariants()
 
-    def cancel(self, node: TaskNode) -> None:  # the Runner protocol
+    def cancel(self, node: TaskNode) -> None:  # the Claimant protocol
         self.cancelled.append(node)
 
     def claim(self, loop: str = "default", *, worker: str = "local") -> TaskNode:
         node = self.scheduler.loops[loop].claim_nowait()
         assert node is not None, f"nothing ready in {loop}"
         node.worker = worker
-        node._runner = self
+        node._claimant = self
         self.graph.check_invariants()
         return node
 

@@ -8,6 +8,7 @@ runs them back to back without a channel hop, which is what makes small tasks ch
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 import outcome
@@ -63,8 +64,8 @@ async def execute_graph(graph: TaskGraph, finish_polling_initial_delay: object =
 class _LocalSlot:
     """One worker slot of a loop, run in this process: its :class:`SlotOwner` parts.
 
-    It is a claimant of its loop's queue (``deliver``) and the runner of the task it runs
-    (``cancel``), like a remote worker's session is.
+    It is a claimant of its loop's queue: handed tasks (``deliver``), it runs them, and
+    stops one when asked (``cancel``), as a worker session's claim on a loop does.
     """
 
     __slots__ = (
@@ -79,7 +80,8 @@ class _LocalSlot:
         "take_nowait",
     )
 
-    # The queue's and the scheduler's own methods, not wrappers: a call less per task.
+    # The queue's and the scheduler's own methods (the first bound to this claimant),
+    # not wrappers: a call less per task.
     take_nowait: Callable[[], TaskNode | None]
     succeeded: Callable[[TaskNode, Any], None]
 
@@ -89,7 +91,7 @@ class _LocalSlot:
         self._task = trio.lowlevel.current_task()
         self._scheduler = graph.scheduler
         self._queue = self._scheduler.loops[loop.name]
-        self.take_nowait = self._queue.claim_nowait
+        self.take_nowait = functools.partial(self._queue.claim_nowait, self)
         self.succeeded = self._scheduler.task_succeeded
         self._functions = graph.task_functions
         self._extra = {"graph": graph, "worker_context": context}
@@ -118,7 +120,6 @@ class _LocalSlot:
         return node
 
     def start(self, slot: Slot[TaskNode], node: TaskNode) -> tuple[Awaitable[Any], TaskNode]:
-        node._runner = self
         node.worker = LOCAL_WORKER
         function = self._functions[node.task_handle]
         call = invoke_task_function(

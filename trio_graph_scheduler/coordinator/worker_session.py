@@ -90,8 +90,12 @@ class WorkerRecord:
     left_because: str | None = None
 
 
-class _LoopCredit:
-    """A session's credit on one loop: the claimant the loop queue deals with."""
+class LoopClaim:
+    """A worker's claim on one loop: the claimant its loop queue deals with.
+
+    ``credit`` is how many more tasks the worker accepts on the loop (it grants more with
+    ``claim`` messages); each handed task gets a lease of the session.
+    """
 
     __slots__ = ("credit", "loop", "session", "waiting")
 
@@ -107,6 +111,9 @@ class _LoopCredit:
         self.session._lease(node)
         self.waiting = self.credit > 0
         return self.waiting
+
+    def cancel(self, node: TaskNode) -> None:
+        self.session.cancel(node)
 
 
 class WorkerSession:
@@ -125,7 +132,7 @@ class WorkerSession:
         self.claimed = False
         #: Tasks this worker runs, by lease.
         self.leases: dict[int, TaskNode] = {}
-        self._credits: dict[str, _LoopCredit] = {}
+        self._claims: dict[str, LoopClaim] = {}
         self._functions_sent: set[str] = set()
         # Tasks handed to this session whose Assign is not built yet: building (and
         # pickling a function) happens in the sender, outside the scheduling core.
@@ -159,7 +166,7 @@ class WorkerSession:
     @property
     def loops(self) -> list[str]:
         """The loops this worker serves (empty until it is welcomed)."""
-        return list(self._credits)
+        return list(self._claims)
 
     def __repr__(self) -> str:
         return f"<WorkerSession {self.worker_id} {self.worker_name!r} leases={len(self.leases)}>"
@@ -266,7 +273,7 @@ class WorkerSession:
         self.worker_id = coordinator.new_worker_id()
         self.worker_name = hello.worker_name
         loops = hello.loops or list(self._scheduler.loops)
-        self._credits = {loop: _LoopCredit(self, loop) for loop in loops}
+        self._claims = {loop: LoopClaim(self, loop) for loop in loops}
         welcome = Welcome(
             version=hello.version,
             worker_id=self.worker_id,
@@ -283,9 +290,9 @@ class WorkerSession:
 
     def _release(self) -> None:
         """Give back everything the worker held: its place in line and its tasks."""
-        for holder in self._credits.values():
-            self._scheduler.loops[holder.loop].withdraw(holder)
-            holder.credit = 0
+        for claim in self._claims.values():
+            self._scheduler.loops[claim.loop].withdraw(claim)
+            claim.credit = 0
         leases, self.leases = self.leases, {}
         self._to_assign.clear()
         if not leases:
@@ -331,22 +338,22 @@ class WorkerSession:
         except RemoteProtocolError as exc:
             raise _SessionClosed(CloseCode.PROTOCOL_ERROR, f"protocol error: {exc}") from None
 
-    def _on_claim(self, claim: Claim) -> None:
-        holder = self._credits.get(claim.loop)
-        if holder is None:
+    def _on_claim(self, message: Claim) -> None:
+        claim = self._claims.get(message.loop)
+        if claim is None:
             raise _SessionClosed(
-                CloseCode.PROTOCOL_ERROR, f"claim for loop {claim.loop!r} not served"
+                CloseCode.PROTOCOL_ERROR, f"claim for loop {message.loop!r} not served"
             )
-        self._add_credit(holder, claim.credit)
+        self._add_credit(claim, message.credit)
         if not self.claimed:
             self.claimed = True
             self._coordinator.membership_changed()
 
-    def _add_credit(self, holder: _LoopCredit, credit: int) -> None:
-        holder.credit += credit
-        if not holder.waiting:
-            holder.waiting = True
-            self._scheduler.loops[holder.loop].wait(holder)
+    def _add_credit(self, claim: LoopClaim, credit: int) -> None:
+        claim.credit += credit
+        if not claim.waiting:
+            claim.waiting = True
+            self._scheduler.loops[claim.loop].wait(claim)
 
     def _take_lease(self, lease: int) -> TaskNode:
         node = self.leases.pop(lease, None)
@@ -457,7 +464,7 @@ class WorkerSession:
                 # the credit it granted for it.
                 self._to_assign = [pair for pair in self._to_assign if pair[0] != lease]
                 del self.leases[lease]
-                self._add_credit(self._credits[node._loop.name], 1)
+                self._add_credit(self._claims[node._loop.name], 1)
                 self._scheduler.task_cancelled(node)
             else:
                 self._outbox.append(Cancel(lease=lease))
@@ -467,7 +474,6 @@ class WorkerSession:
     def _lease(self, node: TaskNode) -> None:
         # Called from inside the loop queue's dispatch: record and wake, nothing more.
         lease = self._coordinator.new_lease()
-        node._runner = self
         node.worker = self.worker_id
         self.leases[lease] = node
         self._to_assign.append((lease, node))
@@ -511,7 +517,7 @@ class WorkerSession:
         node = self.leases.pop(lease)
         logger.warning("task %s cannot be sent to a worker: %s", node.uid, error)
         # The worker never saw it: the credit it spent on it is still its own.
-        self._add_credit(self._credits[node._loop.name], 1)
+        self._add_credit(self._claims[node._loop.name], 1)
         trace = f"cannot send the task to a worker: {error}\n"
         self._scheduler.task_failed(node, trace, EndReason.UNSENDABLE)
 

@@ -22,7 +22,7 @@ ContextInit = Callable[[int], Any]
 
 @dataclass(frozen=True, slots=True)
 class TaskFunction:
-    """A graph function, with what the runner must know about it decided once."""
+    """A graph function, with what a slot must know about it decided once."""
 
     name: str
     function: Callable[..., Any]
@@ -221,7 +221,7 @@ class TaskGraphCore:
         """Assert the scheduler's invariants over the whole graph (for tests; O(graph))."""
         self.scheduler.check_invariants(self.nodes.values(), self.conditions.values())
 
-    # -- used by nodes, conditions and runners -----------------------------------------
+    # -- used by nodes, conditions and shells ------------------------------------------
 
     def _check_function(self, name: str) -> TaskFunction:
         try:

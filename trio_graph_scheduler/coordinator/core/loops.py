@@ -145,10 +145,16 @@ def assign_functions_to_loops(
 
 
 class Claimant(Protocol):
-    """Something that runs tasks of a loop: a worker slot, or a remote worker's session."""
+    """What a loop queue hands tasks to: an in-process slot, or a worker session's claim
+    on the loop. It runs the task (itself or through its worker), and can stop it."""
 
     def deliver(self, node: TaskNode) -> bool:
         """Take ``node`` (already marked in progress). Return True to stay in line for more."""
+        ...
+
+    def cancel(self, node: TaskNode) -> None:
+        """Stop ``node``, which it was handed; report ``Scheduler.task_cancelled`` once
+        the task has really ended."""
         ...
 
 
@@ -193,10 +199,12 @@ class LoopQueue:
         self.ready.appendleft(node)
         self._dispatch()
 
-    def claim_nowait(self) -> TaskNode | None:
-        """Take the oldest ready task if the loop has a free slot; else ``None``."""
+    def claim_nowait(self, claimant: Claimant | None = None) -> TaskNode | None:
+        """Take the oldest ready task for ``claimant`` if the loop has a free slot; else
+        ``None``. (Without a claimant the task cannot be cancelled while it runs.)"""
         if self.ready and self.running < self.concurrency and self.open:
             node = self.ready.popleft()
+            node._claimant = claimant
             self.running += 1
             node.task_status = TaskStatus.IN_PROGRESS
             node.attempts += 1
@@ -236,6 +244,7 @@ class LoopQueue:
         while claimants and self.ready and self.running < self.concurrency and self.open:
             claimant = claimants.popleft()
             node = self.ready.popleft()
+            node._claimant = claimant
             self.running += 1
             node.task_status = TaskStatus.IN_PROGRESS
             node.attempts += 1

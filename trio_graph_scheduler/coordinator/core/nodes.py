@@ -7,7 +7,7 @@ from a task to its successors costs no dictionary lookups.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 from ...shared.errors import GraphDefinitionError
 from ...shared.states import ConditionStatus, EndReason, TaskStatus
@@ -16,19 +16,11 @@ if TYPE_CHECKING:
     from ...shared.task_calls import TaskArguments
     from .conditions import GenericSchedulingCondition
     from .graph import TaskGraphCore
-    from .loops import LoopQueue
+    from .loops import Claimant, LoopQueue
 
 
 #: What ``TaskNode.worker`` says of a task run in-process.
 LOCAL_WORKER: Final = "local"
-
-
-class Runner(Protocol):
-    """Whatever runs a task in progress: an in-process slot, or a worker's session."""
-
-    def cancel(self, node: TaskNode) -> None:
-        """Stop running ``node``; report ``Scheduler.task_cancelled`` once it has ended."""
-        ...
 
 
 class TaskNode:
@@ -54,8 +46,8 @@ class TaskNode:
     """
 
     __slots__ = (
+        "_claimant",
         "_loop",
-        "_runner",
         "_unsatisfied",
         "attempts",
         "end_reason",
@@ -107,8 +99,8 @@ class TaskNode:
         # How many of waits_on are not satisfied yet; the task is ready at zero.
         self._unsatisfied = 0
         self._loop = loop
-        # Who runs it while it is in progress, so that it can be cancelled.
-        self._runner: Runner | None = None
+        # Who it was handed to while it is in progress, so that it can be cancelled.
+        self._claimant: Claimant | None = None
 
     def __repr__(self) -> str:
         return f"<TaskNode {self.task_handle} {self.uid} {self.task_status}>"

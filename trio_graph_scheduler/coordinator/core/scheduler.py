@@ -19,7 +19,7 @@ A task moves: ``waiting_for_predecessors`` (or ``created`` before the graph star
 
 Three detours lead back from ``in_progress``:
 
-- *handed back* (its runner stopped cleanly, or the caller cancelled execution): it goes
+- *handed back* (its claimant stopped cleanly, or the caller cancelled execution): it goes
   back to the front of its queue, and the run does not count as an attempt;
 - *lost* with its worker: the same, but the run counts, and after
   ``max_lost_attempts`` losses the task fails ("worker lost 3 times");
@@ -28,8 +28,8 @@ Three detours lead back from ``in_progress``:
   (``on_retry`` tells the shell the delay; :meth:`Scheduler.requeue` ends it).
 
 :meth:`Scheduler.cancel` ends a task that is not running at once (``failed``, with the
-reason as its trace); a running one is asked to stop through its runner and ends when the
-runner confirms it stopped (:meth:`Scheduler.task_cancelled`), so its loop's slot stays
+reason as its trace); a running one is asked to stop through its claimant and ends when the
+claimant confirms it stopped (:meth:`Scheduler.task_cancelled`), so its loop's slot stays
 taken until the task has really ended.
 """
 
@@ -81,7 +81,7 @@ class Scheduler:
         self.max_lost_attempts = DEFAULT_MAX_LOST_ATTEMPTS
         #: Failed tasks waiting out their retry delay.
         self.retrying: set[TaskNode] = set()
-        #: Running tasks asked to stop, with why: they end when their runner confirms.
+        #: Running tasks asked to stop, with why: they end when their claimant confirms.
         self.cancelling: dict[TaskNode, str] = {}
 
     # -- building ----------------------------------------------------------------------
@@ -197,7 +197,7 @@ class Scheduler:
         self._end_running(node, TaskStatus.FAILED, cancelled_trace(reason), EndReason.CANCELLED)
 
     def hand_back(self, node: TaskNode) -> None:
-        """A running task was given back unfinished (its runner stopped cleanly, or the
+        """A running task was given back unfinished (its claimant stopped cleanly, or the
         caller cancelled execution): it runs again, and this run was no attempt."""
         self._expect_in_progress(node)
         node.attempts -= 1
@@ -222,7 +222,7 @@ class Scheduler:
             node._loop.push(node)
 
     def cancel(self, node: TaskNode, reason: str) -> bool:
-        """Cancel a task: at once if it is not running, else through its runner.
+        """Cancel a task: at once if it is not running, else through its claimant.
 
         Returns:
             False if the task had ended already, else True.
@@ -233,8 +233,8 @@ class Scheduler:
         if status is TaskStatus.IN_PROGRESS:
             if node not in self.cancelling:
                 self.cancelling[node] = reason
-                assert node._runner is not None, node
-                node._runner.cancel(node)
+                assert node._claimant is not None, node
+                node._claimant.cancel(node)
             return True
         if status is not _WAITING:
             self.runnable -= 1
@@ -261,7 +261,7 @@ class Scheduler:
 
     def _leave_running(self, node: TaskNode) -> None:
         node.task_status = TaskStatus.READY_FOR_EXECUTION if self.started else TaskStatus.CREATED
-        node._runner = None
+        node._claimant = None
 
     def _end_running(
         self, node: TaskNode, status: TaskStatus, trace: str | None, reason: EndReason
@@ -272,7 +272,7 @@ class Scheduler:
         node.ended_at = self.clock()
         if trace is not None:
             node.exception_trace = trace
-        node._runner = None
+        node._claimant = None
         self.unfinished -= 1
         self.runnable -= 1
         node._loop.release()
@@ -362,7 +362,7 @@ class Scheduler:
         for node in self.cancelling:
             assert node.task_status is TaskStatus.IN_PROGRESS, node
         running = sum(queue.running for queue in self.loops.values())
-        # Every runnable task is in exactly one place: a queue, the retry set, or a runner.
+        # Every runnable task is in exactly one place: a queue, the retry set, or a claimant.
         assert len(queued) + len(self.retrying) + running == self.runnable, self.runnable
         for queue in self.loops.values():
             assert 0 <= queue.running <= queue.concurrency, queue
