@@ -355,7 +355,7 @@ async def test_sync_functions_run_in_a_thread() -> None:
     assert summary.succeeded
     # They ran in a thread, and a loop without an init function gives them {}.
     assert [t.task_result for t in sync_tasks] == [(0, True, {}), (2, True, {}), (4, True, {})]
-    assert worker.statistics.tasks_succeeded == 3
+    assert worker.statistics().tasks_succeeded == 3
 
 
 async def test_each_slot_gets_its_worker_context(autojump_clock: trio.testing.MockClock) -> None:
@@ -401,7 +401,7 @@ async def test_failing_context_init_fails_that_loops_tasks(
         assert task.exception_trace is not None
         assert "worker context init of loop 'default'" in task.exception_trace
         assert "no database for slot" in task.exception_trace
-    assert worker.statistics.tasks_failed == 3
+    assert worker.statistics().tasks_failed == 3
 
 
 # -- values that cannot travel -------------------------------------------------------
@@ -433,9 +433,9 @@ async def test_unsendable_result_fails_only_that_task(
     assert [t.task_result for t in independent] == [40, 50, 60]
     assert summary.tasks_by_status == {"success": 4, "failed": 1, "precondition_failed": 2}
     # The worker carried on over the one connection it had.
-    assert worker.statistics.connections == 1
-    assert worker.statistics.tasks_succeeded == 4
-    assert worker.statistics.tasks_failed == 1
+    assert worker.statistics().connections == 1
+    assert worker.statistics().tasks_succeeded == 4
+    assert worker.statistics().tasks_failed == 1
 
 
 async def test_unsendable_arguments_fail_only_that_task(

@@ -49,8 +49,8 @@ async def test_loop_concurrency_is_cluster_wide(autojump_clock: trio.testing.Moc
 
     assert summary.succeeded
     assert peak_overlap(results_of(graph, "timed")) == 3
-    assert all(worker.statistics.tasks_succeeded > 0 for worker in workers)
-    assert sum(worker.statistics.tasks_succeeded for worker in workers) == 12
+    assert all(worker.statistics().tasks_succeeded > 0 for worker in workers)
+    assert sum(worker.statistics().tasks_succeeded for worker in workers) == 12
 
 
 async def test_min_workers_holds_the_work_until_enough_have_joined(
@@ -62,12 +62,12 @@ async def test_min_workers_holds_the_work_until_enough_have_joined(
             first = await cluster.join_worker()
             await trio.sleep(5)
             # Joined, but nothing was handed out: the whole run waits for the second.
-            assert first.statistics.tasks_succeeded == 0
+            assert first.statistics().tasks_succeeded == 0
             assert graph.statistics().tasks_by_status == {"created": 4}
             second = await cluster.join_worker()
             await cluster.coordinator.wait_started()
             await cluster.coordinator.wait_ended()
-    assert first.statistics.tasks_succeeded == second.statistics.tasks_succeeded == 2
+    assert first.statistics().tasks_succeeded == second.statistics().tasks_succeeded == 2
 
 
 async def test_a_coordinator_stopped_while_waiting_for_workers_ends_at_once(
@@ -96,7 +96,7 @@ async def test_worker_max_tasks_caps_each_worker(
     assert summary.succeeded
     # One task at a time per worker, although the loop would allow three.
     assert peak_overlap(results_of(graph, "timed")) == workers
-    assert all(worker.statistics.tasks_succeeded > 0 for worker in started)
+    assert all(worker.statistics().tasks_succeeded > 0 for worker in started)
 
 
 async def test_worker_serving_one_loop_gets_only_its_tasks(
@@ -120,8 +120,8 @@ async def test_worker_serving_one_loop_gets_only_its_tasks(
     assert cluster.coordinator.summary.succeeded
     # A task of a loop a worker does not serve would break its protocol (the worker
     # refuses it); the counts show each ran exactly its own loop's tasks.
-    assert io_worker.statistics.tasks_succeeded == 3
-    assert default_worker.statistics.tasks_succeeded == 5
+    assert io_worker.statistics().tasks_succeeded == 3
+    assert default_worker.statistics().tasks_succeeded == 5
 
 
 async def test_worker_asking_for_an_unknown_loop_is_refused(
@@ -139,8 +139,8 @@ async def test_worker_asking_for_an_unknown_loop_is_refused(
 
     assert cluster.coordinator.summary is not None
     assert cluster.coordinator.summary.succeeded
-    assert stray.statistics.connections == 0
-    assert stray.statistics.tasks_succeeded == 0
+    assert stray.statistics().connections == 0
+    assert stray.statistics().tasks_succeeded == 0
 
 
 @pytest.mark.parametrize("token", ["", "wrong", "s3cre"])
@@ -156,8 +156,8 @@ async def test_token_is_checked(autojump_clock: trio.testing.MockClock, token: s
 
     assert cluster.coordinator.summary is not None
     assert cluster.coordinator.summary.succeeded
-    assert intruder.statistics.tasks_succeeded == 0
-    assert welcome.statistics.tasks_succeeded == 2
+    assert intruder.statistics().tasks_succeeded == 0
+    assert welcome.statistics().tasks_succeeded == 2
 
 
 # -- stopping ----------------------------------------------------------------------------
@@ -181,9 +181,9 @@ async def test_stopped_worker_hands_its_tasks_to_another(
 
     assert cluster.coordinator.summary is not None
     assert cluster.coordinator.summary.succeeded
-    assert leaving.statistics.tasks_handed_back == tasks
-    assert leaving.statistics.tasks_succeeded == 0
-    assert staying.statistics.tasks_succeeded == tasks
+    assert leaving.statistics().tasks_handed_back == tasks
+    assert leaving.statistics().tasks_succeeded == 0
+    assert staying.statistics().tasks_succeeded == tasks
     # Each task's one recorded result is its second run, started at the hand back.
     assert [begun for begun, _ in results_of(graph, "timed")] == [start + 1] * tasks
 
@@ -204,7 +204,7 @@ async def test_stopped_coordinator_ends_the_run(autojump_clock: trio.testing.Moc
     assert summary.interrupted
     assert not summary.succeeded
     assert trio.current_time() - start < 5  # the running tasks were not waited for
-    assert all(worker.statistics.tasks_succeeded == 0 for worker in workers)
+    assert all(worker.statistics().tasks_succeeded == 0 for worker in workers)
     # Nothing is left marked as running: every task waits to be run again.
     assert summary.tasks_by_status == {"created": 4}
     graph.check_invariants()
@@ -239,7 +239,7 @@ async def test_coordinator_stopped_in_a_stream_of_short_tasks_dismisses_every_wo
     assert [record.left_because for record in cluster.coordinator.workers.values()] == [
         "dismissed"
     ] * 4
-    assert all(worker.statistics.connections == 1 for worker in workers)
+    assert all(worker.statistics().connections == 1 for worker in workers)
     graph.check_invariants()
 
 
@@ -265,7 +265,7 @@ async def test_worker_stopped_while_connecting_does_not_take_work(
     assert not still_running.cancelled_caught, "run() did not return after stop()"
     assert cluster.coordinator.summary is not None
     assert cluster.coordinator.summary.succeeded
-    assert quitter.statistics.tasks_succeeded == 0
+    assert quitter.statistics().tasks_succeeded == 0
 
 
 # -- starting, and graphs that end before they begin -------------------------------------
@@ -287,7 +287,7 @@ async def test_worker_gives_up_on_a_closed_coordinator(
             await late.run()
     assert trio.current_time() - start >= 2
     assert raised.value.url == cluster.coordinator.url
-    assert late.statistics.connections == 0
+    assert late.statistics().connections == 0
 
 
 async def test_worker_gives_up_when_nobody_answers(autojump_clock: trio.testing.MockClock) -> None:
@@ -358,7 +358,7 @@ async def test_worker_cut_off_reconnects_and_its_tasks_run_again(
 
     assert cluster.coordinator.summary is not None
     assert cluster.coordinator.summary.succeeded
-    assert worker.statistics.connections == 2
+    assert worker.statistics().connections == 2
     # The runs cut off were never counted; each task's one result is from its rerun.
-    assert worker.statistics.tasks_succeeded == 3
+    assert worker.statistics().tasks_succeeded == 3
     assert all(begun >= start + 1 for begun, _ in results_of(graph, "timed"))

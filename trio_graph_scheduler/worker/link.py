@@ -29,6 +29,7 @@ timeout.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -94,9 +95,9 @@ class LinkEnd(Enum):
     STOPPED = "stopped"
 
 
-@dataclass
-class LinkStatistics:
-    """What one worker has done, over all its connections."""
+@dataclass(frozen=True, slots=True)
+class WorkerStatistics:
+    """What one worker has done, over all its connections (``Worker.statistics()``)."""
 
     #: Tasks whose function ran to an end here, by outcome.
     tasks_succeeded: int = 0
@@ -106,6 +107,22 @@ class LinkStatistics:
     tasks_cancelled: int = 0
     #: Connections the coordinator welcomed.
     connections: int = 0
+
+
+@dataclass(slots=True)
+class WorkerCounts:
+    """The running counts behind :class:`WorkerStatistics`, which its links add to (one
+    per task: too often to copy a frozen snapshot each time)."""
+
+    tasks_succeeded: int = 0
+    tasks_failed: int = 0
+    tasks_handed_back: int = 0
+    tasks_cancelled: int = 0
+    connections: int = 0
+
+    def snapshot(self) -> WorkerStatistics:
+        """The counts as they are now."""
+        return WorkerStatistics(**dataclasses.asdict(self))
 
 
 class _LoadedFunction:
@@ -135,11 +152,11 @@ class CoordinatorLink:
         self,
         config: WorkerConfig,
         ws: trio_websocket.WebSocketConnection,
-        statistics: LinkStatistics,
+        counts: WorkerCounts,
     ) -> None:
         self._config = config
         self._ws = ws
-        self._stats = statistics
+        self._counts = counts
         self._protocol = ProtocolSession(Role.WORKER, max_frame_bytes=config.max_frame_bytes)
         self.welcome: Welcome | None = None
         self._outbox: list[Message] = []
@@ -194,7 +211,7 @@ class CoordinatorLink:
             raise WorkerRejectedError(answer.reason)
         assert isinstance(answer, Welcome)  # the protocol session admits nothing else
         self.welcome = answer
-        self._stats.connections += 1
+        self._counts.connections += 1
         return answer
 
     async def run(self) -> LinkEnd:
@@ -254,7 +271,7 @@ class CoordinatorLink:
         messages = self._outbox
         if self._leases:
             messages.append(HandBack(leases=list(self._leases)))
-            self._stats.tasks_handed_back += len(self._leases)
+            self._counts.tasks_handed_back += len(self._leases)
             logger.info("handing back %d unfinished task(s)", len(self._leases))
         self._leases.clear()
         with trio.move_on_after(1):
@@ -328,13 +345,13 @@ class CoordinatorLink:
         if answer.lease not in self._leases:
             return  # handed back already: the coordinator no longer waits for it
         del self._leases[answer.lease]
-        stats = self._stats
+        counts = self._counts
         if isinstance(answer, TaskSucceeded):
-            stats.tasks_succeeded += 1
+            counts.tasks_succeeded += 1
         elif isinstance(answer, TaskFailed):
-            stats.tasks_failed += 1
+            counts.tasks_failed += 1
         else:
-            stats.tasks_cancelled += 1
+            counts.tasks_cancelled += 1
         self._outbox.append(answer)
         self._grant(loop, 1)
 
@@ -382,8 +399,8 @@ class CoordinatorLink:
     def _on_unsendable(self, message: Message, error: LocalProtocolError) -> Message | None:
         if isinstance(message, TaskSucceeded):
             # The result cannot travel: the task fails with why, the worker carries on.
-            self._stats.tasks_succeeded -= 1
-            self._stats.tasks_failed += 1
+            self._counts.tasks_succeeded -= 1
+            self._counts.tasks_failed += 1
             return TaskFailed(
                 lease=message.lease,
                 error_type=type(error).__name__,

@@ -21,7 +21,7 @@ from .connect import (
     retry_delays,
     tls_failure,
 )
-from .link import CoordinatorLink, LinkEnd, LinkStatistics
+from .link import CoordinatorLink, LinkEnd, WorkerCounts, WorkerStatistics
 
 if TYPE_CHECKING:
     from .config import WorkerConfig
@@ -55,8 +55,7 @@ class Worker:
         # While connecting: cancelled to stop trying (a deadline bounds it too).
         self._connecting: trio.CancelScope | None = None
         self._stopping = False
-        #: Counts of what this worker has done, over all its connections.
-        self.statistics = LinkStatistics()
+        self._counts = WorkerCounts()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve the coordinator until it says the graph has ended, or :meth:`stop`.
@@ -78,6 +77,10 @@ class Worker:
             if end is not LinkEnd.LOST:
                 return
             logger.info("reconnecting to %s", self.config.url)
+
+    def statistics(self) -> WorkerStatistics:
+        """What this worker has done so far, over all its connections."""
+        return self._counts.snapshot()
 
     def stop(self) -> None:
         """Hand the running tasks back to the coordinator and leave; :meth:`run` returns."""
@@ -151,7 +154,7 @@ class Worker:
                 max_message_size=config.max_frame_bytes,
                 receive_buffer_size=RECEIVE_BUFFER_BYTES,
             )
-            link = CoordinatorLink(config, ws, self.statistics)
+            link = CoordinatorLink(config, ws, self._counts)
             welcome = await link.handshake()
         watched.on_end = None
         if attempt.cancelled_caught:
