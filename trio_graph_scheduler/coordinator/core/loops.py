@@ -203,13 +203,7 @@ class LoopQueue:
         """Take the oldest ready task for ``claimant`` if the loop has a free slot; else
         ``None``. (Without a claimant the task cannot be cancelled while it runs.)"""
         if self.ready and self.running < self.concurrency and self.open:
-            node = self.ready.popleft()
-            node._claimant = claimant
-            self.running += 1
-            node.task_status = TaskStatus.IN_PROGRESS
-            node.attempts += 1
-            node.started_at = self.clock()
-            return node
+            return self._hand_out(claimant)
         return None
 
     def wait(self, claimant: Claimant) -> None:
@@ -243,14 +237,19 @@ class LoopQueue:
         claimants = self._claimants
         while claimants and self.ready and self.running < self.concurrency and self.open:
             claimant = claimants.popleft()
-            node = self.ready.popleft()
-            node._claimant = claimant
-            self.running += 1
-            node.task_status = TaskStatus.IN_PROGRESS
-            node.attempts += 1
-            node.started_at = self.clock()
-            if claimant.deliver(node):
+            if claimant.deliver(self._hand_out(claimant)):
                 claimants.append(claimant)
+
+    def _hand_out(self, claimant: Claimant | None) -> TaskNode:
+        """The oldest ready task, now running for ``claimant`` (the caller checked that
+        one is ready and a slot is free)."""
+        node = self.ready.popleft()
+        node._claimant = claimant
+        self.running += 1
+        node.task_status = TaskStatus.IN_PROGRESS
+        node.attempts += 1
+        node.started_at = self.clock()
+        return node
 
 
 def build_loop_queues(
