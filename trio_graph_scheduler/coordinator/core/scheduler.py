@@ -56,7 +56,13 @@ _SATISFIED = ConditionStatus.SATISFIED
 
 
 class Scheduler:
-    """Owns the state transitions of one graph's tasks and conditions."""
+    """Owns the state transitions of one graph's tasks and conditions.
+
+    It is also the shells' one way into the core, as ``graph.scheduler``: they start and
+    stop it, take tasks from its loop queues (``loops``), and report what became of each
+    (``task_succeeded``, ``task_failed``, ``task_marked_failed``, ``task_cancelled``,
+    ``hand_back``, ``task_lost``, ``requeue``). The views read it and change nothing.
+    """
 
     def __init__(self, loops: Mapping[str, LoopQueue], clock: Callable[[], float]) -> None:
         #: One queue per worker loop, by name.
