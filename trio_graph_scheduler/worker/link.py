@@ -56,6 +56,7 @@ from ..protocol.messages import (
     Reject,
     Reply,
     Shutdown,
+    SlotFreed,
     TaskFailed,
     TaskSucceeded,
     Welcome,
@@ -166,6 +167,8 @@ class CoordinatorLink:
         #: Leases assigned here and not yet answered, with the slot running each, if any.
         self._leases: dict[int, Slot[Assign] | None] = {}
         self._cancelled: set[int] = set()
+        #: Leases answered with ``slot_busy``: their thread runs on, their slot is taken.
+        self._busy: set[int] = set()
         self._replies: dict[int, tuple[trio.Event, list[Reply]]] = {}
         self._request_ids = itertools.count(1)
         self._end: LinkEnd | None = None
@@ -260,10 +263,8 @@ class CoordinatorLink:
         slots = min(concurrency, self._config.max_tasks or concurrency)
         send, receive = trio.open_memory_channel[Assign](math.inf)
         self._channels[loop] = send
-        # Sync task functions run in threads; at most one per slot.
-        limiter = trio.CapacityLimiter(slots)
         for index in range(slots):
-            nursery.start_soon(self._run_slot, loop, index, receive, init, limiter)
+            nursery.start_soon(self._run_slot, loop, index, receive, init)
         self._grant(loop, slots)
 
     async def _hand_back_all(self) -> None:
@@ -336,12 +337,13 @@ class CoordinatorLink:
         index: int,
         assignments: trio.MemoryReceiveChannel[Assign],
         init: Any | None,
-        limiter: trio.CapacityLimiter,
     ) -> None:
         context = await _init_context(loop, init, index)
-        await run_slot(Slot(), _LinkSlot(self, loop, assignments, context, limiter))
+        await run_slot(Slot(), _LinkSlot(self, loop, assignments, context))
 
-    def _queue_answer(self, loop: str, answer: _Answer) -> None:
+    def _queue_answer(self, loop: str, answer: _Answer, *, slot_busy: bool = False) -> None:
+        """Queue ``answer``, and the credit of its slot unless the slot stays busy (its
+        thread runs on: the credit goes back with the :class:`SlotFreed`)."""
         if answer.lease not in self._leases:
             return  # handed back already: the coordinator no longer waits for it
         del self._leases[answer.lease]
@@ -353,7 +355,18 @@ class CoordinatorLink:
         else:
             counts.tasks_cancelled += 1
         self._outbox.append(answer)
-        self._grant(loop, 1)
+        if slot_busy:
+            self._busy.add(answer.lease)
+            self._pump.wake()
+        else:
+            self._grant(loop, 1)
+
+    def _slot_freed(self, loop: str, lease: int) -> None:
+        """The thread of ``lease``'s task returned: its slot, and its credit, are free."""
+        if lease in self._busy:
+            self._busy.discard(lease)
+            self._outbox.append(SlotFreed(lease=lease))
+            self._grant(loop, 1)
 
     # -- sending -----------------------------------------------------------------------
 
@@ -418,7 +431,7 @@ class _LinkSlot:
     coordinator.
     """
 
-    __slots__ = ("_assignments", "_context", "_limiter", "_link", "_loop")
+    __slots__ = ("_assignments", "_context", "_link", "_loop")
 
     def __init__(
         self,
@@ -426,13 +439,11 @@ class _LinkSlot:
         loop: str,
         assignments: trio.MemoryReceiveChannel[Assign],
         context: Any,
-        limiter: trio.CapacityLimiter,
     ) -> None:
         self._link = link
         self._loop = loop
         self._assignments = assignments
         self._context = context
-        self._limiter = limiter
 
     def take_nowait(self) -> Assign | None:
         try:
@@ -472,7 +483,7 @@ class _LinkSlot:
             loaded.is_async,
             assign.arguments,
             {"task_node": node, "graph": graph, "worker_context": context},
-            self._limiter,
+            slot.thread,
             time_limit=assign.timeout,
         )
         return call, node
@@ -480,7 +491,7 @@ class _LinkSlot:
     def succeeded(self, assign: Assign, result: Any) -> None:
         self._answer(assign, TaskSucceeded(lease=assign.lease, result=result))
 
-    def failed(self, assign: Assign, error: Exception | None) -> None:
+    def failed(self, assign: Assign, error: Exception | None, *, slot_busy: bool = False) -> None:
         if error is None:  # the seed let a task mark itself failed and return
             answer = TaskFailed(
                 lease=assign.lease,
@@ -490,19 +501,44 @@ class _LinkSlot:
                 reason=EndReason.MARKED_FAILED,
             )
         else:
-            answer = _task_failed(assign.lease, error)
-        self._answer(assign, answer)
+            answer = _task_failed(assign.lease, error, slot_busy=slot_busy)
+        if slot_busy:
+            _log_outlived(assign, "timed out")
+        self._answer(assign, answer, slot_busy=slot_busy)
 
     def interrupted(self, assign: Assign) -> None:
-        pass  # the link is stopping: it hands back every lease it still holds
+        # The link is stopping: it hands back every lease it still holds. A sync
+        # function's thread runs on, abandoned, until it returns or the process exits.
+        pass
 
-    def task_cancelled(self, assign: Assign) -> None:
-        # Acknowledging the cancel frees the task's place in the loop.
-        self._link._queue_answer(self._loop, Cancelled(lease=assign.lease))
+    def task_cancelled(self, assign: Assign, *, slot_busy: bool = False) -> None:
+        # Acknowledging the cancel frees the task's place in the loop (unless its thread
+        # runs on: then the SlotFreed does, later).
+        if slot_busy:
+            _log_outlived(assign, "was cancelled")
+        answer = Cancelled(lease=assign.lease, slot_busy=slot_busy)
+        self._link._queue_answer(self._loop, answer, slot_busy=slot_busy)
 
-    def _answer(self, assign: Assign, answer: TaskSucceeded | TaskFailed) -> None:
+    def slot_freed(self, assign: Assign) -> None:
+        uid, handle = assign.task_uid, assign.handle
+        logger.info("the thread of task %s (%s) has returned; its slot is free", uid, handle)
+        self._link._slot_freed(self._loop, assign.lease)
+
+    def _answer(
+        self, assign: Assign, answer: TaskSucceeded | TaskFailed, *, slot_busy: bool = False
+    ) -> None:
         logger.debug("task %s %s", assign.task_uid, _OUTCOMES[type(answer)])
-        self._link._queue_answer(self._loop, answer)
+        self._link._queue_answer(self._loop, answer, slot_busy=slot_busy)
+
+
+def _log_outlived(assign: Assign, what: str) -> None:
+    logger.warning(
+        "task %s (%s) %s; its sync function runs on in its thread (a thread cannot be "
+        "stopped), and its slot stays busy until it returns",
+        assign.task_uid,
+        assign.handle,
+        what,
+    )
 
 
 class _ContextFailure:
@@ -536,13 +572,14 @@ async def _init_context(loop: str, init: Callable[[int], Any] | None, index: int
         return _ContextFailure(exc)
 
 
-def _task_failed(lease: int, exc: Exception) -> TaskFailed:
+def _task_failed(lease: int, exc: Exception, *, slot_busy: bool = False) -> TaskFailed:
     return TaskFailed(
         lease=lease,
         error_type=type(exc).__qualname__,
         message=str(exc),
         traceback=format_exception_trace(exc),
         reason=failure_reason(exc),
+        slot_busy=slot_busy,
     )
 
 

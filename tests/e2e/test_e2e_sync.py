@@ -1,0 +1,64 @@
+"""Sync tasks and blocked event loops with real processes on loopback.
+
+The graphs come from ``graphs/tgs_e2e_sync.py``; their tasks block until the test
+creates ``release``, so nothing here depends on how fast this machine is.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from e2e_procs import Coordinator, Processes
+
+pytestmark = pytest.mark.slow
+
+SYNC = "tgs_e2e_sync"
+
+
+def start_coordinator(procs: Processes, builder: str, *args: str) -> Coordinator:
+    procs.add_graph_module(SYNC)
+    # A long heartbeat timeout: nothing here may pass for a worker dropped as silent.
+    return procs.coordinator(f"{SYNC}:{builder}", "--heartbeat-timeout", "60", *args, raw_spec=True)
+
+
+def starts(events: list[dict[str, Any]], task: str) -> list[int]:
+    """The pids that started ``task``, in order."""
+    return [e["pid"] for e in events if e["event"] == "start" and e["task"] == task]
+
+
+def uids(procs: Processes) -> dict[str, str]:
+    result: dict[str, str] = json.loads((procs.out_dir / "uids.json").read_text())
+    return result
+
+
+def test_sigterm_on_a_worker_running_a_sync_task_hands_it_back_at_once(
+    procs: Processes,
+) -> None:
+    coordinator = start_coordinator(procs, "build_held")
+    url = coordinator.wait_listening()
+    doomed = procs.worker(url, "--name", "doomed")
+    procs.wait_events(lambda ev: starts(ev, "held") == [doomed.pid], "held started on doomed")
+    survivor = procs.worker(url, "--name", "survivor")
+    coordinator.wait_joined(2)
+
+    doomed.signal(signal.SIGTERM)
+    # At once: its thread is blocked until release, and the coordinator would wait 60 s
+    # for a silent worker.
+    assert procs.wait(doomed, timeout=15) == 128 + signal.SIGTERM, procs.logs()
+    assert "handing back 1 unfinished task(s)" in doomed.stderr, procs.logs()
+    procs.wait_events(
+        lambda ev: starts(ev, "held") == [doomed.pid, survivor.pid], "held started on survivor"
+    )
+    procs.release("release")
+    assert procs.wait(coordinator) == 0, procs.logs()
+    assert procs.wait(survivor) == 0, procs.logs()
+    assert coordinator.summary() == {"success": 1}, procs.logs()
+    # Handed back, never lost: no lost task, and the run counted once.
+    assert not re.search(r"lost with \d+ task", coordinator.stderr), procs.logs()
+    assert "dropped: silent" not in coordinator.stderr, procs.logs()
