@@ -62,3 +62,31 @@ def test_sigterm_on_a_worker_running_a_sync_task_hands_it_back_at_once(
     # Handed back, never lost: no lost task, and the run counted once.
     assert not re.search(r"lost with \d+ task", coordinator.stderr), procs.logs()
     assert "dropped: silent" not in coordinator.stderr, procs.logs()
+
+
+def test_an_async_task_that_blocks_its_workers_loop_is_named(procs: Processes) -> None:
+    coordinator = start_coordinator(procs, "build_blocker")
+    url = coordinator.wait_listening()
+    worker = procs.worker(url, "--blocked-loop-warning", "0.5")
+    (warning,) = worker.wait_for_stderr(
+        r"the event loop has been blocked for [\d.]+ s by task (task-\S+) \(blocks_its_loop\)"
+    )
+    uid = uids(procs)["blocker"]
+    assert warning.group(1) == uid, procs.logs()
+    procs.release("release")
+    worker.wait_for_stderr(rf"the event loop runs again after [\d.]+ s blocked by task {uid}")
+    # Once the loop ran again, the worker told the coordinator, which logs it.
+    coordinator.wait_for_stderr(
+        rf"worker worker-1 \(.*\): its event loop was blocked for [\d.]+ s by task {uid} "
+        r"\(blocks_its_loop\)"
+    )
+    assert procs.wait(coordinator) == 0, procs.logs()
+    assert procs.wait(worker) == 0, procs.logs()
+    assert coordinator.summary() == {"success": 1}, procs.logs()
+
+
+def test_worker_refuses_a_negative_blocked_loop_warning(procs: Processes) -> None:
+    worker = procs.worker("ws://127.0.0.1:1", "--blocked-loop-warning", "-1")
+    assert procs.wait(worker) == 2, procs.logs()
+    (line,) = worker.stderr_lines()
+    assert line.startswith("tgs-worker: error: --blocked-loop-warning must be 0 or more"), line

@@ -27,6 +27,7 @@ from trio_graph_scheduler.protocol import (
     Heartbeat,
     Hello,
     LocalProtocolError,
+    LoopBlocked,
     LoopStatus,
     Message,
     PredecessorRecord,
@@ -300,6 +301,14 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
     (Cancelled(lease=12), {"type": "cancelled", "lease": 12}),
     (Cancelled(lease=12, slot_busy=True), {"type": "cancelled", "lease": 12, "slot_busy": True}),
     (SlotFreed(lease=12), {"type": "slot_freed", "lease": 12}),
+    (
+        LoopBlocked(task_uid="task-1", handle="h", seconds=2.5),
+        {"type": "loop_blocked", "task_uid": "task-1", "handle": "h", "seconds": 2.5},
+    ),
+    (
+        LoopBlocked(task_uid=None, handle=None, seconds=1.0),
+        {"type": "loop_blocked", "task_uid": None, "handle": None, "seconds": 1.0},
+    ),
     (
         TaskFailed(
             lease=12,
@@ -851,6 +860,15 @@ MESSAGE_STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {
     Cancel: st.builds(Cancel, lease=ints),
     Cancelled: st.builds(Cancelled, lease=ints, slot_busy=st.booleans()),
     SlotFreed: st.builds(SlotFreed, lease=ints),
+    LoopBlocked: st.builds(
+        LoopBlocked, task_uid=names, handle=names, seconds=st.floats(min_value=1e-3, max_value=1e6)
+    )
+    | st.builds(
+        LoopBlocked,
+        task_uid=st.none(),
+        handle=st.none(),
+        seconds=st.floats(min_value=1e-3, max_value=1e6),
+    ),
     Shutdown: st.builds(Shutdown, reason=st.text(max_size=20), graph_succeeded=st.booleans()),
     StatusRequest: st.builds(
         StatusRequest, version=ints, token=st.text(max_size=10), why=st.none() | names

@@ -38,6 +38,7 @@ from ..protocol.messages import (
     HandBack,
     Heartbeat,
     Hello,
+    LoopBlocked,
     Message,
     PredecessorRecord,
     PrependRequest,
@@ -162,6 +163,7 @@ class WorkerSession:
                 HandBack: self._on_hand_back,
                 Cancelled: self._on_cancelled,
                 SlotFreed: self._on_slot_freed,
+                LoopBlocked: self._on_loop_blocked,
                 CreateTaskRequest: self._on_create_task,
                 CreateConditionRequest: self._on_create_condition,
                 PrependRequest: self._on_prepend,
@@ -411,6 +413,20 @@ class WorkerSession:
                 f"slot_freed for lease {message.lease}, whose slot was not kept busy",
             )
         self._scheduler.slot_freed(node)
+
+    def _on_loop_blocked(self, message: LoopBlocked) -> None:
+        by = (
+            f"task {message.task_uid} ({message.handle})"
+            if message.task_uid is not None
+            else "no task"
+        )
+        logger.warning(
+            "worker %s (%s): its event loop was blocked for %.1f s by %s",
+            self.worker_id,
+            self.worker_name,
+            message.seconds,
+            by,
+        )
 
     def _on_hand_back(self, message: HandBack) -> None:
         for lease in message.leases:

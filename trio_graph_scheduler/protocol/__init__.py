@@ -24,6 +24,7 @@ from .messages import HandBack as HandBack
 from .messages import Heartbeat as Heartbeat
 from .messages import Hello as Hello
 from .messages import InvalidFieldError as InvalidFieldError
+from .messages import LoopBlocked as LoopBlocked
 from .messages import LoopStatus as LoopStatus
 from .messages import Message as Message
 from .messages import PredecessorRecord as PredecessorRecord

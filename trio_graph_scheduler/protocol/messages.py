@@ -346,6 +346,21 @@ class SlotFreed(Message, frozen=True, kw_only=True, tag="slot_freed"):
 
 
 @_register
+class LoopBlocked(Message, frozen=True, kw_only=True, tag="loop_blocked"):
+    """Worker to coordinator, for its log: the worker's event loop was blocked for
+    ``seconds`` (no heartbeat could go), by the task ``task_uid`` running ``handle``, or
+    by no task (both ``None``)."""
+
+    task_uid: Name | None
+    handle: Name | None
+    seconds: Seconds
+
+    def __post_init__(self) -> None:
+        if (self.task_uid is None) != (self.handle is None):
+            raise InvalidFieldError(self.TAG, "task_uid and handle must be set together")
+
+
+@_register
 class Shutdown(Message, frozen=True, kw_only=True, tag="shutdown"):
     """Coordinator to worker, last: the graph has ended; exit."""
 

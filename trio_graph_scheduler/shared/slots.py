@@ -20,6 +20,7 @@ from .states import TaskStatus
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from types import FrameType
 
 #: A slot yields to trio after this many tasks that never yielded themselves, so a burst
 #: of tiny tasks cannot starve other trio tasks (a worker's receiver and sender among
@@ -192,6 +193,17 @@ async def _serve(slot: Slot[TaskT], owner: SlotOwner[TaskT]) -> TaskT | None:
     return None
 
 
+def task_on_stack(frame: FrameType | None) -> tuple[Any] | None:
+    """The task a slot runs in this stack of frames (innermost first), in a 1-tuple; or
+    ``None`` when no slot is on it. For a watchdog reading another thread's stack."""
+    while frame is not None:
+        if frame.f_code is _SERVE_CODE:
+            slot = frame.f_locals.get("slot")
+            return (getattr(slot, "task", None),)
+        frame = frame.f_back
+    return None
+
+
 async def init_slot_context(loop: str, init: Callable[[int], Any] | None, index: int) -> Any:
     """The worker context of slot ``index`` of ``loop``: ``init(index)``, or ``{}``.
 
@@ -200,3 +212,6 @@ async def init_slot_context(loop: str, init: Callable[[int], Any] | None, index:
             decides what that means for the slot.
     """
     return {} if init is None else await run_context_init(loop, init, index)
+
+
+_SERVE_CODE: Final = _serve.__code__

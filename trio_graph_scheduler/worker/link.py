@@ -33,6 +33,7 @@ import dataclasses
 import itertools
 import logging
 import math
+import time
 from dataclasses import dataclass
 from enum import Enum
 from functools import partial
@@ -44,6 +45,7 @@ import trio_websocket
 
 from ..protocol.batching import encode_batches
 from ..protocol.messages import (
+    MAX_SECONDS,
     PROTOCOL_VERSION,
     Assign,
     Cancel,
@@ -52,6 +54,7 @@ from ..protocol.messages import (
     HandBack,
     Heartbeat,
     Hello,
+    LoopBlocked,
     Message,
     Reject,
     Reply,
@@ -74,6 +77,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from ..shared.errors import LocalProtocolError
+    from ..shared.watchdog import BlockedLoop
     from .config import WorkerConfig
     from .remote_graph import RemoteTaskNode
 
@@ -154,8 +158,13 @@ class CoordinatorLink:
         config: WorkerConfig,
         ws: trio_websocket.WebSocketConnection,
         counts: WorkerCounts,
+        blocked_loops: list[BlockedLoop] | None = None,
     ) -> None:
         self._config = config
+        #: What blocked the worker's loop (the watchdog appends, from its thread): each is
+        #: over once this link's sender runs, which reports it with the next frame.
+        self._blocked_loops = blocked_loops if blocked_loops is not None else []
+        self._welcomed_at = math.inf
         self._ws = ws
         self._counts = counts
         self._protocol = ProtocolSession(Role.WORKER, max_frame_bytes=config.max_frame_bytes)
@@ -214,6 +223,7 @@ class CoordinatorLink:
             raise WorkerRejectedError(answer.reason)
         assert isinstance(answer, Welcome)  # the protocol session admits nothing else
         self.welcome = answer
+        self._welcomed_at = time.monotonic()
         self._counts.connections += 1
         return answer
 
@@ -404,10 +414,37 @@ class CoordinatorLink:
         # Answers and graph calls first, then the credit their slots gave back: the
         # coordinator hears that a task ended before it may hand its slot a new one.
         messages, self._outbox = self._outbox, []
+        if self._blocked_loops:  # rare: per frame, not per task
+            messages.extend(self._take_blocked_loops())
         if self._credit:
             messages.extend(Claim(loop=loop, credit=n) for loop, n in self._credit.items())
             self._credit = {}
         return messages
+
+    def _take_blocked_loops(self) -> list[Message]:
+        """Reports of blocks that are over, for the coordinator's log. A block longer than
+        the heartbeat timeout cost this connection (the coordinator dropped it, or will):
+        the next connection reports it."""
+        welcome = self.welcome
+        assert welcome is not None
+        now = time.monotonic()
+        reports: list[Message] = []
+        pending, kept = self._blocked_loops, []
+        while pending:
+            blocked = pending.pop(0)  # one at a time: the watchdog's thread may append
+            seconds = now - blocked.since
+            if seconds >= welcome.heartbeat_timeout and self._welcomed_at < blocked.since:
+                kept.append(blocked)
+                continue
+            reports.append(
+                LoopBlocked(
+                    task_uid=blocked.task_uid,
+                    handle=blocked.handle,
+                    seconds=min(max(seconds, 1e-3), MAX_SECONDS),
+                )
+            )
+        pending.extend(kept)
+        return reports
 
     def _on_unsendable(self, message: Message, error: LocalProtocolError) -> Message | None:
         if isinstance(message, TaskSucceeded):

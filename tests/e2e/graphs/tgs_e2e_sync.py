@@ -37,7 +37,16 @@ def held(out: str, **_: Any) -> int:
     return os.getpid()
 
 
-FUNCTIONS = {"held": held}
+async def blocks_its_loop(out: str, **_: Any) -> int:
+    """An async task that blocks its worker's event loop (sleeps without awaiting) until
+    ``release``: the wrong way to wait, on purpose."""
+    record(out, "start", "blocker")
+    wait_for_file_blocking(os.path.join(out, "release"))
+    record(out, "end", "blocker")
+    return os.getpid()
+
+
+FUNCTIONS = {"held": held, "blocks_its_loop": blocks_its_loop}
 
 
 async def build_held() -> TaskGraph:
@@ -46,4 +55,13 @@ async def build_held() -> TaskGraph:
     graph = TaskGraph(FUNCTIONS, [WorkerLoop("default", 1, None)])
     node = await graph.create_task("held", ((out,), {}))
     write_json(os.path.join(out, "uids.json"), {"held": node.uid})
+    return graph
+
+
+async def build_blocker() -> TaskGraph:
+    """One ``blocks_its_loop`` task."""
+    out = out_dir()
+    graph = TaskGraph(FUNCTIONS, [WorkerLoop("default", 1, None)])
+    node = await graph.create_task("blocks_its_loop", ((out,), {}))
+    write_json(os.path.join(out, "uids.json"), {"blocker": node.uid})
     return graph
