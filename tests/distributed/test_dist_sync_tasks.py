@@ -94,6 +94,10 @@ async def test_a_sync_task_times_out_on_a_worker_and_its_slot_waits_for_the_thre
         assert nodes["after"].task_status == "success"  # its successor went on
         assert nodes["next"].task_status == "ready_for_execution"
         assert (queue.running, queue.busy) == (1, 1)
+        # ... and the worker kept the slot's credit: it has none to grant on the loop.
+        sessions = {session.worker_name: session for session in cluster.coordinator.sessions}
+        assert sessions[holder.config.name]._claims["default"].credit == 0
+        assert list(sessions[holder.config.name].busy_slots.values()) == [nodes["victim"]]
         graph.check_invariants()
         (tmp_path / "open").touch()
     assert nodes["victim"].task_result is None  # the late result was thrown away

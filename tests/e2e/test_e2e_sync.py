@@ -85,6 +85,28 @@ def test_an_async_task_that_blocks_its_workers_loop_is_named(procs: Processes) -
     assert coordinator.summary() == {"success": 1}, procs.logs()
 
 
+def test_a_block_that_cost_the_connection_is_reported_on_the_next_one(procs: Processes) -> None:
+    coordinator = start_coordinator(
+        procs, "build_blocker", "--heartbeat-interval", "0.2", "--heartbeat-timeout", "1"
+    )
+    url = coordinator.wait_listening()
+    worker = procs.worker(url, "--blocked-loop-warning", "0.5", "--connect-timeout", "20")
+    worker.wait_for_stderr(r"the event loop has been blocked for [\d.]+ s by task task-")
+    uid = uids(procs)["blocker"]
+    # Silent while blocked: dropped (its task runs again, on its next connection).
+    coordinator.wait_for_stderr(r"worker worker-1 dropped: silent")
+    procs.release("release")
+    (report,) = coordinator.wait_for_stderr(
+        r"worker worker-2 \(.*\): its event loop was blocked for ([\d.]+) s by task "
+        rf"{uid} \(blocks_its_loop\)"
+    )
+    # At least the warning's threshold (the watchdog measures from its last probe).
+    assert float(report.group(1)) >= 0.5, procs.logs()
+    assert procs.wait(coordinator) == 0, procs.logs()
+    assert procs.wait(worker) == 0, procs.logs()
+    assert coordinator.summary() == {"success": 1}, procs.logs()
+
+
 def test_worker_refuses_a_negative_blocked_loop_warning(procs: Processes) -> None:
     worker = procs.worker("ws://127.0.0.1:1", "--blocked-loop-warning", "-1")
     assert procs.wait(worker) == 2, procs.logs()

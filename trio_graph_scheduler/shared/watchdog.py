@@ -45,6 +45,8 @@ class BlockedLoop:
     handle: str | None
     #: The innermost frame of the loop's thread when it was caught: ``file:line in f``.
     where: str
+    #: How long it lasted, once known (set by whoever reports it, after it ended).
+    seconds: float | None = None
 
     def describe(self) -> str:
         """``task T (function f), at file:line in g``, or ``no task, at ...``."""

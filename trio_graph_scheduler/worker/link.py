@@ -164,7 +164,7 @@ class CoordinatorLink:
         #: What blocked the worker's loop (the watchdog appends, from its thread): each is
         #: over once this link's sender runs, which reports it with the next frame.
         self._blocked_loops = blocked_loops if blocked_loops is not None else []
-        self._welcomed_at = math.inf
+        self._doubtful: list[tuple[float, BlockedLoop]] = []
         self._ws = ws
         self._counts = counts
         self._protocol = ProtocolSession(Role.WORKER, max_frame_bytes=config.max_frame_bytes)
@@ -223,7 +223,6 @@ class CoordinatorLink:
             raise WorkerRejectedError(answer.reason)
         assert isinstance(answer, Welcome)  # the protocol session admits nothing else
         self.welcome = answer
-        self._welcomed_at = time.monotonic()
         self._counts.connections += 1
         return answer
 
@@ -422,20 +421,27 @@ class CoordinatorLink:
         return messages
 
     def _take_blocked_loops(self) -> list[Message]:
-        """Reports of blocks that are over, for the coordinator's log. A block longer than
-        the heartbeat timeout cost this connection (the coordinator dropped it, or will):
-        the next connection reports it."""
+        """Reports of blocks that are over, for the coordinator's log.
+
+        A long block may have cost this connection (the coordinator dropped it as
+        silent, or will): such a report is also kept, and if the connection is lost soon
+        after, the next one sends it again (:meth:`doubtful_reports`).
+        """
         welcome = self.welcome
         assert welcome is not None
         now = time.monotonic()
         reports: list[Message] = []
-        pending, kept = self._blocked_loops, []
+        pending = self._blocked_loops
         while pending:
             blocked = pending.pop(0)  # one at a time: the watchdog's thread may append
-            seconds = now - blocked.since
-            if seconds >= welcome.heartbeat_timeout and self._welcomed_at < blocked.since:
-                kept.append(blocked)
-                continue
+            seconds = blocked.seconds
+            if seconds is None:
+                seconds = now - blocked.since
+                # The watchdog saw it late by up to half its threshold, and the
+                # coordinator's silence timer started up to a heartbeat interval before:
+                # half the timeout is the margin of doubt.
+                if 2 * seconds >= welcome.heartbeat_timeout:
+                    self._doubtful.append((now, dataclasses.replace(blocked, seconds=seconds)))
             reports.append(
                 LoopBlocked(
                     task_uid=blocked.task_uid,
@@ -443,8 +449,16 @@ class CoordinatorLink:
                     seconds=min(max(seconds, 1e-3), MAX_SECONDS),
                 )
             )
-        pending.extend(kept)
         return reports
+
+    def doubtful_reports(self) -> list[BlockedLoop]:
+        """Blocks reported on this connection that may have cost it, when it was lost
+        soon after: the coordinator may never have heard of them."""
+        welcome = self.welcome
+        if welcome is None:
+            return []
+        now = time.monotonic()
+        return [b for at, b in self._doubtful if now - at < 2 * welcome.heartbeat_timeout]
 
     def _on_unsendable(self, message: Message, error: LocalProtocolError) -> Message | None:
         if isinstance(message, TaskSucceeded):

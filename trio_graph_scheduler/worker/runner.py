@@ -187,9 +187,12 @@ class Worker:
         if self._stopping:
             link.stop()
         try:
-            return await link.run()
+            end = await link.run()
         finally:
             self._link = None
+        if end is LinkEnd.LOST:
+            self._blocked_loops.extend(link.doubtful_reports())
+        return end
 
 
 def _name_assigned(assign: Assign) -> tuple[str, str]:
