@@ -93,10 +93,12 @@ async def test_a_sync_task_times_out_at_its_deadline_and_its_slot_waits_for_the_
         # The timed-out task has ended, its thread still runs: its slot is still taken.
         (victim,) = task_node.get_predecessor_task_nodes()
         queue = graph.scheduler.loops["default"]
+        (waiting,) = [n for n in graph.nodes.values() if n.task_handle == "next_task"]
         seen.update(
             at=trio.current_time(),
             victim=(victim.task_status, victim.end_reason),
             slots=(queue.running, queue.busy),
+            why=graph.explain(waiting.uid),
         )
         graph.check_invariants()
         gate.open()
@@ -119,11 +121,17 @@ async def test_a_sync_task_times_out_at_its_deadline_and_its_slot_waits_for_the_
         await gate.wait_started()
         mock_clock.jump(3)
 
+    why = seen.pop("why")
     assert seen == {
         "at": start + 3,  # at the deadline, not when the thread returned
         "victim": ("failed", EndReason.TIMED_OUT),
         "slots": (1, 1),  # loop default: one slot taken, by a thread whose task ended
     }
+    assert why.endswith(
+        "(next_task) is ready and waits for a free slot: loop default is full: 1 of 1 running "
+        "(1 slot kept busy by the thread of a task that timed out or was cancelled); "
+        "it is next in line."
+    ), why
     assert "TimeoutError: the task took longer than its timeout of 3 s" in (
         victim.exception_trace or ""
     )

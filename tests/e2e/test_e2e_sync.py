@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -47,10 +48,12 @@ def test_sigterm_on_a_worker_running_a_sync_task_hands_it_back_at_once(
     survivor = procs.worker(url, "--name", "survivor")
     coordinator.wait_joined(2)
 
+    signalled = time.monotonic()
     doomed.signal(signal.SIGTERM)
     # At once: its thread is blocked until release, and the coordinator would wait 60 s
     # for a silent worker.
     assert procs.wait(doomed, timeout=15) == 128 + signal.SIGTERM, procs.logs()
+    exited = time.monotonic() - signalled
     assert "handing back 1 unfinished task(s)" in doomed.stderr, procs.logs()
     procs.wait_events(
         lambda ev: starts(ev, "held") == [doomed.pid, survivor.pid], "held started on survivor"
@@ -62,6 +65,7 @@ def test_sigterm_on_a_worker_running_a_sync_task_hands_it_back_at_once(
     # Handed back, never lost: no lost task, and the run counted once.
     assert not re.search(r"lost with \d+ task", coordinator.stderr), procs.logs()
     assert "dropped: silent" not in coordinator.stderr, procs.logs()
+    print(f"\nworker running a sync task: SIGTERM to exit {exited:.2f} s (seen by polling)")
 
 
 def test_an_async_task_that_blocks_its_workers_loop_is_named(procs: Processes) -> None:
