@@ -116,3 +116,13 @@ async def test_a_stopped_watchdog_says_nothing() -> None:
             await trio.sleep(0.01)
     time.sleep(0.2)  # noqa: ASYNC251 - blocked on purpose, but nobody watches any more
     assert recorder.messages == []
+
+
+def test_a_local_cluster_watches_its_one_loop_once() -> None:
+    # run_local_cluster's workers share one event loop: only the first one watches it.
+    from trio_graph_scheduler.testing import _worker_settings
+    from trio_graph_scheduler.worker.config import DEFAULT_BLOCKED_LOOP_WARNING
+
+    settings = [_worker_settings(None, "ws://in-memory:0", index) for index in range(3)]
+    assert [s.blocked_loop_warning for s in settings] == [DEFAULT_BLOCKED_LOOP_WARNING, 0, 0]
+    assert [s.name for s in settings] == ["worker-1", "worker-2", "worker-3"]
