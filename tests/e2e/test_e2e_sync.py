@@ -38,8 +38,9 @@ def uids(procs: Processes) -> dict[str, str]:
     return result
 
 
-def test_sigterm_on_a_worker_running_a_sync_task_hands_it_back_at_once(
-    procs: Processes,
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_a_worker_running_a_sync_task_hands_it_back_at_once(
+    procs: Processes, signum: int
 ) -> None:
     coordinator = start_coordinator(procs, "build_held")
     url = coordinator.wait_listening()
@@ -49,10 +50,10 @@ def test_sigterm_on_a_worker_running_a_sync_task_hands_it_back_at_once(
     coordinator.wait_joined(2)
 
     signalled = time.monotonic()
-    doomed.signal(signal.SIGTERM)
+    doomed.signal(signum)
     # At once: its thread is blocked until release, and the coordinator would wait 60 s
     # for a silent worker.
-    assert procs.wait(doomed, timeout=15) == 128 + signal.SIGTERM, procs.logs()
+    assert procs.wait(doomed, timeout=15) == 128 + signum, procs.logs()
     exited = time.monotonic() - signalled
     assert "handing back 1 unfinished task(s)" in doomed.stderr, procs.logs()
     procs.wait_events(
@@ -65,7 +66,8 @@ def test_sigterm_on_a_worker_running_a_sync_task_hands_it_back_at_once(
     # Handed back, never lost: no lost task, and the run counted once.
     assert not re.search(r"lost with \d+ task", coordinator.stderr), procs.logs()
     assert "dropped: silent" not in coordinator.stderr, procs.logs()
-    print(f"\nworker running a sync task: SIGTERM to exit {exited:.2f} s (seen by polling)")
+    name = signal.Signals(signum).name
+    print(f"\nworker running a sync task: {name} to exit {exited:.2f} s (seen by polling)")
 
 
 def test_an_async_task_that_blocks_its_workers_loop_is_named(procs: Processes) -> None:
