@@ -38,6 +38,12 @@ class Recorder(logging.Handler):
         with self.changed:
             return sum(fragment in message for message in self.messages)
 
+    async def wait_for(self, fragment: str) -> None:
+        """Wait, letting the loop run, until ``fragment`` was logged."""
+        with trio.fail_after(WALL_LIMIT):
+            while not self.count(fragment):  # noqa: ASYNC110 - logged by another thread
+                await trio.sleep(0.01)
+
     def block_until(self, fragment: str, times: int = 1) -> None:
         """Block the calling thread (the trio loop, on purpose) until ``fragment`` was
         logged ``times`` times."""
@@ -64,9 +70,10 @@ async def test_a_task_that_blocks_the_loop_is_named_while_it_lasts_and_after() -
     logger, recorder = watchdog_logger("task")
     reports: list[BlockedLoop] = []
 
-    async def blocker(**_: Any) -> str:
-        # Blocks the loop (no await) until the watchdog warned twice.
-        recorder.block_until("is still blocked")
+    async def blocker(*, task_node: Any, **_: Any) -> str:
+        # Blocks the loop (no await) until the watchdog named it twice: blocked, and
+        # still blocked. (A loop slowed down by a busy machine may be reported too.)
+        recorder.block_until(f"by task {task_node.uid} (blocker)", times=2)
         return "done"
 
     graph = TaskGraph({"blocker": blocker}, [WorkerLoop("default", 1)])
@@ -77,17 +84,18 @@ async def test_a_task_that_blocks_the_loop_is_named_while_it_lasts_and_after() -
     watchdog.start()
     try:
         await execute_graph(graph)
-        recorder.block_until("runs again after")
+        await recorder.wait_for(f"blocked by task {node.uid} (blocker)")
     finally:
         watchdog.stop()
     assert node.task_result == "done"
-    first, again = recorder.messages[:2]
+    named = [message for message in recorder.messages if f"task {node.uid} (blocker)" in message]
+    first, *again, over = named
     assert "the event loop has been blocked for" in first
     assert f"by task {node.uid} (blocker), at {__file__}:" in first
-    assert "is still blocked, for " in again
-    assert f"task {node.uid} (blocker)" in again
-    assert recorder.count("runs again after ") == 1
-    (report,) = reports  # told once, when first seen blocked
+    assert again  # every repeat while it lasted
+    assert all("is still blocked, for " in message for message in again)
+    assert "the event loop runs again after " in over
+    (report,) = [r for r in reports if r.task_uid is not None]  # told once, when first seen
     assert (report.task_uid, report.handle) == (node.uid, "blocker")
     assert report.where.startswith(f"{__file__}:")  # where it was caught: the innermost frame
     with trio.fail_after(WALL_LIMIT):
@@ -106,16 +114,18 @@ async def test_a_loop_blocked_outside_any_task_says_so() -> None:
     assert "by no task, at " in recorder.messages[0]
 
 
-async def test_a_stopped_watchdog_says_nothing() -> None:
+async def test_a_stopped_watchdog_says_nothing_more() -> None:
     logger, recorder = watchdog_logger("stopped")
-    watchdog = LoopWatchdog(0.05, name_task=name_node, logger=logger)
+    watchdog = LoopWatchdog(0.05, name_task=name_node, logger=logger, repeat=0.05)
     watchdog.start()
+    recorder.block_until("has been blocked")  # it watches
     watchdog.stop()
     with trio.fail_after(WALL_LIMIT):
         while watchdog.running:  # noqa: ASYNC110 - a thread, with nothing to await
             await trio.sleep(0.01)
-    time.sleep(0.2)  # noqa: ASYNC251 - blocked on purpose, but nobody watches any more
-    assert recorder.messages == []
+    said = list(recorder.messages)
+    time.sleep(0.3)  # noqa: ASYNC251 - blocked on purpose, but nobody watches any more
+    assert recorder.messages == said
 
 
 def test_a_local_cluster_watches_its_one_loop_once() -> None:
