@@ -88,7 +88,9 @@ async def run_local_cluster(
 
 
 def _worker_settings(base: WorkerConfig | None, url: str, index: int) -> WorkerConfig:
-    name = f"worker-{index + 1}"
-    if base is None:
-        return WorkerConfig(url=url, name=name)
-    return dataclasses.replace(base, url=url, name=name)
+    config = WorkerConfig(url=url) if base is None else base
+    # The workers share this program's one event loop: one watchdog is enough.
+    watch = config.blocked_loop_warning if index == 0 else 0.0
+    return dataclasses.replace(
+        config, url=url, name=f"worker-{index + 1}", blocked_loop_warning=watch
+    )

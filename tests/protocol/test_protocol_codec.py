@@ -27,6 +27,7 @@ from trio_graph_scheduler.protocol import (
     Heartbeat,
     Hello,
     LocalProtocolError,
+    LoopBlocked,
     LoopStatus,
     Message,
     PredecessorRecord,
@@ -36,6 +37,7 @@ from trio_graph_scheduler.protocol import (
     Reply,
     RunningTask,
     Shutdown,
+    SlotFreed,
     StatusReply,
     StatusRequest,
     TaskFailed,
@@ -46,6 +48,7 @@ from trio_graph_scheduler.protocol import (
     decode_frame,
     encode_frame,
 )
+from trio_graph_scheduler.shared.states import EndReason
 
 
 def tup(*items: Any) -> msgpack.ExtType:
@@ -296,6 +299,35 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
     (Heartbeat(), {"type": "heartbeat"}),
     (Cancel(lease=12), {"type": "cancel", "lease": 12}),
     (Cancelled(lease=12), {"type": "cancelled", "lease": 12}),
+    (Cancelled(lease=12, slot_busy=True), {"type": "cancelled", "lease": 12, "slot_busy": True}),
+    (SlotFreed(lease=12), {"type": "slot_freed", "lease": 12}),
+    (
+        LoopBlocked(task_uid="task-1", handle="h", seconds=2.5),
+        {"type": "loop_blocked", "task_uid": "task-1", "handle": "h", "seconds": 2.5},
+    ),
+    (
+        LoopBlocked(task_uid=None, handle=None, seconds=1.0),
+        {"type": "loop_blocked", "task_uid": None, "handle": None, "seconds": 1.0},
+    ),
+    (
+        TaskFailed(
+            lease=12,
+            error_type="TaskTimeoutError",
+            message="m",
+            traceback="",
+            reason=EndReason.TIMED_OUT,
+            slot_busy=True,
+        ),
+        {
+            "type": "task_failed",
+            "lease": 12,
+            "error_type": "TaskTimeoutError",
+            "message": "m",
+            "traceback": "",
+            "reason": "timed_out",
+            "slot_busy": True,
+        },
+    ),
     (
         Shutdown(reason="graph ended", graph_succeeded=True),
         {"type": "shutdown", "reason": "graph ended", "graph_succeeded": True},
@@ -826,7 +858,17 @@ MESSAGE_STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {
     ),
     Heartbeat: st.builds(Heartbeat),
     Cancel: st.builds(Cancel, lease=ints),
-    Cancelled: st.builds(Cancelled, lease=ints),
+    Cancelled: st.builds(Cancelled, lease=ints, slot_busy=st.booleans()),
+    SlotFreed: st.builds(SlotFreed, lease=ints),
+    LoopBlocked: st.builds(
+        LoopBlocked, task_uid=names, handle=names, seconds=st.floats(min_value=1e-3, max_value=1e6)
+    )
+    | st.builds(
+        LoopBlocked,
+        task_uid=st.none(),
+        handle=st.none(),
+        seconds=st.floats(min_value=1e-3, max_value=1e6),
+    ),
     Shutdown: st.builds(Shutdown, reason=st.text(max_size=20), graph_succeeded=st.booleans()),
     StatusRequest: st.builds(
         StatusRequest, version=ints, token=st.text(max_size=10), why=st.none() | names

@@ -22,10 +22,12 @@ from trio_graph_scheduler.protocol import (
     Hello,
     InvalidFieldError,
     LocalProtocolError,
+    LoopBlocked,
     Message,
     PredecessorRecord,
     RemoteProtocolError,
     Reply,
+    TaskFailed,
     TaskSucceeded,
     Welcome,
     decode_frame,
@@ -131,6 +133,14 @@ INVALID = [
         lambda: reply(uid="task-1", error_type="E", error_message="m"),
         "a reply carries a uid or an error, not both",
     ),
+    (
+        lambda: TaskFailed(lease=1, error_type="E", message="", traceback="", slot_busy=True),
+        "task_failed: slot_busy goes only with reason timed_out",
+    ),
+    (
+        lambda: LoopBlocked(task_uid="task-1", handle=None, seconds=1.0),
+        "task_uid and handle must be set together",
+    ),
 ]
 
 
@@ -230,7 +240,7 @@ def test_registry_holds_every_message_class_once() -> None:
         if isinstance(value, type) and issubclass(value, Message) and value is not Message
     }
     assert set(MESSAGE_TYPES.values()) == classes
-    assert len(MESSAGE_TYPES) == 18
+    assert len(MESSAGE_TYPES) == 20
     for tag, cls in MESSAGE_TYPES.items():
         assert tag == cls.TAG
         assert "type" not in {field.name for field in msgspec.structs.fields(cls)}

@@ -23,6 +23,7 @@ from trio_graph_scheduler.protocol import (
     Heartbeat,
     Hello,
     LocalProtocolError,
+    LoopBlocked,
     Message,
     PrependRequest,
     ProtocolSession,
@@ -32,6 +33,7 @@ from trio_graph_scheduler.protocol import (
     Role,
     SessionState,
     Shutdown,
+    SlotFreed,
     StatusReply,
     StatusRequest,
     TaskFailed,
@@ -87,6 +89,8 @@ SAMPLES: dict[type[Message], Message] = {
     Heartbeat: Heartbeat(),
     Cancel: Cancel(lease=1),
     Cancelled: Cancelled(lease=1),
+    SlotFreed: SlotFreed(lease=1),
+    LoopBlocked: LoopBlocked(task_uid="task-1", handle="h", seconds=3.0),
     Shutdown: Shutdown(reason="done", graph_succeeded=True),
     StatusRequest: StatusRequest(version=PROTOCOL_VERSION, token="t", why=None),
     StatusReply: StatusReply(
@@ -140,6 +144,7 @@ def test_a_whole_conversation() -> None:
     pair.coordinator_sends(SAMPLES[Reply], SAMPLES[Cancel])
     pair.worker_sends(SAMPLES[Cancelled], SAMPLES[TaskSucceeded], SAMPLES[TaskFailed])
     pair.worker_sends(SAMPLES[PrependRequest], SAMPLES[HandBack])
+    pair.worker_sends(SAMPLES[SlotFreed], SAMPLES[LoopBlocked])
     pair.coordinator_sends(SAMPLES[Shutdown])
     assert pair.states() == (SessionState.CLOSED, SessionState.CLOSED)
 

@@ -50,9 +50,8 @@ async def execute_graph(graph: TaskGraph, finish_polling_initial_delay: object =
     try:
         async with trio.open_nursery() as nursery:
             for loop in graph.worker_loops:
-                limiter = trio.CapacityLimiter(loop.concurrency)
                 for index in range(loop.concurrency):
-                    nursery.start_soon(_run_slot, graph, loop, index, limiter)
+                    nursery.start_soon(_run_slot, graph, loop, index)
             run.start(nursery)
             await run.ended.wait()
             nursery.cancel_scope.cancel()
@@ -71,7 +70,6 @@ class _LocalSlot:
     __slots__ = (
         "_extra",
         "_functions",
-        "_limiter",
         "_queue",
         "_scheduler",
         "_task",
@@ -85,9 +83,7 @@ class _LocalSlot:
     take_nowait: Callable[[], TaskNode | None]
     succeeded: Callable[[TaskNode, Any], None]
 
-    def __init__(
-        self, graph: TaskGraph, loop: WorkerLoop, context: Any, limiter: trio.CapacityLimiter
-    ) -> None:
+    def __init__(self, graph: TaskGraph, loop: WorkerLoop, context: Any) -> None:
         self._task = trio.lowlevel.current_task()
         self._scheduler = graph.scheduler
         self._queue = self._scheduler.loops[loop.name]
@@ -95,7 +91,6 @@ class _LocalSlot:
         self.succeeded = self._scheduler.task_succeeded
         self._functions = graph.task_functions
         self._extra = {"graph": graph, "worker_context": context}
-        self._limiter = limiter
         self.slot: Slot[TaskNode] = Slot()
 
     def deliver(self, node: TaskNode) -> bool:
@@ -127,31 +122,33 @@ class _LocalSlot:
             function.is_async,
             node.task_arguments,
             {"task_node": node, **self._extra},
-            self._limiter,
+            slot.thread,
             time_limit=function.policy.timeout,
         )
         return call, node
 
-    def failed(self, node: TaskNode, error: Exception | None) -> None:
+    def failed(self, node: TaskNode, error: Exception | None, *, slot_busy: bool = False) -> None:
         if error is None:
             self._scheduler.task_marked_failed(node)
         else:
             trace = format_exception_trace(error)
-            self._scheduler.task_failed(node, trace, failure_reason(error))
+            self._scheduler.task_failed(node, trace, failure_reason(error), slot_busy=slot_busy)
 
     def interrupted(self, node: TaskNode) -> None:
-        # Execution was cancelled (or interrupted): the task runs again next time.
+        # Execution was cancelled (or interrupted): the task runs again next time. A sync
+        # function's thread runs on, abandoned: execute_graph returns without waiting.
         self._scheduler.hand_back(node)
 
-    def task_cancelled(self, node: TaskNode) -> None:
-        self._scheduler.task_cancelled(node)
+    def task_cancelled(self, node: TaskNode, *, slot_busy: bool = False) -> None:
+        self._scheduler.task_cancelled(node, slot_busy=slot_busy)
+
+    def slot_freed(self, node: TaskNode) -> None:
+        self._scheduler.slot_freed(node)
 
 
-async def _run_slot(
-    graph: TaskGraph, loop: WorkerLoop, index: int, limiter: trio.CapacityLimiter
-) -> None:
+async def _run_slot(graph: TaskGraph, loop: WorkerLoop, index: int) -> None:
     # A context init that raises ends execute_graph with its WorkerContextError.
     init = graph.worker_context_init_functions.get(loop.name)
     context = await init_slot_context(loop.name, init, index)
-    local = _LocalSlot(graph, loop, context, limiter)
+    local = _LocalSlot(graph, loop, context)
     await run_slot(local.slot, local)

@@ -38,12 +38,14 @@ from ..protocol.messages import (
     HandBack,
     Heartbeat,
     Hello,
+    LoopBlocked,
     Message,
     PredecessorRecord,
     PrependRequest,
     Reject,
     Reply,
     Shutdown,
+    SlotFreed,
     StatusRequest,
     TaskFailed,
     TaskSucceeded,
@@ -132,6 +134,9 @@ class WorkerSession:
         self.claimed = False
         #: Tasks this worker runs, by lease.
         self.leases: dict[int, TaskNode] = {}
+        #: Ended tasks whose slot is still busy on the worker (their sync function runs
+        #: on in a thread), by lease, until the worker says ``slot_freed``.
+        self.busy_slots: dict[int, TaskNode] = {}
         self._claims: dict[str, LoopClaim] = {}
         self._functions_sent: set[str] = set()
         # Tasks handed to this session whose Assign is not built yet: building (and
@@ -157,6 +162,8 @@ class WorkerSession:
                 TaskFailed: self._on_task_failed,
                 HandBack: self._on_hand_back,
                 Cancelled: self._on_cancelled,
+                SlotFreed: self._on_slot_freed,
+                LoopBlocked: self._on_loop_blocked,
                 CreateTaskRequest: self._on_create_task,
                 CreateConditionRequest: self._on_create_condition,
                 PrependRequest: self._on_prepend,
@@ -293,6 +300,10 @@ class WorkerSession:
         for claim in self._claims.values():
             self._scheduler.loops[claim.loop].withdraw(claim)
             claim.credit = 0
+        # Whatever threads still run there, they are no longer this cluster's slots.
+        busy, self.busy_slots = self.busy_slots, {}
+        for node in busy.values():
+            self._scheduler.slot_freed(node)
         leases, self.leases = self.leases, {}
         self._to_assign.clear()
         if not leases:
@@ -383,12 +394,39 @@ class WorkerSession:
             self._scheduler.task_marked_failed(node)
             return
         trace = message.traceback or f"{message.error_type}: {message.message}\n"
-        self._scheduler.task_failed(node, trace, message.reason)
+        if message.slot_busy:
+            self.busy_slots[message.lease] = node
+        self._scheduler.task_failed(node, trace, message.reason, slot_busy=message.slot_busy)
 
     def _on_cancelled(self, message: Cancelled) -> None:
         node = self._take_lease(message.lease)
         self._call_errors.pop(message.lease, None)
-        self._scheduler.task_cancelled(node)
+        if message.slot_busy:
+            self.busy_slots[message.lease] = node
+        self._scheduler.task_cancelled(node, slot_busy=message.slot_busy)
+
+    def _on_slot_freed(self, message: SlotFreed) -> None:
+        node = self.busy_slots.pop(message.lease, None)
+        if node is None:
+            raise _SessionClosed(
+                CloseCode.PROTOCOL_ERROR,
+                f"slot_freed for lease {message.lease}, whose slot was not kept busy",
+            )
+        self._scheduler.slot_freed(node)
+
+    def _on_loop_blocked(self, message: LoopBlocked) -> None:
+        by = (
+            f"task {message.task_uid} ({message.handle})"
+            if message.task_uid is not None
+            else "no task"
+        )
+        logger.warning(
+            "worker %s (%s): its event loop was blocked for %.1f s by %s",
+            self.worker_id,
+            self.worker_name,
+            message.seconds,
+            by,
+        )
 
     def _on_hand_back(self, message: HandBack) -> None:
         for lease in message.leases:

@@ -24,6 +24,7 @@ from .messages import HandBack as HandBack
 from .messages import Heartbeat as Heartbeat
 from .messages import Hello as Hello
 from .messages import InvalidFieldError as InvalidFieldError
+from .messages import LoopBlocked as LoopBlocked
 from .messages import LoopStatus as LoopStatus
 from .messages import Message as Message
 from .messages import PredecessorRecord as PredecessorRecord
@@ -32,6 +33,7 @@ from .messages import Reject as Reject
 from .messages import Reply as Reply
 from .messages import RunningTask as RunningTask
 from .messages import Shutdown as Shutdown
+from .messages import SlotFreed as SlotFreed
 from .messages import StatusReply as StatusReply
 from .messages import StatusRequest as StatusRequest
 from .messages import TaskFailed as TaskFailed

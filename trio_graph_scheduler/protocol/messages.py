@@ -216,6 +216,10 @@ class TaskFailed(Message, frozen=True, kw_only=True, tag="task_failed", omit_def
     ``traceback`` text, or ``error_type: message`` when there is none); it is ``None``
     only when the task marked itself failed, which raises nothing. ``reason`` is left
     out on the wire when it is the usual ``raised``.
+
+    ``slot_busy`` (only with ``timed_out``): the task's sync function runs on in its
+    thread, which cannot be stopped; its slot stays taken until :class:`SlotFreed`.
+    Left out on the wire when false.
     """
 
     lease: Count
@@ -223,6 +227,11 @@ class TaskFailed(Message, frozen=True, kw_only=True, tag="task_failed", omit_def
     message: str
     traceback: str
     reason: EndReason = EndReason.RAISED
+    slot_busy: bool = False
+
+    def __post_init__(self) -> None:
+        if self.slot_busy and self.reason is not EndReason.TIMED_OUT:
+            raise InvalidFieldError(self.TAG, "slot_busy goes only with reason timed_out")
 
 
 @_register
@@ -316,10 +325,39 @@ class Cancel(Message, frozen=True, kw_only=True, tag="cancel"):
 
 
 @_register
-class Cancelled(Message, frozen=True, kw_only=True, tag="cancelled"):
-    """Worker to coordinator: the task of ``lease`` was stopped as asked."""
+class Cancelled(Message, frozen=True, kw_only=True, tag="cancelled", omit_defaults=True):
+    """Worker to coordinator: the task of ``lease`` was stopped as asked.
+
+    ``slot_busy``: its sync function runs on in its thread, which cannot be stopped; its
+    slot stays taken until :class:`SlotFreed`. Left out on the wire when false.
+    """
 
     lease: Count
+    slot_busy: bool = False
+
+
+@_register
+class SlotFreed(Message, frozen=True, kw_only=True, tag="slot_freed"):
+    """Worker to coordinator: the thread of the task of ``lease``, which ended with
+    ``slot_busy``, has returned; its slot is free (the worker's credit for it follows in
+    a :class:`Claim`)."""
+
+    lease: Count
+
+
+@_register
+class LoopBlocked(Message, frozen=True, kw_only=True, tag="loop_blocked"):
+    """Worker to coordinator, for its log: the worker's event loop was blocked for
+    ``seconds`` (no heartbeat could go), by the task ``task_uid`` running ``handle``, or
+    by no task (both ``None``)."""
+
+    task_uid: Name | None
+    handle: Name | None
+    seconds: Seconds
+
+    def __post_init__(self) -> None:
+        if (self.task_uid is None) != (self.handle is None):
+            raise InvalidFieldError(self.TAG, "task_uid and handle must be set together")
 
 
 @_register

@@ -16,28 +16,69 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
+class SlotThread:
+    """The worker thread a slot runs its sync task functions in, one call at a time.
+
+    A thread cannot be stopped from outside. When the call of a sync function is cancelled
+    (its timeout, a ``cancel_task``, the slot being stopped) the call ends at once and the
+    thread is *abandoned*: it runs on until the function returns, and what it returns or
+    raises is thrown away. :attr:`outlived` then says so, and the slot must wait for
+    :meth:`returned` before it takes another task, so that its loop's limit stays true.
+    A function that wants to stop early can call ``trio.from_thread.check_cancelled()``,
+    which raises once its call was cancelled.
+    """
+
+    __slots__ = ("_limiter", "outlived")
+
+    def __init__(self) -> None:
+        # One token: trio holds it from the thread's start until the function has really
+        # returned, abandoned or not, so acquiring it waits for exactly that.
+        self._limiter = trio.CapacityLimiter(1)
+        #: Whether the last call ended while its function still ran in the thread.
+        self.outlived = False
+
+    async def run(self, job: Callable[[], Any]) -> Any:
+        """Run ``job`` in the thread; a cancel ends this call at once and abandons it."""
+        try:
+            return await trio.to_thread.run_sync(job, limiter=self._limiter, abandon_on_cancel=True)
+        except BaseException:
+            # A function that returned or raised has given the token back already (trio
+            # releases it before it delivers the outcome): held, the thread runs on.
+            if self._limiter.borrowed_tokens:
+                self.outlived = True
+            raise
+
+    async def returned(self) -> None:
+        """Wait until the abandoned function has returned (at once if none runs)."""
+        async with self._limiter:
+            pass
+        self.outlived = False
+
+
 async def invoke_task_function(
     function: Callable[..., Any],
     is_async: bool,
     arguments: Any,
     extra_kwargs: dict[str, Any],
-    thread_limiter: trio.CapacityLimiter,
+    thread: SlotThread,
     *,
     time_limit: float | None = None,
 ) -> Any:
     """Call ``function`` with a task's arguments plus ``extra_kwargs``; return its result.
 
-    An ``async`` function is awaited in the calling trio task; any other runs in a worker
-    thread drawn from ``thread_limiter``. Exceptions propagate unchanged.
+    An ``async`` function is awaited in the calling trio task; any other runs in the slot's
+    worker ``thread``. Exceptions propagate unchanged.
 
     Args:
         arguments: ``((args...), {kwargs})`` or ``None``; either half may be ``None``.
         extra_kwargs: ``task_node``, ``graph`` and ``worker_context``.
+        thread: the slot's thread, for a sync function.
         time_limit: seconds the call may take; ``None`` for no limit.
 
     Raises:
-        TaskTimeoutError: the call took longer than ``time_limit`` (an async one is cancelled
-            then; a thread cannot be, so a sync one is judged when it returns).
+        TaskTimeoutError: the call took longer than ``time_limit``. An async one is
+            cancelled then; a sync one is abandoned (``thread.outlived``), as no thread can
+            be stopped.
     """
     args, kwargs = arguments if arguments is not None else ((), None)
     # A fresh dict: the task's stored kwargs must not gain the scheduler's extras.
@@ -45,8 +86,7 @@ async def invoke_task_function(
     if is_async:
         call = function(*(args or ()), **call_kwargs)
     else:
-        job = functools.partial(function, *(args or ()), **call_kwargs)
-        call = trio.to_thread.run_sync(job, limiter=thread_limiter)
+        call = thread.run(functools.partial(function, *(args or ()), **call_kwargs))
     if time_limit is None:
         return await call
     with trio.move_on_after(time_limit) as deadline:

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any, Final, Generic, NoReturn, Protocol, TypeV
 
 import trio
 
-from .invoke import run_context_init
+from .invoke import SlotThread, run_context_init
 from .states import TaskStatus
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from types import FrameType
 
 #: A slot yields to trio after this many tasks that never yielded themselves, so a burst
 #: of tiny tasks cannot starve other trio tasks (a worker's receiver and sender among
@@ -30,9 +31,10 @@ TaskT = TypeVar("TaskT")
 
 
 class Slot(Generic[TaskT]):
-    """One worker slot's state: the task it runs now and the cancel scope serving it."""
+    """One worker slot's state: the task it runs now, the cancel scope serving it, and the
+    thread it runs sync functions in."""
 
-    __slots__ = ("cancelled", "scope", "task")
+    __slots__ = ("cancelled", "scope", "task", "thread")
 
     def __init__(self) -> None:
         #: The task it runs now, if any.
@@ -42,6 +44,9 @@ class Slot(Generic[TaskT]):
         #: Whether ``scope`` was cancelled (cheaper to read than ``scope.cancel_called``,
         #: which looks at the clock).
         self.cancelled = False
+        #: Runs the slot's sync task functions; it may outlive a task that timed out or
+        #: was cancelled, and the slot stays busy until it returns.
+        self.thread = SlotThread()
 
     def cancel(self) -> None:
         """Stop the task this slot runs; the owner hears of it once it has really ended."""
@@ -87,9 +92,13 @@ class SlotOwner(Protocol[TaskT]):
         """The call returned ``result``: report it."""
         ...
 
-    def failed(self, task: TaskT, error: Exception | None) -> None:
+    def failed(self, task: TaskT, error: Exception | None, *, slot_busy: bool = False) -> None:
         """The call raised ``error``, or (``None``) returned after the task marked itself
-        failed: report it."""
+        failed: report it.
+
+        ``slot_busy``: the call timed out while its sync function runs on in the slot's
+        thread; the task ends now, and :meth:`slot_freed` follows once the thread returns.
+        """
         ...
 
     def interrupted(self, task: TaskT) -> None:
@@ -97,8 +106,17 @@ class SlotOwner(Protocol[TaskT]):
         being stopped): the task did not finish. The exception propagates afterwards."""
         ...
 
-    def task_cancelled(self, task: TaskT) -> None:
-        """``task`` was stopped by :meth:`Slot.cancel` and has now really ended."""
+    def task_cancelled(self, task: TaskT, *, slot_busy: bool = False) -> None:
+        """``task`` was stopped by :meth:`Slot.cancel` and has now really ended.
+
+        ``slot_busy``: its sync function runs on in the slot's thread (abandoned);
+        :meth:`slot_freed` follows once the thread returns.
+        """
+        ...
+
+    def slot_freed(self, task: TaskT) -> None:
+        """The thread that ``task`` (ended with ``slot_busy``) left running has returned,
+        or the slot stops waiting for it because the slot is being stopped."""
         ...
 
 
@@ -109,19 +127,30 @@ async def run_slot(slot: Slot[TaskT], owner: SlotOwner[TaskT]) -> NoReturn:
         trio.Cancelled: the slot was stopped (or whatever else ended it).
     """
     while True:
+        outlived: TaskT | None = None
         # One cancel scope serves the slot's tasks until a cancel uses it up: a scope per
         # task would cost more than a small task itself.
         with trio.CancelScope() as slot.scope:
             slot.cancelled = False
-            await _serve(slot, owner)
+            outlived = await _serve(slot, owner)
         task = slot.task
         if task is not None:  # stopped by a cancel, and now really ended
-            owner.task_cancelled(task)
             slot.task = None
+            if slot.thread.outlived:  # ... but its sync function runs on
+                outlived = task
+            owner.task_cancelled(task, slot_busy=outlived is not None)
+        if outlived is not None:
+            # Outside the slot's scope, which a late cancel may have hit: only stopping
+            # the slot itself ends this wait.
+            try:
+                await slot.thread.returned()
+            finally:
+                owner.slot_freed(outlived)
 
 
-async def _serve(slot: Slot[TaskT], owner: SlotOwner[TaskT]) -> None:
-    """Run tasks back to back; return once the slot's scope was cancelled."""
+async def _serve(slot: Slot[TaskT], owner: SlotOwner[TaskT]) -> TaskT | None:
+    """Run tasks back to back; return once the slot's scope was cancelled, or with the
+    task that timed out while its sync function runs on in the slot's thread."""
     # Looked up once here, not per task.
     take_nowait = owner.take_nowait
     start = owner.start
@@ -140,6 +169,10 @@ async def _serve(slot: Slot[TaskT], owner: SlotOwner[TaskT]) -> None:
             try:
                 result = await call
             except Exception as exc:
+                if slot.thread.outlived:  # timed out; the slot waits for its thread
+                    slot.task = None
+                    owner.failed(task, exc, slot_busy=True)
+                    return task
                 owner.failed(task, exc)
             except BaseException:
                 if not slot.cancelled:
@@ -157,6 +190,18 @@ async def _serve(slot: Slot[TaskT], owner: SlotOwner[TaskT]) -> None:
         if unyielded >= TASKS_PER_FORCED_YIELD:
             unyielded = 0
             await trio.lowlevel.checkpoint()
+    return None
+
+
+def task_on_stack(frame: FrameType | None) -> tuple[Any] | None:
+    """The task a slot runs in this stack of frames (innermost first), in a 1-tuple; or
+    ``None`` when no slot is on it. For a watchdog reading another thread's stack."""
+    while frame is not None:
+        if frame.f_code is _SERVE_CODE:
+            slot = frame.f_locals.get("slot")
+            return (getattr(slot, "task", None),)
+        frame = frame.f_back
+    return None
 
 
 async def init_slot_context(loop: str, init: Callable[[int], Any] | None, index: int) -> Any:
@@ -167,3 +212,6 @@ async def init_slot_context(loop: str, init: Callable[[int], Any] | None, index:
             decides what that means for the slot.
     """
     return {} if init is None else await run_context_init(loop, init, index)
+
+
+_SERVE_CODE: Final = _serve.__code__

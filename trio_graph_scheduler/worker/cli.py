@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import TYPE_CHECKING, Final
 
 import trio
@@ -18,7 +19,7 @@ from ..shared.programs import (
     configure_logging,
     fail,
 )
-from .config import DEFAULT_CONNECT_TIMEOUT, WorkerConfig
+from .config import DEFAULT_BLOCKED_LOOP_WARNING, DEFAULT_CONNECT_TIMEOUT, WorkerConfig
 from .runner import Worker
 
 if TYPE_CHECKING:
@@ -76,6 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to keep trying to reach the coordinator, at start and after losing it "
         f"(default: {DEFAULT_CONNECT_TIMEOUT:g})",
     )
+    parser.add_argument(
+        "--blocked-loop-warning",
+        type=float,
+        metavar="S",
+        default=DEFAULT_BLOCKED_LOOP_WARNING,
+        help="warn, naming the task, when a task blocks the worker's event loop for S "
+        f"seconds (an async task that never yields); 0: never (default: "
+        f"{DEFAULT_BLOCKED_LOOP_WARNING:g})",
+    )
     return parser
 
 
@@ -91,6 +101,10 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
         raise ConfigError(f"--max-frame-bytes must be at least 65536, got {args.max_frame_bytes}")
     if not args.connect_timeout > 0:
         raise ConfigError(f"--connect-timeout must be positive, got {args.connect_timeout}")
+    if not 0 <= args.blocked_loop_warning < math.inf:
+        raise ConfigError(
+            f"--blocked-loop-warning must be 0 or more seconds, got {args.blocked_loop_warning}"
+        )
     loops = tuple(loop.strip() for loop in args.loops.split(",") if loop.strip())
     extra = {"name": args.name} if args.name else {}
     return WorkerConfig(
@@ -101,6 +115,7 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
         connect_timeout=args.connect_timeout,
         tls_ca=args.tls_ca,
         max_frame_bytes=args.max_frame_bytes,
+        blocked_loop_warning=args.blocked_loop_warning,
         **extra,
     )
 

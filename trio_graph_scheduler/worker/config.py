@@ -12,6 +12,8 @@ from ..protocol.codec import MAX_FRAME_BYTES
 #: Seconds a worker keeps trying to reach its coordinator (at start and after losing it)
 #: before it gives up.
 DEFAULT_CONNECT_TIMEOUT: Final = 30.0
+#: Seconds the worker's event loop may be blocked (by a task) before it warns.
+DEFAULT_BLOCKED_LOOP_WARNING: Final = 3.0
 
 
 def _default_name() -> str:
@@ -35,6 +37,9 @@ class WorkerConfig:
         max_frame_bytes: the largest frame accepted or sent.
         tls_ca: for ``wss://``, a PEM file of the certificate authorities to trust
             instead of the system's.
+        blocked_loop_warning: seconds the worker's event loop may stay blocked (by a
+            task that does not yield) before the worker logs which task it is; 0 turns
+            the watchdog off.
     """
 
     url: str
@@ -45,3 +50,4 @@ class WorkerConfig:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     max_frame_bytes: int = MAX_FRAME_BYTES
     tls_ca: str | None = None
+    blocked_loop_warning: float = DEFAULT_BLOCKED_LOOP_WARNING

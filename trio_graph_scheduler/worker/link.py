@@ -33,6 +33,7 @@ import dataclasses
 import itertools
 import logging
 import math
+import time
 from dataclasses import dataclass
 from enum import Enum
 from functools import partial
@@ -44,6 +45,7 @@ import trio_websocket
 
 from ..protocol.batching import encode_batches
 from ..protocol.messages import (
+    MAX_SECONDS,
     PROTOCOL_VERSION,
     Assign,
     Cancel,
@@ -52,10 +54,12 @@ from ..protocol.messages import (
     HandBack,
     Heartbeat,
     Hello,
+    LoopBlocked,
     Message,
     Reject,
     Reply,
     Shutdown,
+    SlotFreed,
     TaskFailed,
     TaskSucceeded,
     Welcome,
@@ -73,6 +77,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from ..shared.errors import LocalProtocolError
+    from ..shared.watchdog import BlockedLoop
     from .config import WorkerConfig
     from .remote_graph import RemoteTaskNode
 
@@ -153,8 +158,13 @@ class CoordinatorLink:
         config: WorkerConfig,
         ws: trio_websocket.WebSocketConnection,
         counts: WorkerCounts,
+        blocked_loops: list[BlockedLoop] | None = None,
     ) -> None:
         self._config = config
+        #: What blocked the worker's loop (the watchdog appends, from its thread): each is
+        #: over once this link's sender runs, which reports it with the next frame.
+        self._blocked_loops = blocked_loops if blocked_loops is not None else []
+        self._doubtful: list[tuple[float, BlockedLoop]] = []
         self._ws = ws
         self._counts = counts
         self._protocol = ProtocolSession(Role.WORKER, max_frame_bytes=config.max_frame_bytes)
@@ -166,6 +176,8 @@ class CoordinatorLink:
         #: Leases assigned here and not yet answered, with the slot running each, if any.
         self._leases: dict[int, Slot[Assign] | None] = {}
         self._cancelled: set[int] = set()
+        #: Leases answered with ``slot_busy``: their thread runs on, their slot is taken.
+        self._busy: set[int] = set()
         self._replies: dict[int, tuple[trio.Event, list[Reply]]] = {}
         self._request_ids = itertools.count(1)
         self._end: LinkEnd | None = None
@@ -260,10 +272,8 @@ class CoordinatorLink:
         slots = min(concurrency, self._config.max_tasks or concurrency)
         send, receive = trio.open_memory_channel[Assign](math.inf)
         self._channels[loop] = send
-        # Sync task functions run in threads; at most one per slot.
-        limiter = trio.CapacityLimiter(slots)
         for index in range(slots):
-            nursery.start_soon(self._run_slot, loop, index, receive, init, limiter)
+            nursery.start_soon(self._run_slot, loop, index, receive, init)
         self._grant(loop, slots)
 
     async def _hand_back_all(self) -> None:
@@ -336,12 +346,13 @@ class CoordinatorLink:
         index: int,
         assignments: trio.MemoryReceiveChannel[Assign],
         init: Any | None,
-        limiter: trio.CapacityLimiter,
     ) -> None:
         context = await _init_context(loop, init, index)
-        await run_slot(Slot(), _LinkSlot(self, loop, assignments, context, limiter))
+        await run_slot(Slot(), _LinkSlot(self, loop, assignments, context))
 
-    def _queue_answer(self, loop: str, answer: _Answer) -> None:
+    def _queue_answer(self, loop: str, answer: _Answer, *, slot_busy: bool = False) -> None:
+        """Queue ``answer``, and the credit of its slot unless the slot stays busy (its
+        thread runs on: the credit goes back with the :class:`SlotFreed`)."""
         if answer.lease not in self._leases:
             return  # handed back already: the coordinator no longer waits for it
         del self._leases[answer.lease]
@@ -353,7 +364,18 @@ class CoordinatorLink:
         else:
             counts.tasks_cancelled += 1
         self._outbox.append(answer)
-        self._grant(loop, 1)
+        if slot_busy:
+            self._busy.add(answer.lease)
+            self._pump.wake()
+        else:
+            self._grant(loop, 1)
+
+    def _slot_freed(self, loop: str, lease: int) -> None:
+        """The thread of ``lease``'s task returned: its slot, and its credit, are free."""
+        if lease in self._busy:
+            self._busy.discard(lease)
+            self._outbox.append(SlotFreed(lease=lease))
+            self._grant(loop, 1)
 
     # -- sending -----------------------------------------------------------------------
 
@@ -391,10 +413,52 @@ class CoordinatorLink:
         # Answers and graph calls first, then the credit their slots gave back: the
         # coordinator hears that a task ended before it may hand its slot a new one.
         messages, self._outbox = self._outbox, []
+        if self._blocked_loops:  # rare: per frame, not per task
+            messages.extend(self._take_blocked_loops())
         if self._credit:
             messages.extend(Claim(loop=loop, credit=n) for loop, n in self._credit.items())
             self._credit = {}
         return messages
+
+    def _take_blocked_loops(self) -> list[Message]:
+        """Reports of blocks that are over, for the coordinator's log.
+
+        A long block may have cost this connection (the coordinator dropped it as
+        silent, or will): such a report is also kept, and if the connection is lost soon
+        after, the next one sends it again (:meth:`doubtful_reports`).
+        """
+        welcome = self.welcome
+        assert welcome is not None
+        now = time.monotonic()
+        reports: list[Message] = []
+        pending = self._blocked_loops
+        while pending:
+            blocked = pending.pop(0)  # one at a time: the watchdog's thread may append
+            seconds = blocked.seconds
+            if seconds is None:
+                seconds = now - blocked.since
+                # The watchdog saw it late by up to half its threshold, and the
+                # coordinator's silence timer started up to a heartbeat interval before:
+                # half the timeout is the margin of doubt.
+                if 2 * seconds >= welcome.heartbeat_timeout:
+                    self._doubtful.append((now, dataclasses.replace(blocked, seconds=seconds)))
+            reports.append(
+                LoopBlocked(
+                    task_uid=blocked.task_uid,
+                    handle=blocked.handle,
+                    seconds=min(max(seconds, 1e-3), MAX_SECONDS),
+                )
+            )
+        return reports
+
+    def doubtful_reports(self) -> list[BlockedLoop]:
+        """Blocks reported on this connection that may have cost it, when it was lost
+        soon after: the coordinator may never have heard of them."""
+        welcome = self.welcome
+        if welcome is None:
+            return []
+        now = time.monotonic()
+        return [b for at, b in self._doubtful if now - at < 2 * welcome.heartbeat_timeout]
 
     def _on_unsendable(self, message: Message, error: LocalProtocolError) -> Message | None:
         if isinstance(message, TaskSucceeded):
@@ -418,7 +482,7 @@ class _LinkSlot:
     coordinator.
     """
 
-    __slots__ = ("_assignments", "_context", "_limiter", "_link", "_loop")
+    __slots__ = ("_assignments", "_context", "_link", "_loop")
 
     def __init__(
         self,
@@ -426,13 +490,11 @@ class _LinkSlot:
         loop: str,
         assignments: trio.MemoryReceiveChannel[Assign],
         context: Any,
-        limiter: trio.CapacityLimiter,
     ) -> None:
         self._link = link
         self._loop = loop
         self._assignments = assignments
         self._context = context
-        self._limiter = limiter
 
     def take_nowait(self) -> Assign | None:
         try:
@@ -472,7 +534,7 @@ class _LinkSlot:
             loaded.is_async,
             assign.arguments,
             {"task_node": node, "graph": graph, "worker_context": context},
-            self._limiter,
+            slot.thread,
             time_limit=assign.timeout,
         )
         return call, node
@@ -480,7 +542,7 @@ class _LinkSlot:
     def succeeded(self, assign: Assign, result: Any) -> None:
         self._answer(assign, TaskSucceeded(lease=assign.lease, result=result))
 
-    def failed(self, assign: Assign, error: Exception | None) -> None:
+    def failed(self, assign: Assign, error: Exception | None, *, slot_busy: bool = False) -> None:
         if error is None:  # the seed let a task mark itself failed and return
             answer = TaskFailed(
                 lease=assign.lease,
@@ -490,19 +552,44 @@ class _LinkSlot:
                 reason=EndReason.MARKED_FAILED,
             )
         else:
-            answer = _task_failed(assign.lease, error)
-        self._answer(assign, answer)
+            answer = _task_failed(assign.lease, error, slot_busy=slot_busy)
+        if slot_busy:
+            _log_outlived(assign, "timed out")
+        self._answer(assign, answer, slot_busy=slot_busy)
 
     def interrupted(self, assign: Assign) -> None:
-        pass  # the link is stopping: it hands back every lease it still holds
+        # The link is stopping: it hands back every lease it still holds. A sync
+        # function's thread runs on, abandoned, until it returns or the process exits.
+        pass
 
-    def task_cancelled(self, assign: Assign) -> None:
-        # Acknowledging the cancel frees the task's place in the loop.
-        self._link._queue_answer(self._loop, Cancelled(lease=assign.lease))
+    def task_cancelled(self, assign: Assign, *, slot_busy: bool = False) -> None:
+        # Acknowledging the cancel frees the task's place in the loop (unless its thread
+        # runs on: then the SlotFreed does, later).
+        if slot_busy:
+            _log_outlived(assign, "was cancelled")
+        answer = Cancelled(lease=assign.lease, slot_busy=slot_busy)
+        self._link._queue_answer(self._loop, answer, slot_busy=slot_busy)
 
-    def _answer(self, assign: Assign, answer: TaskSucceeded | TaskFailed) -> None:
+    def slot_freed(self, assign: Assign) -> None:
+        uid, handle = assign.task_uid, assign.handle
+        logger.info("the thread of task %s (%s) has returned; its slot is free", uid, handle)
+        self._link._slot_freed(self._loop, assign.lease)
+
+    def _answer(
+        self, assign: Assign, answer: TaskSucceeded | TaskFailed, *, slot_busy: bool = False
+    ) -> None:
         logger.debug("task %s %s", assign.task_uid, _OUTCOMES[type(answer)])
-        self._link._queue_answer(self._loop, answer)
+        self._link._queue_answer(self._loop, answer, slot_busy=slot_busy)
+
+
+def _log_outlived(assign: Assign, what: str) -> None:
+    logger.warning(
+        "task %s (%s) %s; its sync function runs on in its thread (a thread cannot be "
+        "stopped), and its slot stays busy until it returns",
+        assign.task_uid,
+        assign.handle,
+        what,
+    )
 
 
 class _ContextFailure:
@@ -536,13 +623,14 @@ async def _init_context(loop: str, init: Callable[[int], Any] | None, index: int
         return _ContextFailure(exc)
 
 
-def _task_failed(lease: int, exc: Exception) -> TaskFailed:
+def _task_failed(lease: int, exc: Exception, *, slot_busy: bool = False) -> TaskFailed:
     return TaskFailed(
         lease=lease,
         error_type=type(exc).__qualname__,
         message=str(exc),
         traceback=format_exception_trace(exc),
         reason=failure_reason(exc),
+        slot_busy=slot_busy,
     )
 
 

@@ -11,6 +11,7 @@ import trio_websocket
 
 from ..shared.errors import CoordinatorUnreachableError, LinkError
 from ..shared.pump import RECEIVE_BUFFER_BYTES
+from ..shared.watchdog import LoopWatchdog
 from .connect import (
     CONNECT_ERRORS,
     CoordinatorAddress,
@@ -24,6 +25,8 @@ from .connect import (
 from .link import CoordinatorLink, LinkEnd, WorkerCounts, WorkerStatistics
 
 if TYPE_CHECKING:
+    from ..protocol.messages import Assign
+    from ..shared.watchdog import BlockedLoop
     from .config import WorkerConfig
 
 logger = logging.getLogger("tgs.worker")
@@ -56,6 +59,8 @@ class Worker:
         self._connecting: trio.CancelScope | None = None
         self._stopping = False
         self._counts = WorkerCounts()
+        # What blocked the loop, appended by the watchdog's thread; the links send it.
+        self._blocked_loops: list[BlockedLoop] = []
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve the coordinator until it says the graph has ended, or :meth:`stop`.
@@ -70,13 +75,26 @@ class Worker:
             LinkError: TLS failed (the coordinator's certificate is not trusted).
             RemoteProtocolError: the coordinator broke the protocol.
         """
-        started = False
-        while not self._stopping:
-            end = await self._connect_and_serve(task_status if not started else None)
-            started = True
-            if end is not LinkEnd.LOST:
-                return
-            logger.info("reconnecting to %s", self.config.url)
+        watchdog = None
+        if self.config.blocked_loop_warning > 0:
+            watchdog = LoopWatchdog(
+                self.config.blocked_loop_warning,
+                name_task=_name_assigned,
+                logger=logger,
+                on_blocked=self._blocked_loops.append,
+            )
+            watchdog.start()
+        try:
+            started = False
+            while not self._stopping:
+                end = await self._connect_and_serve(task_status if not started else None)
+                started = True
+                if end is not LinkEnd.LOST:
+                    return
+                logger.info("reconnecting to %s", self.config.url)
+        finally:
+            if watchdog is not None:
+                watchdog.stop()
 
     def statistics(self) -> WorkerStatistics:
         """What this worker has done so far, over all its connections."""
@@ -154,7 +172,7 @@ class Worker:
                 max_message_size=config.max_frame_bytes,
                 receive_buffer_size=RECEIVE_BUFFER_BYTES,
             )
-            link = CoordinatorLink(config, ws, self._counts)
+            link = CoordinatorLink(config, ws, self._counts, self._blocked_loops)
             welcome = await link.handshake()
         watched.on_end = None
         if attempt.cancelled_caught:
@@ -169,9 +187,16 @@ class Worker:
         if self._stopping:
             link.stop()
         try:
-            return await link.run()
+            end = await link.run()
         finally:
             self._link = None
+        if end is LinkEnd.LOST:
+            self._blocked_loops.extend(link.doubtful_reports())
+        return end
+
+
+def _name_assigned(assign: Assign) -> tuple[str, str]:
+    return assign.task_uid, assign.handle
 
 
 async def run_worker(

@@ -161,7 +161,7 @@ class Claimant(Protocol):
 class LoopQueue:
     """The ready tasks of one loop, and the one place its concurrency limit is enforced."""
 
-    __slots__ = ("_claimants", "clock", "concurrency", "name", "open", "ready", "running")
+    __slots__ = ("_claimants", "busy", "clock", "concurrency", "name", "open", "ready", "running")
 
     def __init__(self, name: str, concurrency: int, clock: Callable[[], float]) -> None:
         self.name = name
@@ -170,8 +170,12 @@ class LoopQueue:
         self.clock = clock
         #: Tasks ready to run, oldest first.
         self.ready: deque[TaskNode] = deque()
-        #: Tasks handed out and not yet ended or handed back.
+        #: Slots taken: tasks handed out and not yet ended or handed back, plus ``busy``.
         self.running = 0
+        #: Slots still busy after their task ended: it timed out or was cancelled while
+        #: its sync function runs on in a thread, which nothing can stop. Each stays
+        #: counted in ``running`` until its claimant says the thread returned.
+        self.busy = 0
         #: Whether tasks may be handed out: only while the graph runs (see :meth:`open_up`).
         self.open = False
         self._claimants: deque[Claimant] = deque()
@@ -179,7 +183,8 @@ class LoopQueue:
     def __repr__(self) -> str:
         return (
             f"<LoopQueue {self.name} ready={len(self.ready)} "
-            f"running={self.running}/{self.concurrency} waiting={len(self._claimants)}>"
+            f"running={self.running}/{self.concurrency} busy={self.busy} "
+            f"waiting={len(self._claimants)}>"
         )
 
     @property
@@ -223,6 +228,15 @@ class LoopQueue:
         """A task of this loop ended or was handed back: its slot is free again."""
         self.running -= 1
         self._dispatch()
+
+    def keep_busy(self) -> None:
+        """A task of this loop ended, but its slot stays busy (see :attr:`busy`)."""
+        self.busy += 1
+
+    def free_busy(self) -> None:
+        """A slot kept busy after its task ended is free again."""
+        self.busy -= 1
+        self.release()
 
     def open_up(self) -> None:
         """Start handing out tasks (the graph started running)."""

@@ -31,6 +31,13 @@ Three detours lead back from ``in_progress``:
 reason as its trace); a running one is asked to stop through its claimant and ends when the
 claimant confirms it stopped (:meth:`Scheduler.task_cancelled`), so its loop's slot stays
 taken until the task has really ended.
+
+A sync task function runs in a thread, which nothing can stop: at its timeout, or when it
+is cancelled, the task ends at once (``task_failed``/``task_cancelled`` with
+``slot_busy=True``) while the thread runs on. Its slot then stays taken (``LoopQueue.busy``,
+still counted in ``running``) until the claimant says the thread returned
+(:meth:`Scheduler.slot_freed`), so a loop never runs more than its concurrency, threads
+included.
 """
 
 from __future__ import annotations
@@ -176,13 +183,20 @@ class Scheduler:
         self._end_running(node, TaskStatus.SUCCESS, None, EndReason.SUCCEEDED)
 
     def task_failed(
-        self, node: TaskNode, exception_trace: str | None, reason: EndReason = EndReason.RAISED
+        self,
+        node: TaskNode,
+        exception_trace: str | None,
+        reason: EndReason = EndReason.RAISED,
+        *,
+        slot_busy: bool = False,
     ) -> None:
         """A task's run failed: ``exception_trace`` is the formatted traceback (or the
         sentence saying why), ``reason`` which kind of failure it was.
 
         With attempts left under its function's policy, the task runs again after the
-        policy's delay (see ``on_retry``); else it ends as failed.
+        policy's delay (see ``on_retry``); else it ends as failed. With ``slot_busy``
+        (it timed out while its sync function runs on in a thread) its slot stays taken
+        until :meth:`slot_freed`.
         """
         policy = node.graph.task_functions[node.task_handle].policy
         failures = node.attempts - node.losses
@@ -192,15 +206,35 @@ class Scheduler:
             node.exception_trace = exception_trace  # the last error stays visible
             self._leave_running(node)
             self.retrying.add(node)
-            node._loop.release()
+            if slot_busy:
+                node._loop.keep_busy()
+            else:
+                node._loop.release()
             self.on_retry(node, policy.retry_delay(failures))
             return
-        self._end_running(node, TaskStatus.FAILED, exception_trace, reason)
+        self._end_running(node, TaskStatus.FAILED, exception_trace, reason, slot_busy)
 
-    def task_cancelled(self, node: TaskNode) -> None:
-        """A running task asked to stop (:meth:`cancel`) has ended; it ends as failed."""
+    def task_cancelled(self, node: TaskNode, *, slot_busy: bool = False) -> None:
+        """A running task asked to stop (:meth:`cancel`) has ended; it ends as failed.
+
+        With ``slot_busy`` (its sync function runs on in a thread) its slot stays taken
+        until :meth:`slot_freed`.
+        """
         reason = self.cancelling.pop(node, "cancelled")
-        self._end_running(node, TaskStatus.FAILED, cancelled_trace(reason), EndReason.CANCELLED)
+        trace = cancelled_trace(reason)
+        self._end_running(node, TaskStatus.FAILED, trace, EndReason.CANCELLED, slot_busy)
+
+    def slot_freed(self, node: TaskNode) -> None:
+        """The slot that ``node`` ended with ``slot_busy`` is free: the thread its function
+        ran on in has returned (or whoever ran it is gone). The loop may use it again.
+
+        Raises:
+            TGSInternalError: no slot of ``node``'s loop was kept busy.
+        """
+        queue = node._loop
+        if queue.busy <= 0:
+            raise TGSInternalError(f"slot of task {node.uid} freed, but none is kept busy")
+        queue.free_busy()
 
     def hand_back(self, node: TaskNode) -> None:
         """A running task was given back unfinished (its claimant stopped cleanly, or the
@@ -270,7 +304,12 @@ class Scheduler:
         node._claimant = None
 
     def _end_running(
-        self, node: TaskNode, status: TaskStatus, trace: str | None, reason: EndReason
+        self,
+        node: TaskNode,
+        status: TaskStatus,
+        trace: str | None,
+        reason: EndReason,
+        slot_busy: bool = False,
     ) -> None:
         self._expect_in_progress(node)
         node.task_status = status
@@ -281,7 +320,10 @@ class Scheduler:
         node._claimant = None
         self.unfinished -= 1
         self.runnable -= 1
-        node._loop.release()
+        if slot_busy:
+            node._loop.keep_busy()
+        else:
+            node._loop.release()
         self._cascade([node])
         self._check_progress()
 
@@ -367,15 +409,17 @@ class Scheduler:
             assert id(node) not in queued, node
         for node in self.cancelling:
             assert node.task_status is TaskStatus.IN_PROGRESS, node
-        running = sum(queue.running for queue in self.loops.values())
+        running = sum(queue.running - queue.busy for queue in self.loops.values())
         # Every runnable task is in exactly one place: a queue, the retry set, or a claimant.
         assert len(queued) + len(self.retrying) + running == self.runnable, self.runnable
         for queue in self.loops.values():
             assert 0 <= queue.running <= queue.concurrency, queue
+            # A slot kept busy by a thread that outlived its task is still a slot taken.
+            assert 0 <= queue.busy <= queue.running, queue
             in_progress = [
                 n for n in nodes if n._loop is queue and n.task_status is TaskStatus.IN_PROGRESS
             ]
-            assert queue.running == len(in_progress), (queue, len(in_progress))
+            assert queue.running == len(in_progress) + queue.busy, (queue, len(in_progress))
             ready_status = TaskStatus.READY_FOR_EXECUTION if self.started else TaskStatus.CREATED
             assert all(n.task_status is ready_status for n in queue.ready), queue
             if self.started:

@@ -251,6 +251,9 @@ def _ready(node: TaskNode, scheduler: Scheduler, workers: Sequence[ConnectedWork
             f"({connected}); it runs once one that does joins."
         )
     running = f"{queue.running} of {queue.concurrency} running"
+    if queue.busy:  # threads of ended sync tasks still hold slots
+        held = plural(queue.busy, "slot")
+        running += f" ({held} kept busy by the thread of a task that timed out or was cancelled)"
     if queue.running >= queue.concurrency:
         sep = ", " if ahead else "; "
         return (
