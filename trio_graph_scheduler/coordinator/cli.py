@@ -7,6 +7,7 @@ import functools
 import importlib
 import inspect
 import logging
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -51,7 +52,8 @@ DESCRIPTION: Final = """\
 Build a task graph with MODULE:FUNC (an async function of no arguments that returns a
 TaskGraph with its first tasks created), then serve it to tgs-worker processes until every
 task has ended. The current directory is on the import path. Workers need none of your
-code: the graph's functions are shipped to them.
+code: the graph's functions are shipped to them. SIGINT or SIGTERM stops the run and
+dismisses the workers; a second signal stops the coordinator at once.
 
 Exit status: 0 if every task succeeded, 1 if any did not (or on an error),
 2 for bad usage, 128+N when stopped by signal N (130 for Ctrl-C)."""
@@ -300,11 +302,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         graph_html=args.graph_html,
         timeline_html=args.timeline_html,
     )
-    stopper = SignalStop()
+    stopper = SignalStop(PROG)
     try:
         coordinator, summary = trio.run(run_coordinator, builder, config, stopper, outputs)
-    except KeyboardInterrupt:  # a second signal: stop at once
-        return stopper.exit_code or 128 + 2
+    except KeyboardInterrupt:  # Ctrl-C before the signal watcher started or after it ended
+        print(f"{PROG}: stopped by SIGINT", file=sys.stderr)
+        return 128 + signal.SIGINT
     except OSError as exc:
         fail(PROG, f"cannot listen on {args.listen}: {exc.strerror or exc}")
     except TGSError as exc:

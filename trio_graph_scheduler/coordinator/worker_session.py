@@ -21,13 +21,14 @@ import hmac
 import logging
 import time
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING
 
+import msgspec
 import trio
 import trio_websocket
 
 from ..protocol.batching import encode_batches
+from ..protocol.codec import FrameTooLargeError
 from ..protocol.messages import (
     Assign,
     Cancel,
@@ -72,6 +73,11 @@ class _SessionClosed(Exception):
         self.code = code
         self.reason = reason
         super().__init__(reason)
+
+
+class _FunctionNotSent(Exception):
+    """An assignment that carried its function could not be sent: the batch is built
+    again, so that the next assignment of that function carries it instead."""
 
 
 @dataclass(slots=True)
@@ -133,7 +139,10 @@ class WorkerSession:
         #: Tasks this worker runs, by lease.
         self.leases: dict[int, TaskNode] = {}
         self._claims: dict[str, LoopClaim] = {}
+        # Functions a frame sent to this worker carried: later assignments go without.
         self._functions_sent: set[str] = set()
+        # Functions the batch being sent carries, once it went (see _encode).
+        self._functions_carried: set[str] = set()
         # Tasks handed to this session whose Assign is not built yet: building (and
         # pickling a function) happens in the sender, outside the scheduling core.
         self._to_assign: list[tuple[int, TaskNode]] = []
@@ -146,7 +155,7 @@ class WorkerSession:
         self._pump = ConnectionPump[Message](
             ws,
             decode=self._decode,
-            encode=partial(encode_batches, self._protocol, on_unsendable=self._on_unsendable),
+            encode=self._encode,
             heartbeat=Heartbeat,  # sent when idle; received, it proves the worker alive
             take_outbox=self._take_outbox,
             # After the Shutdown nothing more may go, and the sender stops.
@@ -281,6 +290,7 @@ class WorkerSession:
             heartbeat_interval=coordinator.config.heartbeat_interval,
             heartbeat_timeout=coordinator.config.heartbeat_timeout,
             context_inits=coordinator.pickled_context_inits(loops),
+            max_frame_bytes=coordinator.config.max_frame_bytes,
         )
         await self._send_now([welcome])
         # It holds the token: from now on it may send frames as large as configured.
@@ -488,6 +498,7 @@ class WorkerSession:
     def _take_outbox(self) -> list[Message]:
         # Assignments first: a Cancel or the Shutdown in the outbox must not overtake them.
         assignments, self._to_assign = self._to_assign, []
+        self._functions_carried = set()
         messages: list[Message] = [
             self._build_assign(lease, node)
             for lease, node in assignments
@@ -497,11 +508,44 @@ class WorkerSession:
         self._outbox = []
         return messages
 
+    def _encode(self, messages: list[Message]) -> list[bytes]:
+        """The batch as frames; a function counts as sent once a frame carries it."""
+        while True:
+            try:
+                frames = encode_batches(self._protocol, messages, self._on_unsendable)
+            except _FunctionNotSent:
+                # Rare (a task whose own value cannot be sent): the frames made so far
+                # are dropped and the batch is made again without the failed tasks.
+                messages = self._carry_functions_again(messages)
+                continue
+            self._functions_sent |= self._functions_carried
+            return frames
+
+    def _carry_functions_again(self, messages: list[Message]) -> list[Message]:
+        """``messages`` without the assignments failed since, the first assignment of
+        each function not sent yet carrying it."""
+        self._functions_carried = set()
+        again: list[Message] = []
+        for message in messages:
+            if isinstance(message, Assign):
+                if message.lease not in self.leases:
+                    continue  # failed as unsendable
+                handle = message.handle
+                carry = handle not in self._functions_sent and handle not in self._functions_carried
+                if carry:
+                    self._functions_carried.add(handle)
+                function = self._coordinator.pickled_function(handle) if carry else None
+                if function is not message.function:
+                    message = msgspec.structs.replace(message, function=function)
+            again.append(message)
+        return again
+
     def _build_assign(self, lease: int, node: TaskNode) -> Assign:
         function: bytes | None = None
-        if node.task_handle not in self._functions_sent:
-            function = self._coordinator.pickled_function(node.task_handle)
-            self._functions_sent.add(node.task_handle)
+        handle = node.task_handle
+        if handle not in self._functions_sent and handle not in self._functions_carried:
+            function = self._coordinator.pickled_function(handle)
+            self._functions_carried.add(handle)
         return Assign(
             lease=lease,
             task_uid=node.uid,
@@ -518,14 +562,23 @@ class WorkerSession:
         logger.warning("task %s cannot be sent to a worker: %s", node.uid, error)
         # The worker never saw it: the credit it spent on it is still its own.
         self._add_credit(self._claims[node._loop.name], 1)
-        trace = f"cannot send the task to a worker: {error}\n"
+        if isinstance(error, FrameTooLargeError):
+            error_text = (
+                f"its arguments and its predecessors' results need a frame of "
+                f"{error.size} bytes; worker {self.worker_id} ({self.worker_name}) accepts at "
+                f"most {error.limit} (--max-frame-bytes)"
+            )
+        else:
+            error_text = str(error)
+        trace = f"cannot send the task to a worker: {error_text}\n"
         self._scheduler.task_failed(node, trace, EndReason.UNSENDABLE)
 
     def _on_unsendable(self, message: Message, error: LocalProtocolError) -> Message | None:
         if isinstance(message, Assign):
-            if message.function is not None:
-                self._functions_sent.discard(message.handle)
             self._fail_unsendable(message.lease, error)
+            if message.function is not None:
+                # Assignments of the same function after this one were built without it.
+                raise _FunctionNotSent
             return None
         raise error  # our own messages always encode: this is a bug
 

@@ -162,6 +162,9 @@ class ProtocolSession:
 
     Attributes:
         role: Which end this is.
+        max_send_bytes: The largest frame sent: ``max_frame_bytes``, or less once the
+            peer said it accepts less: the worker's hello and the coordinator's welcome
+            say how much each accepts, and the session applies it (:meth:`limit_sends`).
         hello: The worker's hello, once it has passed.
         welcome: The coordinator's welcome, once it has passed.
     """
@@ -169,10 +172,16 @@ class ProtocolSession:
     def __init__(self, role: Role, *, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
         self.role: Final = role
         self.max_frame_bytes: Final = max_frame_bytes
+        self.max_send_bytes = max_frame_bytes
         self.hello: Hello | None = None
         self.welcome: Welcome | None = None
         self._state = SessionState.AWAITING_HELLO
         self._we_closed = False
+
+    def limit_sends(self, peer_limit: int) -> None:
+        """The peer accepts frames of at most ``peer_limit`` bytes (0: it did not say)."""
+        if peer_limit > 0:
+            self.max_send_bytes = min(self.max_send_bytes, peer_limit)
 
     @property
     def state(self) -> SessionState:
@@ -194,7 +203,7 @@ class ProtocolSession:
         self._check_usable()
         try:
             state = self._walk(self.role, messages, LocalProtocolError)
-            frame = encode_frame(messages, max_frame_bytes=self.max_frame_bytes)
+            frame = encode_frame(messages, max_frame_bytes=self.max_send_bytes)
         except (ValueEncodeError, FrameTooLargeError):
             raise
         except ProtocolError:
@@ -263,8 +272,12 @@ class ProtocolSession:
         for message in messages:
             if isinstance(message, Hello):
                 self.hello = message
+                if self.role is Role.COORDINATOR:
+                    self.limit_sends(message.max_frame_bytes)
             elif isinstance(message, Welcome):
                 self.welcome = message
+                if self.role is Role.WORKER:
+                    self.limit_sends(message.max_frame_bytes)
         self._state = state
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -53,8 +54,9 @@ def add_frame_option(parser: argparse.ArgumentParser, default: int) -> None:
         type=int,
         metavar="N",
         default=default,
-        help="the largest frame sent or accepted; a task whose value needs more fails "
-        f"(default: {default}, {default // 2**20} MiB; coordinator and workers should agree)",
+        help="the largest frame accepted; a task whose value needs more fails. Each side "
+        "tells the other, which sends no larger frame "
+        f"(default: {default}, {default // 2**20} MiB)",
     )
 
 
@@ -73,10 +75,33 @@ def fail(prog: str, message: str, code: int = EXIT_FAILED) -> NoReturn:
     raise SystemExit(code)
 
 
-class SignalStop:
-    """Turns the first SIGINT or SIGTERM into a graceful stop; a second one is abrupt."""
+def exit_at_once(prog: str, signum: int) -> NoReturn:
+    """Leave the process now, with status ``128 + signum`` and one line on stderr.
 
-    def __init__(self) -> None:
+    ``os._exit``, not an exception: a second signal means "now", and unwinding could
+    wait on what the graceful stop was waiting for (a thread running a task, a peer that
+    does not answer). The logs and stdout are flushed first.
+    """
+    name = signal.Signals(signum).name
+    logging.shutdown()
+    with contextlib.suppress(Exception):  # a closed or broken stream must not stop us
+        sys.stdout.flush()
+    with contextlib.suppress(Exception):
+        print(f"{prog}: stopped at once by a second {name}", file=sys.stderr, flush=True)
+    os._exit(128 + signum)
+
+
+class SignalStop:
+    """Turns the first SIGINT or SIGTERM into a graceful stop; a second one is abrupt.
+
+    Args:
+        prog: the program's name, for the line said on a second signal.
+        exit_now: what a second signal calls (tests pass one that records it instead).
+    """
+
+    def __init__(self, prog: str, exit_now: Callable[[str, int], None] = exit_at_once) -> None:
+        self._prog = prog
+        self._exit_now = exit_now
         #: The signal that asked for the stop, if one did.
         self.signal: int | None = None
 
@@ -86,11 +111,13 @@ class SignalStop:
         return None if self.signal is None else 128 + self.signal
 
     async def watch(self, stop: Callable[[], None]) -> None:
-        """Call ``stop`` on the first signal; raise KeyboardInterrupt on the second."""
+        """Call ``stop`` on the first signal; exit the process at once on the second
+        (with status 128 + its number and one line on stderr, no traceback)."""
         with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
             async for signum in signals:
                 if self.signal is not None:
-                    raise KeyboardInterrupt
+                    self._exit_now(self._prog, signum)
+                    continue
                 self.signal = signum
                 logging.getLogger("tgs").warning(
                     "%s: stopping (send it again to stop at once)", signal.Signals(signum).name

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 from typing import TYPE_CHECKING, Final
 
 import trio
@@ -29,7 +31,8 @@ DESCRIPTION: Final = """\
 Connect to a tgs-coordinator, run the tasks it assigns, and exit when it says the graph
 has ended. The coordinator ships the graph's functions: none of your code needs to be here.
 If the coordinator is not up yet, or the connection drops, the worker keeps trying for
---connect-timeout seconds. On SIGINT or SIGTERM it hands its unfinished tasks back at once.
+--connect-timeout seconds. On SIGINT or SIGTERM it hands its unfinished tasks back at once;
+a second signal stops it at once, handing nothing back.
 
 Exit status: 0 once the coordinator dismissed it, 1 on an error (unreachable, refused),
 2 for bad usage, 128+N when stopped by signal N (130 for Ctrl-C)."""
@@ -113,11 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         worker = Worker(config_from_args(args))
     except ConfigError as exc:
         fail(PROG, str(exc), EXIT_USAGE)
-    stopper = SignalStop()
+    stopper = SignalStop(PROG)
     try:
         trio.run(stopper.run, worker.run, worker.stop)
-    except KeyboardInterrupt:  # a second signal: stop at once
-        return stopper.exit_code or 128 + 2
+    except KeyboardInterrupt:  # Ctrl-C before the signal watcher started or after it ended
+        print(f"{PROG}: stopped by SIGINT", file=sys.stderr)
+        return 128 + signal.SIGINT
     except TGSError as exc:
         fail(PROG, str(exc))
     return stopper.exit_code or EXIT_OK
