@@ -27,6 +27,7 @@ from ..shared.programs import (
     add_frame_option,
     configure_logging,
     fail,
+    token_from_args,
 )
 from .config import (
     DEFAULT_HEARTBEAT_INTERVAL,
@@ -280,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = CoordinatorConfig(
             host=host,
             port=port,
-            token=args.token,
+            token=token_from_args(args),
             heartbeat_interval=args.heartbeat_interval,
             heartbeat_timeout=args.heartbeat_timeout,
             max_lost_attempts=args.max_lost_attempts,

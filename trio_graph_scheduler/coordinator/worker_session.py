@@ -246,36 +246,48 @@ class WorkerSession:
 
     async def _handshake(self) -> Hello:
         """Read the hello and check it; answer a status query instead and close."""
-        config = self._coordinator.config
+        coordinator = self._coordinator
+        config = coordinator.config
+        first: Hello | StatusRequest | None = None
         with trio.move_on_after(config.handshake_timeout):
             data = await self._receive()
             if data is None:
                 raise _SessionClosed(CloseCode.NORMAL, "closed before hello")
-            (first,) = self._decode(data)  # the protocol session admits one message first
-            assert isinstance(first, Hello | StatusRequest)
-            expected = config.token or ""
-            reason = None
-            if not hmac.compare_digest(first.token.encode(), expected.encode()):
-                reason = "wrong token"  # the token itself is never logged
-            elif isinstance(first, Hello) and (
+            (message,) = self._decode(data)  # the protocol session admits one message first
+            assert isinstance(message, Hello | StatusRequest)
+            first = message
+        if first is None:
+            raise _SessionClosed(CloseCode.POLICY_VIOLATION, "no hello in time")
+        peer = _peer_address(self._ws)
+        expected = config.token or ""
+        reason = None
+        if not hmac.compare_digest(first.token.encode(), expected.encode()):
+            reason = "wrong token"  # the token itself is never logged
+            # Each wrong token from this address waits longer for its answer.
+            delay = coordinator.failed_handshakes.failed(peer, trio.current_time())
+        else:
+            coordinator.failed_handshakes.succeeded(peer)
+            delay = 0.0
+            if isinstance(first, Hello) and (
                 unknown := set(first.loops) - set(self._scheduler.loops)
             ):
                 known = sorted(self._scheduler.loops)
-                reason = f"unknown loops {sorted(unknown)}; the graph has {known}"
-            if reason is not None:
-                who = (
-                    f"worker {first.worker_name!r}"
-                    if isinstance(first, Hello)
-                    else "a status query"
-                )
-                logger.warning("refused %s: %s", who, reason)
-                await self._send_now([Reject(reason=reason)])
-                raise _SessionClosed(CloseCode.POLICY_VIOLATION, reason)
-            if isinstance(first, StatusRequest):
-                await self._send_now([build_status_reply(self._coordinator, first.why)])
-                raise _SessionClosed(CloseCode.NORMAL, "status sent")
-            return first
-        raise _SessionClosed(CloseCode.POLICY_VIOLATION, "no hello in time")
+                reason = clip(f"unknown loops {sorted(unknown)}; the graph has {known}")
+        if reason is not None:
+            # What the peer sent is clipped: a 60 KiB name must not fill the log.
+            who = (
+                f"worker {clip(first.worker_name)!r}"
+                if isinstance(first, Hello)
+                else "a status query"
+            )
+            logger.warning("refused %s from %s: %s", who, clip(peer), reason)
+            await trio.sleep(delay)
+            await self._send_now([Reject(reason=reason)])
+            raise _SessionClosed(CloseCode.POLICY_VIOLATION, reason)
+        if isinstance(first, StatusRequest):
+            await self._send_now([build_status_reply(coordinator, first.why)])
+            raise _SessionClosed(CloseCode.NORMAL, "status sent")
+        return first
 
     async def _welcome(self, hello: Hello) -> None:
         coordinator = self._coordinator
@@ -296,7 +308,9 @@ class WorkerSession:
         # It holds the token: from now on it may send frames as large as configured.
         # trio-websocket has no public way to change this limit on an open connection.
         self._ws._max_message_size = coordinator.config.max_frame_bytes
-        logger.info("worker %s (%s) joined, serving %s", self.worker_id, hello.worker_name, loops)
+        logger.info(
+            "worker %s (%s) joined, serving %s", self.worker_id, clip(hello.worker_name), loops
+        )
 
     def _release(self) -> None:
         """Give back everything the worker held: its place in line and its tasks."""
@@ -588,6 +602,23 @@ class WorkerSession:
             await self._pump.send(messages)
         except trio_websocket.ConnectionClosed:
             raise _SessionClosed(CloseCode.NORMAL, "connection closed") from None
+
+
+#: How much of a text a peer sent goes into a log line or a refusal.
+CLIP_CHARS = 200
+
+
+def clip(text: str, limit: int = CLIP_CHARS) -> str:
+    """``text``, cut to ``limit`` characters with a note of how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def _peer_address(ws: trio_websocket.WebSocketConnection) -> str:
+    """The peer's IP address, or one name for every in-memory peer (tests)."""
+    remote = ws.remote
+    return str(remote.address) if isinstance(remote, trio_websocket.Endpoint) else "in-memory"
 
 
 def _record(node: TaskNode) -> PredecessorRecord:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final, NoReturn, TypeVar
 import trio
 
 from .concurrency import run_beside
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     import argparse
@@ -31,13 +32,43 @@ LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 TOKEN_ENV: Final = "TGS_TOKEN"
 
 
-def add_common_options(parser: argparse.ArgumentParser) -> None:
-    """``--token`` and ``--log-level``, spelled the same in both programs."""
-    parser.add_argument(
+def add_token_options(parser: argparse.ArgumentParser) -> None:
+    """``--token`` and ``--token-file``, spelled the same in the three programs; read the
+    token with :func:`token_from_args`."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
         "--token",
-        default=os.environ.get(TOKEN_ENV, ""),
-        help=f"shared secret between coordinator and workers (default: ${TOKEN_ENV})",
+        help=f"shared secret between coordinator and workers (default: ${TOKEN_ENV}); "
+        "other users of this machine can read it in the process list, --token-file not",
     )
+    group.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="read the token from this file (its trailing newline is not part of it)",
+    )
+
+
+def token_from_args(args: argparse.Namespace) -> str:
+    """The token of ``--token``, ``--token-file`` or ``$TGS_TOKEN``, in that order.
+
+    Raises:
+        ConfigError: the token file cannot be read.
+    """
+    if args.token_file is not None:
+        try:
+            with open(args.token_file, encoding="utf-8") as file:
+                return file.read().rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the token file {args.token_file}: {exc}") from None
+    if args.token is not None:
+        return str(args.token)
+    return os.environ.get(TOKEN_ENV, "")
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """``--token``, ``--token-file`` and ``--log-level``, spelled the same in both
+    programs."""
+    add_token_options(parser)
     parser.add_argument(
         "--log-level",
         choices=LOG_LEVELS,

@@ -19,6 +19,7 @@ from ..shared.programs import (
     add_frame_option,
     configure_logging,
     fail,
+    token_from_args,
 )
 from .config import DEFAULT_CONNECT_TIMEOUT, WorkerConfig
 from .runner import Worker
@@ -98,7 +99,7 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
     extra = {"name": args.name} if args.name else {}
     return WorkerConfig(
         url=args.connect,
-        token=args.token,
+        token=token_from_args(args),
         loops=loops,
         max_tasks=args.max_tasks,
         connect_timeout=args.connect_timeout,
