@@ -434,7 +434,7 @@ class WorkerSession:
                     request_id=request.request_id,
                     uid=None if error else request.uid,
                     error_type=type(error).__name__ if error else None,
-                    error_message=str(error) if error else None,
+                    error_message=clip(str(error), ERROR_CHARS) if error else None,
                 )
             )
             self._pump.wake()
@@ -470,8 +470,9 @@ class WorkerSession:
             call()
         except TGSError as error:
             if fail_task:
+                text = clip(str(error), ERROR_CHARS)
                 self._call_errors.setdefault(
-                    lease, f"a graph call by this task failed: {type(error).__name__}: {error}\n"
+                    lease, f"a graph call by this task failed: {type(error).__name__}: {text}\n"
                 )
             return error
         return None
@@ -606,6 +607,9 @@ class WorkerSession:
 
 #: How much of a text a peer sent goes into a log line or a refusal.
 CLIP_CHARS = 200
+#: How much of an error a graph call raised goes back to the worker, or into the trace
+#: of the task that made it (the error may quote what the task sent).
+ERROR_CHARS = 2000
 
 
 def clip(text: str, limit: int = CLIP_CHARS) -> str:
