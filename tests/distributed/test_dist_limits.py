@@ -3,7 +3,8 @@ need a larger frame fails alone and cleanly, from the graph builder or from a ta
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import TYPE_CHECKING, Any
 
 import trio
 import trio.testing
@@ -11,6 +12,9 @@ from memcluster import TIME_LIMIT, open_cluster, run_cluster
 
 from trio_graph_scheduler import CoordinatorConfig, TaskGraph, WorkerLoop
 from trio_graph_scheduler.shared.states import EndReason
+
+if TYPE_CHECKING:
+    import pytest
 
 #: The smallest frame limit either program takes.
 SMALL_FRAME = 2**16
@@ -142,3 +146,37 @@ async def test_unawaited_create_task_over_the_limit_fails_the_calling_task(
     assert beside.task_result == 7
     assert summary.tasks_by_status == {"success": 1, "failed": 1}
     assert worker.statistics().connections == 1
+
+
+# -- workers that arrive too late ----------------------------------------------------
+
+
+async def stubborn(**_: Any) -> None:
+    """Ignores cancellation: its worker cannot leave when dismissed."""
+    with trio.CancelScope(shield=True):
+        await trio.sleep(1000)
+
+
+async def test_a_worker_arriving_while_workers_are_dismissed_exits_at_once(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    graph = TaskGraph({"stubborn": stubborn}, [WorkerLoop("default", 1)])
+    await graph.create_task("stubborn")
+    with trio.fail_after(TIME_LIMIT * 200), caplog.at_level(logging.INFO, "tgs"):
+        async with open_cluster(graph) as cluster:
+            await cluster.join_worker(name="stubborn")
+            while not graph.scheduler.loops["default"].running:  # noqa: ASYNC110
+                await trio.sleep(0.1)
+            cluster.coordinator.stop()
+            await cluster.coordinator.wait_ended()
+            # The stubborn worker holds the dismissal up (for shutdown_grace seconds);
+            # a worker that arrives now is welcomed and told to leave at once.
+            late = cluster.worker(name="late")
+            arrived = trio.current_time()
+            await late.run()  # returns: dismissed, not an error
+            assert trio.current_time() - arrived < 1
+    assert late.statistics().connections == 1
+    assert late.statistics().tasks_succeeded == 0
+    assert "dismissed by the coordinator: the run has ended" in caplog.text
+    assert cluster.coordinator.summary is not None
+    assert cluster.coordinator.summary.interrupted

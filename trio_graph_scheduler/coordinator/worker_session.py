@@ -196,8 +196,9 @@ class WorkerSession:
         record = self._coordinator.workers[self.worker_id] = WorkerRecord(
             self.worker_id, self.worker_name, self.loops, time.time()
         )
-        if self._coordinator.ended:  # late: the others were dismissed already
-            self.shutdown("the graph has ended", self._coordinator.graph_succeeded)
+        if self._coordinator.ended:
+            # Late: the others are being dismissed. This one leaves at once, and exits 0.
+            self.shutdown(LATE_REASON, self._coordinator.graph_succeeded)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -605,6 +606,8 @@ class WorkerSession:
             raise _SessionClosed(CloseCode.NORMAL, "connection closed") from None
 
 
+#: What a worker that arrives while the others are dismissed is told.
+LATE_REASON = "the run has ended"
 #: How much of a text a peer sent goes into a log line or a refusal.
 CLIP_CHARS = 200
 #: How much of an error a graph call raised goes back to the worker, or into the trace
