@@ -4,17 +4,16 @@ need a larger frame fails alone and cleanly, from the graph builder or from a ta
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import pytest
 import trio
 import trio.testing
 from memcluster import TIME_LIMIT, open_cluster, run_cluster
 
 from trio_graph_scheduler import CoordinatorConfig, TaskGraph, WorkerLoop
+from trio_graph_scheduler.shared.errors import WorkerRejectedError
 from trio_graph_scheduler.shared.states import EndReason
-
-if TYPE_CHECKING:
-    import pytest
 
 #: The smallest frame limit either program takes.
 SMALL_FRAME = 2**16
@@ -180,3 +179,30 @@ async def test_a_worker_arriving_while_workers_are_dismissed_exits_at_once(
     assert "dismissed by the coordinator: the run has ended" in caplog.text
     assert cluster.coordinator.summary is not None
     assert cluster.coordinator.summary.interrupted
+
+
+def big_init(worker_index: int) -> bytes:
+    return BIG_BLOB
+
+
+BIG_BLOB = b"x" * (2 * SMALL_FRAME)
+
+
+async def test_a_welcome_larger_than_the_worker_accepts_is_a_clear_refusal(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The context init function drags a blob larger than the worker's frame limit.
+    graph = TaskGraph(
+        {"size": size},
+        [WorkerLoop("default", 1)],
+        worker_context_init_functions={"default": big_init},
+    )
+    await graph.create_task("size", ((b"x",), {}))
+    with trio.fail_after(TIME_LIMIT):
+        async with open_cluster(graph) as cluster:
+            small = cluster.worker(max_frame_bytes=SMALL_FRAME)
+            with pytest.raises(WorkerRejectedError, match="accepts at most 65536"):
+                await small.run()
+            cluster.start_worker()  # a worker that accepts it finishes the graph
+    assert cluster.coordinator.summary is not None
+    assert cluster.coordinator.summary.succeeded

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from e2e_procs import BIN, WAIT
 
 if TYPE_CHECKING:
     from e2e_procs import Coordinator, Proc, Processes
@@ -104,3 +107,47 @@ def test_create_task_over_the_limit_on_a_worker_fails_cleanly(procs: Processes) 
     assert "too large to send to the coordinator" in tasks["task-unawaited"]["error"]
     assert tasks["task-small"]["status"] == "success"
     assert "Traceback" not in worker.stderr, procs.logs()
+
+
+# -- tokens from a file ----------------------------------------------------------------
+
+
+def test_token_file_on_all_three_programs_keeps_the_token_off_the_command_line(
+    procs: Processes,
+) -> None:
+    token = "a-token-read-from-a-file-0123456789"
+    path = procs.root / "token"
+    path.write_text(token + "\n")
+    coordinator = procs.coordinator("build_blocking", "--token-file", str(path), listen="0.0.0.0:0")
+    url = coordinator.wait_listening().replace("0.0.0.0", "127.0.0.1")
+    worker = procs.worker(url, "--token-file", str(path))
+    coordinator.wait_joined(1)
+    for proc in (coordinator, worker):
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        assert token.encode() not in cmdline
+    # The same file lets tgs-status in; a wrong token does not.
+    asked = subprocess.run(
+        [str(BIN / "tgs-status"), url, "--token-file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
+    assert asked.returncode == 0, asked.stderr
+    wrong = procs.worker(url, "--token", "not-the-token-at-all")
+    assert procs.wait(wrong) == 1, procs.logs()
+    assert "wrong token" in wrong.stderr
+    coordinator.signal(signal.SIGTERM)
+    assert procs.wait(coordinator) == 128 + signal.SIGTERM, procs.logs()
+    assert procs.wait(worker) == 0, procs.logs()
+
+
+def test_a_short_token_beyond_loopback_is_bad_usage(procs: Processes) -> None:
+    path = procs.root / "token"
+    path.write_text("short\n")
+    coordinator = procs.coordinator("build_blocking", "--token-file", str(path), listen="0.0.0.0:0")
+    assert procs.wait(coordinator) == 2, procs.logs()
+    (line,) = coordinator.stderr_lines()
+    assert line.startswith(
+        "tgs-coordinator: error: refusing to listen on 0.0.0.0 with a token of 5 characters"
+    )

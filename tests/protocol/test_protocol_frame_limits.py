@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgpack
+import msgspec
 import pytest
 
 from trio_graph_scheduler.protocol import (
@@ -11,6 +12,7 @@ from trio_graph_scheduler.protocol import (
     FrameTooLargeError,
     Hello,
     ProtocolSession,
+    RemoteProtocolError,
     Role,
     TaskSucceeded,
     Welcome,
@@ -115,3 +117,21 @@ def test_a_peer_that_says_nothing_or_more_changes_nothing() -> None:
     coordinator = ProtocolSession(Role.COORDINATOR, max_frame_bytes=LIMIT)
     coordinator.receive(encode_frame([hello(4 * LIMIT)]))
     assert coordinator.max_send_bytes == LIMIT
+
+
+def test_a_worker_accepts_a_welcome_as_large_as_any_frame() -> None:
+    # Context init functions can be large; only the coordinator, which has not checked
+    # the token yet, keeps its first frame small.
+    big = msgspec_replace_inits(welcome(), {"default": b"x" * (2 * LIMIT)})
+    worker = ProtocolSession(Role.WORKER)
+    worker.send([hello()])
+    (received,) = worker.receive(encode_frame([big]))
+    assert received == big
+    small = ProtocolSession(Role.WORKER, max_frame_bytes=LIMIT)
+    small.send([hello()])
+    with pytest.raises(RemoteProtocolError, match="exceeds the limit"):
+        small.receive(encode_frame([big]))
+
+
+def msgspec_replace_inits(message: Welcome, inits: dict[str, bytes]) -> Welcome:
+    return msgspec.structs.replace(message, context_inits=inits)

@@ -305,7 +305,18 @@ class WorkerSession:
             context_inits=coordinator.pickled_context_inits(loops),
             max_frame_bytes=coordinator.config.max_frame_bytes,
         )
-        await self._send_now([welcome])
+        try:
+            await self._send_now([welcome])
+        except FrameTooLargeError as exc:
+            # The loops' context init functions are larger than the worker accepts.
+            reason = (
+                f"the welcome (with the loops' context init functions) needs a frame of "
+                f"{exc.size} bytes and this worker accepts at most {exc.limit} "
+                "(--max-frame-bytes)"
+            )
+            logger.warning("refused worker %s: %s", clip(hello.worker_name), reason)
+            await self._send_now([Reject(reason=reason)])
+            raise _SessionClosed(CloseCode.POLICY_VIOLATION, reason) from None
         # It holds the token: from now on it may send frames as large as configured.
         # trio-websocket has no public way to change this limit on an open connection.
         self._ws._max_message_size = coordinator.config.max_frame_bytes

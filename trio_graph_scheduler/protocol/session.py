@@ -66,8 +66,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import NoReturn
 
-#: The largest frame accepted before the session is ACTIVE: a handshake is small, and an
-#: unauthenticated peer should not make us allocate much.
+#: The largest frame the coordinator accepts before the session is ACTIVE: a hello is
+#: small, and an unauthenticated peer should not make us allocate much.
 HANDSHAKE_MAX_FRAME_BYTES: Final = 64 * 2**10  # 64 KiB
 
 
@@ -233,7 +233,7 @@ class ProtocolSession:
             messages = decode_frame(
                 data,
                 allow_pickle=active,
-                max_frame_bytes=self.max_frame_bytes if active else HANDSHAKE_MAX_FRAME_BYTES,
+                max_frame_bytes=self._receive_limit(active),
             )
             state = self._walk(_PEER[self.role], messages, RemoteProtocolError)
         except RemoteProtocolError:
@@ -241,6 +241,14 @@ class ProtocolSession:
             raise
         self._commit(messages, state)
         return messages
+
+    def _receive_limit(self, active: bool) -> int:
+        # Before the token was checked, the coordinator accepts only a small frame. A
+        # worker chose its coordinator: the welcome (with the loops' context init
+        # functions) may be as large as the worker accepts at all.
+        if active or self.role is Role.WORKER:
+            return self.max_frame_bytes
+        return HANDSHAKE_MAX_FRAME_BYTES
 
     def _check_usable(self) -> None:
         if self._state is SessionState.ERROR:
