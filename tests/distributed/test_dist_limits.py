@@ -206,3 +206,30 @@ async def test_a_welcome_larger_than_the_worker_accepts_is_a_clear_refusal(
             cluster.start_worker()  # a worker that accepts it finishes the graph
     assert cluster.coordinator.summary is not None
     assert cluster.coordinator.summary.succeeded
+
+
+async def big_result(**_: Any) -> bytes:
+    await trio.sleep(1)
+    return b"x" * MIDDLE
+
+
+async def test_a_result_larger_than_the_coordinator_accepts_fails_that_task_only(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The worker accepts 16 MiB, the coordinator 64 KiB: the welcome said so, and the
+    # worker sends no larger frame (it used to, and the coordinator closed with 1009).
+    graph = TaskGraph({"big": big_result, "size": size}, [WorkerLoop("default", 4)])
+    big = await graph.create_task("big")
+    fine = [await graph.create_task("size", ((b"x" * n,), {})) for n in (1, 2)]
+    config = CoordinatorConfig(max_frame_bytes=SMALL_FRAME)
+
+    with trio.fail_after(TIME_LIMIT):
+        async with open_cluster(graph, config) as cluster:
+            worker = cluster.start_worker()
+
+    assert big.end_reason is EndReason.UNSENDABLE
+    assert big.exception_trace is not None
+    assert "result cannot be sent to the coordinator" in big.exception_trace
+    assert [t.task_result for t in fine] == [1, 2]
+    assert cluster.coordinator.statistics().workers_lost == 0
+    assert worker.statistics().connections == 1

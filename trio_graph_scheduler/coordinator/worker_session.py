@@ -206,7 +206,9 @@ class WorkerSession:
                 await self._receive_loop()
             if self._closed is not None:
                 self._coordinator.count(workers_lost=1)
-                logger.warning("worker %s dropped: %s", self.worker_id, self._closed.reason)
+                # The reason may quote what the worker sent (a loop name, say): clipped.
+                reason = clip(self._closed.reason, ERROR_CHARS)
+                logger.warning("worker %s dropped: %s", self.worker_id, reason)
                 # Its tasks run elsewhere now, not after a close handshake that a frozen
                 # worker would never answer.
                 self._leave(record)
