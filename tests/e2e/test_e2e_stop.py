@@ -69,6 +69,20 @@ def test_second_signal_stops_the_coordinator_at_once(procs: Processes, signum: i
     assert_stopped_at_once(coordinator, "tgs-coordinator", signum)
 
 
+@pytest.mark.parametrize("signum", SIGNALS)
+def test_signal_while_the_graph_is_built_stops_with_one_line(procs: Processes, signum: int) -> None:
+    procs.add_graph_module(MODULE)
+    coordinator = procs.coordinator(f"{MODULE}:build_slowly", raw_spec=True)
+    procs.wait_events(
+        lambda events: any(e["task"] == "builder" for e in events), "the builder started"
+    )
+    coordinator.signal(signum)
+    assert procs.wait(coordinator) == 128 + signum, procs.logs()
+    assert "Traceback" not in coordinator.stderr, procs.logs()
+    last = coordinator.stderr_lines()[-1]
+    assert last == "tgs-coordinator: stopped while building the graph", procs.logs()
+
+
 def test_worker_with_a_smaller_frame_limit_fails_only_the_task_too_large_for_it(
     procs: Processes,
 ) -> None:

@@ -186,6 +186,10 @@ def load_builder(spec: str) -> Callable[[], Coroutine[Any, Any, TaskGraph]]:
     return builder  # type: ignore[no-any-return]
 
 
+class StoppedWhileBuilding(Exception):
+    """A signal stopped the coordinator while the graph builder ran."""
+
+
 @dataclass(frozen=True, slots=True)
 class Outputs:
     """What to show and write about the run besides the logs."""
@@ -210,21 +214,33 @@ async def run_coordinator(
 
     Raises:
         ConfigError: the builder raised, or did not return a TaskGraph.
+        StoppedWhileBuilding: a signal came before the graph was built.
         GraphDefinitionError: a function of the graph cannot be shipped to workers.
         GraphStalledError: the graph waits on itself in a cycle.
         OSError: the address cannot be listened on.
     """
-    try:
-        graph = await builder()
-    except Exception as exc:  # the user's code: anything can go wrong
-        raise ConfigError(f"the graph builder raised {exc!r}") from exc
-    if not isinstance(graph, TaskGraph):
-        raise ConfigError(f"the graph builder returned {type(graph).__name__}, not a TaskGraph")
-    coordinator = Coordinator(graph, config)
-    helpers = [functools.partial(stopper.watch, coordinator.stop)]
-    if outputs.progress:
-        helpers.append(functools.partial(_show_progress, coordinator, outputs))
-    summary = await run_beside(coordinator.serve, *helpers)
+    building = trio.CancelScope()
+
+    async def build() -> object:
+        with building:  # a signal stops the builder too
+            try:
+                return await builder()
+            except Exception as exc:  # the user's code: anything can go wrong
+                raise ConfigError(f"the graph builder raised {exc!r}") from exc
+        return None
+
+    with stopper.receiving():  # from the start, so that no signal finds us deaf
+        graph = await run_beside(build, functools.partial(stopper.watch, building.cancel))
+        if stopper.signal is not None:
+            raise StoppedWhileBuilding
+        if not isinstance(graph, TaskGraph):
+            name = type(graph).__name__
+            raise ConfigError(f"the graph builder returned {name}, not a TaskGraph")
+        coordinator = Coordinator(graph, config)
+        helpers = [functools.partial(stopper.watch, coordinator.stop)]
+        if outputs.progress:
+            helpers.append(functools.partial(_show_progress, coordinator, outputs))
+        summary = await run_beside(coordinator.serve, *helpers)
     return coordinator, summary
 
 
@@ -306,6 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     stopper = SignalStop(PROG)
     try:
         coordinator, summary = trio.run(run_coordinator, builder, config, stopper, outputs)
+    except StoppedWhileBuilding:
+        print(f"{PROG}: stopped while building the graph", file=sys.stderr)
+        return stopper.exit_code or EXIT_FAILED
     except KeyboardInterrupt:  # Ctrl-C before the signal watcher started or after it ended
         print(f"{PROG}: stopped by SIGINT", file=sys.stderr)
         return 128 + signal.SIGINT

@@ -17,7 +17,7 @@ from .errors import ConfigError
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 _T = TypeVar("_T")
 
@@ -135,29 +135,49 @@ class SignalStop:
         self._exit_now = exit_now
         #: The signal that asked for the stop, if one did.
         self.signal: int | None = None
+        self._signals: AsyncIterator[int] | None = None
 
     @property
     def exit_code(self) -> int | None:
         """128 + the signal's number once a signal asked for the stop, else ``None``."""
         return None if self.signal is None else 128 + self.signal
 
+    @contextlib.contextmanager
+    def receiving(self) -> Iterator[None]:
+        """Catch SIGINT and SIGTERM from now on, for :meth:`watch` calls inside.
+
+        A watcher started in a nursery runs only at the next checkpoint; signals that
+        come before that are queued here instead of killing the process with Python's
+        default handling (a KeyboardInterrupt traceback, or no word at all for SIGTERM).
+        """
+        with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+            self._signals = signals
+            try:
+                yield
+            finally:
+                self._signals = None
+
     async def watch(self, stop: Callable[[], None]) -> None:
         """Call ``stop`` on the first signal; exit the process at once on the second
         (with status 128 + its number and one line on stderr, no traceback)."""
-        with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
-            async for signum in signals:
-                if self.signal is not None:
-                    self._exit_now(self._prog, signum)
-                    continue
-                self.signal = signum
-                logging.getLogger("tgs").warning(
-                    "%s: stopping (send it again to stop at once)", signal.Signals(signum).name
-                )
-                stop()
+        if self._signals is None:
+            with self.receiving():
+                await self.watch(stop)
+            return
+        async for signum in self._signals:
+            if self.signal is not None:
+                self._exit_now(self._prog, signum)
+                continue
+            self.signal = signum
+            logging.getLogger("tgs").warning(
+                "%s: stopping (send it again to stop at once)", signal.Signals(signum).name
+            )
+            stop()
 
     async def run(self, main: Callable[[], Awaitable[_T]], stop: Callable[[], None]) -> _T:
         """Run ``main()`` while watching for signals, which call ``stop``.
 
         ``main``'s own exceptions come out as themselves, not in an ExceptionGroup.
         """
-        return await run_beside(main, functools.partial(self.watch, stop))
+        with self.receiving():
+            return await run_beside(main, functools.partial(self.watch, stop))

@@ -69,6 +69,14 @@ async def build_stubborn() -> TaskGraph:
     return graph
 
 
+async def build_slowly() -> TaskGraph:
+    """A builder that takes its time (it says when it started): a signal comes first."""
+    out = out_dir()
+    record(out, "start", "builder")
+    await trio.sleep(STUBBORN_LIMIT)
+    return TaskGraph(FUNCTIONS, [WorkerLoop("default", 1, None)])
+
+
 async def build_sizes() -> TaskGraph:
     """:data:`SMALL_TASKS` small ``size`` tasks and one whose argument is
     ``TGS_E2E_BIG`` bytes (default :data:`MIDDLE_BYTES`), in one loop."""
