@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         default="127.0.0.1:8765",
         help="where workers connect (default: 127.0.0.1:8765; port 0 picks a free one); "
-        "an address other than loopback needs a token",
+        "an address other than loopback needs a token of 16 characters or more",
     )
     add_common_options(parser)
     add_frame_option(parser, MAX_FRAME_BYTES)
