@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from typing import TYPE_CHECKING, Final
@@ -23,7 +22,14 @@ from .protocol.codec import MAX_FRAME_BYTES
 from .protocol.messages import PROTOCOL_VERSION, Reject, StatusReply, StatusRequest
 from .protocol.session import ProtocolSession, Role
 from .shared.errors import ConfigError, CoordinatorUnreachableError, LinkError, TGSError
-from .shared.programs import EXIT_FAILED, EXIT_OK, EXIT_USAGE, TOKEN_ENV, fail
+from .shared.programs import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_token_options,
+    fail,
+    token_from_args,
+)
 from .worker.connect import (
     CONNECT_ERRORS,
     CoordinatorAddress,
@@ -145,11 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("url", metavar="URL", help="the coordinator's address, ws://HOST:PORT")
-    parser.add_argument(
-        "--token",
-        default=os.environ.get(TOKEN_ENV, ""),
-        help=f"the coordinator's token (default: ${TOKEN_ENV})",
-    )
+    add_token_options(parser)
     parser.add_argument(
         "--why", metavar="TASK_UID", help="also explain why this task has not run (yet)"
     )
@@ -169,10 +171,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tgs-status``; return its exit status."""
     args = build_parser().parse_args(argv)
     try:
+        token = token_from_args(args)
         reply = trio.run(
             lambda: query_status(
                 args.url,
-                token=args.token,
+                token=token,
                 why=args.why,
                 tls_ca=args.tls_ca,
                 time_limit=args.timeout,

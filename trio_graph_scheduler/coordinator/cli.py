@@ -7,6 +7,7 @@ import functools
 import importlib
 import inspect
 import logging
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from ..shared.programs import (
     add_frame_option,
     configure_logging,
     fail,
+    token_from_args,
 )
 from .config import (
     DEFAULT_HEARTBEAT_INTERVAL,
@@ -51,7 +53,8 @@ DESCRIPTION: Final = """\
 Build a task graph with MODULE:FUNC (an async function of no arguments that returns a
 TaskGraph with its first tasks created), then serve it to tgs-worker processes until every
 task has ended. The current directory is on the import path. Workers need none of your
-code: the graph's functions are shipped to them.
+code: the graph's functions are shipped to them. SIGINT or SIGTERM stops the run and
+dismisses the workers; a second signal stops the coordinator at once.
 
 Exit status: 0 if every task succeeded, 1 if any did not (or on an error),
 2 for bad usage, 128+N when stopped by signal N (130 for Ctrl-C)."""
@@ -81,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         default="127.0.0.1:8765",
         help="where workers connect (default: 127.0.0.1:8765; port 0 picks a free one); "
-        "an address other than loopback needs a token",
+        "an address other than loopback needs a token of 16 characters or more",
     )
     add_common_options(parser)
     add_frame_option(parser, MAX_FRAME_BYTES)
@@ -183,6 +186,10 @@ def load_builder(spec: str) -> Callable[[], Coroutine[Any, Any, TaskGraph]]:
     return builder  # type: ignore[no-any-return]
 
 
+class StoppedWhileBuilding(Exception):
+    """A signal stopped the coordinator while the graph builder ran."""
+
+
 @dataclass(frozen=True, slots=True)
 class Outputs:
     """What to show and write about the run besides the logs."""
@@ -207,21 +214,33 @@ async def run_coordinator(
 
     Raises:
         ConfigError: the builder raised, or did not return a TaskGraph.
+        StoppedWhileBuilding: a signal came before the graph was built.
         GraphDefinitionError: a function of the graph cannot be shipped to workers.
         GraphStalledError: the graph waits on itself in a cycle.
         OSError: the address cannot be listened on.
     """
-    try:
-        graph = await builder()
-    except Exception as exc:  # the user's code: anything can go wrong
-        raise ConfigError(f"the graph builder raised {exc!r}") from exc
-    if not isinstance(graph, TaskGraph):
-        raise ConfigError(f"the graph builder returned {type(graph).__name__}, not a TaskGraph")
-    coordinator = Coordinator(graph, config)
-    helpers = [functools.partial(stopper.watch, coordinator.stop)]
-    if outputs.progress:
-        helpers.append(functools.partial(_show_progress, coordinator, outputs))
-    summary = await run_beside(coordinator.serve, *helpers)
+    building = trio.CancelScope()
+
+    async def build() -> object:
+        with building:  # a signal stops the builder too
+            try:
+                return await builder()
+            except Exception as exc:  # the user's code: anything can go wrong
+                raise ConfigError(f"the graph builder raised {exc!r}") from exc
+        return None
+
+    with stopper.receiving():  # from the start, so that no signal finds us deaf
+        graph = await run_beside(build, functools.partial(stopper.watch, building.cancel))
+        if stopper.signal is not None:
+            raise StoppedWhileBuilding
+        if not isinstance(graph, TaskGraph):
+            name = type(graph).__name__
+            raise ConfigError(f"the graph builder returned {name}, not a TaskGraph")
+        coordinator = Coordinator(graph, config)
+        helpers = [functools.partial(stopper.watch, coordinator.stop)]
+        if outputs.progress:
+            helpers.append(functools.partial(_show_progress, coordinator, outputs))
+        summary = await run_beside(coordinator.serve, *helpers)
     return coordinator, summary
 
 
@@ -278,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = CoordinatorConfig(
             host=host,
             port=port,
-            token=args.token,
+            token=token_from_args(args),
             heartbeat_interval=args.heartbeat_interval,
             heartbeat_timeout=args.heartbeat_timeout,
             max_lost_attempts=args.max_lost_attempts,
@@ -300,11 +319,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         graph_html=args.graph_html,
         timeline_html=args.timeline_html,
     )
-    stopper = SignalStop()
+    stopper = SignalStop(PROG)
     try:
         coordinator, summary = trio.run(run_coordinator, builder, config, stopper, outputs)
-    except KeyboardInterrupt:  # a second signal: stop at once
-        return stopper.exit_code or 128 + 2
+    except StoppedWhileBuilding:
+        print(f"{PROG}: stopped while building the graph", file=sys.stderr)
+        return stopper.exit_code or EXIT_FAILED
+    except KeyboardInterrupt:  # Ctrl-C before the signal watcher started or after it ended
+        print(f"{PROG}: stopped by SIGINT", file=sys.stderr)
+        return 128 + signal.SIGINT
     except OSError as exc:
         fail(PROG, f"cannot listen on {args.listen}: {exc.strerror or exc}")
     except TGSError as exc:

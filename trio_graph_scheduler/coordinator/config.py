@@ -15,6 +15,8 @@ from .core.scheduler import DEFAULT_MAX_LOST_ATTEMPTS
 DEFAULT_HEARTBEAT_INTERVAL: Final = 1.0
 #: Seconds of silence after which a worker counts as lost and its tasks run elsewhere.
 DEFAULT_HEARTBEAT_TIMEOUT: Final = 10.0
+#: The shortest token accepted on an address other than loopback.
+MIN_TOKEN_LENGTH: Final = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,14 +24,16 @@ class CoordinatorConfig:
     """How a coordinator listens and treats its workers.
 
     Raises:
-        ConfigError: a value out of range, or a non-loopback ``host`` without a token
-            (anyone who can reach the port could run code on the workers).
+        ConfigError: a value out of range, or a non-loopback ``host`` without a token of
+            at least :data:`MIN_TOKEN_LENGTH` characters (anyone who can reach the port
+            could run code on the workers; a short token can be guessed).
 
     Attributes:
         host: the address to listen on; ``127.0.0.1`` by default.
         port: the TCP port; 0 lets the OS choose one.
         token: the shared secret workers must present; ``None`` (or ``""``) is allowed
-            only on a loopback address.
+            only on a loopback address, elsewhere it needs :data:`MIN_TOKEN_LENGTH`
+            characters (not all blank).
         heartbeat_interval: seconds between heartbeats when idle.
         heartbeat_timeout: seconds of silence after which a worker is dropped.
         handshake_timeout: seconds a new connection has to say hello.
@@ -59,11 +63,19 @@ class CoordinatorConfig:
     tls_key: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.token and not is_loopback(self.host):
-            raise ConfigError(
-                f"refusing to listen on {self.host} without a token: anyone who can reach "
-                "it could run code on the workers; set --token or TGS_TOKEN"
-            )
+        if not is_loopback(self.host):
+            if not self.token or not self.token.strip():
+                raise ConfigError(
+                    f"refusing to listen on {self.host} without a token: anyone who can "
+                    "reach it could run code on the workers; set --token-file, --token or "
+                    "TGS_TOKEN"
+                )
+            if len(self.token) < MIN_TOKEN_LENGTH:
+                raise ConfigError(
+                    f"refusing to listen on {self.host} with a token of {len(self.token)} "
+                    f"characters: it must have at least {MIN_TOKEN_LENGTH}, e.g. python -c "
+                    "'import secrets; print(secrets.token_urlsafe(24))'"
+                )
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be between 0 and 65535, got {self.port}")
         for name in ("heartbeat_interval", "heartbeat_timeout", "handshake_timeout"):

@@ -19,6 +19,7 @@ from .config import CoordinatorConfig, server_tls_context
 from .listeners import CappedListener
 from .run import GraphRun
 from .shipping import pickle_for_workers
+from .throttle import FailedHandshakes
 from .worker_session import WorkerRecord, WorkerSession
 
 if TYPE_CHECKING:
@@ -108,6 +109,8 @@ class Coordinator:
         self._started = trio.Event()
         self._finished = trio.Event()
         self._waiting_for_workers: trio.CancelScope | None = None
+        #: Wrong tokens by peer address: each makes the next refusal wait longer.
+        self.failed_handshakes = FailedHandshakes()
 
     def statistics(self) -> CoordinatorStatistics:
         """What happened to workers and results so far."""

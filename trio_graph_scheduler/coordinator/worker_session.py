@@ -21,13 +21,14 @@ import hmac
 import logging
 import time
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING
 
+import msgspec
 import trio
 import trio_websocket
 
 from ..protocol.batching import encode_batches
+from ..protocol.codec import FrameTooLargeError
 from ..protocol.messages import (
     Assign,
     Cancel,
@@ -74,6 +75,11 @@ class _SessionClosed(Exception):
         self.code = code
         self.reason = reason
         super().__init__(reason)
+
+
+class _FunctionNotSent(Exception):
+    """An assignment that carried its function could not be sent: the batch is built
+    again, so that the next assignment of that function carries it instead."""
 
 
 @dataclass(slots=True)
@@ -138,7 +144,10 @@ class WorkerSession:
         #: on in a thread), by lease, until the worker says ``slot_freed``.
         self.busy_slots: dict[int, TaskNode] = {}
         self._claims: dict[str, LoopClaim] = {}
+        # Functions a frame sent to this worker carried: later assignments go without.
         self._functions_sent: set[str] = set()
+        # Functions the batch being sent carries, once it went (see _encode).
+        self._functions_carried: set[str] = set()
         # Tasks handed to this session whose Assign is not built yet: building (and
         # pickling a function) happens in the sender, outside the scheduling core.
         self._to_assign: list[tuple[int, TaskNode]] = []
@@ -151,7 +160,7 @@ class WorkerSession:
         self._pump = ConnectionPump[Message](
             ws,
             decode=self._decode,
-            encode=partial(encode_batches, self._protocol, on_unsendable=self._on_unsendable),
+            encode=self._encode,
             heartbeat=Heartbeat,  # sent when idle; received, it proves the worker alive
             take_outbox=self._take_outbox,
             # After the Shutdown nothing more may go, and the sender stops.
@@ -194,8 +203,9 @@ class WorkerSession:
         record = self._coordinator.workers[self.worker_id] = WorkerRecord(
             self.worker_id, self.worker_name, self.loops, time.time()
         )
-        if self._coordinator.ended:  # late: the others were dismissed already
-            self.shutdown("the graph has ended", self._coordinator.graph_succeeded)
+        if self._coordinator.ended:
+            # Late: the others are being dismissed. This one leaves at once, and exits 0.
+            self.shutdown(LATE_REASON, self._coordinator.graph_succeeded)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -203,7 +213,9 @@ class WorkerSession:
                 await self._receive_loop()
             if self._closed is not None:
                 self._coordinator.count(workers_lost=1)
-                logger.warning("worker %s dropped: %s", self.worker_id, self._closed.reason)
+                # The reason may quote what the worker sent (a loop name, say): clipped.
+                reason = clip(self._closed.reason, ERROR_CHARS)
+                logger.warning("worker %s dropped: %s", self.worker_id, reason)
                 # Its tasks run elsewhere now, not after a close handshake that a frozen
                 # worker would never answer.
                 self._leave(record)
@@ -244,36 +256,48 @@ class WorkerSession:
 
     async def _handshake(self) -> Hello:
         """Read the hello and check it; answer a status query instead and close."""
-        config = self._coordinator.config
+        coordinator = self._coordinator
+        config = coordinator.config
+        first: Hello | StatusRequest | None = None
         with trio.move_on_after(config.handshake_timeout):
             data = await self._receive()
             if data is None:
                 raise _SessionClosed(CloseCode.NORMAL, "closed before hello")
-            (first,) = self._decode(data)  # the protocol session admits one message first
-            assert isinstance(first, Hello | StatusRequest)
-            expected = config.token or ""
-            reason = None
-            if not hmac.compare_digest(first.token.encode(), expected.encode()):
-                reason = "wrong token"  # the token itself is never logged
-            elif isinstance(first, Hello) and (
+            (message,) = self._decode(data)  # the protocol session admits one message first
+            assert isinstance(message, Hello | StatusRequest)
+            first = message
+        if first is None:
+            raise _SessionClosed(CloseCode.POLICY_VIOLATION, "no hello in time")
+        peer = _peer_address(self._ws)
+        expected = config.token or ""
+        reason = None
+        if not hmac.compare_digest(first.token.encode(), expected.encode()):
+            reason = "wrong token"  # the token itself is never logged
+            # Each wrong token from this address waits longer for its answer.
+            delay = coordinator.failed_handshakes.failed(peer, trio.current_time())
+        else:
+            coordinator.failed_handshakes.succeeded(peer)
+            delay = 0.0
+            if isinstance(first, Hello) and (
                 unknown := set(first.loops) - set(self._scheduler.loops)
             ):
                 known = sorted(self._scheduler.loops)
-                reason = f"unknown loops {sorted(unknown)}; the graph has {known}"
-            if reason is not None:
-                who = (
-                    f"worker {first.worker_name!r}"
-                    if isinstance(first, Hello)
-                    else "a status query"
-                )
-                logger.warning("refused %s: %s", who, reason)
-                await self._send_now([Reject(reason=reason)])
-                raise _SessionClosed(CloseCode.POLICY_VIOLATION, reason)
-            if isinstance(first, StatusRequest):
-                await self._send_now([build_status_reply(self._coordinator, first.why)])
-                raise _SessionClosed(CloseCode.NORMAL, "status sent")
-            return first
-        raise _SessionClosed(CloseCode.POLICY_VIOLATION, "no hello in time")
+                reason = clip(f"unknown loops {sorted(unknown)}; the graph has {known}")
+        if reason is not None:
+            # What the peer sent is clipped: a 60 KiB name must not fill the log.
+            who = (
+                f"worker {clip(first.worker_name)!r}"
+                if isinstance(first, Hello)
+                else "a status query"
+            )
+            logger.warning("refused %s from %s: %s", who, clip(peer), reason)
+            await trio.sleep(delay)
+            await self._send_now([Reject(reason=reason)])
+            raise _SessionClosed(CloseCode.POLICY_VIOLATION, reason)
+        if isinstance(first, StatusRequest):
+            await self._send_now([build_status_reply(coordinator, first.why)])
+            raise _SessionClosed(CloseCode.NORMAL, "status sent")
+        return first
 
     async def _welcome(self, hello: Hello) -> None:
         coordinator = self._coordinator
@@ -288,12 +312,26 @@ class WorkerSession:
             heartbeat_interval=coordinator.config.heartbeat_interval,
             heartbeat_timeout=coordinator.config.heartbeat_timeout,
             context_inits=coordinator.pickled_context_inits(loops),
+            max_frame_bytes=coordinator.config.max_frame_bytes,
         )
-        await self._send_now([welcome])
+        try:
+            await self._send_now([welcome])
+        except FrameTooLargeError as exc:
+            # The loops' context init functions are larger than the worker accepts.
+            reason = (
+                f"the welcome (with the loops' context init functions) needs a frame of "
+                f"{exc.size} bytes and this worker accepts at most {exc.limit} "
+                "(--max-frame-bytes)"
+            )
+            logger.warning("refused worker %s: %s", clip(hello.worker_name), reason)
+            await self._send_now([Reject(reason=reason)])
+            raise _SessionClosed(CloseCode.POLICY_VIOLATION, reason) from None
         # It holds the token: from now on it may send frames as large as configured.
         # trio-websocket has no public way to change this limit on an open connection.
         self._ws._max_message_size = coordinator.config.max_frame_bytes
-        logger.info("worker %s (%s) joined, serving %s", self.worker_id, hello.worker_name, loops)
+        logger.info(
+            "worker %s (%s) joined, serving %s", self.worker_id, clip(hello.worker_name), loops
+        )
 
     def _release(self) -> None:
         """Give back everything the worker held: its place in line and its tasks."""
@@ -448,7 +486,7 @@ class WorkerSession:
                     request_id=request.request_id,
                     uid=None if error else request.uid,
                     error_type=type(error).__name__ if error else None,
-                    error_message=str(error) if error else None,
+                    error_message=clip(str(error), ERROR_CHARS) if error else None,
                 )
             )
             self._pump.wake()
@@ -484,8 +522,9 @@ class WorkerSession:
             call()
         except TGSError as error:
             if fail_task:
+                text = clip(str(error), ERROR_CHARS)
                 self._call_errors.setdefault(
-                    lease, f"a graph call by this task failed: {type(error).__name__}: {error}\n"
+                    lease, f"a graph call by this task failed: {type(error).__name__}: {text}\n"
                 )
             return error
         return None
@@ -526,6 +565,7 @@ class WorkerSession:
     def _take_outbox(self) -> list[Message]:
         # Assignments first: a Cancel or the Shutdown in the outbox must not overtake them.
         assignments, self._to_assign = self._to_assign, []
+        self._functions_carried = set()
         messages: list[Message] = [
             self._build_assign(lease, node)
             for lease, node in assignments
@@ -535,11 +575,44 @@ class WorkerSession:
         self._outbox = []
         return messages
 
+    def _encode(self, messages: list[Message]) -> list[bytes]:
+        """The batch as frames; a function counts as sent once a frame carries it."""
+        while True:
+            try:
+                frames = encode_batches(self._protocol, messages, self._on_unsendable)
+            except _FunctionNotSent:
+                # Rare (a task whose own value cannot be sent): the frames made so far
+                # are dropped and the batch is made again without the failed tasks.
+                messages = self._carry_functions_again(messages)
+                continue
+            self._functions_sent |= self._functions_carried
+            return frames
+
+    def _carry_functions_again(self, messages: list[Message]) -> list[Message]:
+        """``messages`` without the assignments failed since, the first assignment of
+        each function not sent yet carrying it."""
+        self._functions_carried = set()
+        again: list[Message] = []
+        for message in messages:
+            if isinstance(message, Assign):
+                if message.lease not in self.leases:
+                    continue  # failed as unsendable
+                handle = message.handle
+                carry = handle not in self._functions_sent and handle not in self._functions_carried
+                if carry:
+                    self._functions_carried.add(handle)
+                function = self._coordinator.pickled_function(handle) if carry else None
+                if function is not message.function:
+                    message = msgspec.structs.replace(message, function=function)
+            again.append(message)
+        return again
+
     def _build_assign(self, lease: int, node: TaskNode) -> Assign:
         function: bytes | None = None
-        if node.task_handle not in self._functions_sent:
-            function = self._coordinator.pickled_function(node.task_handle)
-            self._functions_sent.add(node.task_handle)
+        handle = node.task_handle
+        if handle not in self._functions_sent and handle not in self._functions_carried:
+            function = self._coordinator.pickled_function(handle)
+            self._functions_carried.add(handle)
         return Assign(
             lease=lease,
             task_uid=node.uid,
@@ -556,14 +629,23 @@ class WorkerSession:
         logger.warning("task %s cannot be sent to a worker: %s", node.uid, error)
         # The worker never saw it: the credit it spent on it is still its own.
         self._add_credit(self._claims[node._loop.name], 1)
-        trace = f"cannot send the task to a worker: {error}\n"
+        if isinstance(error, FrameTooLargeError):
+            error_text = (
+                f"its arguments and its predecessors' results need a frame of "
+                f"{error.size} bytes; worker {self.worker_id} ({self.worker_name}) accepts at "
+                f"most {error.limit} (--max-frame-bytes)"
+            )
+        else:
+            error_text = str(error)
+        trace = f"cannot send the task to a worker: {error_text}\n"
         self._scheduler.task_failed(node, trace, EndReason.UNSENDABLE)
 
     def _on_unsendable(self, message: Message, error: LocalProtocolError) -> Message | None:
         if isinstance(message, Assign):
-            if message.function is not None:
-                self._functions_sent.discard(message.handle)
             self._fail_unsendable(message.lease, error)
+            if message.function is not None:
+                # Assignments of the same function after this one were built without it.
+                raise _FunctionNotSent
             return None
         raise error  # our own messages always encode: this is a bug
 
@@ -573,6 +655,28 @@ class WorkerSession:
             await self._pump.send(messages)
         except trio_websocket.ConnectionClosed:
             raise _SessionClosed(CloseCode.NORMAL, "connection closed") from None
+
+
+#: What a worker that arrives while the others are dismissed is told.
+LATE_REASON = "the run has ended"
+#: How much of a text a peer sent goes into a log line or a refusal.
+CLIP_CHARS = 200
+#: How much of an error a graph call raised goes back to the worker, or into the trace
+#: of the task that made it (the error may quote what the task sent).
+ERROR_CHARS = 2000
+
+
+def clip(text: str, limit: int = CLIP_CHARS) -> str:
+    """``text``, cut to ``limit`` characters with a note of how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def _peer_address(ws: trio_websocket.WebSocketConnection) -> str:
+    """The peer's IP address, or one name for every in-memory peer (tests)."""
+    remote = ws.remote
+    return str(remote.address) if isinstance(remote, trio_websocket.Endpoint) else "in-memory"
 
 
 def _record(node: TaskNode) -> PredecessorRecord:

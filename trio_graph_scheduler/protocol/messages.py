@@ -115,11 +115,13 @@ def _register(cls: type[Message]) -> type[Message]:
 
 
 @_register
-class Hello(Message, frozen=True, kw_only=True, tag="hello"):
+class Hello(Message, frozen=True, kw_only=True, tag="hello", omit_defaults=True):
     """Worker to coordinator, first: who the worker is and what it serves.
 
     ``loops`` empty means every loop of the graph; ``max_tasks`` 0 means the worker puts
-    no cap of its own on how many tasks it runs at once.
+    no cap of its own on how many tasks it runs at once. ``max_frame_bytes`` is the
+    largest frame the worker accepts: the coordinator sends it nothing larger (0, or left
+    out on the wire by an older worker: it did not say).
     """
 
     version: Count
@@ -127,6 +129,7 @@ class Hello(Message, frozen=True, kw_only=True, tag="hello"):
     worker_name: str
     loops: list[Name]
     max_tasks: Count
+    max_frame_bytes: Count = 0
 
     def __post_init__(self) -> None:
         if len(set(self.loops)) != len(self.loops):
@@ -134,12 +137,13 @@ class Hello(Message, frozen=True, kw_only=True, tag="hello"):
 
 
 @_register
-class Welcome(Message, frozen=True, kw_only=True, tag="welcome"):
+class Welcome(Message, frozen=True, kw_only=True, tag="welcome", omit_defaults=True):
     """Coordinator to worker: accepted. ``loops`` maps each loop this worker serves to
     that loop's cluster-wide concurrency. Each side sends something (a heartbeat if nothing
     else) at least every ``heartbeat_interval`` seconds, and counts the other as lost after
     ``heartbeat_timeout`` seconds of silence. ``context_inits`` holds, for the served loops
-    that have one, the cloudpickled worker-context init function.
+    that have one, the cloudpickled worker-context init function. ``max_frame_bytes`` is
+    the largest frame the coordinator accepts (0, or left out: it did not say).
     """
 
     version: Count
@@ -148,6 +152,7 @@ class Welcome(Message, frozen=True, kw_only=True, tag="welcome"):
     heartbeat_interval: Seconds
     heartbeat_timeout: Seconds
     context_inits: dict[Name, bytes]
+    max_frame_bytes: Count = 0
 
 
 @_register

@@ -68,8 +68,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import NoReturn
 
-#: The largest frame accepted before the session is ACTIVE: a handshake is small, and an
-#: unauthenticated peer should not make us allocate much.
+#: The largest frame the coordinator accepts before the session is ACTIVE: a hello is
+#: small, and an unauthenticated peer should not make us allocate much.
 HANDSHAKE_MAX_FRAME_BYTES: Final = 64 * 2**10  # 64 KiB
 
 
@@ -166,6 +166,9 @@ class ProtocolSession:
 
     Attributes:
         role: Which end this is.
+        max_send_bytes: The largest frame sent: ``max_frame_bytes``, or less once the
+            peer said it accepts less: the worker's hello and the coordinator's welcome
+            say how much each accepts, and the session applies it (:meth:`limit_sends`).
         hello: The worker's hello, once it has passed.
         welcome: The coordinator's welcome, once it has passed.
     """
@@ -173,10 +176,16 @@ class ProtocolSession:
     def __init__(self, role: Role, *, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
         self.role: Final = role
         self.max_frame_bytes: Final = max_frame_bytes
+        self.max_send_bytes = max_frame_bytes
         self.hello: Hello | None = None
         self.welcome: Welcome | None = None
         self._state = SessionState.AWAITING_HELLO
         self._we_closed = False
+
+    def limit_sends(self, peer_limit: int) -> None:
+        """The peer accepts frames of at most ``peer_limit`` bytes (0: it did not say)."""
+        if peer_limit > 0:
+            self.max_send_bytes = min(self.max_send_bytes, peer_limit)
 
     @property
     def state(self) -> SessionState:
@@ -198,7 +207,7 @@ class ProtocolSession:
         self._check_usable()
         try:
             state = self._walk(self.role, messages, LocalProtocolError)
-            frame = encode_frame(messages, max_frame_bytes=self.max_frame_bytes)
+            frame = encode_frame(messages, max_frame_bytes=self.max_send_bytes)
         except (ValueEncodeError, FrameTooLargeError):
             raise
         except ProtocolError:
@@ -228,7 +237,7 @@ class ProtocolSession:
             messages = decode_frame(
                 data,
                 allow_pickle=active,
-                max_frame_bytes=self.max_frame_bytes if active else HANDSHAKE_MAX_FRAME_BYTES,
+                max_frame_bytes=self._receive_limit(active),
             )
             state = self._walk(_PEER[self.role], messages, RemoteProtocolError)
         except RemoteProtocolError:
@@ -236,6 +245,14 @@ class ProtocolSession:
             raise
         self._commit(messages, state)
         return messages
+
+    def _receive_limit(self, active: bool) -> int:
+        # Before the token was checked, the coordinator accepts only a small frame. A
+        # worker chose its coordinator: the welcome (with the loops' context init
+        # functions) may be as large as the worker accepts at all.
+        if active or self.role is Role.WORKER:
+            return self.max_frame_bytes
+        return HANDSHAKE_MAX_FRAME_BYTES
 
     def _check_usable(self) -> None:
         if self._state is SessionState.ERROR:
@@ -267,8 +284,12 @@ class ProtocolSession:
         for message in messages:
             if isinstance(message, Hello):
                 self.hello = message
+                if self.role is Role.COORDINATOR:
+                    self.limit_sends(message.max_frame_bytes)
             elif isinstance(message, Welcome):
                 self.welcome = message
+                if self.role is Role.WORKER:
+                    self.limit_sends(message.max_frame_bytes)
         self._state = state
 
 

@@ -134,6 +134,11 @@ class ConfigError(TGSError):
     """A command-line option or service setting is invalid."""
 
 
+class ValueTooLargeError(TGSError, ValueError):
+    """A task's arguments need a larger frame than the other end accepts
+    (``--max-frame-bytes``), so the task cannot travel."""
+
+
 class LinkError(TGSError):
     """A worker's connection to its coordinator failed for good."""
 

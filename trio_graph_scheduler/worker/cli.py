@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
+import sys
 from typing import TYPE_CHECKING, Final
 
 import trio
@@ -18,6 +20,7 @@ from ..shared.programs import (
     add_frame_option,
     configure_logging,
     fail,
+    token_from_args,
 )
 from .config import DEFAULT_BLOCKED_LOOP_WARNING, DEFAULT_CONNECT_TIMEOUT, WorkerConfig
 from .runner import Worker
@@ -30,7 +33,8 @@ DESCRIPTION: Final = """\
 Connect to a tgs-coordinator, run the tasks it assigns, and exit when it says the graph
 has ended. The coordinator ships the graph's functions: none of your code needs to be here.
 If the coordinator is not up yet, or the connection drops, the worker keeps trying for
---connect-timeout seconds. On SIGINT or SIGTERM it hands its unfinished tasks back at once.
+--connect-timeout seconds. On SIGINT or SIGTERM it hands its unfinished tasks back at once;
+a second signal stops it at once, handing nothing back.
 
 Exit status: 0 once the coordinator dismissed it, 1 on an error (unreachable, refused),
 2 for bad usage, 128+N when stopped by signal N (130 for Ctrl-C)."""
@@ -109,7 +113,7 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
     extra = {"name": args.name} if args.name else {}
     return WorkerConfig(
         url=args.connect,
-        token=args.token,
+        token=token_from_args(args),
         loops=loops,
         max_tasks=args.max_tasks,
         connect_timeout=args.connect_timeout,
@@ -128,11 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         worker = Worker(config_from_args(args))
     except ConfigError as exc:
         fail(PROG, str(exc), EXIT_USAGE)
-    stopper = SignalStop()
+    stopper = SignalStop(PROG)
     try:
         trio.run(stopper.run, worker.run, worker.stop)
-    except KeyboardInterrupt:  # a second signal: stop at once
-        return stopper.exit_code or 128 + 2
+    except KeyboardInterrupt:  # Ctrl-C before the signal watcher started or after it ended
+        print(f"{PROG}: stopped by SIGINT", file=sys.stderr)
+        return 128 + signal.SIGINT
     except TGSError as exc:
         fail(PROG, str(exc))
     return stopper.exit_code or EXIT_OK

@@ -44,6 +44,7 @@ import trio
 import trio_websocket
 
 from ..protocol.batching import encode_batches
+from ..protocol.codec import encode_frame
 from ..protocol.messages import (
     MAX_SECONDS,
     PROTOCOL_VERSION,
@@ -179,6 +180,8 @@ class CoordinatorLink:
         #: Leases answered with ``slot_busy``: their thread runs on, their slot is taken.
         self._busy: set[int] = set()
         self._replies: dict[int, tuple[trio.Event, list[Reply]]] = {}
+        # Unawaited graph calls that failed here, by lease: they fail the calling task.
+        self._call_errors: dict[int, Exception] = {}
         self._request_ids = itertools.count(1)
         self._end: LinkEnd | None = None
         self._protocol_error: RemoteProtocolError | None = None
@@ -216,6 +219,7 @@ class CoordinatorLink:
             worker_name=config.name,
             loops=list(config.loops),
             max_tasks=config.max_tasks,
+            max_frame_bytes=config.max_frame_bytes,
         )
         await self._ws.send_message(self._protocol.send([hello]))
         (answer,) = self._protocol.receive(await self._ws.get_message())
@@ -356,6 +360,8 @@ class CoordinatorLink:
         if answer.lease not in self._leases:
             return  # handed back already: the coordinator no longer waits for it
         del self._leases[answer.lease]
+        if self._call_errors:  # rare: only after a graph call failed here
+            answer = self._failed_call(answer)
         counts = self._counts
         if isinstance(answer, TaskSucceeded):
             counts.tasks_succeeded += 1
@@ -401,6 +407,34 @@ class CoordinatorLink:
     def next_request_id(self) -> int:
         """A request id not used before on this connection."""
         return next(self._request_ids)
+
+    def check_sendable(self, message: Message) -> None:
+        """Raise if ``message`` cannot be sent even alone in a frame (the coordinator
+        accepts no larger frame than its welcome said).
+
+        Raises:
+            ValueEncodeError: a value in it cannot be serialised.
+            FrameTooLargeError: it needs a larger frame than may be sent.
+        """
+        encode_frame([message], max_frame_bytes=self._protocol.max_send_bytes)
+
+    def fail_call(self, lease: int, error: Exception) -> None:
+        """An unawaited graph call of the task of ``lease`` failed here: the task fails
+        with ``call_failed`` when it ends, as when the coordinator refuses such a call."""
+        logger.warning("a graph call of lease %d failed: %s", lease, error)
+        self._call_errors.setdefault(lease, error)
+
+    def _failed_call(self, answer: _Answer) -> _Answer:
+        error = self._call_errors.pop(answer.lease, None)
+        if error is None or not isinstance(answer, TaskSucceeded):
+            return answer
+        return TaskFailed(
+            lease=answer.lease,
+            error_type=type(error).__name__,
+            message=f"a graph call by this task failed: {error}",
+            traceback="",
+            reason=EndReason.CALL_FAILED,
+        )
 
     async def _send_loop(self, interval: float) -> None:
         try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..protocol.codec import FrameTooLargeError
 from ..protocol.messages import (
     CreateConditionRequest,
     CreateTaskRequest,
@@ -25,9 +26,8 @@ from ..protocol.messages import (
     PrependRequest,
     Reply,
 )
-from ..protocol.values import encode_value
 from ..shared import errors
-from ..shared.errors import TGSError
+from ..shared.errors import TGSError, ValueTooLargeError
 from ..shared.states import TaskStatus
 from ..shared.task_calls import check_task_arguments
 from ..shared.uids import new_uid
@@ -51,6 +51,20 @@ class GraphCallLink(Protocol):
 
     def next_request_id(self) -> int:
         """A request id not used before on this connection."""
+        ...
+
+    def check_sendable(self, message: Message) -> None:
+        """Raise if ``message`` cannot be sent even alone in a frame.
+
+        Raises:
+            ValueEncodeError: a value in it cannot be serialised.
+            FrameTooLargeError: it needs a larger frame than the coordinator accepts.
+        """
+        ...
+
+    def fail_call(self, lease: int, error: Exception) -> None:
+        """A graph call the task of ``lease`` did not wait for failed here: the task
+        fails (``call_failed``) when it ends."""
         ...
 
 
@@ -185,6 +199,7 @@ class RemoteGraph:
             GraphDefinitionError, UnknownUidError, ...: what the coordinator raised.
         """
         request, node = self._task_request(task_handle, task_arguments, waits_on, awaited=True)
+        assert request is not None  # an awaited call raises instead
         reply = await self._link.request(request)
         if reply.error_type is not None:
             raise rebuild_error(reply.error_type, reply.error_message or "")
@@ -198,7 +213,8 @@ class RemoteGraph:
     ) -> RemoteTaskNode:
         """Add a task without waiting; if the coordinator refuses it, this task fails."""
         request, node = self._task_request(task_handle, task_arguments, waits_on, awaited=False)
-        self._send(request)
+        if request is not None:
+            self._send(request)
         return node
 
     def _task_request(
@@ -208,11 +224,19 @@ class RemoteGraph:
         waits_on: Iterable[str] | None,
         *,
         awaited: bool,
-    ) -> tuple[CreateTaskRequest, RemoteTaskNode]:
+    ) -> tuple[CreateTaskRequest | None, RemoteTaskNode]:
+        """The request for a new task, and the task as this graph keeps it.
+
+        Arguments too large to send fail the call: an awaited one raises
+        :class:`ValueTooLargeError`; an unawaited one gives no request and makes the
+        calling task fail when it ends, as a refusal by the coordinator would.
+
+        Raises:
+            ValueEncodeError: the arguments cannot be serialised at all.
+        """
         # Check here what the coordinator would refuse anyway, so that the error is raised
         # in the calling task, as in-process, instead of breaking the connection.
         check_task_arguments(task_handle, task_arguments)
-        encode_value(task_arguments)  # raises ValueEncodeError if it cannot travel
         uid = new_uid("task")
         request = CreateTaskRequest(
             request_id=self._link.next_request_id(),
@@ -223,25 +247,50 @@ class RemoteGraph:
             arguments=task_arguments,
             waits_on=_uid_list(waits_on),
         )
+        sendable: CreateTaskRequest | None = request
+        try:
+            self._link.check_sendable(request)
+        except FrameTooLargeError as exc:
+            if awaited:
+                raise _too_large(task_handle, exc) from None
+            self._link.fail_call(self.lease, _too_large(task_handle, exc))
+            sendable = None
         node = RemoteTaskNode(self, uid, task_handle, task_arguments, TaskStatus.CREATED)
         self.nodes[uid] = node
-        return request, node
+        return sendable, node
 
     def _add_condition(self, condition: ConditionLike, waits_on: Iterable[str]) -> None:
         # Called by GenericSchedulingCondition's constructor when its graph is this one.
-        self._send(
-            CreateConditionRequest(
-                request_id=self._link.next_request_id(),
-                lease=self.lease,
-                uid=condition.uid,
-                mode=str(condition.mode),
-                waits_on=_uid_list(waits_on),
-            )
+        request = CreateConditionRequest(
+            request_id=self._link.next_request_id(),
+            lease=self.lease,
+            uid=condition.uid,
+            mode=str(condition.mode),
+            waits_on=_uid_list(waits_on),
         )
+        try:
+            self._link.check_sendable(request)
+        except FrameTooLargeError as exc:
+            # A condition over so many tasks that their uids need more than a frame.
+            error = ValueTooLargeError(
+                f"the condition {condition.uid} is too large to send to the coordinator: "
+                f"it needs a frame of {exc.size} bytes and at most {exc.limit} go"
+            )
+            self._link.fail_call(self.lease, error)
+        else:
+            self._send(request)
         self.conditions[condition.uid] = condition
 
     def _send(self, message: Message) -> None:
         self._link.send_nowait(message)
+
+
+def _too_large(handle: str, error: FrameTooLargeError) -> ValueTooLargeError:
+    return ValueTooLargeError(
+        f"the arguments of the new {handle!r} task are too large to send to the "
+        f"coordinator: they need a frame of {error.size} bytes and at most {error.limit} "
+        "go (--max-frame-bytes)"
+    )
 
 
 def _uid_list(waits_on: Iterable[str] | None) -> list[str]:

@@ -50,19 +50,31 @@ class ConditionMode:
         return f"{criterion}__{'ALL' if self.target is None else self.target}"
 
 
+#: The most digits N may have in ``SUCCESS__<N>``: any more is beyond 2**63, far beyond
+#: any graph, and Python refuses to parse an int of over 4300 digits anyway.
+MAX_MODE_DIGITS: Final = 18
+
+
 @functools.lru_cache(maxsize=64)  # a graph uses a handful of modes, a million times each
 def _parse_mode(mode: str) -> ConditionMode:
     criterion, sep, amount = mode.partition("__")
     valid = sep and criterion in _CRITERIA and (amount == "ALL" or amount.isdecimal())
+    shown = _clip(mode)  # a mode can come from a worker: never echo a huge one whole
     if not valid:
         raise GraphDefinitionError(
-            f"bad condition mode {mode!r}: expected SUCCESS__ALL, COMPLETE__ALL, "
+            f"bad condition mode {shown}: expected SUCCESS__ALL, COMPLETE__ALL, "
             "SUCCESS__<N> or COMPLETE__<N>"
         )
+    if amount != "ALL" and len(amount.lstrip("0")) > MAX_MODE_DIGITS:
+        raise GraphDefinitionError(f"bad condition mode {shown}: N is too large")
     target = None if amount == "ALL" else int(amount)
     if target is not None and target < 1:
-        raise GraphDefinitionError(f"bad condition mode {mode!r}: N must be at least 1")
+        raise GraphDefinitionError(f"bad condition mode {shown}: N must be at least 1")
     return ConditionMode(require_success=_CRITERIA[criterion], target=target)
+
+
+def _clip(mode: str, limit: int = 60) -> str:
+    return repr(mode) if len(mode) <= limit else f"{mode[:limit]!r}... ({len(mode)} characters)"
 
 
 class GenericSchedulingCondition:
