@@ -94,6 +94,7 @@ _WORKER: Final = _object(
     left_at=_TIME,
     left_because=_nullable(_STRING),
     tasks=_array(_STRING),
+    lost_while_running=_array(_object(uid=_STRING, function=_STRING)),
 )
 
 #: The report as a JSON Schema (the subset :func:`schema_errors` checks).
@@ -256,6 +257,9 @@ def _worker(record: WorkerRecord, tasks: list[str]) -> dict[str, Any]:
         "left_at": record.left_at,
         "left_because": record.left_because,
         "tasks": tasks,
+        "lost_while_running": [
+            {"uid": uid, "function": function} for uid, function in record.lost_while_running
+        ],
     }
 
 
