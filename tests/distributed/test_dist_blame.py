@@ -13,6 +13,8 @@ import trio.testing
 from memcluster import TIME_LIMIT, open_cluster, timed
 
 from trio_graph_scheduler import TaskGraph, TaskStatus, WorkerLoop
+from trio_graph_scheduler.coordinator.observe.status_reply import build_status_reply
+from trio_graph_scheduler.status import format_status
 
 
 async def poison(**_: object) -> None:
@@ -52,6 +54,18 @@ async def test_a_task_that_kills_its_workers_is_blamed_alone(
                         break
                 graph.check_invariants()
 
+            # What tgs-status shows: each lost worker and what it ran; --why for a task.
+            (shared,) = [r for r in coordinator.workers.values() if len(r.lost_while_running) > 1]
+            neighbour = next(uid for uid, _ in shared.lost_while_running if uid != node.uid)
+            reply = build_status_reply(coordinator, why=neighbour)
+            text = format_status(reply)
+
+    assert len(reply.lost) == 4
+    assert f"lost while running task {node.uid} (function poison): connection lost" in text
+    assert reply.explanation is not None
+    assert f"Worker {shared.worker_id} ({shared.name}) was lost while running task " in (
+        reply.explanation
+    )
     assert kills[0] > 1, "the poison first ran beside innocent tasks"
     assert kills[1:] == [1, 1, 1]
     assert node.losses == 3
