@@ -35,7 +35,8 @@ def test_a_worker_lost_with_several_tasks_charges_none_and_makes_them_suspects()
     assert held == [a, b, c]
     lose(graph, held)
     for node in (a, b, c):
-        assert (node.task_status, node.attempts, node.losses) == ("ready_for_execution", 0, 0)
+        assert (node.task_status, node.attempts, node.losses) == ("ready_for_execution", 1, 0)
+        assert node.shared_losses == 1
         assert node._suspect
     queue = graph.scheduler.loops["default"]
     assert list(queue.suspects) == [a, b, c]
@@ -60,7 +61,7 @@ def test_a_suspect_that_ends_normally_is_cleared() -> None:
     graph.scheduler.requeue(b)
     graph.check_invariants()
     assert list(graph.scheduler.loops["default"].ready) == [b]
-    assert (a.losses, b.losses, b.attempts) == (0, 0, 1)
+    assert (a.losses, b.losses, b.attempts, b.shared_losses) == (0, 0, 2, 1)
 
 
 def test_a_suspect_lost_alone_is_charged_and_fails_on_evidence() -> None:
@@ -81,7 +82,7 @@ def test_a_suspect_lost_alone_is_charged_and_fails_on_evidence() -> None:
     assert poison.exception_trace == (
         "killed its worker 3 times (the last: worker-3 (host:3): connection lost)\n"
     )
-    assert (innocent.losses, innocent.attempts) == (0, 1)
+    assert (innocent.losses, innocent.attempts, innocent.shared_losses) == (0, 2, 1)
     assert driver.ended == 1
 
 
@@ -170,7 +171,8 @@ def test_one_poison_task_among_innocents_never_fails_an_innocent() -> None:
                 driver.succeed(node)
     assert driver.ended == 1
     assert [n.task_status for n in innocents] == ["success"] * 6
-    assert [n.attempts for n in innocents] == [1] * 6
+    assert [n.attempts - n.shared_losses for n in innocents] == [1] * 6
+    assert [n.losses for n in innocents] == [0] * 6
     assert poison.task_status == "failed"
     assert poison.exception_trace is not None
     assert poison.exception_trace.startswith("killed its worker 3 times (the last: worker-")

@@ -40,6 +40,8 @@ class TaskNode:
         losses: how many of those runs were lost with their worker while it ran there
             alone (a loss shared with other tasks charges none of them; see
             ``Scheduler.task_lost``).
+        shared_losses: how many of those runs were lost with a worker that ran other
+            tasks too (charged to none of them).
         queued_at, started_at, ended_at: when it last became ready, last started, and
             ended, as ``time.time()``; ``None`` until then.
         worker: what ran it last: a worker's id, or ``local`` in-process.
@@ -59,6 +61,7 @@ class TaskNode:
         "graph",
         "losses",
         "queued_at",
+        "shared_losses",
         "started_at",
         "task_arguments",
         "task_handle",
@@ -93,6 +96,8 @@ class TaskNode:
         self.attempts = 0
         #: Runs lost with their worker while it ran there alone (charged losses).
         self.losses = 0
+        #: Runs lost with a worker that ran other tasks too (charged to none of them).
+        self.shared_losses = 0
         #: When it last became ready, last started, and ended (``time.time()``).
         self.queued_at: float | None = None
         self.started_at: float | None = None

@@ -187,7 +187,7 @@ class Scheduler:
         policy's delay (see ``on_retry``); else it ends as failed.
         """
         policy = node.graph.task_functions[node.task_handle].policy
-        failures = node.attempts - node.losses
+        failures = node.attempts - node.losses - node.shared_losses
         cancelled = self.cancelling.pop(node, None) is not None
         if failures < policy.attempts and self.on_retry is not None and not cancelled:
             self._expect_in_progress(node)
@@ -217,8 +217,9 @@ class Scheduler:
 
         With ``alone`` (the worker ran nothing else) the task is charged the loss, and
         after ``max_lost_attempts`` charged losses it fails. Else nobody can tell which of
-        the worker's tasks killed it: none is charged and the run counts as no attempt.
-        Either way a task that runs again is a suspect: handed out only alone.
+        the worker's tasks killed it: none is charged (``shared_losses`` counts the run,
+        and it counts against no retry policy). Either way a task that runs again is a
+        suspect: handed out only alone.
         """
         self._expect_in_progress(node)
         if node in self.cancelling:  # it was being cancelled: it has stopped, so it ends
@@ -233,7 +234,7 @@ class Scheduler:
                 self._end_running(node, TaskStatus.FAILED, trace, EndReason.WORKER_LOST)
                 return
         else:
-            node.attempts -= 1
+            node.shared_losses += 1
         node._suspect = True
         self._requeue_running(node)
 

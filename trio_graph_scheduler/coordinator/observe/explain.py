@@ -331,7 +331,7 @@ def _running(
 
 
 def _retrying(node: TaskNode) -> str:
-    failures = node.attempts - node.losses
+    failures = node.attempts - node.losses - node.shared_losses
     allowed = node.graph.task_functions[node.task_handle].policy.attempts
     text = (
         f"{task_label(node)} failed attempt {failures} of {allowed} and waits out its retry "
