@@ -445,7 +445,9 @@ class WorkerSession:
                         self._scheduler.loops[claim.loop].wait(claim)
         elif not self.leases:
             self.take_suspect()
-        if node._loop.suspects:
+        queue = node._loop
+        if queue.suspects and queue.running < queue.concurrency:
+            # A slot is free that an idle worker could not take before (the loop was full).
             offer_suspects(self._coordinator.sessions)
 
     def _take_lease(self, lease: int) -> TaskNode:
@@ -514,7 +516,7 @@ class WorkerSession:
                 if node is self.suspect:
                     self.suspect = None
                 self._scheduler.hand_back(node)
-                if node._loop.suspects:
+                if node._loop.suspects:  # rare: a stopping worker held a suspect
                     offer_suspects(self._coordinator.sessions)
 
     def _on_create_task(self, request: CreateTaskRequest) -> None:
