@@ -67,3 +67,29 @@ async def test_an_unreadable_result_fails_its_task_only(
     assert summary.tasks_by_status == {"success": 7, "failed": 1, "precondition_failed": 1}
     # Neither connection was dropped: each worker connected once and ran to the end.
     assert [worker.statistics().connections for worker in workers] == [1, 1]
+
+
+async def test_an_argument_the_worker_cannot_read_fails_that_task_only(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The graph builder's argument lives on the coordinator as an object; the worker
+    # cannot unpickle it (as a class installed only on the coordinator).
+    graph = TaskGraph({"timed": timed}, [WorkerLoop("default", 4)])
+    bad = await graph.create_task("timed", ((OnlyOnWorkers(),), None))
+    after = await graph.create_task("timed", ((0.1,), None), [bad.uid])
+    innocents = [await graph.create_task("timed", ((0.5,), None)) for _ in range(6)]
+
+    with trio.fail_after(TIME_LIMIT):
+        summary, workers = await run_cluster(graph, 2)
+
+    assert bad.task_status is TaskStatus.FAILED
+    assert bad.end_reason is EndReason.UNSENDABLE
+    assert bad.exception_trace == (
+        "UnreadableValue: the task's arguments or a predecessor's result cannot be read on "
+        "this worker (is its class only installed on the coordinator?): ImportError: No "
+        "module named 'only_on_workers'\n"
+    )
+    assert after.task_status is TaskStatus.PRECONDITION_FAILED
+    assert all(node.task_status is TaskStatus.SUCCESS for node in innocents)
+    assert summary.tasks_by_status == {"success": 6, "failed": 1, "precondition_failed": 1}
+    assert [worker.statistics().connections for worker in workers] == [1, 1]
