@@ -136,6 +136,7 @@ async def test_report_of_a_real_run(tmp_path: Path) -> None:
         "worker": None,
         "attempts": 0,
         "losses": 0,
+        "shared_losses": 0,
         "queued_at": None,
         "started_at": None,
         "ended_at": skipped["ended_at"],
