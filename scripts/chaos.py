@@ -20,6 +20,10 @@ What it does:
    SIGCONTs it, and watches it reconnect (or exit).
 5. Ends when the graph has ended, or after ``--duration`` seconds (then the run is stopped
    and every unfinished task is reported as lost).
+6. With ``--poison N``, N more independent tasks end the worker process that runs them
+   (``os._exit(1)``), mixed in among the others; ``--max-lost-attempts`` is then 3 unless
+   given. Each must fail as "killed its worker 3 times", and no other task may fail: a
+   worker killed by a poison task must never cost its neighbours anything.
 
 How executions are counted, independently of the coordinator: every *execution* of a task
 appends one line to ``exec-<pid>.log`` in a temporary directory (the path travels in the
@@ -60,6 +64,7 @@ Usage (from the repository root)::
     python scripts/chaos.py                               # 10,000 tasks, 4 workers (about 20 s)
     python scripts/chaos.py --seed 7 --kill-every 0.5,2   # kill more often, reproducibly
     python scripts/chaos.py --tasks 1000 --workers 2      # a smoke run
+    python scripts/chaos.py --poison 10                   # and 10 tasks that kill their worker
     python scripts/chaos.py --json out/chaos.json --keep  # figures as JSON; keep the logs
 """
 
@@ -163,6 +168,13 @@ async def chaos_task(
     return {"pid": pid, "worker": worker_id, "lease": lease, "run": run}
 
 
+async def poison_task(*_: Any, **__: Any) -> None:
+    """Ends the worker process it runs in, at once (as a crashing C extension would)."""
+    import os
+
+    os._exit(1)
+
+
 # -- the graph ---------------------------------------------------------------------------------
 
 
@@ -174,15 +186,19 @@ class Shapes:
 
 
 def build_graph(
-    tasks: int, concurrency: int, log_dir: Path, rng: random.Random
+    tasks: int, concurrency: int, log_dir: Path, rng: random.Random, poison: int = 0
 ) -> tuple[TaskGraph, Shapes]:
-    """``tasks`` tasks in the three shapes, created in a shuffled order."""
+    """``tasks`` tasks in the three shapes, and ``poison`` poison tasks, created in a
+    shuffled order."""
     chains = int(tasks * CHAIN_SHARE) // CHAIN_LENGTH
     fan_ins = int(tasks * FAN_IN_SHARE) // (FAN_IN_LEAVES + 1)
     independent = tasks - chains * CHAIN_LENGTH - fan_ins * (FAN_IN_LEAVES + 1)
     units = ["independent"] * independent + ["chain"] * chains + ["fan-in"] * fan_ins
+    units += ["poison"] * poison
     rng.shuffle(units)
-    graph = TaskGraph({"chaos": chaos_task}, [WorkerLoop("default", concurrency, None)])
+    graph = TaskGraph(
+        {"chaos": chaos_task, "poison": poison_task}, [WorkerLoop("default", concurrency, None)]
+    )
 
     def create(waits_on: list[str] | None = None) -> str:
         arguments: TaskArguments = (
@@ -194,13 +210,15 @@ def build_graph(
     for unit in units:
         if unit == "independent":
             create()
+        elif unit == "poison":
+            graph.create_task_nowait("poison")
         elif unit == "chain":
             uid = create()
             for _ in range(CHAIN_LENGTH - 1):
                 uid = create([uid])
         else:
             create([create() for _ in range(FAN_IN_LEAVES)])
-    assert len(graph.nodes) == tasks, (len(graph.nodes), tasks)
+    assert len(graph.nodes) == tasks + poison, (len(graph.nodes), tasks, poison)
     return graph, Shapes(independent, chains, fan_ins)
 
 
@@ -463,7 +481,11 @@ async def freeze_and_thaw(state: RunState, freeze: FreezeRecord, t0: float) -> N
             freeze.detect_counter_s = freeze.detect_session_s
     if freeze.detect_session_s is None:
         freeze.note = f"not dropped within {FREEZE_WAIT_S:g} s of SIGSTOP"
-    os.kill(freeze.pid, signal.SIGCONT)
+    try:
+        os.kill(freeze.pid, signal.SIGCONT)
+    except ProcessLookupError:  # it had exited as it was stopped: a poison task ended it
+        freeze.note = "the worker exited as it was stopped (a poison task ended it)"
+        return
     resumed = time.monotonic()
     with trio.move_on_after(FREEZE_WAIT_S):
         while True:
@@ -719,8 +741,11 @@ def check_results(
     return duplicates, anomalies, figures
 
 
-def worker_problems(cluster: Cluster, freeze: FreezeRecord | None) -> list[str]:
-    """Worker processes that exited with an error unasked, or wrote a traceback."""
+def worker_problems(
+    cluster: Cluster, freeze: FreezeRecord | None, poisoned: set[int] | None = None
+) -> list[str]:
+    """Worker processes that exited with an error unasked, or wrote a traceback. A
+    process in ``poisoned`` (the pids a poison task ran on) may exit 1."""
     problems = []
     for record in cluster.processes:
         text = Path(record.stderr_path).read_text(errors="replace")
@@ -734,6 +759,8 @@ def worker_problems(cluster: Cluster, freeze: FreezeRecord | None) -> list[str]:
                 f"worker pid {record.pid} ({Path(record.stderr_path).name}) wrote a traceback:\n"
                 + "\n".join("    " + line for line in text.splitlines()[-25:])
             )
+        elif record.pid in (poisoned or set()) and record.returncode == 1:
+            pass  # a poison task ended it, as it should
         elif not record.killed and record.returncode not in (0, None):
             frozen = " (the frozen one)" if freeze and record.pid == freeze.pid else ""
             problems.append(
@@ -754,6 +781,8 @@ class Report:
     succeeded: int
     failed: int
     failed_lost_too_often: int
+    poison: int
+    innocent_failed: int
     precondition_failed: int
     lost: int
     duplicates: int
@@ -793,7 +822,23 @@ def analyse(
     statuses = Counter(str(n.task_status) for n in nodes.values())
     unfinished = [n for n in nodes.values() if str(n.task_status) not in FINAL]
     failed = [n for n in nodes.values() if n.task_status == "failed"]
-    lost_too_often = [n for n in failed if (n.exception_trace or "").startswith("worker lost")]
+    lost_too_often = [
+        n for n in failed if (n.exception_trace or "").startswith("killed its worker")
+    ]
+    poison = [n for n in nodes.values() if n.task_handle == "poison"]
+    innocent_failed = [n for n in failed if n.task_handle != "poison"]
+    poison_unblamed = [
+        n
+        for n in poison
+        if n.task_status != "failed"
+        or not (n.exception_trace or "").startswith("killed its worker")
+    ]
+    poison_uids = {n.uid for n in poison}
+    poisoned = {
+        pid_of(r.name)
+        for r in book.records.values()
+        if any(uid in poison_uids for uid, _ in r.lost_while_running)
+    }
     executions, bad_lines = read_executions(run_dir)
     duplicates, anomalies, figures = check_results(nodes, executions, book, state.capped)
     problems: list[str] = []
@@ -801,8 +846,10 @@ def analyse(
     problems += [f"result recorded wrongly: {d}" for d in duplicates[:20]]
     problems += [f"anomaly: {a}" for a in anomalies[:20]]
     problems += [f"unreadable execution log line: {b}" for b in bad_lines[:20]]
-    worker_issues = worker_problems(cluster, state.freeze)
+    worker_issues = worker_problems(cluster, state.freeze, poisoned)
     problems += worker_issues
+    problems += [f"innocent task failed: {n.uid}" for n in innocent_failed[:20]] if poison else []
+    problems += [f"poison task not blamed: {n.uid} {n.task_status}" for n in poison_unblamed]
     for node in failed[:5]:
         trace = (node.exception_trace or "").strip().splitlines()
         problems.append(f"failed: {node.uid} on {node.worker}: {trace[-1] if trace else '?'}")
@@ -818,7 +865,9 @@ def analyse(
     if "Traceback" in log_text:
         problems.append("the coordinator logged a traceback (see coordinator.log)")
     anomaly_count = (
-        len(anomalies)
+        (len(innocent_failed) if poison else 0)
+        + len(poison_unblamed)
+        + len(anomalies)
         + len(bad_lines)
         + len(worker_issues)
         + bool(state.serve_error)
@@ -841,6 +890,8 @@ def analyse(
         succeeded=statuses.get("success", 0),
         failed=len(failed),
         failed_lost_too_often=len(lost_too_often),
+        poison=len(poison),
+        innocent_failed=len(innocent_failed),
         precondition_failed=statuses.get("precondition_failed", 0),
         lost=len(unfinished),
         duplicates=len(duplicates),
@@ -889,6 +940,9 @@ def print_report(report: Report) -> None:
     print("-" * 78)
     row("tasks succeeded", f"{report.succeeded:,}")
     row("tasks failed", report.failed, f"{report.failed_lost_too_often} of them lost too often")
+    if report.poison:
+        row("poison tasks", report.poison, "each must fail: killed its worker")
+        row("innocent tasks failed", report.innocent_failed, "must be 0")
     row("tasks precondition_failed", report.precondition_failed)
     row("tasks lost (never finished)", report.lost, "must be 0")
     row("results recorded twice", report.duplicates, "must be 0")
@@ -1004,8 +1058,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--max-lost-attempts",
         type=int,
-        default=100,
-        help="a task lost this many times fails (100: none should)",
+        default=None,
+        help="a task that kills its worker this many times fails (100, or 3 with --poison)",
+    )
+    parser.add_argument(
+        "--poison",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N more tasks that end their worker process (os._exit); 0: none",
     )
     parser.add_argument(
         "--connect-timeout", type=float, default=10.0, help="workers' --connect-timeout (10)"
@@ -1016,6 +1077,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(2**31)
+    if args.max_lost_attempts is None:
+        args.max_lost_attempts = 3 if args.poison else 100
     if args.tasks < 1 or args.workers < 1 or args.slots < 1:
         parser.error("--tasks, --workers and --slots must be at least 1")
     if not 0 <= args.freeze_at < 1:
@@ -1042,7 +1105,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(tempfile.mkdtemp(prefix="tgs-chaos-"))
     log_to(run_dir / "coordinator.log")
     rng = random.Random(args.seed)
-    graph, shapes = build_graph(args.tasks, args.workers * args.slots, run_dir, rng)
+    graph, shapes = build_graph(args.tasks, args.workers * args.slots, run_dir, rng, args.poison)
     given = list(argv if argv is not None else sys.argv[1:])
     if "--seed" not in given:
         given += ["--seed", str(args.seed)]

@@ -134,6 +134,10 @@ def format_status(reply: StatusReply) -> str:
                 f"  {task.task_uid} {task.handle} on {task.worker or '?'} for "
                 f"{format_seconds(task.running_for)} (run {task.attempt})"
             )
+    if reply.lost:
+        lines.append("")
+        lines.append("lost:")
+        lines.extend(f"  {line}" for line in reply.lost)
     if reply.explanation is not None:
         lines.append("")
         lines.append(reply.explanation)

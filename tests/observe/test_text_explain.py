@@ -283,3 +283,37 @@ async def test_graph_explain_after_a_real_run() -> None:
     )
     assert graph.explain(bad.uid).startswith(f"{bad.uid} (parse) has run and failed (")
     assert graph.explain(bad.uid).endswith("): ValueError: cannot parse 'bad'")
+
+
+def test_a_task_lost_with_its_workers_names_them() -> None:
+    graph = make_graph()
+    a, b = graph.create_task_nowait("f"), graph.create_task_nowait("f")
+    hand = Hand(graph)
+    hand.start(a, worker="worker-1")
+    hand.start(b, worker="worker-1")
+    for node in (a, b):
+        graph.scheduler.task_lost(node, "worker-1 (h:1): connection lost", alone=False)
+    lost = [
+        WorkerRecord(
+            "worker-1",
+            "h:1",
+            ["default"],
+            0.0,
+            1.0,
+            "connection lost",
+            [
+                (a.uid, "f"),
+                (b.uid, "f"),
+            ],
+        )
+    ]
+    answer = explain_task(graph, a.uid, workers=[], lost_workers=lost)
+    assert answer.endswith(
+        f" Worker worker-1 (h:1) was lost while running task {a.uid} (function f), beside "
+        "1 other task: connection lost. It is a suspect: it runs again alone, on the next "
+        "worker that has nothing else to do."
+    )
+    hand.run(a, worker="worker-2")
+    answer = explain_task(graph, a.uid, lost_workers=lost)
+    assert answer.startswith(f"{a.uid} (f) has run and succeeded")
+    assert answer.endswith("beside 1 other task: connection lost.")

@@ -136,6 +136,7 @@ async def test_report_of_a_real_run(tmp_path: Path) -> None:
         "worker": None,
         "attempts": 0,
         "losses": 0,
+        "shared_losses": 0,
         "queued_at": None,
         "started_at": None,
         "ended_at": skipped["ended_at"],
@@ -182,7 +183,7 @@ def test_report_of_a_distributed_run_lists_workers_and_their_tasks() -> None:
     hand.run(c, worker="worker-2")
     timed(b, 5.0, 6.0)
     workers = [
-        WorkerRecord("worker-1", "a:1", ["default"], 1.0, 3.0, "connection lost"),
+        WorkerRecord("worker-1", "a:1", ["default"], 1.0, 3.0, "connection lost", [(b.uid, "f")]),
         WorkerRecord("worker-2", "b:2", ["default", "html"], 2.0),
     ]
     counters = CoordinatorStatistics(workers_joined=2, workers_lost=1, tasks_lost=1)
@@ -204,6 +205,7 @@ def test_report_of_a_distributed_run_lists_workers_and_their_tasks() -> None:
             "left_at": 3.0,
             "left_because": "connection lost",
             "tasks": [a.uid],
+            "lost_while_running": [{"uid": b.uid, "function": "f"}],
         },
         {
             "id": "worker-2",
@@ -213,6 +215,7 @@ def test_report_of_a_distributed_run_lists_workers_and_their_tasks() -> None:
             "left_at": None,
             "left_because": None,
             "tasks": [b.uid, c.uid],
+            "lost_while_running": [],
         },
     ]
     (task_b,) = (task for task in report["tasks"] if task["uid"] == b.uid)

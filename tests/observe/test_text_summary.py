@@ -14,6 +14,7 @@ from trio_graph_scheduler.coordinator.observe.summary import (
     percentile,
     summarize_functions,
 )
+from trio_graph_scheduler.coordinator.worker_session import WorkerRecord
 
 KEY_ERROR = "Traceback (most recent call last):\n  ...\nKeyError: 'x'\n"
 
@@ -125,9 +126,48 @@ def test_tasks_that_never_ran_and_lost_runs() -> None:
             "skipped: never ran, because a condition it waited on failed",
             "",
             "1 distinct failure:",
-            f"  1x f: worker lost 2 times (the last: silent) (e.g. {a.uid})",
+            f"  1x f: killed its worker 2 times (the last: silent) (e.g. {a.uid})",
         ]
     )
+
+
+def test_workers_lost_while_running_tasks_are_named() -> None:
+    graph = make_graph()
+    a, b = graph.create_task_nowait("f"), graph.create_task_nowait("g")
+    hand = Hand(graph)
+    hand.start(a, worker="worker-1")
+    hand.start(b, worker="worker-1")
+    for node in (a, b):
+        graph.scheduler.task_lost(node, "worker-1 (h:1): connection lost", alone=False)
+    hand.run(a, worker="worker-2")
+    graph.scheduler.task_lost(hand.start(b, worker="worker-3"), "worker-3 (h:3): silent")
+    hand.run(b, worker="worker-2")
+    workers = [
+        WorkerRecord(
+            "worker-1",
+            "h:1",
+            ["default"],
+            0.0,
+            1.0,
+            "connection lost",
+            [
+                (a.uid, "f"),
+                (b.uid, "g"),
+            ],
+        ),
+        WorkerRecord("worker-2", "h:2", ["default"], 0.0, 2.0, "dismissed"),
+        WorkerRecord("worker-3", "h:3", ["default"], 0.0, 2.0, "silent for 10 s", [(b.uid, "g")]),
+    ]
+    lines = format_summary(graph, workers).splitlines()
+    assert lines[-3:] == [
+        "2 workers lost:",
+        f"  worker worker-1 (h:1) lost while running 2 tasks: task {a.uid} (function f), "
+        f"task {b.uid} (function g): connection lost",
+        f"  worker worker-3 (h:3) lost while running task {b.uid} (function g): silent for 10 s",
+    ]
+    # Only the loss on worker-3, where b ran alone, was charged.
+    assert (a.losses, b.losses) == (0, 1)
+    assert "lost" not in format_summary(graph).splitlines()[-1]
 
 
 def test_an_interrupted_run_shows_unfinished_tasks() -> None:

@@ -37,6 +37,16 @@ def make_graph(
     return TaskGraph(functions, specs, task_policies=dict(policies or {}))
 
 
+class _Alone:
+    """The lone claimant of a suspect; its cancels go to the hand."""
+
+    def __init__(self, hand: Hand) -> None:
+        self.hand = hand
+
+    def cancel(self, node: TaskNode) -> None:
+        self.hand.cancel(node)
+
+
 class Hand:
     """Claims tasks and reports their outcomes, checking the core's invariants each step."""
 
@@ -55,10 +65,12 @@ class Hand:
         self.cancelled.append(node)
 
     def claim(self, loop: str = "default", *, worker: str = "local") -> TaskNode:
-        node = self.scheduler.loops[loop].claim_nowait()
+        queue = self.scheduler.loops[loop]
+        node = queue.claim_nowait(self)
+        if node is None:  # a suspect runs alone: a claimant of its own, that cancels here
+            node = queue.claim_suspect(_Alone(self))
         assert node is not None, f"nothing ready in {loop}"
         node.worker = worker
-        node._claimant = self
         self.graph.check_invariants()
         return node
 

@@ -42,13 +42,14 @@ from trio_graph_scheduler.protocol import (
     StatusRequest,
     TaskFailed,
     TaskSucceeded,
+    UnreadableValue,
     ValueEncodeError,
     Welcome,
     WorkerStatus,
     decode_frame,
     encode_frame,
 )
-from trio_graph_scheduler.shared.states import EndReason
+from trio_graph_scheduler.shared.states import EndReason, TaskStatus
 
 
 def tup(*items: Any) -> msgpack.ExtType:
@@ -356,6 +357,7 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
                 )
             ],
             explanation=None,
+            lost=["worker worker-0 (h:0) lost while running task task-1 (function f): gone"],
         ),
         {
             "type": "status_reply",
@@ -383,6 +385,7 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
                 }
             ],
             "explanation": None,
+            "lost": ["worker worker-0 (h:0) lost while running task task-1 (function f): gone"],
         },
     ),
 ]
@@ -751,6 +754,55 @@ def test_garbage_pickle_is_a_remote_error_even_when_allowed() -> None:
     )
     with pytest.raises(RemoteProtocolError, match="cannot unpickle"):
         decode_frame(frame, allow_pickle=True)
+
+
+def _refuse_to_load() -> None:
+    raise ImportError("only workers have this package")
+
+
+class OnlyOnWorkers:
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (_refuse_to_load, ())
+
+
+def test_a_value_that_fails_to_load_fails_no_frame() -> None:
+    # A result, a task's arguments and a predecessor's result: each is read as a marker,
+    # and the other messages of the frame decode as usual.
+    unreadable = UnreadableValue("ImportError: only workers have this package")
+    record = PredecessorRecord(
+        task_uid="task-" + "0" * 32,
+        handle="f",
+        status=TaskStatus.SUCCESS,
+        arguments=None,
+        result=OnlyOnWorkers(),
+        exception_trace=None,
+    )
+    frame = encode_frame(
+        [
+            TaskSucceeded(lease=1, result=OnlyOnWorkers()),
+            TaskSucceeded(lease=2, result=[OnlyOnWorkers()]),
+            Assign(
+                lease=3,
+                task_uid="task-" + "1" * 32,
+                handle="f",
+                loop="default",
+                arguments=((OnlyOnWorkers(),), {}),
+                predecessors=[record],
+                function=None,
+                timeout=None,
+            ),
+            Heartbeat(),
+        ]
+    )
+    first, second, assign, heartbeat = decode_frame(frame, allow_pickle=True)
+    assert isinstance(first, TaskSucceeded)
+    assert first.result == unreadable
+    assert isinstance(second, TaskSucceeded)
+    assert second.result == [unreadable]
+    assert isinstance(assign, Assign)
+    assert assign.arguments == ((unreadable,), {})
+    assert assign.predecessors[0].result == unreadable
+    assert isinstance(heartbeat, Heartbeat)
 
 
 # Round trips of every message type, with generated field values.

@@ -144,8 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         default=DEFAULT_MAX_LOST_ATTEMPTS,
-        help="a task whose worker is lost N times fails instead of running again "
-        f"(default: {DEFAULT_MAX_LOST_ATTEMPTS})",
+        help="a task whose worker is lost N times while it runs there alone fails instead "
+        f"of running again (default: {DEFAULT_MAX_LOST_ATTEMPTS})",
     )
     return parser
 
@@ -333,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TGSError as exc:
         fail(PROG, str(exc))
     if coordinator.graph.nodes:
-        print(format_summary(coordinator.graph))
+        print(format_summary(coordinator.graph, coordinator.workers.values()))
     for line in write_outputs(coordinator, outputs):
         print(line)
     counts = ", ".join(f"{n} {status}" for status, n in summary.tasks_by_status.items())

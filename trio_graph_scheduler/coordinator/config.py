@@ -39,8 +39,8 @@ class CoordinatorConfig:
         handshake_timeout: seconds a new connection has to say hello.
         max_frame_bytes: the largest frame accepted or sent.
         shutdown_grace: seconds to wait for workers to leave after the graph ended.
-        max_lost_attempts: a task whose worker is lost this many times fails ("worker
-            lost 3 times") instead of running again.
+        max_lost_attempts: a task whose worker is lost this many times while it ran
+            there alone fails ("killed its worker 3 times") instead of running again.
         max_connections: connections served at once; more are closed at once.
         min_workers: hand out no task until this many workers have joined (0: start at
             once), so that the first worker to arrive does not take all the work.

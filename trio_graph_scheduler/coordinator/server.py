@@ -20,6 +20,7 @@ from .listeners import CappedListener
 from .run import GraphRun
 from .shipping import pickle_for_workers
 from .throttle import FailedHandshakes
+from .unserved import warn_about_unserved_loops
 from .worker_session import WorkerRecord, WorkerSession
 
 if TYPE_CHECKING:
@@ -217,6 +218,7 @@ class Coordinator:
                 await self._wait_for_enough_workers()
                 self.started_at = time.time()
                 run.start(nursery)
+                nursery.start_soon(warn_about_unserved_loops, self)
                 self._started.set()
                 if self._interrupted:  # stopped before it started
                     run.end()

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from .core.graph import ContextInit
     from .core.policy import TaskPolicy
-    from .observe.explain import ConnectedWorker
+    from .observe.explain import ConnectedWorker, LostWorker
 
 
 class TaskGraph(TaskGraphCore):
@@ -91,7 +91,13 @@ class TaskGraph(TaskGraphCore):
 
         draw_timeline(self, path)
 
-    def explain(self, uid: str, *, workers: Sequence[ConnectedWorker] | None = None) -> str:
+    def explain(
+        self,
+        uid: str,
+        *,
+        workers: Sequence[ConnectedWorker] | None = None,
+        lost_workers: Iterable[LostWorker] = (),
+    ) -> str:
         """Why a task has not run (yet), or how it ended, in one short paragraph.
 
         For example ``task-… (render) is ready and waits for a free slot: loop html is
@@ -102,10 +108,12 @@ class TaskGraph(TaskGraphCore):
             uid: a task's uid (a condition's uid says what the condition still needs).
             workers: the connected workers (each with ``worker_id`` and ``loops``) in
                 distributed mode; ``None`` in-process, where every loop has its slots.
+            lost_workers: the workers that left (``Coordinator.workers.values()``): the
+                answer names each one lost while running the task.
 
         Raises:
             UnknownUidError: no task or condition has this uid.
         """
         from .observe.explain import explain_task
 
-        return explain_task(self, uid, workers=workers)
+        return explain_task(self, uid, workers=workers, lost_workers=lost_workers)

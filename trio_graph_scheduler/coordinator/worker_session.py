@@ -8,6 +8,13 @@ for whatever reason, every task still leased to it goes back to the front of its
 (at-least-once execution), and a result for a lease the session no longer holds is dropped
 (exactly-once results).
 
+Blame on evidence: a worker lost while it ran one task charges that task the loss; lost
+while it ran several, it charges none of them, and each becomes a *suspect*
+(``LoopQueue.suspects``). A session hands out a suspect only while it holds no other
+lease, and then stays out of every loop's line until that task has ended: the next loss,
+if any, is evidence against that one task. An idle session takes a suspect before ready
+work; a busy one never does, so in a busy cluster suspects wait until some worker is idle.
+
 Two trio tasks serve a session: the receiver handles each inbound frame synchronously
 against the scheduling core, and the sender turns everything queued since its last send
 (assignments, replies) into as few frames as possible. Both are the loops of a
@@ -20,7 +27,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -53,14 +60,21 @@ from ..protocol.messages import (
     Welcome,
 )
 from ..protocol.session import CloseCode, ProtocolSession, Role, SessionState
-from ..shared.errors import LocalProtocolError, RemoteProtocolError, TGSError
+from ..protocol.values import find_unreadable, unreadable_values_decoded
+from ..shared.errors import (
+    GraphDefinitionError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    TGSError,
+)
 from ..shared.pump import ConnectionPump
 from ..shared.states import EndReason
 from .core.conditions import GenericSchedulingCondition
 from .observe.status_reply import build_status_reply
+from .observe.wording import worker_lost_line
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from .core.nodes import TaskNode
     from .server import Coordinator
@@ -96,6 +110,9 @@ class WorkerRecord:
     left_at: float | None = None
     #: Why it left: ``dismissed`` when told to, else why it was dropped; None while here.
     left_because: str | None = None
+    #: What it was running when it was lost: ``(task uid, function)`` pairs, in the
+    #: order they were handed to it; empty if it left cleanly or ran nothing.
+    lost_while_running: list[tuple[str, str]] = field(default_factory=list)
 
 
 class LoopClaim:
@@ -143,6 +160,8 @@ class WorkerSession:
         #: Ended tasks whose slot is still busy on the worker (their sync function runs
         #: on in a thread), by lease, until the worker says ``slot_freed``.
         self.busy_slots: dict[int, TaskNode] = {}
+        #: The suspect it runs alone, if any: meanwhile it is in no loop's line.
+        self.suspect: TaskNode | None = None
         self._claims: dict[str, LoopClaim] = {}
         # Functions a frame sent to this worker carried: later assignments go without.
         self._functions_sent: set[str] = set()
@@ -157,6 +176,8 @@ class WorkerSession:
         self._nursery: trio.Nursery | None = None
         #: Why the session was dropped, once it was.
         self._closed: _SessionClosed | None = None
+        # Whether the frame being handled holds an UnreadableValue somewhere.
+        self._unreadable_in_frame = False
         self._pump = ConnectionPump[Message](
             ws,
             decode=self._decode,
@@ -231,7 +252,7 @@ class WorkerSession:
         record.left_because = "dismissed" if self._closed is None else self._closed.reason
         self._coordinator.sessions.discard(self)
         self._coordinator.membership_changed()
-        self._release()
+        record.lost_while_running = self._release()
         logger.info("worker %s (%s) left", self.worker_id, self.worker_name)
 
     def shutdown(self, reason: str, graph_succeeded: bool) -> None:
@@ -333,10 +354,15 @@ class WorkerSession:
             "worker %s (%s) joined, serving %s", self.worker_id, clip(hello.worker_name), loops
         )
 
-    def _release(self) -> None:
-        """Give back everything the worker held: its place in line and its tasks."""
+    def _release(self) -> list[tuple[str, str]]:
+        """Give back everything the worker held: its place in line and its tasks.
+
+        Returns:
+            The tasks it was running if it was lost, as ``(uid, function)`` pairs.
+        """
         for claim in self._claims.values():
             self._scheduler.loops[claim.loop].withdraw(claim)
+            claim.waiting = False
             claim.credit = 0
         # Whatever threads still run there, they are no longer this cluster's slots.
         busy, self.busy_slots = self.busy_slots, {}
@@ -344,18 +370,26 @@ class WorkerSession:
             self._scheduler.slot_freed(node)
         leases, self.leases = self.leases, {}
         self._to_assign.clear()
+        self.suspect = None
         if not leases:
-            return
+            return []
         if self._closed is None:
             # The coordinator is ending the run itself: the worker lost nothing.
             for node in leases.values():
                 self._scheduler.hand_back(node)
-            return
+            return []
+        running = [(node.uid, node.task_handle) for node in leases.values()]
+        logger.warning(
+            "%s", worker_lost_line(self.worker_id, self.worker_name, running, self._closed.reason)
+        )
         reason = f"{self.worker_id} ({self.worker_name}): {self._closed.reason}"
+        # Blame on evidence: only a task that ran alone on the worker is charged.
+        alone = len(leases) == 1
         for node in leases.values():
-            self._scheduler.task_lost(node, reason)
+            self._scheduler.task_lost(node, reason, alone=alone)
         self._coordinator.count(tasks_lost=len(leases))
-        logger.warning("worker %s lost with %d task(s)", self.worker_id, len(leases))
+        offer_suspects(self._coordinator.sessions)
+        return running
 
     # -- receiving ---------------------------------------------------------------------
 
@@ -382,10 +416,14 @@ class WorkerSession:
             return None
 
     def _decode(self, data: bytes | str) -> list[Message]:
+        before = unreadable_values_decoded()
         try:
-            return self._protocol.receive(data)
+            messages = self._protocol.receive(data)
         except RemoteProtocolError as exc:
             raise _SessionClosed(CloseCode.PROTOCOL_ERROR, f"protocol error: {exc}") from None
+        # Values are searched for unreadable markers only in the rare frame that has one.
+        self._unreadable_in_frame = unreadable_values_decoded() != before
+        return messages
 
     def _on_claim(self, message: Claim) -> None:
         claim = self._claims.get(message.loop)
@@ -400,9 +438,66 @@ class WorkerSession:
 
     def _add_credit(self, claim: LoopClaim, credit: int) -> None:
         claim.credit += credit
+        if self.suspect is not None:
+            return  # it runs a suspect alone: it stays out of every line until that ends
+        if not self.leases and self.take_suspect():
+            return
         if not claim.waiting:
             claim.waiting = True
             self._scheduler.loops[claim.loop].wait(claim)
+
+    def take_suspect(self) -> bool:
+        """If this worker holds nothing, hand it the oldest suspect of a loop it has credit
+        on, and take it out of every loop's line until that task has ended.
+
+        Returns:
+            Whether it took one.
+        """
+        if self.leases or self.busy_slots or self.suspect is not None:
+            return False  # not alone: a thread of an ended sync task may still run too
+        if self._protocol.state is not SessionState.ACTIVE:
+            return False  # dismissed: nothing more may be sent
+        for claim in self._claims.values():
+            if claim.credit <= 0:
+                continue
+            queue = self._scheduler.loops[claim.loop]
+            node = queue.claim_suspect(claim)
+            if node is None:
+                continue
+            for other in self._claims.values():
+                if other.waiting:
+                    self._scheduler.loops[other.loop].withdraw(other)
+                    other.waiting = False
+            claim.credit -= 1
+            self.suspect = node
+            self._lease(node)
+            logger.info(
+                "task %s (function %s) is suspected of killing a worker: running it alone on "
+                "%s (%s)",
+                node.uid,
+                node.task_handle,
+                self.worker_id,
+                self.worker_name,
+            )
+            return True
+        return False
+
+    def _lease_ended(self, node: TaskNode) -> None:
+        """One of its leases ended (or was handed back): a suspect run alone is over, and
+        an idle worker may take a suspect; a freed slot may let another worker take one."""
+        if node is self.suspect:
+            self.suspect = None
+            if not self.take_suspect():
+                for claim in self._claims.values():  # back in line for ordinary work
+                    if claim.credit > 0 and not claim.waiting:
+                        claim.waiting = True
+                        self._scheduler.loops[claim.loop].wait(claim)
+        elif not self.leases:
+            self.take_suspect()
+        queue = node._loop
+        if queue.suspects and queue.running < queue.concurrency:
+            # A slot is free that an idle worker could not take before (the loop was full).
+            offer_suspects(self._coordinator.sessions)
 
     def _take_lease(self, lease: int) -> TaskNode:
         node = self.leases.pop(lease, None)
@@ -420,21 +515,36 @@ class WorkerSession:
     def _on_task_succeeded(self, message: TaskSucceeded) -> None:
         node = self._take_lease(message.lease)
         call_error = self._call_errors.pop(message.lease, None)
+        unreadable = self._unreadable_in_frame and find_unreadable(message.result)
         if call_error is not None:
             self._scheduler.task_failed(node, call_error, EndReason.CALL_FAILED)
+        elif unreadable:
+            logger.warning(
+                "task %s (function %s) returned a value the coordinator cannot read: %s",
+                node.uid,
+                node.task_handle,
+                unreadable.error,
+            )
+            trace = (
+                "the task's result cannot be read on the coordinator (is its class only "
+                f"installed on the workers?): {unreadable.error}\n"
+            )
+            self._scheduler.task_failed(node, trace, EndReason.UNSENDABLE)
         else:
             self._scheduler.task_succeeded(node, message.result)
+        self._lease_ended(node)
 
     def _on_task_failed(self, message: TaskFailed) -> None:
         node = self._take_lease(message.lease)
         self._call_errors.pop(message.lease, None)
         if message.reason is EndReason.MARKED_FAILED:
             self._scheduler.task_marked_failed(node)
-            return
-        trace = message.traceback or f"{message.error_type}: {message.message}\n"
-        if message.slot_busy:
-            self.busy_slots[message.lease] = node
-        self._scheduler.task_failed(node, trace, message.reason, slot_busy=message.slot_busy)
+        else:
+            trace = message.traceback or f"{message.error_type}: {message.message}\n"
+            if message.slot_busy:
+                self.busy_slots[message.lease] = node
+            self._scheduler.task_failed(node, trace, message.reason, slot_busy=message.slot_busy)
+        self._lease_ended(node)
 
     def _on_cancelled(self, message: Cancelled) -> None:
         node = self._take_lease(message.lease)
@@ -442,6 +552,7 @@ class WorkerSession:
         if message.slot_busy:
             self.busy_slots[message.lease] = node
         self._scheduler.task_cancelled(node, slot_busy=message.slot_busy)
+        self._lease_ended(node)
 
     def _on_slot_freed(self, message: SlotFreed) -> None:
         node = self.busy_slots.pop(message.lease, None)
@@ -451,6 +562,8 @@ class WorkerSession:
                 f"slot_freed for lease {message.lease}, whose slot was not kept busy",
             )
         self._scheduler.slot_freed(node)
+        # A place came free as when a lease ends: an idle worker may take a suspect now.
+        self._lease_ended(node)
 
     def _on_loop_blocked(self, message: LoopBlocked) -> None:
         by = (
@@ -463,18 +576,33 @@ class WorkerSession:
             self.worker_id,
             self.worker_name,
             message.seconds,
-            by,
+            clip(by),  # the worker's words: a handle may be as long as it likes
         )
 
     def _on_hand_back(self, message: HandBack) -> None:
+        # The worker is stopping: it must be handed nothing more, not even the tasks it
+        # gives back (they used to come straight back to it, and were lost with it).
+        for claim in self._claims.values():
+            if claim.waiting:
+                self._scheduler.loops[claim.loop].withdraw(claim)
+                claim.waiting = False
+            claim.credit = 0
         for lease in message.leases:
             node = self.leases.pop(lease, None)
             if node is not None:
                 self._call_errors.pop(lease, None)
+                if node is self.suspect:
+                    self.suspect = None
                 self._scheduler.hand_back(node)
+                if node._loop.suspects:  # rare: a stopping worker held a suspect
+                    offer_suspects(self._coordinator.sessions)
 
     def _on_create_task(self, request: CreateTaskRequest) -> None:
         def create() -> None:
+            if self._unreadable_in_frame and (bad := find_unreadable(request.arguments)):
+                raise GraphDefinitionError(
+                    f"the task's arguments cannot be read on the coordinator: {bad.error}"
+                )
             self._coordinator.graph.create_task_nowait(
                 request.handle, request.arguments, request.waits_on, uid=request.uid
             )
@@ -543,6 +671,7 @@ class WorkerSession:
                 del self.leases[lease]
                 self._add_credit(self._claims[node._loop.name], 1)
                 self._scheduler.task_cancelled(node)
+                self._lease_ended(node)
             else:
                 self._outbox.append(Cancel(lease=lease))
                 self._pump.wake()
@@ -639,6 +768,7 @@ class WorkerSession:
             error_text = str(error)
         trace = f"cannot send the task to a worker: {error_text}\n"
         self._scheduler.task_failed(node, trace, EndReason.UNSENDABLE)
+        self._lease_ended(node)
 
     def _on_unsendable(self, message: Message, error: LocalProtocolError) -> Message | None:
         if isinstance(message, Assign):
@@ -677,6 +807,14 @@ def _peer_address(ws: trio_websocket.WebSocketConnection) -> str:
     """The peer's IP address, or one name for every in-memory peer (tests)."""
     remote = ws.remote
     return str(remote.address) if isinstance(remote, trio_websocket.Endpoint) else "in-memory"
+
+
+def offer_suspects(sessions: Iterable[WorkerSession]) -> None:
+    """Let every idle session take a suspect (a suspect was queued, or a slot of its loop
+    freed). O(sessions), and only while suspects wait: rare."""
+    for session in list(sessions):
+        if not session.leases:
+            session.take_suspect()
 
 
 def _record(node: TaskNode) -> PredecessorRecord:

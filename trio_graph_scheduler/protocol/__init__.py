@@ -51,6 +51,7 @@ from .values import EXT_FROZENSET as EXT_FROZENSET
 from .values import EXT_PICKLE as EXT_PICKLE
 from .values import EXT_SET as EXT_SET
 from .values import EXT_TUPLE as EXT_TUPLE
+from .values import UnreadableValue as UnreadableValue
 from .values import ValueEncodeError as ValueEncodeError
 from .values import decode_value as decode_value
 from .values import encode_value as encode_value

@@ -439,3 +439,5 @@ class StatusReply(Message, frozen=True, kw_only=True, tag="status_reply"):
     workers: list[WorkerStatus]
     slowest: list[RunningTask]
     explanation: str | None
+    #: One line per worker lost while running tasks, naming them (newest last).
+    lost: list[str] = msgspec.field(default_factory=list)

@@ -17,6 +17,12 @@ Tuples, sets and big ints have codes of their own so that plain data never needs
 which matters because decoding a pickle runs code chosen by the sender. Decoding with
 ``allow_pickle=False`` refuses ``EXT_PICKLE`` outright.
 
+A well-formed pickle that fails to load on this side (a class only the sender has, a
+``__reduce__`` that raises when called) does not fail the frame: it decodes as an
+:class:`UnreadableValue` that says why, so that the session fails the one task whose
+value it is and the connection carries on. Bytes that are not a pickle at all (a peer
+sending garbage) still fail the frame.
+
 Two losses are known and accepted: ``bytearray`` and ``memoryview`` arrive as ``bytes``
 (msgpack packs them natively, before any hook can see them), and a ``msgpack.ExtType`` or
 ``msgpack.Timestamp`` inside a value is packed as itself.
@@ -165,6 +171,60 @@ class ValuePacker:
 
 
 @final
+class UnreadableValue:
+    """Stands for a pickled value that this side could not load; ``error`` says why.
+
+    It travels on as itself (it pickles by reference to this class), so a value that a
+    worker sent and the coordinator cannot read never turns into a different value.
+    """
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"<unreadable value: {self.error}>"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is UnreadableValue and other.error == self.error
+
+    def __hash__(self) -> int:
+        return hash((UnreadableValue, self.error))
+
+    def __reduce__(self) -> tuple[type[UnreadableValue], tuple[str]]:
+        return (UnreadableValue, (self.error,))
+
+
+# How many UnreadableValues this process has decoded: a reader compares it before and
+# after decoding a frame, and looks for the markers only if it moved (rare), so that
+# ordinary results are never walked.
+_unreadable_decoded = 0
+
+
+def unreadable_values_decoded() -> int:
+    """How many :class:`UnreadableValue` markers have been decoded so far (ever-growing)."""
+    return _unreadable_decoded
+
+
+def find_unreadable(value: Any) -> UnreadableValue | None:
+    """The first :class:`UnreadableValue` inside ``value`` (lists, dicts, tuples, sets,
+    frozensets, walked without recursion), or ``None``. O(size of value)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is UnreadableValue:
+            return item  # type: ignore[no-any-return]
+        if kind is dict:
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif kind in (list, tuple, set, frozenset):
+            stack.extend(item)
+    return None
+
+
+@final
 class _Decoder:
     """The ``ext_hook`` of one decoding pass; it counts ext nesting depth."""
 
@@ -227,10 +287,16 @@ class _Decoder:
             )
         try:
             return cloudpickle.loads(data)
-        except Exception as exc:
-            # Unpickling bad bytes can raise nearly anything (UnpicklingError, EOFError,
-            # AttributeError, ImportError, ...): all of it means the peer sent garbage.
+        except (pickle.UnpicklingError, EOFError) as exc:
+            # Not a pickle, or a truncated one: the peer sent garbage.
             raise RemoteProtocolError(f"cannot unpickle a value: {exc!r}") from exc
+        except Exception as exc:
+            # A pickle that loads code or data this side lacks (ImportError,
+            # AttributeError), or whose reconstructor raised: the value is unreadable
+            # here, which fails the task it belongs to, not the connection.
+            global _unreadable_decoded
+            _unreadable_decoded += 1
+            return UnreadableValue(f"{type(exc).__name__}: {exc}")
 
 
 def value_ext_hook(code: int, data: memoryview, *, allow_pickle: bool) -> Any:
@@ -240,7 +306,7 @@ def value_ext_hook(code: int, data: memoryview, *, allow_pickle: bool) -> Any:
 
     Raises:
         RemoteProtocolError: an unknown or malformed extension, or a pickle that is refused
-            or broken.
+            or not a pickle (one that fails to load is an :class:`UnreadableValue`).
     """
     try:
         return _Decoder(allow_pickle=allow_pickle).ext_hook(code, data)

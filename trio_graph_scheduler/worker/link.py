@@ -66,6 +66,7 @@ from ..protocol.messages import (
     Welcome,
 )
 from ..protocol.session import CloseCode, ProtocolSession, Role, SessionState
+from ..protocol.values import find_unreadable, unreadable_values_decoded
 from ..shared.errors import RemoteProtocolError, WorkerContextError, WorkerRejectedError
 from ..shared.invoke import failure_reason, format_exception_trace, invoke_task_function
 from ..shared.pump import ConnectionPump
@@ -179,6 +180,10 @@ class CoordinatorLink:
         self._cancelled: set[int] = set()
         #: Leases answered with ``slot_busy``: their thread runs on, their slot is taken.
         self._busy: set[int] = set()
+        # Leases whose arguments or predecessors' results could not be unpickled here,
+        # with why: they fail at start instead of running with a marker for a value.
+        self._unreadable: dict[int, str] = {}
+        self._unreadable_in_frame = False
         self._replies: dict[int, tuple[trio.Event, list[Reply]]] = {}
         # Unawaited graph calls that failed here, by lease: they fail the calling task.
         self._call_errors: dict[int, Exception] = {}
@@ -188,7 +193,7 @@ class CoordinatorLink:
         self._nursery: trio.Nursery | None = None
         self._pump = ConnectionPump[Message](
             ws,
-            decode=self._protocol.receive,
+            decode=self._decode,
             encode=partial(encode_batches, self._protocol, on_unsendable=self._on_unsendable),
             heartbeat=Heartbeat,  # sent when idle; received, it restarts the silence timer
             take_outbox=self._take_outbox,
@@ -308,7 +313,20 @@ class CoordinatorLink:
             logger.warning("lost the coordinator: %s", _describe_close(closed))
         self._finish(LinkEnd.LOST)
 
+    def _decode(self, data: bytes | str) -> list[Message]:
+        before = unreadable_values_decoded()
+        messages = self._protocol.receive(data)
+        # Values are searched for unreadable markers only in the rare frame that has one.
+        self._unreadable_in_frame = unreadable_values_decoded() != before
+        return messages
+
     def _on_assign(self, assign: Assign) -> None:
+        if self._unreadable_in_frame:
+            bad = find_unreadable(assign.arguments) or find_unreadable(
+                [(p.arguments, p.result) for p in assign.predecessors]
+            )
+            if bad is not None:
+                self._unreadable[assign.lease] = bad.error
         channel = self._channels.get(assign.loop)
         if channel is None:
             raise RemoteProtocolError(f"assign: loop {assign.loop!r} is not served here")
@@ -559,6 +577,11 @@ class _LinkSlot:
         if isinstance(context, _ContextFailure):
             self._answer(assign, _worker_error(lease, "WorkerContextError", str(context)))
             return None
+        if link._unreadable and lease in link._unreadable:
+            why = link._unreadable.pop(lease)
+            logger.warning("task %s (%s) cannot run here: %s", assign.task_uid, assign.handle, why)
+            self._answer(assign, _unreadable_input(lease, why))
+            return None
         graph = RemoteGraph(link, lease)
         node = graph.adopt_task(
             assign.task_uid, assign.handle, assign.arguments, assign.predecessors
@@ -676,6 +699,18 @@ def _worker_error(lease: int, error_type: str, message: str) -> TaskFailed:
         message=message,
         traceback="",
         reason=EndReason.WORKER_ERROR,
+    )
+
+
+def _unreadable_input(lease: int, why: str) -> TaskFailed:
+    """The task's arguments or a predecessor's result could not be unpickled here."""
+    return TaskFailed(
+        lease=lease,
+        error_type="UnreadableValue",
+        message="the task's arguments or a predecessor's result cannot be read on this "
+        f"worker (is its class only installed on the coordinator?): {why}",
+        traceback="",
+        reason=EndReason.UNSENDABLE,
     )
 
 

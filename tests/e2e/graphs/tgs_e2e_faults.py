@@ -169,6 +169,46 @@ async def after_victim(out: str, **_: Any) -> str:
     return "ran"
 
 
+async def innocent(out: str, i: int, **_: Any) -> int:
+    """A short task that harms nobody."""
+    run = new_run()
+    record(out, "start", f"innocent-{i}", run=run)
+    await trio.sleep(0.5)
+    record(out, "end", f"innocent-{i}", run=run)
+    return i
+
+
+async def exits(out: str, **_: Any) -> None:
+    """Ends the process it runs in at once, as ``os._exit(1)`` does."""
+    record(out, "start", "poison", run=new_run())
+    os._exit(1)
+
+
+async def segfaults(out: str, **_: Any) -> None:
+    """Reads address 0 through ctypes: SIGSEGV, the process dies."""
+    import ctypes  # only the worker that runs it needs it
+
+    record(out, "start", "poison", run=new_run())
+    ctypes.string_at(0)
+
+
+def _only_on_workers() -> None:
+    raise ImportError("No module named 'only_on_workers'")
+
+
+class OnlyOnWorkers:
+    """Pickles on the worker; loading it raises, as a class only workers have would."""
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (_only_on_workers, ())
+
+
+async def unreadable(out: str, **_: Any) -> OnlyOnWorkers:
+    """Returns a value the coordinator cannot unpickle."""
+    record(out, "start", "poison", run=new_run())
+    return OnlyOnWorkers()
+
+
 async def report(out: str, label: str, *, task_node: Any, **_: Any) -> int:
     """Write every predecessor's status, result and trace to ``report-<label>.json``."""
     predecessors = [
@@ -198,7 +238,15 @@ FUNCTIONS = {
     "next_in_line": next_in_line,
     "after_victim": after_victim,
     "report": report,
+    "innocent": innocent,
+    "exits": exits,
+    "segfaults": segfaults,
+    "unreadable": unreadable,
 }
+
+#: How many ``innocent`` tasks ``build_poison`` has beside its poison, and the loop's limit.
+POISON_INNOCENTS = 6
+POISON_LIMIT = 4
 
 
 async def _report_on(graph: TaskGraph, out: str, label: str, uids: list[str]) -> None:
@@ -285,4 +333,18 @@ def cancel_race_graph(out: str) -> TaskGraph:
     the graph open until ``finish``; the test adds a ``victim`` while it runs."""
     graph = TaskGraph(FUNCTIONS, [WorkerLoop("default", 1, None), WorkerLoop("tail", 1, ["tail"])])
     graph.create_task_nowait("tail", ((out,), {}))
+    return graph
+
+
+async def build_poison() -> TaskGraph:
+    """One poison task (the function named by ``TGS_E2E_POISON``: exits, segfaults or
+    unreadable), then :data:`POISON_INNOCENTS` innocent ones, in one loop of
+    :data:`POISON_LIMIT`, and a report on all of them."""
+    out = out_dir()
+    graph = TaskGraph(FUNCTIONS, [WorkerLoop("default", POISON_LIMIT, None)])
+    uids = [(await graph.create_task(os.environ["TGS_E2E_POISON"], ((out,), {}))).uid]
+    uids += [
+        (await graph.create_task("innocent", ((out, i), {}))).uid for i in range(POISON_INNOCENTS)
+    ]
+    await _report_on(graph, out, "poison", uids)
     return graph

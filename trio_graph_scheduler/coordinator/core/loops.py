@@ -161,7 +161,17 @@ class Claimant(Protocol):
 class LoopQueue:
     """The ready tasks of one loop, and the one place its concurrency limit is enforced."""
 
-    __slots__ = ("_claimants", "busy", "clock", "concurrency", "name", "open", "ready", "running")
+    __slots__ = (
+        "_claimants",
+        "busy",
+        "clock",
+        "concurrency",
+        "name",
+        "open",
+        "ready",
+        "running",
+        "suspects",
+    )
 
     def __init__(self, name: str, concurrency: int, clock: Callable[[], float]) -> None:
         self.name = name
@@ -178,11 +188,16 @@ class LoopQueue:
         self.busy = 0
         #: Whether tasks may be handed out: only while the graph runs (see :meth:`open_up`).
         self.open = False
+        #: Ready tasks under suspicion of killing their worker (``TaskNode._suspect``),
+        #: oldest first. They are never dispatched to the line of claimants: the shell
+        #: hands each one to a claimant whose worker runs nothing else
+        #: (:meth:`claim_suspect`), and gives that worker nothing else meanwhile.
+        self.suspects: deque[TaskNode] = deque()
         self._claimants: deque[Claimant] = deque()
 
     def __repr__(self) -> str:
         return (
-            f"<LoopQueue {self.name} ready={len(self.ready)} "
+            f"<LoopQueue {self.name} ready={len(self.ready)} suspects={len(self.suspects)} "
             f"running={self.running}/{self.concurrency} busy={self.busy} "
             f"waiting={len(self._claimants)}>"
         )
@@ -204,11 +219,24 @@ class LoopQueue:
         self.ready.appendleft(node)
         self._dispatch()
 
+    def push_suspect(self, node: TaskNode) -> None:
+        """Queue a suspect (``node._suspect`` is set): it waits for a lone claimant."""
+        node.queued_at = self.clock()
+        self.suspects.append(node)
+
+    def claim_suspect(self, claimant: Claimant) -> TaskNode | None:
+        """Take the oldest suspect for ``claimant`` if the loop has a free slot; else
+        ``None``. The caller promises that the claimant's worker runs nothing else, and
+        gets nothing else until this task has ended or been handed back."""
+        if self.suspects and self.running < self.concurrency and self.open:
+            return self._hand_out(claimant, self.suspects)
+        return None
+
     def claim_nowait(self, claimant: Claimant | None = None) -> TaskNode | None:
         """Take the oldest ready task for ``claimant`` if the loop has a free slot; else
         ``None``. (Without a claimant the task cannot be cancelled while it runs.)"""
         if self.ready and self.running < self.concurrency and self.open:
-            return self._hand_out(claimant)
+            return self._hand_out(claimant, self.ready)
         return None
 
     def wait(self, claimant: Claimant) -> None:
@@ -218,7 +246,7 @@ class LoopQueue:
 
     def remove(self, node: TaskNode) -> None:
         """Take a ready task out of the queue (it was cancelled). O(queue): rare."""
-        self.ready.remove(node)
+        (self.suspects if node._suspect else self.ready).remove(node)
 
     def withdraw(self, claimant: Claimant) -> None:
         """Take ``claimant`` out of line (it stopped, or its worker left)."""
@@ -251,13 +279,13 @@ class LoopQueue:
         claimants = self._claimants
         while claimants and self.ready and self.running < self.concurrency and self.open:
             claimant = claimants.popleft()
-            if claimant.deliver(self._hand_out(claimant)):
+            if claimant.deliver(self._hand_out(claimant, self.ready)):
                 claimants.append(claimant)
 
-    def _hand_out(self, claimant: Claimant | None) -> TaskNode:
-        """The oldest ready task, now running for ``claimant`` (the caller checked that
-        one is ready and a slot is free)."""
-        node = self.ready.popleft()
+    def _hand_out(self, claimant: Claimant | None, line: deque[TaskNode]) -> TaskNode:
+        """The oldest task of ``line`` (``ready`` or ``suspects``), now running for
+        ``claimant`` (the caller checked that one is there and a slot is free)."""
+        node = line.popleft()
         node._claimant = claimant
         self.running += 1
         node.task_status = TaskStatus.IN_PROGRESS

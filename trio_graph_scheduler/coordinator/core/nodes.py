@@ -37,7 +37,11 @@ class TaskNode:
             cancelled, or lost).
         end_reason: why it ended, as an :class:`EndReason`; ``None`` until it has.
         attempts: how many times it was started (not counting runs given back unfinished).
-        losses: how many of those runs were lost with their worker.
+        losses: how many of those runs were lost with their worker while it ran there
+            alone (a loss shared with other tasks charges none of them; see
+            ``Scheduler.task_lost``).
+        shared_losses: how many of those runs were lost with a worker that ran other
+            tasks too (charged to none of them).
         queued_at, started_at, ended_at: when it last became ready, last started, and
             ended, as ``time.time()``; ``None`` until then.
         worker: what ran it last: a worker's id, or ``local`` in-process.
@@ -48,6 +52,7 @@ class TaskNode:
     __slots__ = (
         "_claimant",
         "_loop",
+        "_suspect",
         "_unsatisfied",
         "attempts",
         "end_reason",
@@ -56,6 +61,7 @@ class TaskNode:
         "graph",
         "losses",
         "queued_at",
+        "shared_losses",
         "started_at",
         "task_arguments",
         "task_handle",
@@ -88,8 +94,10 @@ class TaskNode:
         self.waited_on_by: list[GenericSchedulingCondition] = []
         #: Runs started and not given back unfinished (worker losses included).
         self.attempts = 0
-        #: Runs lost with their worker.
+        #: Runs lost with their worker while it ran there alone (charged losses).
         self.losses = 0
+        #: Runs lost with a worker that ran other tasks too (charged to none of them).
+        self.shared_losses = 0
         #: When it last became ready, last started, and ended (``time.time()``).
         self.queued_at: float | None = None
         self.started_at: float | None = None
@@ -101,6 +109,9 @@ class TaskNode:
         self._loop = loop
         # Who it was handed to while it is in progress, so that it can be cancelled.
         self._claimant: Claimant | None = None
+        # Lost with a worker that ran other tasks too: until it ends normally it is
+        # handed out only alone (LoopQueue.suspects), so that a loss can be blamed on it.
+        self._suspect = False
 
     def __repr__(self) -> str:
         return f"<TaskNode {self.task_handle} {self.uid} {self.task_status}>"

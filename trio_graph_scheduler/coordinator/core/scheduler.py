@@ -21,8 +21,11 @@ Three detours lead back from ``in_progress``:
 
 - *handed back* (its claimant stopped cleanly, or the caller cancelled execution): it goes
   back to the front of its queue, and the run does not count as an attempt;
-- *lost* with its worker: the same, but the run counts, and after
-  ``max_lost_attempts`` losses the task fails ("worker lost 3 times");
+- *lost* with its worker: it runs again. Blame goes on evidence only: a task that ran
+  alone on the lost worker is charged the loss, and after ``max_lost_attempts`` charged
+  losses it fails ("killed its worker 3 times"); tasks that shared the worker are charged
+  nothing but become *suspects*, which the shell hands out only alone, so that the next
+  loss, if any, names the task that causes it. A suspect that ends normally is cleared;
 - *failed* with attempts left under its function's :class:`~.policy.TaskPolicy`: it is
   ``ready_for_execution`` but out of its queue until the shell's retry timer puts it back
   (``on_retry`` tells the shell the delay; :meth:`Scheduler.requeue` ends it).
@@ -42,6 +45,7 @@ included.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any, Final
 
 from ...shared.errors import TGSInternalError
@@ -153,6 +157,8 @@ class Scheduler:
         for queue in self.loops.values():
             for node in queue.ready:
                 node.task_status = TaskStatus.READY_FOR_EXECUTION
+            for node in queue.suspects:
+                node.task_status = TaskStatus.READY_FOR_EXECUTION
         for queue in self.loops.values():
             queue.open_up()
         self._check_progress()
@@ -167,6 +173,8 @@ class Scheduler:
             self.requeue(node)
         for queue in self.loops.values():
             for node in queue.ready:
+                node.task_status = TaskStatus.CREATED
+            for node in queue.suspects:
                 node.task_status = TaskStatus.CREATED
 
     def task_marked_failed(self, node: TaskNode) -> None:
@@ -199,11 +207,12 @@ class Scheduler:
         until :meth:`slot_freed`.
         """
         policy = node.graph.task_functions[node.task_handle].policy
-        failures = node.attempts - node.losses
+        failures = node.attempts - node.losses - node.shared_losses
         cancelled = self.cancelling.pop(node, None) is not None
         if failures < policy.attempts and self.on_retry is not None and not cancelled:
             self._expect_in_progress(node)
             node.exception_trace = exception_trace  # the last error stays visible
+            node._suspect = False  # it ended normally: whatever killed workers, not this
             self._leave_running(node)
             self.retrying.add(node)
             if slot_busy:
@@ -243,17 +252,31 @@ class Scheduler:
         node.attempts -= 1
         self._requeue_running(node)
 
-    def task_lost(self, node: TaskNode, reason: str) -> None:
-        """A running task's worker was lost: it runs again unless it was lost too often."""
+    def task_lost(self, node: TaskNode, reason: str, *, alone: bool = True) -> None:
+        """A running task's worker was lost (``reason`` names the worker and why).
+
+        With ``alone`` (the worker ran nothing else) the task is charged the loss, and
+        after ``max_lost_attempts`` charged losses it fails. Else nobody can tell which of
+        the worker's tasks killed it: none is charged (``shared_losses`` counts the run,
+        and it counts against no retry policy). Either way a task that runs again is a
+        suspect: handed out only alone.
+        """
         self._expect_in_progress(node)
-        node.losses += 1
         if node in self.cancelling:  # it was being cancelled: it has stopped, so it ends
+            node.losses += alone
             self.task_cancelled(node)
-        elif node.losses >= self.max_lost_attempts:
-            trace = f"worker lost {node.losses} times (the last: {reason})\n"
-            self._end_running(node, TaskStatus.FAILED, trace, EndReason.WORKER_LOST)
+            return
+        if alone:
+            node.losses += 1
+            if node.losses >= self.max_lost_attempts:
+                times = "once" if node.losses == 1 else f"{node.losses} times"
+                trace = f"killed its worker {times} (the last: {reason})\n"
+                self._end_running(node, TaskStatus.FAILED, trace, EndReason.WORKER_LOST)
+                return
         else:
-            self._requeue_running(node)
+            node.shared_losses += 1
+        node._suspect = True
+        self._requeue_running(node)
 
     def requeue(self, node: TaskNode) -> None:
         """A failed task's retry delay is over: queue it again (unless it was cancelled)."""
@@ -296,8 +319,12 @@ class Scheduler:
             self.task_cancelled(node)
             return
         self._leave_running(node)
-        node._loop.running -= 1
-        node._loop.push_front(node)
+        queue = node._loop
+        queue.running -= 1
+        if node._suspect:
+            queue.push_suspect(node)  # in the order they were lost
+        else:
+            queue.push_front(node)
 
     def _leave_running(self, node: TaskNode) -> None:
         node.task_status = TaskStatus.READY_FOR_EXECUTION if self.started else TaskStatus.CREATED
@@ -404,6 +431,18 @@ class Scheduler:
         runnable = [n for n in nodes if n.task_status in active]
         assert self.runnable == len(runnable), (self.runnable, len(runnable))
         queued = {id(n) for queue in self.loops.values() for n in queue.ready}
+        suspects = {id(n) for queue in self.loops.values() for n in queue.suspects}
+        assert not queued & suspects, "a task is both ready and a suspect"
+        for queue in self.loops.values():
+            assert not any(n._suspect for n in queue.ready), queue
+            assert all(n._suspect for n in queue.suspects), queue
+        queued |= suspects
+        # A suspect runs alone: its claimant holds no other task.
+        in_progress = [n for n in nodes if n.task_status is TaskStatus.IN_PROGRESS]
+        held = Counter(id(n._claimant) for n in in_progress if n._claimant is not None)
+        for node in in_progress:
+            if node._suspect and node._claimant is not None:
+                assert held[id(node._claimant)] == 1, f"suspect {node} does not run alone"
         for node in self.retrying:
             assert node.task_status in active, node
             assert id(node) not in queued, node
@@ -422,6 +461,7 @@ class Scheduler:
             assert queue.running == len(in_progress) + queue.busy, (queue, len(in_progress))
             ready_status = TaskStatus.READY_FOR_EXECUTION if self.started else TaskStatus.CREATED
             assert all(n.task_status is ready_status for n in queue.ready), queue
+            assert all(n.task_status is ready_status for n in queue.suspects), queue
             if self.started:
                 # A claimant may only wait while nothing it could take is ready.
                 assert not (

@@ -25,7 +25,7 @@ from .wording import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from ..core.conditions import GenericSchedulingCondition
     from ..core.nodes import TaskNode
@@ -46,12 +46,29 @@ class ConnectedWorker(Protocol):
     def loops(self) -> Sequence[str]: ...
 
 
+class LostWorker(Protocol):
+    """A worker that left, as :func:`explain_task` needs it (``WorkerRecord`` fits)."""
+
+    @property
+    def worker_id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def left_because(self) -> str | None: ...
+
+    @property
+    def lost_while_running(self) -> list[tuple[str, str]]: ...
+
+
 def explain_task(
     graph: TaskGraph,
     uid: str,
     *,
     workers: Sequence[ConnectedWorker] | None = None,
     now: float | None = None,
+    lost_workers: Iterable[LostWorker] = (),
 ) -> str:
     """Say, in one short paragraph, why a task has not run yet, or how it ended.
 
@@ -63,6 +80,8 @@ def explain_task(
             ``None`` means in-process, where a loop's own slots always serve it.
         now: the current ``time.time()``, to say how long a task has been running;
             defaults to the clock.
+        lost_workers: the run's workers that left (``Coordinator.workers.values()``):
+            each one lost while running the task is named.
 
     Returns:
         The explanation, starting with the task's uid and function.
@@ -76,7 +95,13 @@ def explain_task(
         if condition is None:
             raise UnknownUidError(uid)
         return _explain_condition(condition, graph.scheduler)
-    scheduler = graph.scheduler
+    return _explain_node(node, workers, now) + _losses(node, lost_workers)
+
+
+def _explain_node(
+    node: TaskNode, workers: Sequence[ConnectedWorker] | None, now: float | None
+) -> str:
+    scheduler = node.graph.scheduler
     status = node.task_status
     if status in FINAL_TASK_STATUSES:
         return _ended(node)
@@ -87,6 +112,30 @@ def explain_task(
     if node in scheduler.retrying:
         return _retrying(node)
     return _ready(node, scheduler, workers)
+
+
+def _losses(node: TaskNode, lost_workers: Iterable[LostWorker]) -> str:
+    """A sentence per worker lost while running the task; the first says which tasks
+    shared that worker, since the blame depends on it."""
+    sentences = []
+    for record in lost_workers:
+        tasks = record.lost_while_running
+        if not any(uid == node.uid for uid, _ in tasks):
+            continue
+        others = len(tasks) - 1
+        beside = f", beside {plural(others, 'other task')}" if others else ", alone"
+        sentences.append(
+            f"Worker {record.worker_id} ({record.name}) was lost while running task "
+            f"{node.uid} (function {node.task_handle}){beside}: {record.left_because}."
+        )
+    if not sentences:
+        return ""
+    queued = node.task_status in (TaskStatus.READY_FOR_EXECUTION, TaskStatus.CREATED)
+    if node._suspect and queued and node not in node.graph.scheduler.retrying:
+        sentences.append(
+            "It is a suspect: it runs again alone, on the next worker that has nothing else to do."
+        )
+    return " " + " ".join(sentences)
 
 
 # -- ended ------------------------------------------------------------------------------
@@ -285,7 +334,7 @@ def _running(
 
 
 def _retrying(node: TaskNode) -> str:
-    failures = node.attempts - node.losses
+    failures = node.attempts - node.losses - node.shared_losses
     allowed = node.graph.task_functions[node.task_handle].policy.attempts
     text = (
         f"{task_label(node)} failed attempt {failures} of {allowed} and waits out its retry "

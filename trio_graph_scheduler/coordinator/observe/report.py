@@ -67,6 +67,7 @@ _TASK: Final = _object(
     worker=_nullable(_STRING),
     attempts=_COUNT,
     losses=_COUNT,
+    shared_losses=_COUNT,
     queued_at=_TIME,
     started_at=_TIME,
     ended_at=_TIME,
@@ -94,6 +95,7 @@ _WORKER: Final = _object(
     left_at=_TIME,
     left_because=_nullable(_STRING),
     tasks=_array(_STRING),
+    lost_while_running=_array(_object(uid=_STRING, function=_STRING)),
 )
 
 #: The report as a JSON Schema (the subset :func:`schema_errors` checks).
@@ -230,6 +232,7 @@ def _task(node: TaskNode) -> dict[str, Any]:
         "worker": node.worker,
         "attempts": node.attempts,
         "losses": node.losses,
+        "shared_losses": node.shared_losses,
         "queued_at": node.queued_at,
         "started_at": started,
         "ended_at": ended,
@@ -256,6 +259,9 @@ def _worker(record: WorkerRecord, tasks: list[str]) -> dict[str, Any]:
         "left_at": record.left_at,
         "left_because": record.left_because,
         "tasks": tasks,
+        "lost_while_running": [
+            {"uid": uid, "function": function} for uid, function in record.lost_while_running
+        ],
     }
 
 

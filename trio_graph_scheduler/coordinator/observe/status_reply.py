@@ -12,12 +12,15 @@ from typing import TYPE_CHECKING, Final
 from ...protocol.messages import LoopStatus, RunningTask, StatusReply, WorkerStatus
 from ...shared.errors import UnknownUidError
 from ...shared.states import TaskStatus
+from .wording import worker_lost_line
 
 if TYPE_CHECKING:
     from ..server import Coordinator
 
 #: How many of the longest-running tasks a reply lists.
 SLOWEST_SHOWN: Final = 10
+#: How many of the workers lost while running tasks a reply names (the latest).
+LOST_SHOWN: Final = 10
 
 
 def build_status_reply(coordinator: Coordinator, why: str | None) -> StatusReply:
@@ -65,11 +68,18 @@ def build_status_reply(coordinator: Coordinator, why: str | None) -> StatusReply
             for node in running[:SLOWEST_SHOWN]
         ],
         explanation=None if why is None else _explain(coordinator, why),
+        lost=[
+            worker_lost_line(r.worker_id, r.name, r.lost_while_running, r.left_because)
+            for r in coordinator.workers.values()
+            if r.lost_while_running
+        ][-LOST_SHOWN:],
     )
 
 
 def _explain(coordinator: Coordinator, uid: str) -> str:
     try:
-        return coordinator.graph.explain(uid, workers=list(coordinator.sessions))
+        return coordinator.graph.explain(
+            uid, workers=list(coordinator.sessions), lost_workers=coordinator.workers.values()
+        )
     except UnknownUidError as exc:
         return str(exc)

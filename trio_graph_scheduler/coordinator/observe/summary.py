@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from ...shared.states import FINAL_TASK_STATUSES, TaskStatus
-from .wording import error_headline, format_seconds, plural
+from .wording import error_headline, format_seconds, plural, worker_lost_line
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from ..task_graph import TaskGraph
+    from ..worker_session import WorkerRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +137,12 @@ def group_failures(graph: TaskGraph) -> list[FailureGroup]:
     return [FailureGroup(function, line, len(uids), uids[0]) for (function, line), uids in ordered]
 
 
-def format_summary(graph: TaskGraph) -> str:
-    """The summary as text (several lines, no trailing newline), ready to print."""
+def format_summary(graph: TaskGraph, workers: Iterable[WorkerRecord] = ()) -> str:
+    """The summary as text (several lines, no trailing newline), ready to print.
+
+    ``workers`` are a distributed run's workers (``Coordinator.workers.values()``): those
+    lost while running tasks are listed with what they ran.
+    """
     summaries = summarize_functions(graph)
     if not summaries:
         return "No tasks were created."
@@ -165,6 +170,13 @@ def format_summary(graph: TaskGraph) -> str:
             hidden = failures[MAX_FAILURES_SHOWN:]
             tasks = plural(sum(g.count for g in hidden), "task")
             lines.append(f"  ... and {len(hidden)} more ({tasks}); the report lists them all")
+    lost = [record for record in workers if record.lost_while_running]
+    if lost:
+        lines += ["", f"{plural(len(lost), 'worker')} lost:"]
+        lines += [
+            "  " + worker_lost_line(r.worker_id, r.name, r.lost_while_running, r.left_because)
+            for r in lost
+        ]
     return "\n".join(lines)
 
 

@@ -76,3 +76,26 @@ def format_seconds_compact(seconds: float) -> str:
     if whole < 3600:
         return f"{whole // 60}m{whole % 60:02d}s"
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+#: How many of a lost worker's tasks are named before "and N more".
+MAX_LOST_TASKS_NAMED: Final = 5
+
+
+def lost_while_running(tasks: list[tuple[str, str]]) -> str:
+    """What a lost worker was running, from ``(uid, function)`` pairs:
+    ``task task-… (function f)``, or ``3 tasks: task-… (function f), ...``."""
+    named = [f"task {uid} (function {function})" for uid, function in tasks]
+    if len(named) == 1:
+        return named[0]
+    shown = ", ".join(named[:MAX_LOST_TASKS_NAMED])
+    more = len(named) - MAX_LOST_TASKS_NAMED
+    return f"{len(named)} tasks: {shown}" + (f" and {more} more" if more > 0 else "")
+
+
+def worker_lost_line(
+    worker_id: str, name: str, tasks: list[tuple[str, str]], reason: str | None
+) -> str:
+    """One line for a worker lost while running ``tasks`` (the log, the summary, --why):
+    ``worker worker-2 (host:pid) lost while running task task-… (function f): silent``."""
+    return f"worker {worker_id} ({name}) lost while running {lost_while_running(tasks)}: {reason}"
