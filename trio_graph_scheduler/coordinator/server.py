@@ -94,6 +94,9 @@ class Coordinator:
         self.sessions: set[WorkerSession] = set()
         #: Every worker welcomed during the run, by id, including those that left.
         self.workers: dict[str, WorkerRecord] = {}
+        #: Tasks a worker reported blocking its event loop, with the longest block in
+        #: seconds: a loss they are charged with says so (at most one entry per task).
+        self.loop_blockers: dict[str, float] = {}
         self._statistics = CoordinatorStatistics()
         self._leases = itertools.count(1)
         self._worker_ids = itertools.count(1)

@@ -385,8 +385,12 @@ class WorkerSession:
         reason = f"{self.worker_id} ({self.worker_name}): {self._closed.reason}"
         # Blame on evidence: only a task that ran alone on the worker is charged.
         alone = len(leases) == 1
+        blocked = self._coordinator.loop_blockers
         for node in leases.values():
-            self._scheduler.task_lost(node, reason, alone=alone)
+            why = reason
+            if node.uid in blocked:  # a worker said so earlier: name what the task does
+                why += f"; it blocked a worker's event loop for {blocked[node.uid]:.1f} s before"
+            self._scheduler.task_lost(node, why, alone=alone)
         self._coordinator.count(tasks_lost=len(leases))
         offer_suspects(self._coordinator.sessions)
         return running
@@ -566,6 +570,9 @@ class WorkerSession:
         self._lease_ended(node)
 
     def _on_loop_blocked(self, message: LoopBlocked) -> None:
+        if message.task_uid is not None and message.task_uid in self._coordinator.graph.nodes:
+            blockers = self._coordinator.loop_blockers
+            blockers[message.task_uid] = max(message.seconds, blockers.get(message.task_uid, 0))
         by = (
             f"task {message.task_uid} ({message.handle})"
             if message.task_uid is not None

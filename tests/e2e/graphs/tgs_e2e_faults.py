@@ -192,6 +192,18 @@ async def segfaults(out: str, **_: Any) -> None:
     ctypes.string_at(0)
 
 
+#: How long ``blocks`` holds its worker's event loop: several heartbeat timeouts of the
+#: poison test (2 s), so that its worker is dropped as silent each time.
+BLOCK_SECONDS = 5.0
+
+
+async def blocks(out: str, **_: Any) -> None:
+    """Sleeps synchronously inside ``async def``: its worker's event loop stops, so the
+    worker neither heartbeats nor answers until the sleep is over."""
+    record(out, "start", "poison", run=new_run())
+    time.sleep(BLOCK_SECONDS)  # noqa: ASYNC251 - the fault under test
+
+
 def _only_on_workers() -> None:
     raise ImportError("No module named 'only_on_workers'")
 
@@ -239,6 +251,7 @@ FUNCTIONS = {
     "after_victim": after_victim,
     "report": report,
     "innocent": innocent,
+    "blocks": blocks,
     "exits": exits,
     "segfaults": segfaults,
     "unreadable": unreadable,
