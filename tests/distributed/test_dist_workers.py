@@ -9,6 +9,7 @@ Every test runs a real coordinator and real workers over in-memory streams throu
 from __future__ import annotations
 
 import itertools
+import logging
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ import trio.testing
 from memcluster import TIME_LIMIT, open_cluster, peak_overlap, results_of, run_cluster, timed
 
 from trio_graph_scheduler import (
+    ConfigError,
     CoordinatorConfig,
     CoordinatorUnreachableError,
     GraphStalledError,
@@ -28,6 +30,7 @@ from trio_graph_scheduler import (
 )
 from trio_graph_scheduler.shared.uids import new_uid
 from trio_graph_scheduler.testing import MemoryListener
+from trio_graph_scheduler.worker.link import describe_served
 
 
 async def timed_graph(tasks: int, concurrency: int, seconds: float = 1.0) -> TaskGraph:
@@ -98,6 +101,35 @@ async def test_worker_max_tasks_caps_each_worker(
     # One task at a time per worker, although the loop would allow three.
     assert peak_overlap(results_of(graph, "timed")) == workers
     assert all(worker.statistics().tasks_succeeded > 0 for worker in started)
+
+
+async def test_worker_logs_its_own_slots_beside_the_loops_limit(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 16: "serving default (3)" read as this worker's cap; it was the loop's limit.
+    graph = await timed_graph(tasks=2, concurrency=3)
+    caplog.set_level(logging.INFO, logger="tgs.worker")
+    with trio.fail_after(TIME_LIMIT):
+        await run_cluster(graph, 1, max_tasks=2)
+    (connected,) = [r.getMessage() for r in caplog.records if "connected to" in r.getMessage()]
+    assert connected.endswith(
+        "serving default (2 slots; the loop allows 3 at once cluster-wide)"
+    ), connected
+
+
+def test_describe_served_without_a_cap_and_with_one_slot() -> None:
+    assert describe_served({"a": 4, "b": 1}, None) == (
+        "a (4 slots; the loop allows 4 at once cluster-wide), "
+        "b (1 slot; the loop allows 1 at once cluster-wide)"
+    )
+    assert describe_served({"a": 4}, 1) == "a (1 slot; the loop allows 4 at once cluster-wide)"
+
+
+@pytest.mark.parametrize("max_tasks", [0, -1])
+def test_worker_config_refuses_a_cap_below_one(max_tasks: int) -> None:
+    # 0 once meant "no cap" silently; None says it now.
+    with pytest.raises(ConfigError, match="max_tasks must be at least 1"):
+        WorkerConfig(url="ws://127.0.0.1:1", max_tasks=max_tasks)
 
 
 async def test_worker_serving_one_loop_gets_only_its_tasks(

@@ -132,8 +132,14 @@ def test_coordinator_port_in_use_exits_1_with_one_line(procs: Processes) -> None
         ),
         pytest.param(
             ["--connect", "ws://127.0.0.1:1", "--max-tasks", "-1"],
-            ["--max-tasks must be 0 or more"],
+            ["--max-tasks must be at least 1; leave it out for no cap"],
             id="negative-max-tasks",
+        ),
+        pytest.param(
+            # 0 once meant "no cap", silently (issue 16).
+            ["--connect", "ws://127.0.0.1:1", "--max-tasks", "0"],
+            ["--max-tasks must be at least 1; leave it out for no cap"],
+            id="zero-max-tasks",
         ),
         pytest.param(
             ["--connect", "ws://127.0.0.1:1", "--max-frame-bytes", "1000"],

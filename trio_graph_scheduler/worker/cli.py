@@ -40,6 +40,10 @@ Exit status: 0 once the coordinator dismissed it, 1 on an error (unreachable, re
 2 for bad usage, 128+N when stopped by signal N (130 for Ctrl-C)."""
 
 
+#: The one line for ``--max-tasks 0`` (or less): 0 once meant "no cap", silently.
+NO_CAP_IS_NO_OPTION: Final = "--max-tasks must be at least 1; leave it out for no cap"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tgs-worker``."""
     parser = argparse.ArgumentParser(
@@ -63,9 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-tasks",
         type=int,
         metavar="N",
-        default=0,
         help="run at most N tasks of each loop at once here, below the loop's cluster-wide "
-        "limit (default: no cap of its own)",
+        "limit; N is 1 or more (default: no cap of its own)",
     )
     parser.add_argument("--name", help="the name the coordinator logs (default: HOST:PID)")
     parser.add_argument(
@@ -99,8 +102,8 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
     Raises:
         ConfigError: a value out of range.
     """
-    if args.max_tasks < 0:
-        raise ConfigError(f"--max-tasks must be 0 or more, got {args.max_tasks}")
+    if args.max_tasks is not None and args.max_tasks < 1:
+        raise ConfigError(NO_CAP_IS_NO_OPTION)
     if args.max_frame_bytes < 2**16:
         raise ConfigError(f"--max-frame-bytes must be at least 65536, got {args.max_frame_bytes}")
     if not args.connect_timeout > 0:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ..protocol.codec import MAX_FRAME_BYTES
+from ..shared.errors import ConfigError
 
 #: Seconds a worker keeps trying to reach its coordinator (at start and after losing it)
 #: before it gives up.
@@ -25,12 +26,15 @@ def _default_name() -> str:
 class WorkerConfig:
     """How a worker reaches its coordinator and how much work it takes.
 
+    Raises:
+        ConfigError: ``max_tasks`` below 1.
+
     Attributes:
         url: the coordinator's address, ``ws://HOST:PORT`` (``wss://`` for TLS).
         token: the shared secret the coordinator expects (``""`` when it has none).
         loops: the worker loops this worker serves; empty means every loop of the graph.
         max_tasks: at most this many tasks of each loop at once on this worker, on top of
-            the loop's cluster-wide limit; 0 means no cap of its own.
+            the loop's cluster-wide limit; ``None`` (the default) means no cap of its own.
         name: how the coordinator's logs name this worker; ``host:pid`` by default.
         connect_timeout: seconds to keep trying to reach the coordinator, at start and
             after losing it, before giving up.
@@ -45,9 +49,14 @@ class WorkerConfig:
     url: str
     token: str = ""
     loops: tuple[str, ...] = ()
-    max_tasks: int = 0
+    max_tasks: int | None = None
     name: str = field(default_factory=_default_name)
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     max_frame_bytes: int = MAX_FRAME_BYTES
     tls_ca: str | None = None
     blocked_loop_warning: float = DEFAULT_BLOCKED_LOOP_WARNING
+
+    def __post_init__(self) -> None:
+        # 0 used to mean "no cap"; a cap of 0 would run nothing, so neither is accepted.
+        if self.max_tasks is not None and self.max_tasks < 1:
+            raise ConfigError(f"max_tasks must be at least 1 (None: no cap), got {self.max_tasks}")

@@ -76,7 +76,7 @@ from ..shared.task_calls import is_async_function
 from .remote_graph import RemoteGraph
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Mapping
 
     from ..shared.errors import LocalProtocolError
     from ..shared.watchdog import BlockedLoop
@@ -223,7 +223,7 @@ class CoordinatorLink:
             token=config.token,
             worker_name=config.name,
             loops=list(config.loops),
-            max_tasks=config.max_tasks,
+            max_tasks=config.max_tasks or 0,  # 0 on the wire: no cap of its own
             max_frame_bytes=config.max_frame_bytes,
         )
         await self._ws.send_message(self._protocol.send([hello]))
@@ -278,7 +278,7 @@ class CoordinatorLink:
     def _start_loop(
         self, nursery: trio.Nursery, loop: str, concurrency: int, init: Any | None
     ) -> None:
-        slots = min(concurrency, self._config.max_tasks or concurrency)
+        slots = loop_slots(concurrency, self._config.max_tasks)
         send, receive = trio.open_memory_channel[Assign](math.inf)
         self._channels[loop] = send
         for index in range(slots):
@@ -712,6 +712,24 @@ def _unreadable_input(lease: int, why: str) -> TaskFailed:
         traceback="",
         reason=EndReason.UNSENDABLE,
     )
+
+
+def loop_slots(concurrency: int, max_tasks: int | None) -> int:
+    """How many slots a worker runs for a loop: its concurrency, capped by ``max_tasks``."""
+    return concurrency if max_tasks is None else min(concurrency, max_tasks)
+
+
+def describe_served(loops: Mapping[str, int], max_tasks: int | None) -> str:
+    """What a worker serves, by loop, for its "connected" line: its own slots, and the
+    loop's cluster-wide limit beside them, so neither is taken for the other."""
+    parts = []
+    for loop, concurrency in loops.items():
+        slots = loop_slots(concurrency, max_tasks)
+        parts.append(
+            f"{loop} ({slots} slot{'' if slots == 1 else 's'}; the loop allows "
+            f"{concurrency} at once cluster-wide)"
+        )
+    return ", ".join(parts) or "no loop"
 
 
 def _describe_close(exc: trio_websocket.ConnectionClosed) -> str:

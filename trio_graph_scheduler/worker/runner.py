@@ -22,7 +22,7 @@ from .connect import (
     retry_delays,
     tls_failure,
 )
-from .link import CoordinatorLink, LinkEnd, WorkerCounts, WorkerStatistics
+from .link import CoordinatorLink, LinkEnd, WorkerCounts, WorkerStatistics, describe_served
 
 if TYPE_CHECKING:
     from ..protocol.messages import Assign
@@ -179,7 +179,7 @@ class Worker:
             raise ConnectionResetError("the connection ended during the handshake")
         connecting.deadline = math.inf
         self._connecting = None
-        served = ", ".join(f"{loop} ({n})" for loop, n in welcome.loops.items())
+        served = describe_served(welcome.loops, config.max_tasks)
         logger.info("connected to %s as %s, serving %s", config.url, welcome.worker_id, served)
         if task_status is not None:
             task_status.started()
