@@ -36,6 +36,7 @@ from .worker.connect import (
     EndWatchingStream,
     describe_failure,
     in_connection_nursery,
+    rejected_upgrade,
 )
 
 if TYPE_CHECKING:
@@ -58,8 +59,10 @@ async def query_status(
 
     Raises:
         ConfigError: a bad URL or CA file.
-        CoordinatorUnreachableError: no answer within ``time_limit`` seconds.
-        LinkError: the coordinator refused the query (a wrong token).
+        CoordinatorUnreachableError: no connection, or no answer within ``time_limit``
+            seconds.
+        LinkError: the coordinator refused the query (a wrong token), or what answered
+            is not a coordinator (an HTTP server).
         RemoteProtocolError: the coordinator answered with something else.
     """
     address = CoordinatorAddress.parse(url)
@@ -73,7 +76,10 @@ async def query_status(
                     lambda nursery: _ask(nursery, address, watched, token, why)
                 )
         except CONNECT_ERRORS as exc:
-            raise CoordinatorUnreachableError(url, time_limit, describe_failure(exc)) from None
+            if rejected_upgrade(exc) is not None:
+                raise LinkError(f"{url} is {describe_failure(exc)}") from None
+            # One attempt, failed at once: no "(tried for N s)", that wait did not happen.
+            raise CoordinatorUnreachableError(url, None, describe_failure(exc)) from None
     raise CoordinatorUnreachableError(url, time_limit, "no answer in time")
 
 
@@ -150,14 +156,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Show how a running tgs-coordinator's run is going: tasks by status, "
         "each loop's load, the connected workers and the longest-running tasks.\n\n"
-        "Exit status: 0 on an answer, 1 if there was none (unreachable, refused), 2 for "
-        "bad usage.",
+        "Exit status: 0 on an answer, 1 if there was none (unreachable, refused, not a "
+        "coordinator) or --why named no task of the run, 2 for bad usage.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("url", metavar="URL", help="the coordinator's address, ws://HOST:PORT")
     add_token_options(parser)
     parser.add_argument(
-        "--why", metavar="TASK_UID", help="also explain why this task has not run (yet)"
+        "--why",
+        metavar="TASK_UID",
+        help="also explain why this task has not run (yet); a uid the run does not have "
+        "is an error (exit status 1)",
     )
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     parser.add_argument("--tls-ca", metavar="PEM", help="for wss://, the CAs to trust")
@@ -189,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail(PROG, str(exc), EXIT_USAGE)
     except TGSError as exc:
         fail(PROG, str(exc), EXIT_FAILED)
+    if reply.why_unknown:  # asked about a task the run does not have: no answer to give
+        fail(PROG, reply.explanation or f"no task or condition with uid {args.why!r}")
     if args.json:
         print(json.dumps(msgspec.to_builtins(reply), indent=2))
     else:

@@ -323,6 +323,38 @@ async def test_worker_gives_up_on_a_closed_coordinator(
     assert late.statistics().connections == 0
 
 
+async def test_worker_waiting_for_its_coordinator_says_so_at_a_low_rate(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 16: a worker started before its coordinator printed nothing while it waited.
+    graph = await timed_graph(tasks=1, concurrency=1)
+    with trio.fail_after(TIME_LIMIT + 25):
+        async with open_cluster(graph) as cluster:
+            cluster.start_worker()
+        caplog.set_level(logging.INFO, logger="tgs.worker")
+        caplog.clear()
+        # Nobody listens any more: every attempt is refused, one each 0-2 s for 25 s.
+        url = cluster.coordinator.url
+        attempts = 0
+
+        async def dial() -> trio.abc.Stream:
+            nonlocal attempts
+            attempts += 1
+            return await cluster.listener.connect()
+
+        late = Worker(WorkerConfig(url=url, connect_timeout=25), open_stream=dial)
+        with pytest.raises(CoordinatorUnreachableError, match=r"\(tried for 25 s\)"):
+            await late.run()
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines[0] == f"waiting for the coordinator at {url} (trying for 25 s)"
+    # One line after 10 s and one after 20 s, not one per attempt.
+    assert len(lines) == 3, lines
+    for line in lines[1:]:
+        assert line.startswith(f"still no coordinator at {url} (last: "), line
+        assert "in-memory listener is closed" in line
+    assert attempts > 12
+
+
 async def test_worker_gives_up_when_nobody_answers(autojump_clock: trio.testing.MockClock) -> None:
     listener = MemoryListener()  # nobody ever accepts: each dial hangs until the deadline
     worker = Worker(

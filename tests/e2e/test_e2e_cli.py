@@ -160,9 +160,15 @@ def test_worker_with_nothing_listening_gives_up_after_connect_timeout(procs: Pro
     url = f"ws://127.0.0.1:{free_port()}"
     worker = procs.worker(url, "--connect-timeout", "1")
     assert procs.wait(worker) == 1, procs.logs()
-    assert_one_error_line(
-        worker, "tgs-worker", f"cannot reach the coordinator at {url}", "tried for 1 s"
-    )
+    # Issue 16: it says that it waits (once: "still no coordinator" comes after 10 s),
+    # then one error line.
+    waiting, error = worker.stderr_lines()
+    assert waiting.endswith(f"waiting for the coordinator at {url} (trying for 1 s)"), waiting
+    assert error == (
+        f"tgs-worker: error: cannot reach the coordinator at {url} (tried for 1 s): "
+        "connection refused"
+    ), worker.describe()
+    assert worker.stdout == "", worker.describe()
 
 
 def test_worker_pointed_at_a_plain_http_server_fails_with_one_line(procs: Processes) -> None:
@@ -180,8 +186,10 @@ def test_worker_pointed_at_a_plain_http_server_fails_with_one_line(procs: Proces
         # Retrying or giving up at once are both fine; a traceback is not.
         assert procs.wait(worker) == 1, procs.logs()
     assert "Traceback" not in worker.stderr, worker.describe()
-    assert worker.stderr_lines()[-1].startswith("tgs-worker: error: "), worker.describe()
-    assert url in worker.stderr_lines()[-1], worker.describe()
+    last = worker.stderr_lines()[-1]
+    assert last.startswith(f"tgs-worker: error: cannot reach the coordinator at {url} ")
+    # The refusal in words, not the raw ConnectionRejected with its body (issue 16).
+    assert last.endswith(": not a tgs coordinator (HTTP 404 Not Found)"), worker.describe()
 
 
 def test_worker_retries_after_a_connection_closed_during_the_handshake(

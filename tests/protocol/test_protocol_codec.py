@@ -386,6 +386,7 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
             ],
             "explanation": None,
             "lost": ["worker worker-0 (h:0) lost while running task task-1 (function f): gone"],
+            "why_unknown": False,
         },
     ),
 ]

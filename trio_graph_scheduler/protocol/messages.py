@@ -441,3 +441,5 @@ class StatusReply(Message, frozen=True, kw_only=True, tag="status_reply"):
     explanation: str | None
     #: One line per worker lost while running tasks, naming them (newest last).
     lost: list[str] = msgspec.field(default_factory=list)
+    #: True when ``why`` named no task or condition of the graph (``explanation`` says so).
+    why_unknown: bool = False

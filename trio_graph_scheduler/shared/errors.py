@@ -16,7 +16,7 @@ Every error the library raises on purpose derives from :class:`TGSError`::
     │   │   └── protocol.FrameTooLargeError        a frame over the size limit
     │   └── RemoteProtocolError                    the peer sent something illegal
     ├── LinkError                                  a worker's link to its coordinator failed
-    │   ├── CoordinatorUnreachableError            no connection within the connect timeout
+    │   ├── CoordinatorUnreachableError            no connection (within the connect timeout)
     │   └── WorkerRejectedError                    the coordinator refused this worker
     └── ConfigError                                bad command-line or service configuration
 
@@ -144,17 +144,19 @@ class LinkError(TGSError):
 
 
 class CoordinatorUnreachableError(LinkError):
-    """The worker could not reach its coordinator within its connect timeout.
+    """The coordinator could not be reached: a worker kept trying for its connect
+    timeout, or a status query's one attempt failed.
 
-    ``url`` is where it tried, ``last_error`` what the last attempt ran into.
+    ``url`` is where it tried, ``seconds`` how long (``None`` for one attempt, which
+    claims no wait), ``last_error`` what the last attempt ran into.
     """
 
-    def __init__(self, url: str, seconds: float, last_error: str) -> None:
+    def __init__(self, url: str, seconds: float | None, last_error: str) -> None:
         self.url = url
+        self.seconds = seconds
         self.last_error = last_error
-        super().__init__(
-            f"cannot reach the coordinator at {url} (tried for {seconds:g} s): {last_error}"
-        )
+        tried = "" if seconds is None else f" (tried for {seconds:g} s)"
+        super().__init__(f"cannot reach the coordinator at {url}{tried}: {last_error}")
 
 
 class WorkerRejectedError(LinkError):

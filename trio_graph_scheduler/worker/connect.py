@@ -8,10 +8,12 @@ stream owns it and closes it (``async with stream:``).
 
 from __future__ import annotations
 
+import os
 import random
 import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
@@ -21,6 +23,7 @@ import trio_websocket
 from ..shared.errors import ConfigError
 
 _T = TypeVar("_T")
+_E = TypeVar("_E", bound=BaseException)
 
 #: What a failed connection attempt can raise, from TCP to the WebSocket handshake.
 CONNECT_ERRORS: Final = (
@@ -197,12 +200,46 @@ async def in_connection_nursery(body: Callable[[trio.Nursery], Awaitable[_T]]) -
 
 
 def describe_failure(error: BaseException) -> str:
-    """A failed connection attempt in a few words, for a one-line error."""
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror  # "Connection refused", not "[Errno 111] Connect call failed"
+    """A failed connection attempt in a few words, for a one-line error:
+    ``connection refused``, ``not a tgs coordinator (HTTP 404 Not Found)``."""
+    if (status := rejected_upgrade(error)) is not None:
+        return f"not a tgs coordinator ({status})"
+    cause = _os_error(error)
+    if cause is not None and cause.errno is not None and cause.errno > 0:
+        # "connection refused", not trio's "all attempts to connect to ... failed" or
+        # "Error connecting to ('127.0.0.1', 9): Connection refused".
+        text = os.strerror(cause.errno)
+        return text[:1].lower() + text[1:]
+    if cause is not None and cause.strerror:
+        return cause.strerror  # a name that does not resolve, say
     return f"{type(error).__name__}: {error}"
 
 
-def _first_leaf(group: BaseExceptionGroup[Exception]) -> Exception:
+def rejected_upgrade(error: BaseException) -> str | None:
+    """``HTTP 404 Not Found`` when an HTTP server, not a coordinator, refused the
+    WebSocket upgrade; ``None`` for any other failure. The body (often a whole HTML
+    page) is left out."""
+    if not isinstance(error, trio_websocket.ConnectionRejected):
+        return None
+    try:
+        phrase = f" {HTTPStatus(error.status_code).phrase}"
+    except ValueError:
+        phrase = ""
+    return f"HTTP {error.status_code}{phrase}"
+
+
+def _os_error(error: BaseException) -> OSError | None:
+    """The OSError that says most about a failed connection: trio's own says only "all
+    attempts failed" and keeps each attempt's error in its cause, a group."""
+    if not isinstance(error, OSError):
+        return None
+    if error.errno is None and isinstance(error.__cause__, BaseExceptionGroup):
+        first = _first_leaf(error.__cause__)
+        if isinstance(first, OSError):
+            return first
+    return error
+
+
+def _first_leaf(group: BaseExceptionGroup[_E]) -> _E:
     first = group.exceptions[0]
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first

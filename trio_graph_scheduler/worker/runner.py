@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import trio
 import trio_websocket
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from .config import WorkerConfig
 
 logger = logging.getLogger("tgs.worker")
+
+#: Seconds between the "still no coordinator" lines while connection attempts fail.
+STILL_WAITING_NOTE: Final = 10.0
 
 
 class Worker:
@@ -113,6 +116,8 @@ class Worker:
         config = self.config
         delays = retry_delays()
         last_error = "no attempt finished in time"
+        # Say that we wait, once, then a line per STILL_WAITING_NOTE s: never per attempt.
+        next_note: float | None = None
         # The deadline bounds connecting only: it is lifted once the coordinator welcomed us.
         connecting = trio.CancelScope(deadline=trio.current_time() + config.connect_timeout)
         self._connecting = connecting
@@ -132,6 +137,17 @@ class Worker:
                 if (tls := tls_failure(outcome)) is not None:
                     raise LinkError(f"TLS with the coordinator at {config.url} failed: {tls}")
                 last_error = describe_failure(outcome)
+                now = trio.current_time()
+                if next_note is None:
+                    logger.info(
+                        "waiting for the coordinator at %s (trying for %g s)",
+                        config.url,
+                        config.connect_timeout,
+                    )
+                    next_note = now + STILL_WAITING_NOTE
+                elif now >= next_note:
+                    logger.info("still no coordinator at %s (last: %s)", config.url, last_error)
+                    next_note = now + STILL_WAITING_NOTE
                 await trio.sleep(next(delays))
         if self._stopping:
             return LinkEnd.STOPPED

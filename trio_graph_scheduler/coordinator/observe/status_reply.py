@@ -68,6 +68,7 @@ def build_status_reply(coordinator: Coordinator, why: str | None) -> StatusReply
             for node in running[:SLOWEST_SHOWN]
         ],
         explanation=None if why is None else _explain(coordinator, why),
+        why_unknown=why is not None and why not in graph.nodes and why not in graph.conditions,
         lost=[
             worker_lost_line(r.worker_id, r.name, r.lost_while_running, r.left_because)
             for r in coordinator.workers.values()
