@@ -241,7 +241,11 @@ class TaskFailed(Message, frozen=True, kw_only=True, tag="task_failed", omit_def
 
 @_register
 class HandBack(Message, frozen=True, kw_only=True, tag="hand_back"):
-    """Worker to coordinator, on a graceful stop: these leases will not be finished."""
+    """Worker to coordinator, on a graceful stop: these leases will not be finished.
+
+    Sent with no lease too, by a worker that stops holding none: a close after it means
+    the worker left on purpose, not that the connection was lost.
+    """
 
     leases: list[Count]
 
