@@ -27,7 +27,9 @@ from trio_graph_scheduler import (
     WorkerLoop,
     WorkerRejectedError,
 )
+from trio_graph_scheduler.coordinator.observe.status_reply import build_status_reply
 from trio_graph_scheduler.shared.uids import new_uid
+from trio_graph_scheduler.status import format_status, reply_as_json
 from trio_graph_scheduler.testing import MemoryListener
 
 
@@ -66,8 +68,20 @@ async def test_min_workers_holds_the_work_until_enough_have_joined(
             # Joined, but nothing was handed out: the whole run waits for the second.
             assert first.statistics().tasks_succeeded == 0
             assert graph.statistics().tasks_by_status == {"created": 4}
+            # tgs-status says so (issue 16: it said "running for 0.0 ms").
+            waiting = format_status(build_status_reply(cluster.coordinator, None))
+            assert (
+                waiting.splitlines()[0] == "waiting for 1 more worker (--min-workers 2): 4 created"
+            )
+            as_json = reply_as_json(build_status_reply(cluster.coordinator, None))
+            assert (as_json["waiting_for_workers"], as_json["min_workers"]) == (1, 2)
+            assert as_json["lost"] == []  # left out of the frame, not out of --json
             second = await cluster.join_worker()
             await cluster.coordinator.wait_started()
+            running = build_status_reply(cluster.coordinator, None)
+            assert (running.waiting_for_workers, running.min_workers) == (0, 2)
+            # (elapsed is on the wall clock, not trio's: its figure is not asserted.)
+            assert format_status(running).startswith("running for ")
             await cluster.coordinator.wait_ended()
     assert first.statistics().tasks_succeeded == second.statistics().tasks_succeeded == 2
 

@@ -388,6 +388,31 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
             "lost": ["worker worker-0 (h:0) lost while running task task-1 (function f): gone"],
         },
     ),
+    # Waiting for --min-workers; a frame without these fields (the one above, as an
+    # older coordinator sends it) decodes with 0 for both.
+    (
+        StatusReply(
+            elapsed=0.0,
+            tasks_by_status={"created": 4},
+            loops=[],
+            workers=[],
+            slowest=[],
+            explanation=None,
+            waiting_for_workers=2,
+            min_workers=3,
+        ),
+        {
+            "type": "status_reply",
+            "elapsed": 0.0,
+            "tasks_by_status": {"created": 4},
+            "loops": [],
+            "workers": [],
+            "slowest": [],
+            "explanation": None,
+            "waiting_for_workers": 2,
+            "min_workers": 3,
+        },
+    ),
 ]
 GOLDEN_IDS = [f"{message.TAG}-{index}" for index, (message, _) in enumerate(GOLDEN)]
 

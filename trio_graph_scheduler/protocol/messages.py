@@ -431,10 +431,12 @@ class StatusRequest(Message, frozen=True, kw_only=True, tag="status_request"):
 
 
 @_register
-class StatusReply(Message, frozen=True, kw_only=True, tag="status_reply"):
+class StatusReply(Message, frozen=True, kw_only=True, tag="status_reply", omit_defaults=True):
     """Coordinator to client, last: the run's state; the coordinator closes next.
 
     ``slowest`` lists the longest-running tasks first; ``explanation`` answers ``why``.
+    Fields with a default are left out of the frame when they hold it, and a frame from
+    an older coordinator, without them, decodes with the default.
     """
 
     elapsed: NonNegativeSeconds
@@ -445,3 +447,8 @@ class StatusReply(Message, frozen=True, kw_only=True, tag="status_reply"):
     explanation: str | None
     #: One line per worker lost while running tasks, naming them (newest last).
     lost: list[str] = msgspec.field(default_factory=list)
+    #: Workers still to join before any task is handed out (``--min-workers``); 0 once
+    #: the run started (``elapsed`` counts from then).
+    waiting_for_workers: Count = 0
+    #: The coordinator's ``--min-workers`` (0: it starts at once).
+    min_workers: Count = 0
