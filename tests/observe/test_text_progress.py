@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
+import sys
 from typing import Any
 
 import pytest
@@ -276,3 +278,40 @@ async def test_a_snapshot_taken_during_a_real_run() -> None:
     seen = first.task_result
     assert isinstance(seen, ProgressSnapshot)
     assert seen.loops == (LoopProgress("default", 2, waiting=1, running=1),)
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_log_lines_print_above_the_live_view(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seen in a terminal: a log line written by a handler that holds the real stderr
+    # landed in the middle of the view's lines.
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    handler = logging.StreamHandler(terminal)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    seen: list[object] = []
+
+    async def log_once() -> None:
+        await trio.sleep(1.5)
+        seen.append(handler.stream)
+        logging.getLogger("tgs.test").warning("a log line")
+
+    try:
+        with trio.move_on_after(2.5):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(log_once)
+                await run_progress(ten_a_second(), file=terminal, interval=1.0, live=True)
+    finally:
+        root.removeHandler(handler)
+    assert seen[0] is not terminal  # rich's proxy, which prints above the view
+    assert handler.stream is terminal  # given back when the view ended
+    assert sys.stderr is terminal
+    # The view is erased (cursor up, erase line), the line printed, the view drawn again.
+    text = terminal.getvalue()
+    assert "\x1b[2Ka log line\n1.00 s elapsed | " in text

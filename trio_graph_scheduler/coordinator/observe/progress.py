@@ -16,14 +16,18 @@ Three layers, so that the views are pure and tested without a terminal or a cloc
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import math
+import sys
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TextIO
 
 import trio
 from rich.console import Console, Group
+from rich.file_proxy import FileProxy
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -32,7 +36,7 @@ from rich.text import Text
 from .wording import STATUS_WORDS, format_seconds, format_seconds_compact, plural
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection
+    from collections.abc import Callable, Collection, Iterator
 
     from rich.console import RenderableType
 
@@ -359,7 +363,7 @@ async def _run_live(
     def frame() -> RenderableType:
         return render_progress(take(), console.width)
 
-    with Live(frame(), console=console, auto_refresh=False) as view:
+    with Live(frame(), console=console, auto_refresh=False) as view, _logs_above_the_view():
         try:
             while True:
                 await trio.sleep(interval)
@@ -367,6 +371,33 @@ async def _run_live(
         finally:
             # Cancelled (the run ended): the frame left on screen shows the final state.
             view.update(frame(), refresh=True)
+
+
+@contextlib.contextmanager
+def _logs_above_the_view() -> Iterator[None]:
+    """While a live view is shown, log lines go above it instead of tearing it.
+
+    On a terminal, ``Live`` replaces ``sys.stderr`` with a proxy that prints each line
+    above the view; but a logging handler holds the stream it was given at start (the
+    real stderr), which wrote over the view's lines. Such handlers write to the proxy
+    until the view ends.
+    """
+    proxy = sys.stderr
+    if not isinstance(proxy, FileProxy):
+        yield  # not a terminal: Live redirects nothing, and draws only at the end
+        return
+    moved = [
+        handler
+        for handler in logging.getLogger().handlers
+        if isinstance(handler, logging.StreamHandler) and handler.stream is proxy.rich_proxied_file
+    ]
+    for handler in moved:
+        handler.setStream(proxy)
+    try:
+        yield
+    finally:
+        for handler in moved:
+            handler.setStream(proxy.rich_proxied_file)
 
 
 async def _run_lines(take: Callable[[], ProgressSnapshot], file: TextIO, interval: float) -> None:
