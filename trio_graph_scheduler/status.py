@@ -17,7 +17,7 @@ import msgspec
 import trio
 import trio_websocket
 
-from .coordinator.observe.wording import format_seconds
+from .coordinator.observe.wording import format_seconds, plural
 from .protocol.codec import MAX_FRAME_BYTES
 from .protocol.messages import PROTOCOL_VERSION, Reject, StatusReply, StatusRequest
 from .protocol.session import ProtocolSession, Role
@@ -117,7 +117,13 @@ def format_status(reply: StatusReply) -> str:
     """The reply as text for a terminal: counts, loops, workers, the slowest tasks."""
     lines = []
     counts = ", ".join(f"{n} {status}" for status, n in reply.tasks_by_status.items())
-    lines.append(f"running for {format_seconds(reply.elapsed)}: {counts or 'no tasks'}")
+    if reply.waiting_for_workers:
+        # Not started: a time "running" would be 0.0 ms, which says nothing true.
+        more = plural(reply.waiting_for_workers, "more worker")
+        head = f"waiting for {more} (--min-workers {reply.min_workers})"
+    else:
+        head = f"running for {format_seconds(reply.elapsed)}"
+    lines.append(f"{head}: {counts or 'no tasks'}")
     lines.append("")
     lines.append(f"{'loop':<20} {'running':>9} {'ready':>7} {'workers':>8}")
     for loop in reply.loops:
@@ -148,6 +154,15 @@ def format_status(reply: StatusReply) -> str:
         lines.append("")
         lines.append(reply.explanation)
     return "\n".join(lines)
+
+
+def reply_as_json(reply: StatusReply) -> dict[str, object]:
+    """The reply as ``--json`` prints it: every field, also those the frame left out
+    because they held their default (``omit_defaults``), so that scripts find them all."""
+    fields = {name: getattr(reply, name) for name in reply.__struct_fields__}
+    converted = msgspec.to_builtins(fields)
+    assert isinstance(converted, dict)
+    return converted
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -201,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if reply.why_unknown:  # asked about a task the run does not have: no answer to give
         fail(PROG, reply.explanation or f"no task or condition with uid {args.why!r}")
     if args.json:
-        print(json.dumps(msgspec.to_builtins(reply), indent=2))
+        print(json.dumps(reply_as_json(reply), indent=2))
     else:
         print(format_status(reply))
     return EXIT_OK

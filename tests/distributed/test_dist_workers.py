@@ -28,7 +28,9 @@ from trio_graph_scheduler import (
     WorkerLoop,
     WorkerRejectedError,
 )
+from trio_graph_scheduler.coordinator.observe.status_reply import build_status_reply
 from trio_graph_scheduler.shared.uids import new_uid
+from trio_graph_scheduler.status import format_status, reply_as_json
 from trio_graph_scheduler.testing import MemoryListener
 from trio_graph_scheduler.worker.link import describe_served
 
@@ -68,8 +70,20 @@ async def test_min_workers_holds_the_work_until_enough_have_joined(
             # Joined, but nothing was handed out: the whole run waits for the second.
             assert first.statistics().tasks_succeeded == 0
             assert graph.statistics().tasks_by_status == {"created": 4}
+            # tgs-status says so (issue 16: it said "running for 0.0 ms").
+            waiting = format_status(build_status_reply(cluster.coordinator, None))
+            assert (
+                waiting.splitlines()[0] == "waiting for 1 more worker (--min-workers 2): 4 created"
+            )
+            as_json = reply_as_json(build_status_reply(cluster.coordinator, None))
+            assert (as_json["waiting_for_workers"], as_json["min_workers"]) == (1, 2)
+            assert as_json["lost"] == []  # left out of the frame, not out of --json
             second = await cluster.join_worker()
             await cluster.coordinator.wait_started()
+            running = build_status_reply(cluster.coordinator, None)
+            assert (running.waiting_for_workers, running.min_workers) == (0, 2)
+            # (elapsed is on the wall clock, not trio's: its figure is not asserted.)
+            assert format_status(running).startswith("running for ")
             await cluster.coordinator.wait_ended()
     assert first.statistics().tasks_succeeded == second.statistics().tasks_succeeded == 2
 
@@ -198,13 +212,13 @@ async def test_token_is_checked(autojump_clock: trio.testing.MockClock, token: s
 
 @pytest.mark.parametrize("tasks", [4, 2])
 async def test_stopped_worker_hands_its_tasks_to_another(
-    autojump_clock: trio.testing.MockClock, tasks: int
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture, tasks: int
 ) -> None:
     # With 2 tasks the leaving worker still has credit when it hands them back.
     graph = await timed_graph(tasks=tasks, concurrency=4, seconds=5)
     start = trio.current_time()
 
-    with trio.fail_after(TIME_LIMIT):
+    with trio.fail_after(TIME_LIMIT), caplog.at_level(logging.INFO, "tgs.coordinator"):
         async with open_cluster(graph) as cluster:
             leaving = await cluster.join_worker()
             await trio.sleep(1)  # every task is running on `leaving`
@@ -219,6 +233,41 @@ async def test_stopped_worker_hands_its_tasks_to_another(
     assert staying.statistics().tasks_succeeded == tasks
     # Each task's one recorded result is its second run, started at the hand back.
     assert [begun for begun, _ in results_of(graph, "timed")] == [start + 1] * tasks
+    # It left, as a Ctrl-C on it means (issue 16: it read as "dropped: connection lost"),
+    # and lost nothing: no worker lost, no task charged.
+    stopped = [r for r in caplog.records if "w1" in r.getMessage()]
+    assert [(r.levelno, r.getMessage()) for r in stopped[1:]] == [
+        (logging.INFO, f"worker worker-1 (w1) left: stopped, handed back {tasks} task(s)")
+    ]
+    assert cluster.coordinator.workers["worker-1"].left_because == "stopped"
+    assert cluster.coordinator.workers["worker-1"].lost_while_running == []
+    counters = cluster.coordinator.statistics()
+    assert (counters.workers_lost, counters.tasks_lost) == (0, 0)
+    assert all(node.losses == node.shared_losses == 0 for node in graph.nodes.values())
+
+
+async def test_stopped_worker_holding_no_task_left_not_lost(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    graph = await timed_graph(tasks=1, concurrency=1, seconds=5)
+
+    with trio.fail_after(TIME_LIMIT), caplog.at_level(logging.INFO, "tgs.coordinator"):
+        async with open_cluster(graph) as cluster:
+            await cluster.join_worker()
+            idle = await cluster.join_worker()
+            await trio.sleep(1)
+            assert graph.statistics().loops["default"] == (0, 1, 1)  # on `busy`
+            idle.stop()
+
+    assert cluster.coordinator.summary is not None
+    assert cluster.coordinator.summary.succeeded
+    assert "worker worker-2 (w2) left: stopped, handed back 0 task(s)" in caplog.text
+    assert "dropped" not in caplog.text
+    assert cluster.coordinator.statistics().workers_lost == 0
+    assert [r.left_because for r in cluster.coordinator.workers.values()] == [
+        "dismissed",
+        "stopped",
+    ]
 
 
 async def test_stopped_coordinator_ends_the_run(autojump_clock: trio.testing.MockClock) -> None:

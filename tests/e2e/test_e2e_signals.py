@@ -66,6 +66,15 @@ def test_worker_stopped_mid_task_its_tasks_rerun_on_the_other(
     # Every task finished, all on the survivor, including the two the doomed worker held.
     assert ended == {f"hold-{i}": survivor.pid for i in range(HOLD_TASKS)}
     assert cut_off <= started_on(events, survivor.pid)
+    # A stopped worker handed its tasks back and left; only a killed one was lost.
+    stopped = "(doomed) left: stopped, handed back 2 task(s)"
+    if signum == signal.SIGKILL:
+        assert "dropped: connection lost" in coordinator.stderr, procs.logs()
+        assert stopped not in coordinator.stderr, procs.logs()
+    else:
+        assert stopped in coordinator.stderr, procs.logs()
+        assert "dropped" not in coordinator.stderr, procs.logs()
+        assert "lost while running" not in coordinator.stderr, procs.logs()
 
 
 @pytest.mark.parametrize(

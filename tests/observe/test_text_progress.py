@@ -3,9 +3,13 @@ rich view, and the loop that shows them (on trio's mock clock: no real waiting).
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import logging
+import sys
 from typing import Any
 
+import pytest
 import trio
 from rich.console import Console
 from text_graphs import Hand, make_graph
@@ -20,6 +24,8 @@ from trio_graph_scheduler.coordinator.observe.progress import (
     snapshot_of,
     status_line,
 )
+from trio_graph_scheduler.coordinator.observe.summary import format_summary
+from trio_graph_scheduler.coordinator.observe.wording import STATUS_WORDS
 
 #: The brief's example: 4512 of 10000 tasks done, 367 a second.
 BUSY = ProgressSnapshot(
@@ -48,12 +54,14 @@ def test_snapshot_counts_each_loop_by_where_its_tasks_are() -> None:
     assert snapshot == ProgressSnapshot(
         elapsed=12.5,
         loops=(
-            LoopProgress("default", 10, waiting=1, ready=1, running=0, succeeded=1, failed=2),
+            LoopProgress(
+                "default", 10, waiting=1, ready=1, running=0, succeeded=1, failed=1, skipped=1
+            ),
             LoopProgress("html", 2, waiting=0, ready=2, running=1, succeeded=0, failed=0),
         ),
         workers=2,
     )
-    assert (snapshot.ended, snapshot.total, snapshot.failed) == (3, 8, 2)
+    assert (snapshot.ended, snapshot.total, snapshot.failed, snapshot.skipped) == (3, 8, 1, 1)
     assert snapshot_of(graph, workers=None, started_at=0.0, now=1.0).workers is None
 
 
@@ -65,6 +73,31 @@ def test_the_rate_is_measured_over_a_recent_window() -> None:
     assert window.add(15.0, 100) == 5.0  # from t=5 on: 50 tasks in 10 s
     assert window.add(25.0, 100) == 0.0  # stalled for the whole window
     assert window.add(26.0, 130) == 30.0 / 11.0
+
+
+def test_a_task_skipped_behind_a_failed_condition_reads_skipped_as_in_the_summary() -> None:
+    # Issue 16: the line said "2 failed" where the summary said "1 failed, 1 skipped".
+    graph = make_graph({})
+    a, b = (graph.create_task_nowait("f") for _ in range(2))
+    condition = GenericSchedulingCondition(graph, "SUCCESS__ALL", [b.uid])
+    graph.create_task_nowait("g", None, [condition.uid])
+    hand = Hand(graph)
+    hand.run(a)
+    hand.run(b, ok=False)
+    snapshot = snapshot_of(graph, workers=None, started_at=0.0, now=2.0)
+    assert status_line(snapshot) == (
+        "[2.0s] 3/3 done | default 0/10 running, 0 ready | 1 failed, 1 skipped"
+    )
+    assert "3 tasks: 1 succeeded, 1 failed, 1 skipped" in format_summary(graph)
+    assert render(snapshot)[0] == "2.00 s elapsed | 3 of 3 tasks done | 1 failed, 1 skipped"
+    only_skipped = ProgressSnapshot(1.0, (LoopProgress("default", 1, skipped=2),))
+    assert status_line(only_skipped).endswith(" | 2 skipped")
+
+
+def test_the_views_count_in_the_words_of_the_summary() -> None:
+    # One vocabulary: every word a task's status reads as is a count of a loop.
+    fields = {field.name for field in dataclasses.fields(LoopProgress)}
+    assert set(STATUS_WORDS.values()) <= fields
 
 
 def test_status_line() -> None:
@@ -90,9 +123,9 @@ def test_status_line_before_a_rate_in_process_and_in_a_long_run() -> None:
     assert status_line(finished) == "[9.0s] 3/3 done (0.5/s) | default 0/1 running, 0 ready"
 
 
-def render(snapshot: ProgressSnapshot) -> list[str]:
-    console = Console(file=io.StringIO(), width=100)
-    console.print(render_progress(snapshot))
+def render(snapshot: ProgressSnapshot, width: int | None = None) -> list[str]:
+    console = Console(file=io.StringIO(), width=width or 100)
+    console.print(render_progress(snapshot, width))
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert isinstance(text, str)
     return text.splitlines()
@@ -104,23 +137,93 @@ def test_the_rich_view_renders_the_numbers() -> None:
         "12.30 s elapsed | 4512 of 10000 tasks done | 367 tasks/s | about 15s left | "
         "2 workers | 1 failed"
     )
-    assert lines[1].split() == ["loop", "progress", "done", "running", "ready", "waiting", "failed"]
+    assert lines[1].split() == [
+        "loop", "progress", "done", "running", "ready", "waiting", "failed", "skipped"
+    ]  # fmt: skip
     default_row, html_row = (line.split() for line in lines[2:4])
     assert default_row[0] == "default"
-    assert default_row[-5:] == ["4001/9124", "3/3", "120", "5000", "1"]
+    assert default_row[-6:] == ["4001/9124", "3/3", "120", "5000", "1", "0"]
     assert html_row[0] == "html_loop"
-    assert html_row[-5:] == ["511/876", "2/4", "0", "363", "0"]
+    assert html_row[-6:] == ["511/876", "2/4", "0", "363", "0", "0"]
     assert all(len(line) <= 100 for line in lines)
 
 
 def test_the_rich_view_without_a_rate_or_workers() -> None:
     lines = render(ProgressSnapshot(0.5, (LoopProgress("default", 2, ready=3),)))
     assert lines[0] == "500.0 ms elapsed | 0 of 3 tasks done"
-    assert lines[2].split()[-5:] == ["0/3", "0/2", "3", "0", "0"]
+    assert lines[2].split()[-6:] == ["0/3", "0/2", "3", "0", "0", "0"]
     unknown = ProgressSnapshot(2.0, (LoopProgress("default", 2, waiting=1),), rate=0.0)
     assert (
         render(unknown)[0] == "2.00 s elapsed | 0 of 1 tasks done | 0.0 tasks/s | time left unknown"
     )
+
+
+# -- within the terminal's width (issue 16: the live view wrapped at 80 columns) ----------
+
+WIDE = dataclasses.replace(
+    BUSY,
+    loops=(
+        *BUSY.loops,
+        LoopProgress("a_loop_with_a_long_name_indeed", 8, ready=3, succeeded=9, skipped=2),
+    ),
+)
+
+
+@pytest.mark.parametrize("width", [200, 80, 60, 40])
+def test_the_views_stay_within_the_width(width: int) -> None:
+    line = status_line(WIDE, width)
+    assert len(line) <= width
+    # What matters most stays: how far the run is, and what went wrong.
+    assert line.startswith("[12.3s] 4523/10014 done")
+    lines = render(WIDE, width)
+    assert all(len(each) <= width for each in lines), "\n".join(lines)
+    assert lines[0].startswith("4523 of 10014 tasks done") or lines[0].startswith("12.30 s")
+    assert lines[1].split()[:1] == ["loop"]
+    assert [row.split()[0][:6] for row in lines[2:5]] == ["defaul", "html_l", "a_loop"]
+    assert len(lines) == 5  # nothing wrapped
+
+
+def test_a_wide_terminal_shows_everything() -> None:
+    assert status_line(WIDE, 200) == status_line(WIDE)  # 176 characters: all of it
+    assert status_line(WIDE, 200).endswith(" | 2 workers | 1 failed, 2 skipped")
+    lines = render(WIDE, 200)
+    assert lines[0] == (
+        "12.30 s elapsed | 4523 of 10014 tasks done | 367 tasks/s | about 15s left | "
+        "2 workers | 1 failed, 2 skipped"
+    )
+    assert "━" in lines[2]  # the bars
+    assert lines[1].split()[-6:] == ["done", "running", "ready", "waiting", "failed", "skipped"]
+
+
+def test_80_columns_drop_the_loop_details_first() -> None:
+    assert status_line(WIDE, 80) == (
+        "[12.3s] 4523/10014 done (367/s, ~15s left) | 2 workers | 1 failed, 2 skipped"
+    )
+    lines = render(WIDE, 80)
+    assert lines[0] == "4523 of 10014 tasks done | about 15s left | 1 failed, 2 skipped"
+    # A loop name of 20 characters (cut) leaves no room for a bar, but every column stays.
+    assert lines[1].split() == [
+        "loop", "done", "running", "ready", "waiting", "failed", "skipped"
+    ]  # fmt: skip
+    assert lines[4].split()[0] == "a_loop_with_a_long_…"
+    # Short loop names leave room for the bar.
+    lines = render(BUSY, 80)
+    assert lines[0] == "12.30 s elapsed | 4512 of 10000 tasks done | about 15s left | 1 failed"
+    assert "━" in lines[2]
+
+
+def test_60_columns_keep_the_counts_and_the_failures() -> None:
+    assert status_line(WIDE, 60) == "[12.3s] 4523/10014 done | 1 failed, 2 skipped"
+    lines = render(WIDE, 60)
+    assert lines[0] == "4523 of 10014 tasks done | 1 failed, 2 skipped"
+    # No room for a bar; the columns of waiting and ready tasks go first.
+    assert "━" not in "".join(lines)
+    assert lines[1].split() == ["loop", "done", "running", "failed", "skipped"]
+    assert lines[2].split() == ["default", "4001/9124", "3/3", "1", "0"]
+
+
+def test_a_line_still_too_long_is_cut() -> None:
+    assert status_line(WIDE, 20) == "[12.3s] 4523/10014…"
 
 
 def ten_a_second() -> Any:
@@ -175,3 +278,40 @@ async def test_a_snapshot_taken_during_a_real_run() -> None:
     seen = first.task_result
     assert isinstance(seen, ProgressSnapshot)
     assert seen.loops == (LoopProgress("default", 2, waiting=1, running=1),)
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_log_lines_print_above_the_live_view(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seen in a terminal: a log line written by a handler that holds the real stderr
+    # landed in the middle of the view's lines.
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    handler = logging.StreamHandler(terminal)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    seen: list[object] = []
+
+    async def log_once() -> None:
+        await trio.sleep(1.5)
+        seen.append(handler.stream)
+        logging.getLogger("tgs.test").warning("a log line")
+
+    try:
+        with trio.move_on_after(2.5):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(log_once)
+                await run_progress(ten_a_second(), file=terminal, interval=1.0, live=True)
+    finally:
+        root.removeHandler(handler)
+    assert seen[0] is not terminal  # rich's proxy, which prints above the view
+    assert handler.stream is terminal  # given back when the view ended
+    assert sys.stderr is terminal
+    # The view is erased (cursor up, erase line), the line printed, the view drawn again.
+    text = terminal.getvalue()
+    assert "\x1b[2Ka log line\n1.00 s elapsed | " in text

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +27,7 @@ from trio_graph_scheduler.coordinator.server import CoordinatorStatistics
 from trio_graph_scheduler.coordinator.worker_session import WorkerRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
 DOCS = Path(__file__).parents[2] / "docs" / "report.md"
 
@@ -170,6 +173,35 @@ def check_written(folder: Path, report: dict[str, Any]) -> None:
     write_report(path, report)
     assert json.loads(path.read_text(encoding="utf-8")) == report
     assert [p.name for p in folder.iterdir()] == ["report.json"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@contextlib.contextmanager
+def umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+async def test_the_report_is_private_and_the_pictures_follow_the_umask(tmp_path: Path) -> None:
+    # As docs/report.md and docs/operations.md say (issue 16: undocumented).
+    graph, _ = await run_mixed_graph()
+    report = build_report(graph, started_at=1000.0, ended_at=1002.5)
+    path = tmp_path / "report.json"
+    path.write_text("{}")
+    path.chmod(0o644)
+    with umask(0o022):
+        write_report(path, report)  # replacing a readable file: the new one is private
+        graph.draw(tmp_path / "graph.html")
+        graph.draw_timeline(tmp_path / "timeline.html")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for name in ("graph.html", "timeline.html"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+    with umask(0o077):  # how to keep the pictures private too
+        graph.draw(tmp_path / "private.html")
+    assert stat.S_IMODE((tmp_path / "private.html").stat().st_mode) == 0o600
 
 
 def test_report_of_a_distributed_run_lists_workers_and_their_tasks() -> None:

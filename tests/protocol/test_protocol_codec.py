@@ -386,7 +386,31 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
             ],
             "explanation": None,
             "lost": ["worker worker-0 (h:0) lost while running task task-1 (function f): gone"],
-            "why_unknown": False,
+        },
+    ),
+    # Waiting for --min-workers; a frame without these fields (the one above, as an
+    # older coordinator sends it) decodes with 0 for both.
+    (
+        StatusReply(
+            elapsed=0.0,
+            tasks_by_status={"created": 4},
+            loops=[],
+            workers=[],
+            slowest=[],
+            explanation=None,
+            waiting_for_workers=2,
+            min_workers=3,
+        ),
+        {
+            "type": "status_reply",
+            "elapsed": 0.0,
+            "tasks_by_status": {"created": 4},
+            "loops": [],
+            "workers": [],
+            "slowest": [],
+            "explanation": None,
+            "waiting_for_workers": 2,
+            "min_workers": 3,
         },
     ),
 ]

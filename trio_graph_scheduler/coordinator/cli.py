@@ -118,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="hand out no task until N workers have joined (default: start at once)",
     )
     parser.add_argument(
-        "--report", metavar="PATH", help="write a JSON report of the run (see docs/report.md)"
+        "--report",
+        metavar="PATH",
+        help="write a JSON report of the run, readable by its owner only (see docs/report.md)",
     )
     parser.add_argument(
         "--graph-html", metavar="PATH", help="draw the graph of the run as self-contained HTML"

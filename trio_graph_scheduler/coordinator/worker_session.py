@@ -108,7 +108,8 @@ class WorkerRecord:
     #: When it was welcomed and when it left (``time.time()``).
     joined_at: float
     left_at: float | None = None
-    #: Why it left: ``dismissed`` when told to, else why it was dropped; None while here.
+    #: Why it left: ``dismissed`` when told to, ``stopped`` when it stopped on its own
+    #: and handed back its tasks, else why it was dropped; None while here.
     left_because: str | None = None
     #: What it was running when it was lost: ``(task uid, function)`` pairs, in the
     #: order they were handed to it; empty if it left cleanly or ran nothing.
@@ -176,6 +177,10 @@ class WorkerSession:
         self._nursery: trio.Nursery | None = None
         #: Why the session was dropped, once it was.
         self._closed: _SessionClosed | None = None
+        #: Tasks the worker handed back, once it said it stops (``hand_back``); a worker
+        #: that did and then closed left: it was not lost.
+        self._handed_back: int | None = None
+        self._stopped = False
         # Whether the frame being handled holds an UnreadableValue somewhere.
         self._unreadable_in_frame = False
         self._pump = ConnectionPump[Message](
@@ -249,11 +254,22 @@ class WorkerSession:
         if record.left_at is not None:
             return
         record.left_at = time.time()
-        record.left_because = "dismissed" if self._closed is None else self._closed.reason
+        if self._closed is not None:
+            record.left_because = self._closed.reason
+        else:
+            record.left_because = "stopped" if self._stopped else "dismissed"
         self._coordinator.sessions.discard(self)
         self._coordinator.membership_changed()
         record.lost_while_running = self._release()
-        logger.info("worker %s (%s) left", self.worker_id, self.worker_name)
+        if self._stopped:
+            logger.info(
+                "worker %s (%s) left: stopped, handed back %d task(s)",
+                self.worker_id,
+                self.worker_name,
+                self._handed_back or 0,
+            )
+        else:
+            logger.info("worker %s (%s) left", self.worker_id, self.worker_name)
 
     def shutdown(self, reason: str, graph_succeeded: bool) -> None:
         """Tell the worker to leave (the run has ended); it closes the connection.
@@ -404,7 +420,11 @@ class WorkerSession:
             if closed_by_peer is None:
                 raise _SessionClosed(CloseCode.POLICY_VIOLATION, f"silent for {timeout:g} s")
             if self._protocol.state is not SessionState.CLOSED:
-                raise _SessionClosed(CloseCode.NORMAL, "connection lost")
+                if self._handed_back is None or self.leases:
+                    raise _SessionClosed(CloseCode.NORMAL, "connection lost")
+                # It said it stops, handed back every task it held, and closed: it left
+                # on purpose and lost nothing (a Ctrl-C on the worker).
+                self._stopped = True
             # Else we said Shutdown and the worker left, as it should.
         except _SessionClosed as closed:
             self._drop(closed)
@@ -594,9 +614,11 @@ class WorkerSession:
                 self._scheduler.loops[claim.loop].withdraw(claim)
                 claim.waiting = False
             claim.credit = 0
+        self._handed_back = self._handed_back or 0
         for lease in message.leases:
             node = self.leases.pop(lease, None)
             if node is not None:
+                self._handed_back += 1
                 self._call_errors.pop(lease, None)
                 if node is self.suspect:
                     self.suspect = None

@@ -241,7 +241,11 @@ class TaskFailed(Message, frozen=True, kw_only=True, tag="task_failed", omit_def
 
 @_register
 class HandBack(Message, frozen=True, kw_only=True, tag="hand_back"):
-    """Worker to coordinator, on a graceful stop: these leases will not be finished."""
+    """Worker to coordinator, on a graceful stop: these leases will not be finished.
+
+    Sent with no lease too, by a worker that stops holding none: a close after it means
+    the worker left on purpose, not that the connection was lost.
+    """
 
     leases: list[Count]
 
@@ -427,10 +431,12 @@ class StatusRequest(Message, frozen=True, kw_only=True, tag="status_request"):
 
 
 @_register
-class StatusReply(Message, frozen=True, kw_only=True, tag="status_reply"):
+class StatusReply(Message, frozen=True, kw_only=True, tag="status_reply", omit_defaults=True):
     """Coordinator to client, last: the run's state; the coordinator closes next.
 
     ``slowest`` lists the longest-running tasks first; ``explanation`` answers ``why``.
+    Fields with a default are left out of the frame when they hold it, and a frame from
+    an older coordinator, without them, decodes with the default.
     """
 
     elapsed: NonNegativeSeconds
@@ -443,3 +449,8 @@ class StatusReply(Message, frozen=True, kw_only=True, tag="status_reply"):
     lost: list[str] = msgspec.field(default_factory=list)
     #: True when ``why`` named no task or condition of the graph (``explanation`` says so).
     why_unknown: bool = False
+    #: Workers still to join before any task is handed out (``--min-workers``); 0 once
+    #: the run started (``elapsed`` counts from then).
+    waiting_for_workers: Count = 0
+    #: The coordinator's ``--min-workers`` (0: it starts at once).
+    min_workers: Count = 0

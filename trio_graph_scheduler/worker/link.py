@@ -288,11 +288,15 @@ class CoordinatorLink:
     async def _hand_back_all(self) -> None:
         """Send what is finished, then give back every lease still held."""
         messages = self._outbox
+        # Sent even with no lease: it tells the coordinator that this worker stops on
+        # purpose, so that its close reads as leaving, not as a lost connection.
+        messages.append(HandBack(leases=list(self._leases)))
         if self._leases:
-            messages.append(HandBack(leases=list(self._leases)))
             self._counts.tasks_handed_back += len(self._leases)
             logger.info("handing back %d unfinished task(s)", len(self._leases))
         self._leases.clear()
+        if self._protocol.state is not SessionState.ACTIVE:
+            return  # dismissed meanwhile: nothing may follow the coordinator's Shutdown
         with trio.move_on_after(1):
             await self._pump.send(messages)
 

@@ -16,24 +16,27 @@ Three layers, so that the views are pure and tested without a terminal or a cloc
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import math
+import sys
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TextIO
 
 import trio
 from rich.console import Console, Group
+from rich.file_proxy import FileProxy
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ...shared.states import TaskStatus
-from .wording import format_seconds, format_seconds_compact, plural
+from .wording import STATUS_WORDS, format_seconds, format_seconds_compact, plural
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection
+    from collections.abc import Callable, Collection, Iterator
 
     from rich.console import RenderableType
 
@@ -42,16 +45,9 @@ if TYPE_CHECKING:
 #: Seconds of history the rate of tasks per second is measured over.
 RATE_WINDOW_SECONDS: Final = 10.0
 
-#: Which column of a loop's counts each task status falls in.
-_COLUMN: Final = {
-    TaskStatus.WAITING_FOR_PREDECESSORS: "waiting",
-    TaskStatus.CREATED: "ready",
-    TaskStatus.READY_FOR_EXECUTION: "ready",
-    TaskStatus.IN_PROGRESS: "running",
-    TaskStatus.SUCCESS: "succeeded",
-    TaskStatus.FAILED: "failed",
-    TaskStatus.PRECONDITION_FAILED: "failed",
-}
+#: The counts of a loop: one per word of ``STATUS_WORDS`` (the summary's words too, so
+#: that a task skipped behind a failed condition reads ``skipped`` in every view).
+_COUNTS: Final = ("waiting", "ready", "running", "succeeded", "failed", "skipped")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +60,15 @@ class LoopProgress:
     ready: int = 0
     running: int = 0
     succeeded: int = 0
-    #: Ended without success: failed, or skipped because a condition failed.
+    #: Ran and failed (cancelled tasks included).
     failed: int = 0
+    #: Never ran, because a condition they waited on failed (``precondition_failed``).
+    skipped: int = 0
 
     @property
     def ended(self) -> int:
         """Tasks ended in any way."""
-        return self.succeeded + self.failed
+        return self.succeeded + self.failed + self.skipped
 
     @property
     def total(self) -> int:
@@ -103,8 +101,19 @@ class ProgressSnapshot:
 
     @property
     def failed(self) -> int:
-        """Tasks ended without success."""
+        """Tasks that ran and failed."""
         return sum(loop.failed for loop in self.loops)
+
+    @property
+    def skipped(self) -> int:
+        """Tasks that never ran because a condition failed."""
+        return sum(loop.skipped for loop in self.loops)
+
+    def failures(self) -> list[str]:
+        """``["1 failed", "1 skipped"]``: the unsuccessful ends, as the summary says them
+        (what is zero is left out)."""
+        counts = (("failed", self.failed), ("skipped", self.skipped))
+        return [f"{count} {word}" for word, count in counts if count]
 
     @property
     def time_left(self) -> float | None:
@@ -134,12 +143,9 @@ def snapshot_of(
     Returns:
         The snapshot, with no ``rate`` yet (:func:`run_progress` measures it).
     """
-    counts = {
-        name: dict.fromkeys(("waiting", "ready", "running", "succeeded", "failed"), 0)
-        for name in graph.scheduler.loops
-    }
+    counts = {name: dict.fromkeys(_COUNTS, 0) for name in graph.scheduler.loops}
     for node in graph.nodes.values():
-        counts[node._loop.name][_COLUMN[node.task_status]] += 1
+        counts[node._loop.name][STATUS_WORDS[node.task_status]] += 1
     loops = tuple(
         LoopProgress(name, queue.concurrency, **counts[name])
         for name, queue in graph.scheduler.loops.items()
@@ -174,59 +180,136 @@ class RateWindow:
 # -- the views --------------------------------------------------------------------------
 
 
-def status_line(snapshot: ProgressSnapshot) -> str:
+def status_line(snapshot: ProgressSnapshot, width: int | None = None) -> str:
     """One line for logs, e.g. ``[12.3s] 4512/10000 done (367/s, ~15s left) | default
-    3/3 running, 120 ready | 2 workers | 1 failed``."""
-    head = f"[{format_seconds_compact(snapshot.elapsed)}] {snapshot.ended}/{snapshot.total} done"
+    3/3 running, 120 ready | 2 workers | 1 failed, 1 skipped``.
+
+    Args:
+        snapshot: what to say.
+        width: the most characters the line may take (a terminal's width), or ``None``
+            for no limit (a log file). The least important parts go first: each loop's
+            details, last loop first, then the number of workers; a line still too long
+            is cut with ``…``.
+    """
+    # (separator before it, what it says, rank): the highest rank goes first when the
+    # width is short (the later first among equals).
+    parts = [("", f"[{format_seconds_compact(snapshot.elapsed)}]", 0)]
+    parts.append((" ", f"{snapshot.ended}/{snapshot.total} done", 0))
     if snapshot.rate is not None:
         left = snapshot.time_left
         pace = f"{_rate(snapshot.rate)}/s"
         if left is not None and left > 0:
             pace += f", ~{_eta(left)} left"
-        head += f" ({pace})"
-    parts = [head]
+        parts.append((" ", f"({pace})", 2))
     parts += [
-        f"{loop.name} {loop.running}/{loop.concurrency} running, {loop.ready} ready"
+        (" | ", f"{loop.name} {loop.running}/{loop.concurrency} running, {loop.ready} ready", 4)
         for loop in snapshot.loops
     ]
     if snapshot.workers is not None:
-        parts.append(plural(snapshot.workers, "worker"))
-    if snapshot.failed:
-        parts.append(f"{snapshot.failed} failed")
-    return " | ".join(parts)
+        parts.append((" | ", plural(snapshot.workers, "worker"), 3))
+    if failures := snapshot.failures():
+        parts.append((" | ", ", ".join(failures), 1))
+    return _fit(parts, width)
 
 
-def render_progress(snapshot: ProgressSnapshot) -> RenderableType:
-    """The terminal view: a headline, then a table with a bar per loop."""
-    head = [
-        f"{format_seconds(snapshot.elapsed)} elapsed",
-        f"{snapshot.ended} of {snapshot.total} tasks done",
-    ]
+def render_progress(snapshot: ProgressSnapshot, width: int | None = None) -> RenderableType:
+    """The terminal view: a headline, then a table with a bar per loop.
+
+    Args:
+        snapshot: what to show.
+        width: the terminal's width, or ``None`` for no limit. Within it, the headline
+            drops its least important parts (the rate, the workers, the time elapsed)
+            and the table its bar, then the columns of waiting, ready and skipped tasks.
+    """
+    head = [("", f"{format_seconds(snapshot.elapsed)} elapsed", 3)]
+    head.append((" | ", f"{snapshot.ended} of {snapshot.total} tasks done", 0))
     if snapshot.rate is not None:
-        head.append(f"{_rate(snapshot.rate)} tasks/s")
+        head.append((" | ", f"{_rate(snapshot.rate)} tasks/s", 5))
         left = snapshot.time_left
-        head.append("time left unknown" if left is None else f"about {_eta(left)} left")
+        head.append((" | ", "time left unknown" if left is None else f"about {_eta(left)} left", 2))
     if snapshot.workers is not None:
-        head.append(plural(snapshot.workers, "worker"))
-    if snapshot.failed:
-        head.append(f"{snapshot.failed} failed")
+        head.append((" | ", plural(snapshot.workers, "worker"), 4))
+    if failures := snapshot.failures():
+        head.append((" | ", ", ".join(failures), 1))
+    return Group(Text(_fit(head, width)), _loop_table(snapshot.loops, width))
 
-    table = Table(box=None, padding=(0, 1), show_edge=False)
-    table.add_column("loop")
-    table.add_column("progress", width=24)
-    for name in ("done", "running", "ready", "waiting", "failed"):
-        table.add_column(name, justify="right")
-    for loop in snapshot.loops:
-        table.add_row(
-            loop.name,
-            ProgressBar(total=max(loop.total, 1), completed=loop.ended, width=24),
-            f"{loop.ended}/{loop.total}",
-            f"{loop.running}/{loop.concurrency}",
-            str(loop.ready),
-            str(loop.waiting),
-            Text(str(loop.failed), style="red" if loop.failed else ""),
-        )
-    return Group(Text(" | ".join(head)), table)
+
+#: The widest a loop's progress bar is drawn, and the narrowest worth drawing.
+BAR_WIDTH: Final = 24
+MIN_BAR_WIDTH: Final = 8
+#: The widest a loop's name is shown before it is cut with "…".
+MAX_LOOP_NAME: Final = 20
+#: The columns a narrow terminal drops, first to last (the bar goes before them).
+_DROPPABLE: Final = ("waiting", "ready", "skipped")
+
+
+def _loop_table(loops: tuple[LoopProgress, ...], width: int | None) -> Table:
+    columns: dict[str, list[str]] = {
+        "loop": [_cut(loop.name, MAX_LOOP_NAME) for loop in loops],
+        "done": [f"{loop.ended}/{loop.total}" for loop in loops],
+        "running": [f"{loop.running}/{loop.concurrency}" for loop in loops],
+        "ready": [str(loop.ready) for loop in loops],
+        "waiting": [str(loop.waiting) for loop in loops],
+        "failed": [str(loop.failed) for loop in loops],
+        "skipped": [str(loop.skipped) for loop in loops],
+    }
+    sizes = {name: max(len(name), *map(len, cells)) for name, cells in columns.items()}
+    bar = BAR_WIDTH
+    if width is not None:
+        # The bar goes first (the done column says the same in numbers), then columns.
+        droppable = list(_DROPPABLE)
+        while _table_width(sizes) > width and droppable:
+            del sizes[droppable.pop(0)]
+        bar = min(BAR_WIDTH, width - _table_width(sizes) - 2 * _PAD)
+        if bar < MIN_BAR_WIDTH:
+            bar = 0
+    table = Table(box=None, padding=(0, _PAD), show_edge=False, pad_edge=False)
+    for name in sizes:
+        table.add_column(name, justify="left" if name == "loop" else "right", no_wrap=True)
+        if name == "loop" and bar:
+            table.add_column("progress", width=bar)
+    for index, loop in enumerate(loops):
+        row: list[RenderableType] = []
+        for name in sizes:
+            style = "red" if name in ("failed", "skipped") and columns[name][index] != "0" else ""
+            row.append(Text(columns[name][index], style=style))
+            if name == "loop" and bar:
+                row.append(ProgressBar(total=max(loop.total, 1), completed=loop.ended, width=bar))
+        table.add_row(*row)
+    return table
+
+
+#: Spaces on either side of a column (but the outer sides of the outer ones).
+_PAD: Final = 1
+
+
+def _table_width(sizes: dict[str, int]) -> int:
+    return sum(sizes.values()) + 2 * _PAD * (len(sizes) - 1)
+
+
+def _fit(parts: list[tuple[str, str, int]], width: int | None) -> str:
+    """Join ``(separator, text, rank)`` parts, dropping the highest ranks (the later
+    first among equals) until the line fits ``width``; cut what still does not fit."""
+
+    def join() -> str:
+        # The first part kept needs no separator, whichever it is.
+        return "".join(sep + text for sep, text, _ in parts).removeprefix(parts[0][0])
+
+    parts = list(parts)
+    line = join()
+    if width is None:
+        return line
+    while len(line) > width:
+        worst = max(range(len(parts)), key=lambda i: (parts[i][2], i))
+        if parts[worst][2] == 0:
+            break
+        del parts[worst]
+        line = join()
+    return _cut(line, width)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(0, width - 1)].rstrip() + "…"
 
 
 def _rate(rate: float) -> str:
@@ -276,14 +359,45 @@ async def _run_live(
 ) -> None:
     # auto_refresh off: rich would redraw from a thread of its own; here the trio task
     # redraws, once per interval.
-    with Live(render_progress(take()), console=console, auto_refresh=False) as view:
+    # The width is read at each frame: a resized terminal gets a view that fits.
+    def frame() -> RenderableType:
+        return render_progress(take(), console.width)
+
+    with Live(frame(), console=console, auto_refresh=False) as view, _logs_above_the_view():
         try:
             while True:
                 await trio.sleep(interval)
-                view.update(render_progress(take()), refresh=True)
+                view.update(frame(), refresh=True)
         finally:
             # Cancelled (the run ended): the frame left on screen shows the final state.
-            view.update(render_progress(take()), refresh=True)
+            view.update(frame(), refresh=True)
+
+
+@contextlib.contextmanager
+def _logs_above_the_view() -> Iterator[None]:
+    """While a live view is shown, log lines go above it instead of tearing it.
+
+    On a terminal, ``Live`` replaces ``sys.stderr`` with a proxy that prints each line
+    above the view; but a logging handler holds the stream it was given at start (the
+    real stderr), which wrote over the view's lines. Such handlers write to the proxy
+    until the view ends.
+    """
+    proxy = sys.stderr
+    if not isinstance(proxy, FileProxy):
+        yield  # not a terminal: Live redirects nothing, and draws only at the end
+        return
+    moved = [
+        handler
+        for handler in logging.getLogger().handlers
+        if isinstance(handler, logging.StreamHandler) and handler.stream is proxy.rich_proxied_file
+    ]
+    for handler in moved:
+        handler.setStream(proxy)
+    try:
+        yield
+    finally:
+        for handler in moved:
+            handler.setStream(proxy.rich_proxied_file)
 
 
 async def _run_lines(take: Callable[[], ProgressSnapshot], file: TextIO, interval: float) -> None:

@@ -205,12 +205,17 @@ def build_report(
 def write_report(path: str | os.PathLike[str], report: Mapping[str, Any]) -> None:
     """Write a report as JSON (UTF-8, indented), atomically: a reader never sees half.
 
+    The file is readable by its owner only (mode 0600, whatever the umask), as a new
+    file or replacing one: a report holds the tasks' error tracebacks, which quote the
+    values that failed, and the workers' host names.
+
     Raises:
         OSError: the file cannot be written.
         ValueError: the report holds a value JSON cannot carry (NaN, for one).
     """
     target = Path(path)
     text = json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    # mkstemp creates the file 0600, and os.replace keeps the mode: see the docstring.
     fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:

@@ -34,6 +34,11 @@ def build_status_reply(coordinator: Coordinator, why: str | None) -> StatusReply
     }
     running = [node for node in graph.nodes.values() if node.task_status is TaskStatus.IN_PROGRESS]
     running.sort(key=lambda node: node.started_at or now)
+    wanted = coordinator.config.min_workers
+    waiting = 0
+    if coordinator.started_at is None and wanted:
+        # As Coordinator.wait_for_workers counts: the workers ready for work.
+        waiting = max(0, wanted - sum(session.claimed for session in sessions))
     return StatusReply(
         elapsed=max(0.0, now - (coordinator.started_at or now)),
         tasks_by_status=dict(graph.statistics().tasks_by_status),
@@ -74,6 +79,8 @@ def build_status_reply(coordinator: Coordinator, why: str | None) -> StatusReply
             for r in coordinator.workers.values()
             if r.lost_while_running
         ][-LOST_SHOWN:],
+        waiting_for_workers=waiting,
+        min_workers=wanted,
     )
 
 
