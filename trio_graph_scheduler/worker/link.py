@@ -450,13 +450,8 @@ class CoordinatorLink:
         error = self._call_errors.pop(answer.lease, None)
         if error is None or not isinstance(answer, TaskSucceeded):
             return answer
-        return TaskFailed(
-            lease=answer.lease,
-            error_type=type(error).__name__,
-            message=f"a graph call by this task failed: {error}",
-            traceback="",
-            reason=EndReason.CALL_FAILED,
-        )
+        message = f"a graph call by this task failed: {error}"
+        return _failed_here(answer.lease, type(error).__name__, message, EndReason.CALL_FAILED)
 
     async def _send_loop(self, interval: float) -> None:
         try:
@@ -521,13 +516,8 @@ class CoordinatorLink:
             # The result cannot travel: the task fails with why, the worker carries on.
             self._counts.tasks_succeeded -= 1
             self._counts.tasks_failed += 1
-            return TaskFailed(
-                lease=message.lease,
-                error_type=type(error).__name__,
-                message=f"the task's result cannot be sent to the coordinator: {error}",
-                traceback="",
-                reason=EndReason.UNSENDABLE,
-            )
+            why = f"the task's result cannot be sent to the coordinator: {error}"
+            return _failed_here(message.lease, type(error).__name__, why, EndReason.UNSENDABLE)
         raise error  # everything else was checked when it was made: this is a bug
 
 
@@ -695,27 +685,25 @@ def _task_failed(lease: int, exc: Exception, *, slot_busy: bool = False) -> Task
     )
 
 
+def _failed_here(lease: int, error_type: str, message: str, reason: EndReason) -> TaskFailed:
+    """A failure this worker names itself, with no traceback of the task's own."""
+    return TaskFailed(
+        lease=lease, error_type=error_type, message=message, traceback="", reason=reason
+    )
+
+
 def _worker_error(lease: int, error_type: str, message: str) -> TaskFailed:
     """This worker could not run the task at all (its function or context failed to load)."""
-    return TaskFailed(
-        lease=lease,
-        error_type=error_type,
-        message=message,
-        traceback="",
-        reason=EndReason.WORKER_ERROR,
-    )
+    return _failed_here(lease, error_type, message, EndReason.WORKER_ERROR)
 
 
 def _unreadable_input(lease: int, why: str) -> TaskFailed:
     """The task's arguments or a predecessor's result could not be unpickled here."""
-    return TaskFailed(
-        lease=lease,
-        error_type="UnreadableValue",
-        message="the task's arguments or a predecessor's result cannot be read on this "
-        f"worker (is its class only installed on the coordinator?): {why}",
-        traceback="",
-        reason=EndReason.UNSENDABLE,
+    message = (
+        "the task's arguments or a predecessor's result cannot be read on this worker "
+        f"(is its class only installed on the coordinator?): {why}"
     )
+    return _failed_here(lease, "UnreadableValue", message, EndReason.UNSENDABLE)
 
 
 def loop_slots(concurrency: int, max_tasks: int | None) -> int:

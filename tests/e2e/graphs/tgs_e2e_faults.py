@@ -22,12 +22,10 @@ import uuid
 from typing import Any
 
 import trio
-from tgs_e2e_helpers import out_dir, record, write_json
+from tgs_e2e_helpers import POLL_LIMIT, out_dir, record, wait_for_file_blocking, write_json
 
 from trio_graph_scheduler import GenericSchedulingCondition, TaskGraph, TaskPolicy, WorkerLoop
 
-#: The longest a task polls for a file the test creates, so nothing hangs forever.
-POLL_LIMIT = 25.0
 #: How many ``step`` tasks ``build_kill`` has, and its loop's limit.
 KILL_STEPS = 8
 KILL_LIMIT = 4
@@ -67,15 +65,6 @@ async def wait_for_any(*paths: str) -> None:
             await trio.sleep(0.02)
         return
     raise TimeoutError(f"none of {paths} appeared")
-
-
-def wait_for_file_blocking(path: str) -> None:
-    """:func:`wait_for_any` for a sync task, which runs in a worker thread."""
-    deadline = time.monotonic() + POLL_LIMIT
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path} never appeared")
-        time.sleep(0.02)
 
 
 # -- task functions ------------------------------------------------------------------

@@ -15,6 +15,8 @@ from typing import Any
 
 #: The environment variable naming the directory tasks write to.
 DIR_ENV = "TGS_E2E_DIR"
+#: The longest a task waits for a file the test creates, so nothing hangs forever.
+POLL_LIMIT = 25.0
 
 
 def out_dir() -> str:
@@ -34,6 +36,16 @@ def record(out: str, event: str, task: str, **fields: Any) -> None:
         os.write(fd, data)
     finally:
         os.close(fd)
+
+
+def wait_for_file_blocking(path: str) -> None:
+    """Block the calling thread (``time.sleep``, for a sync task) until ``path`` exists;
+    raise after :data:`POLL_LIMIT` seconds."""
+    deadline = time.monotonic() + POLL_LIMIT
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.02)
 
 
 def write_json(path: str, data: Any) -> None:

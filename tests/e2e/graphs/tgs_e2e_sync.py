@@ -9,24 +9,11 @@ tasks' uids to ``uids.json`` there.
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
-from tgs_e2e_helpers import out_dir, record, write_json
+from tgs_e2e_helpers import out_dir, record, wait_for_file_blocking, write_json
 
 from trio_graph_scheduler import TaskGraph, WorkerLoop
-
-#: The longest a task blocks waiting for a file the test creates, so nothing hangs forever.
-POLL_LIMIT = 25.0
-
-
-def wait_for_file_blocking(path: str) -> None:
-    """Block the calling thread (``time.sleep``) until ``path`` exists."""
-    deadline = time.monotonic() + POLL_LIMIT
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path} never appeared")
-        time.sleep(0.02)
 
 
 def held(out: str, **_: Any) -> int:
