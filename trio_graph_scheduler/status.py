@@ -17,9 +17,18 @@ import msgspec
 import trio
 import trio_websocket
 
-from .coordinator.observe.wording import format_seconds, plural
+from .coordinator.observe.task_list import DEFAULT_TASK_LIMIT, parse_status
+from .coordinator.observe.text_table import Column, cut, format_table, output_width
+from .coordinator.observe.wording import STATUS_WORDS, format_seconds, plural
 from .protocol.codec import MAX_FRAME_BYTES
-from .protocol.messages import PROTOCOL_VERSION, Reject, StatusReply, StatusRequest
+from .protocol.messages import (
+    MAX_TASKS_LISTED,
+    PROTOCOL_VERSION,
+    Reject,
+    StatusReply,
+    StatusRequest,
+    TaskQuery,
+)
 from .protocol.session import ProtocolSession, Role
 from .shared.errors import ConfigError, CoordinatorUnreachableError, LinkError, TGSError
 from .shared.programs import (
@@ -28,6 +37,7 @@ from .shared.programs import (
     EXIT_USAGE,
     add_token_options,
     fail,
+    print_out,
     token_from_args,
 )
 from .worker.connect import (
@@ -42,6 +52,8 @@ from .worker.connect import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from .shared.states import TaskStatus
+
 PROG: Final = "tgs-status"
 #: Seconds a query may take, connection included.
 DEFAULT_QUERY_TIMEOUT: Final = 10.0
@@ -52,10 +64,12 @@ async def query_status(
     *,
     token: str = "",
     why: str | None = None,
+    tasks: TaskQuery | None = None,
     tls_ca: str | None = None,
     time_limit: float = DEFAULT_QUERY_TIMEOUT,
 ) -> StatusReply:
-    """Ask the coordinator at ``url`` for the run's state (and why ``why`` waits).
+    """Ask the coordinator at ``url`` for the run's state (and why ``why`` waits, and the
+    tasks ``tasks`` selects).
 
     Raises:
         ConfigError: a bad URL or CA file.
@@ -73,7 +87,7 @@ async def query_status(
             async with stream:
                 watched = EndWatchingStream(stream)
                 return await in_connection_nursery(
-                    lambda nursery: _ask(nursery, address, watched, token, why)
+                    lambda nursery: _ask(nursery, address, watched, token, why, tasks)
                 )
         except CONNECT_ERRORS as exc:
             if rejected_upgrade(exc) is not None:
@@ -89,6 +103,7 @@ async def _ask(
     stream: EndWatchingStream,
     token: str,
     why: str | None,
+    tasks: TaskQuery | None,
 ) -> StatusReply:
     with trio.CancelScope() as attempt:
         stream.on_end = attempt.cancel  # trio-websocket would wait on a dead stream
@@ -100,7 +115,7 @@ async def _ask(
             max_message_size=MAX_FRAME_BYTES,
         )
         session = ProtocolSession(Role.WORKER)
-        request = StatusRequest(version=PROTOCOL_VERSION, token=token, why=why)
+        request = StatusRequest(version=PROTOCOL_VERSION, token=token, why=why, tasks=tasks)
         await ws.send_message(session.send([request]))
         (answer,) = session.receive(await ws.get_message())
     if attempt.cancelled_caught:
@@ -113,8 +128,12 @@ async def _ask(
     return answer
 
 
-def format_status(reply: StatusReply) -> str:
-    """The reply as text for a terminal: counts, loops, workers, the slowest tasks."""
+def format_status(reply: StatusReply, width: int | None = None) -> str:
+    """The reply as text for a terminal: counts, loops, workers, the slowest tasks.
+
+    Every line fits ``width`` characters (a terminal's; None: no limit), cut with an
+    ellipsis, never wrapped; only the explanation of ``--why`` is kept whole.
+    """
     lines = []
     counts = ", ".join(f"{n} {status}" for status, n in reply.tasks_by_status.items())
     if reply.waiting_for_workers:
@@ -125,10 +144,19 @@ def format_status(reply: StatusReply) -> str:
         head = f"running for {format_seconds(reply.elapsed)}"
     lines.append(f"{head}: {counts or 'no tasks'}")
     lines.append("")
-    lines.append(f"{'loop':<20} {'running':>9} {'ready':>7} {'workers':>8}")
-    for loop in reply.loops:
-        running = f"{loop.running}/{loop.concurrency}"
-        lines.append(f"{loop.name:<20} {running:>9} {loop.ready:>7} {loop.workers:>8}")
+    lines += format_table(
+        [
+            Column("loop", min_width=8),
+            Column("running", right=True),
+            Column("ready", right=True),
+            Column("workers", right=True),
+        ],
+        [
+            [loop.name, f"{loop.running}/{loop.concurrency}", str(loop.ready), str(loop.workers)]
+            for loop in reply.loops
+        ],
+        width,
+    )
     lines.append("")
     if not reply.workers:
         lines.append("no worker is connected")
@@ -150,10 +178,60 @@ def format_status(reply: StatusReply) -> str:
         lines.append("")
         lines.append("lost:")
         lines.extend(f"  {line}" for line in reply.lost)
+    if width is not None:
+        lines = [cut(line, width) for line in lines]
     if reply.explanation is not None:
         lines.append("")
         lines.append(reply.explanation)
     return "\n".join(lines)
+
+
+def format_tasks(reply: StatusReply, width: int | None = None) -> str:
+    """The tasks ``--tasks`` listed, as a table within ``width`` characters (None: no
+    limit), and a line saying how many more matched.
+
+    Uids are never cut (``--why`` needs them whole); when the table does not fit, the
+    names are cut first, then columns go (ended, runs, started, worker).
+    """
+    if not reply.tasks:
+        return "no task matches"
+    keyed = any(task.key is not None for task in reply.tasks)
+    columns = [Column("uid")]
+    columns += [Column("key", min_width=8, drop=4)] * keyed
+    columns += [
+        Column("function", min_width=8),
+        Column("status"),
+        Column("runs", right=True, drop=1),
+        Column("worker", drop=3),  # an id: useless cut
+        Column("started", drop=2),
+        Column("ended", drop=0),
+    ]
+    rows = []
+    for task in reply.tasks:
+        row = [task.task_uid]
+        row += [task.key or ""] * keyed
+        row += [
+            task.handle,
+            STATUS_WORDS[task.status],
+            str(task.attempts),
+            task.worker or "-",
+            _clock(task.started_at),
+            _clock(task.ended_at),
+        ]
+        rows.append(row)
+    lines = format_table(columns, rows, width)
+    more = reply.tasks_matched - len(reply.tasks)
+    if more > 0:
+        more_line = (
+            f"... and {plural(more, 'more task')} matched (--limit {reply.tasks_matched} "
+            "shows them)"
+        )
+        lines.append(more_line if width is None else cut(more_line, width))
+    return "\n".join(lines)
+
+
+def _clock(timestamp: float | None) -> str:
+    return "-" if timestamp is None else time.strftime("%H:%M:%S", time.localtime(timestamp))
 
 
 def reply_as_json(reply: StatusReply) -> dict[str, object]:
@@ -183,6 +261,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="also explain why this task has not run (yet); a uid the run does not have "
         "is an error (exit status 1)",
     )
+    tasks = parser.add_argument_group(
+        "listing tasks",
+        "find a task's uid to ask --why about; --status, --function and --limit imply --tasks",
+    )
+    tasks.add_argument(
+        "--tasks",
+        action="store_true",
+        help="list the run's tasks, in the order they were created: uid, key (if any), "
+        "function, status, runs, worker, started and ended times",
+    )
+    tasks.add_argument(
+        "--status",
+        metavar="S",
+        help="only tasks in this status: a status (in_progress, success, ...) or its word "
+        "(running, succeeded, failed, skipped, waiting, ready); a,b for several",
+    )
+    tasks.add_argument("--function", metavar="F", help="only tasks of function F")
+    tasks.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help=f"list at most N tasks (default: {DEFAULT_TASK_LIMIT}, at most "
+        f"{MAX_TASKS_LISTED}); the listing says how many more matched",
+    )
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     parser.add_argument("--tls-ca", metavar="PEM", help="for wss://, the CAs to trust")
     parser.add_argument(
@@ -195,16 +297,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def task_query(args: argparse.Namespace) -> TaskQuery | None:
+    """The listing ``--tasks`` (or one of its filters) asks for, or None.
+
+    Raises:
+        ConfigError: an unknown status, or a limit out of range.
+    """
+    if not (args.tasks or args.status or args.function or args.limit is not None):
+        return None
+    limit = DEFAULT_TASK_LIMIT if args.limit is None else args.limit
+    statuses: set[TaskStatus] = set()
+    for part in (args.status or "").split(","):
+        if part.strip():
+            statuses |= parse_status(part)
+    if not 1 <= limit <= MAX_TASKS_LISTED:
+        raise ConfigError(f"--limit must be 1 to {MAX_TASKS_LISTED}, got {limit}")
+    return TaskQuery(
+        statuses=sorted(statuses),
+        function=args.function or None,
+        limit=limit,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tgs-status``; return its exit status."""
     args = build_parser().parse_args(argv)
     try:
         token = token_from_args(args)
+        tasks = task_query(args)
         reply = trio.run(
             lambda: query_status(
                 args.url,
                 token=token,
                 why=args.why,
+                tasks=tasks,
                 tls_ca=args.tls_ca,
                 time_limit=args.timeout,
             )
@@ -215,10 +341,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail(PROG, str(exc), EXIT_FAILED)
     if reply.why_unknown:  # asked about a task the run does not have: no answer to give
         fail(PROG, reply.explanation or f"no task or condition with uid {args.why!r}")
+    if reply.tasks_error is not None:  # --function named no function of the graph
+        fail(PROG, reply.tasks_error)
     if args.json:
-        print(json.dumps(reply_as_json(reply), indent=2))
+        text = json.dumps(reply_as_json(reply), indent=2)
+    elif tasks is not None:
+        text = format_tasks(reply, output_width(sys.stdout))
+        if reply.explanation is not None:
+            text += "\n\n" + reply.explanation
     else:
-        print(format_status(reply))
+        text = format_status(reply, output_width(sys.stdout))
+    print_out(text)  # a reader that stops early (| head) is no error
     return EXIT_OK
 
 

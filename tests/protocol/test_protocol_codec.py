@@ -40,7 +40,9 @@ from trio_graph_scheduler.protocol import (
     SlotFreed,
     StatusReply,
     StatusRequest,
+    TaskEntry,
     TaskFailed,
+    TaskQuery,
     TaskSucceeded,
     UnreadableValue,
     ValueEncodeError,
@@ -413,6 +415,109 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
             "min_workers": 3,
         },
     ),
+    # tgs-status --tasks: the request says which tasks; a request without ``tasks`` is
+    # the frame above, unchanged.
+    (
+        StatusRequest(
+            version=1,
+            token="t",
+            why=None,
+            tasks=TaskQuery(statuses=[TaskStatus.FAILED], function="f", limit=50),
+        ),
+        {
+            "type": "status_request",
+            "version": 1,
+            "token": "t",
+            "why": None,
+            "tasks": {"statuses": ["failed"], "function": "f", "limit": 50},
+        },
+    ),
+    (
+        StatusReply(
+            elapsed=1.0,
+            tasks_by_status={"success": 1, "in_progress": 1},
+            loops=[],
+            workers=[],
+            slowest=[],
+            explanation=None,
+            tasks=[
+                TaskEntry(
+                    task_uid="task-1",
+                    key="page-1",
+                    handle="f",
+                    status=TaskStatus.SUCCESS,
+                    worker="worker-1",
+                    started_at=10.0,
+                    ended_at=10.5,
+                    attempts=1,
+                ),
+                TaskEntry(
+                    task_uid="task-2",
+                    key=None,
+                    handle="g",
+                    status=TaskStatus.IN_PROGRESS,
+                    worker="worker-2",
+                    started_at=11.0,
+                    ended_at=None,
+                    attempts=2,
+                ),
+            ],
+            tasks_matched=7,
+        ),
+        {
+            "type": "status_reply",
+            "elapsed": 1.0,
+            "tasks_by_status": {"success": 1, "in_progress": 1},
+            "loops": [],
+            "workers": [],
+            "slowest": [],
+            "explanation": None,
+            "tasks": [
+                {
+                    "task_uid": "task-1",
+                    "key": "page-1",
+                    "handle": "f",
+                    "status": "success",
+                    "worker": "worker-1",
+                    "started_at": 10.0,
+                    "ended_at": 10.5,
+                    "attempts": 1,
+                },
+                {
+                    "task_uid": "task-2",
+                    "key": None,
+                    "handle": "g",
+                    "status": "in_progress",
+                    "worker": "worker-2",
+                    "started_at": 11.0,
+                    "ended_at": None,
+                    "attempts": 2,
+                },
+            ],
+            "tasks_matched": 7,
+        },
+    ),
+    (
+        StatusReply(
+            elapsed=1.0,
+            tasks_by_status={},
+            loops=[],
+            workers=[],
+            slowest=[],
+            explanation=None,
+            tasks_error="the graph has no function 'x'; it has: f, g",
+        ),
+        {
+            "type": "status_reply",
+            "elapsed": 1.0,
+            "tasks_by_status": {},
+            "loops": [],
+            "workers": [],
+            "slowest": [],
+            "explanation": None,
+            "tasks_error": "the graph has no function 'x'; it has: f, g",
+        },
+    ),
 ]
 GOLDEN_IDS = [f"{message.TAG}-{index}" for index, (message, _) in enumerate(GOLDEN)]
 
@@ -430,6 +535,23 @@ def test_golden_encode(message: Message, wire: dict[str, Any]) -> None:
 def test_golden_decode(message: Message, wire: dict[str, Any]) -> None:
     # No pickle is needed for any of these: tuples have their own extension type.
     assert decode_frame(msgpack.packb([wire]), allow_pickle=False) == [message]
+
+
+@pytest.mark.parametrize(
+    ("tasks", "error"),
+    [
+        ({"statuses": [], "function": None, "limit": 0}, "Expected `int` >= 1"),
+        ({"statuses": [], "function": None, "limit": 10_001}, "Expected `int` <= 10000"),
+        ({"statuses": ["sleeping"], "function": None, "limit": 5}, "Invalid enum value"),
+        ({"statuses": [], "function": "", "limit": 5}, "length >= 1"),
+        ({"statuses": [], "function": None, "limit": 5, "extra": 1}, "unknown field"),
+    ],
+    ids=["limit-0", "limit-too-big", "unknown-status", "empty-function", "extra-field"],
+)
+def test_a_task_query_is_validated(tasks: dict[str, Any], error: str) -> None:
+    wire = {"type": "status_request", "version": 1, "token": "", "why": None, "tasks": tasks}
+    with pytest.raises(RemoteProtocolError, match=error):
+        decode_frame(msgpack.packb([wire]), allow_pickle=False)
 
 
 def test_golden_bytes() -> None:
@@ -948,7 +1070,17 @@ MESSAGE_STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {
     ),
     Shutdown: st.builds(Shutdown, reason=st.text(max_size=20), graph_succeeded=st.booleans()),
     StatusRequest: st.builds(
-        StatusRequest, version=ints, token=st.text(max_size=10), why=st.none() | names
+        StatusRequest,
+        version=ints,
+        token=st.text(max_size=10),
+        why=st.none() | names,
+        tasks=st.none()
+        | st.builds(
+            TaskQuery,
+            statuses=st.lists(st.sampled_from(TaskStatus), max_size=3),
+            function=st.none() | names,
+            limit=st.integers(1, 10_000),
+        ),
     ),
     StatusReply: st.builds(
         StatusReply,
@@ -988,6 +1120,22 @@ MESSAGE_STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {
             max_size=2,
         ),
         explanation=st.none() | st.text(max_size=20),
+        tasks=st.lists(
+            st.builds(
+                TaskEntry,
+                task_uid=names,
+                key=st.none() | st.text(max_size=5),
+                handle=names,
+                status=st.sampled_from(TaskStatus),
+                worker=st.text(max_size=5),
+                started_at=st.none() | st.floats(min_value=0, max_value=1e9),
+                ended_at=st.none() | st.floats(min_value=0, max_value=1e9),
+                attempts=ints,
+            ),
+            max_size=2,
+        ),
+        tasks_matched=ints,
+        tasks_error=st.none() | st.text(max_size=10),
     ),
 }
 any_message = st.one_of(*MESSAGE_STRATEGIES.values())

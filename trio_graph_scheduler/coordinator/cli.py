@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import trio
@@ -27,6 +28,7 @@ from ..shared.programs import (
     add_frame_option,
     configure_logging,
     fail,
+    print_out,
     token_from_args,
 )
 from .config import (
@@ -39,6 +41,7 @@ from .core.scheduler import DEFAULT_MAX_LOST_ATTEMPTS
 from .observe.progress import ProgressSnapshot, run_progress, snapshot_of
 from .observe.report import build_report, write_report
 from .observe.summary import format_summary
+from .observe.text_table import output_width
 from .server import Coordinator
 from .task_graph import TaskGraph
 
@@ -52,8 +55,9 @@ PROG: Final = "tgs-coordinator"
 DESCRIPTION: Final = """\
 Build a task graph with MODULE:FUNC (an async function of no arguments that returns a
 TaskGraph with its first tasks created), then serve it to tgs-worker processes until every
-task has ended. The current directory is on the import path. Workers need none of your
-code: the graph's functions are shipped to them. SIGINT or SIGTERM stops the run and
+task has ended. MODULE is imported as `python -m` would: from the current directory (and
+each --path DIR), then the installed packages. Workers need none of your code: the
+graph's functions are shipped to them. SIGINT or SIGTERM stops the run and
 dismisses the workers; a second signal stops the coordinator at once.
 
 Exit status: 0 if every task succeeded, 1 if any did not (or on an error),
@@ -61,6 +65,7 @@ Exit status: 0 if every task succeeded, 1 if any did not (or on an error),
 EPILOG: Final = """\
 example:
   tgs-coordinator examples.word_count:build_graph --listen 127.0.0.1:8765
+  tgs-coordinator word_count:build_graph --path ~/src/tgs/examples
   tgs-worker --connect ws://127.0.0.1:8765"""
 
 #: Seconds between two redraws of the live view, and two status lines by default.
@@ -79,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("graph", metavar="MODULE:FUNC", help="the graph builder to run")
+    parser.add_argument(
+        "--path",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="also import MODULE from DIR (put before the current directory on the import "
+        "path; may be given more than once)",
+    )
     parser.add_argument(
         "--listen",
         metavar="HOST:PORT",
@@ -164,20 +177,31 @@ def parse_listen(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def load_builder(spec: str) -> Callable[[], Coroutine[Any, Any, TaskGraph]]:
-    """Import ``MODULE:FUNC`` from the current directory or the installed packages.
+def load_builder(
+    spec: str, paths: Sequence[str] = ()
+) -> Callable[[], Coroutine[Any, Any, TaskGraph]]:
+    """Import ``MODULE:FUNC`` as ``python -m`` would: from ``paths`` (``--path``, first
+    given first), the current directory, then the installed packages.
 
     Raises:
         ConfigError: the spec is malformed, the module cannot be imported, or FUNC is not
-            an async function.
+            an async function. A module not found says where it was looked for.
     """
     module_name, sep, func_name = spec.partition(":")
     if not sep or not module_name or not func_name:
         raise ConfigError(f"bad graph builder {spec!r}: expected MODULE:FUNC")
     if "" not in sys.path:
         sys.path.insert(0, "")  # the current directory, as `python -m` would have it
+    # Absolute: a later chdir (none today) must not change what they mean.
+    sys.path[:0] = [str(Path(path).expanduser().resolve()) for path in paths]
     try:
         module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
+            # MODULE itself (or a package on its way) is missing, not one it imports:
+            # the usual cause is the directory the coordinator was started in.
+            raise ConfigError(_not_found(module_name, exc, paths)) from exc
+        raise ConfigError(f"cannot import module {module_name!r}: {exc!r}") from exc
     except Exception as exc:  # an import runs the user's code: anything can go wrong
         raise ConfigError(f"cannot import module {module_name!r}: {exc!r}") from exc
     builder = getattr(module, func_name, None)
@@ -186,6 +210,16 @@ def load_builder(spec: str) -> Callable[[], Coroutine[Any, Any, TaskGraph]]:
     if not inspect.iscoroutinefunction(builder):
         raise ConfigError(f"{spec} must be an async function returning a TaskGraph")
     return builder  # type: ignore[no-any-return]
+
+
+def _not_found(module_name: str, exc: ModuleNotFoundError, paths: Sequence[str]) -> str:
+    where = f"the current directory {Path.cwd()}"
+    if paths:
+        where = f"--path {', '.join(paths)} and {where}"
+    return (
+        f"cannot import module {module_name!r}: {exc} (MODULE:FUNC is imported from "
+        f"{where}; run from the directory that holds it, or pass --path DIR)"
+    )
 
 
 class StoppedWhileBuilding(Exception):
@@ -311,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         server_tls_context(config)  # a bad certificate is a usage error, said now
         if not args.status_interval > 0:
             raise ConfigError(f"--status-interval must be positive, got {args.status_interval}")
-        builder = load_builder(args.graph)
+        builder = load_builder(args.graph, args.path)
     except ConfigError as exc:
         fail(PROG, str(exc), EXIT_USAGE)
     outputs = Outputs(
@@ -334,12 +368,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail(PROG, f"cannot listen on {args.listen}: {exc.strerror or exc}")
     except TGSError as exc:
         fail(PROG, str(exc))
+    lines = []
     if coordinator.graph.nodes:
-        print(format_summary(coordinator.graph, coordinator.workers.values()))
-    for line in write_outputs(coordinator, outputs):
-        print(line)
+        width = output_width(sys.stdout)
+        lines.append(format_summary(coordinator.graph, coordinator.workers.values(), width))
+    lines += write_outputs(coordinator, outputs)
     counts = ", ".join(f"{n} {status}" for status, n in summary.tasks_by_status.items())
-    print(f"{PROG}: {'stopped' if summary.interrupted else 'graph ended'}: {counts or 'no tasks'}")
+    lines.append(
+        f"{PROG}: {'stopped' if summary.interrupted else 'graph ended'}: {counts or 'no tasks'}"
+    )
+    print_out("\n".join(lines))  # a reader that stopped early (| head) is no error
     if stopper.exit_code is not None:
         return stopper.exit_code
     return EXIT_OK if summary.succeeded else EXIT_FAILED

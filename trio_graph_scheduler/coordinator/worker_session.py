@@ -332,7 +332,7 @@ class WorkerSession:
             await self._send_now([Reject(reason=reason)])
             raise _SessionClosed(CloseCode.POLICY_VIOLATION, reason)
         if isinstance(first, StatusRequest):
-            await self._send_now([build_status_reply(coordinator, first.why)])
+            await self._send_now([build_status_reply(coordinator, first.why, first.tasks)])
             raise _SessionClosed(CloseCode.NORMAL, "status sent")
         return first
 

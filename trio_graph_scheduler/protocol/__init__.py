@@ -36,7 +36,9 @@ from .messages import Shutdown as Shutdown
 from .messages import SlotFreed as SlotFreed
 from .messages import StatusReply as StatusReply
 from .messages import StatusRequest as StatusRequest
+from .messages import TaskEntry as TaskEntry
 from .messages import TaskFailed as TaskFailed
+from .messages import TaskQuery as TaskQuery
 from .messages import TaskSucceeded as TaskSucceeded
 from .messages import Welcome as Welcome
 from .messages import WorkerStatus as WorkerStatus

@@ -418,16 +418,48 @@ class RunningTask(Record, frozen=True, kw_only=True):
     attempt: Count
 
 
+#: The most tasks a :class:`TaskQuery` may ask for: 10,000 rows stay far below a frame.
+MAX_TASKS_LISTED: Final = 10_000
+
+
+class TaskQuery(Record, frozen=True, kw_only=True):
+    """Which tasks a :class:`StatusRequest` asks to list: those in one of ``statuses``
+    (any if empty) that run ``function`` (any if None), the first ``limit`` of them."""
+
+    statuses: list[TaskStatus]
+    function: Name | None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_TASKS_LISTED)]
+
+
+class TaskEntry(Record, frozen=True, kw_only=True):
+    """A listed task in a :class:`StatusReply`."""
+
+    task_uid: Name
+    #: The task's key as text, if it has one.
+    key: str | None
+    handle: Name
+    status: TaskStatus
+    #: What ran it last (a worker's id), or "".
+    worker: str
+    #: When it last started and ended, as ``time.time()``; None until then.
+    started_at: NonNegativeSeconds | None
+    ended_at: NonNegativeSeconds | None
+    attempts: Count
+
+
 @_register
-class StatusRequest(Message, frozen=True, kw_only=True, tag="status_request"):
+class StatusRequest(Message, frozen=True, kw_only=True, tag="status_request", omit_defaults=True):
     """Client to coordinator, first and only: how is the run going?
 
-    With ``why``, also explain why that task has not run (yet).
+    With ``why``, also explain why that task has not run (yet); with ``tasks``, also list
+    the tasks it selects. ``tasks`` is left out of the frame when None, so a request
+    without it is the same frame as before it existed.
     """
 
     version: Count
     token: str
     why: Name | None
+    tasks: TaskQuery | None = None
 
 
 @_register
@@ -454,3 +486,9 @@ class StatusReply(Message, frozen=True, kw_only=True, tag="status_reply", omit_d
     waiting_for_workers: Count = 0
     #: The coordinator's ``--min-workers`` (0: it starts at once).
     min_workers: Count = 0
+    #: With ``tasks`` in the request: the first tasks that matched, in the order they
+    #: were created, and how many matched in all.
+    tasks: list[TaskEntry] = msgspec.field(default_factory=list)
+    tasks_matched: Count = 0
+    #: Why the listing could not be made (a function the graph does not have), or None.
+    tasks_error: str | None = None

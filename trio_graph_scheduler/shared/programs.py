@@ -106,6 +106,23 @@ def fail(prog: str, message: str, code: int = EXIT_FAILED) -> NoReturn:
     raise SystemExit(code)
 
 
+def print_out(text: str) -> bool:
+    """Print ``text`` on stdout and flush; False if the reader has gone (a closed pipe,
+    as in ``tgs-status ... | head -1``).
+
+    The reader stopping early is its choice, not an error of ours: no traceback. Stdout
+    then points at /dev/null, so that the flush at exit does not fail again.
+    """
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return False
+    return True
+
+
 def exit_at_once(prog: str, signum: int) -> NoReturn:
     """Leave the process now, with status ``128 + signum`` and one line on stderr.
 

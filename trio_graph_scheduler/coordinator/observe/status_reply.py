@@ -7,11 +7,19 @@ query and nothing while nobody asks.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from ...protocol.messages import LoopStatus, RunningTask, StatusReply, WorkerStatus
+from ...protocol.messages import (
+    LoopStatus,
+    RunningTask,
+    StatusReply,
+    TaskEntry,
+    TaskQuery,
+    WorkerStatus,
+)
 from ...shared.errors import UnknownUidError
 from ...shared.states import TaskStatus
+from .task_list import list_tasks, unknown_function
 from .wording import worker_lost_line
 
 if TYPE_CHECKING:
@@ -23,8 +31,11 @@ SLOWEST_SHOWN: Final = 10
 LOST_SHOWN: Final = 10
 
 
-def build_status_reply(coordinator: Coordinator, why: str | None) -> StatusReply:
-    """The coordinator's state now, and the answer to ``why`` (a task uid) if asked."""
+def build_status_reply(
+    coordinator: Coordinator, why: str | None, tasks: TaskQuery | None = None
+) -> StatusReply:
+    """The coordinator's state now, the answer to ``why`` (a task uid) if asked, and the
+    tasks ``tasks`` selects if asked."""
     graph = coordinator.graph
     now = time.time()
     sessions = sorted(coordinator.sessions, key=lambda session: session.worker_id)
@@ -81,7 +92,37 @@ def build_status_reply(coordinator: Coordinator, why: str | None) -> StatusReply
         ][-LOST_SHOWN:],
         waiting_for_workers=waiting,
         min_workers=wanted,
+        **({} if tasks is None else _listing(coordinator, tasks)),
     )
+
+
+def _listing(coordinator: Coordinator, query: TaskQuery) -> dict[str, Any]:
+    """The reply's fields for ``tgs-status --tasks``."""
+    graph = coordinator.graph
+    if query.function is not None:
+        error = unknown_function(query.function, graph.task_functions)
+        if error is not None:
+            return {"tasks_error": error}
+    listing = list_tasks(
+        graph.nodes.values(),
+        statuses=frozenset(query.statuses),
+        function=query.function,
+        limit=query.limit,
+    )
+    entries = [
+        TaskEntry(
+            task_uid=row.uid,
+            key=row.key,
+            handle=row.function,
+            status=row.status,
+            worker=row.worker,
+            started_at=row.started_at,
+            ended_at=row.ended_at,
+            attempts=row.attempts,
+        )
+        for row in listing.rows
+    ]
+    return {"tasks": entries, "tasks_matched": listing.matched}
 
 
 def _explain(coordinator: Coordinator, uid: str) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from ...shared.states import FINAL_TASK_STATUSES, TaskStatus
+from .text_table import Column, cut, format_table
 from .wording import error_headline, format_seconds, plural, worker_lost_line
 
 if TYPE_CHECKING:
@@ -137,11 +138,15 @@ def group_failures(graph: TaskGraph) -> list[FailureGroup]:
     return [FailureGroup(function, line, len(uids), uids[0]) for (function, line), uids in ordered]
 
 
-def format_summary(graph: TaskGraph, workers: Iterable[WorkerRecord] = ()) -> str:
+def format_summary(
+    graph: TaskGraph, workers: Iterable[WorkerRecord] = (), width: int | None = None
+) -> str:
     """The summary as text (several lines, no trailing newline), ready to print.
 
     ``workers`` are a distributed run's workers (``Coordinator.workers.values()``): those
-    lost while running tasks are listed with what they ran.
+    lost while running tasks are listed with what they ran. The first line and the table
+    fit ``width`` characters (a terminal's; None: no limit): long names are cut, never
+    wrapped. The failures and lost workers stay whole: they end with the uids to look up.
     """
     summaries = summarize_functions(graph)
     if not summaries:
@@ -155,7 +160,8 @@ def format_summary(graph: TaskGraph, workers: Iterable[WorkerRecord] = ()) -> st
     unfinished = sum(s.unfinished for s in summaries)
     if unfinished:
         outcome.append(f"{unfinished} unfinished")
-    lines = [f"{plural(total, 'task')}: {', '.join(outcome)}", *_table(summaries)]
+    head = f"{plural(total, 'task')}: {', '.join(outcome)}"
+    lines = [head if width is None else cut(head, width), *_table(summaries, width)]
     if any(s.skipped for s in summaries):
         lines.append("skipped: never ran, because a condition it waited on failed")
     failures = group_failures(graph)
@@ -180,15 +186,20 @@ def format_summary(graph: TaskGraph, workers: Iterable[WorkerRecord] = ()) -> st
     return "\n".join(lines)
 
 
-def _table(summaries: list[FunctionSummary]) -> list[str]:
+def _table(summaries: list[FunctionSummary], width: int | None) -> list[str]:
     """The per-function table: text columns left-aligned, numbers right-aligned."""
     # Columns for what happens only sometimes are shown only when it happened.
     unfinished = any(s.unfinished for s in summaries)
     lost = any(s.lost for s in summaries)
-    header = ["function", "loop", "tasks", "ok", "failed", "skipped"]
-    header += ["unfinished"] * unfinished + ["runs", "retries"] + ["lost"] * lost
-    header += ["median", "p95"]
-    rows = [header]
+    names = ["function", "loop", "tasks", "ok", "failed", "skipped"]
+    names += ["unfinished"] * unfinished + ["runs", "retries"] + ["lost"] * lost
+    names += ["median", "p95"]
+    # Names may be cut to fit a terminal; numbers never (a cut number lies): columns of
+    # numbers go instead, the least telling first, and the outcome counts stay.
+    drops = {"retries": 0, "runs": 1, "p95": 2, "median": 3, "loop": 4}
+    columns = [Column("function", min_width=8), Column("loop", min_width=6, drop=4)]
+    columns += [Column(name, right=True, drop=drops.get(name)) for name in names[2:]]
+    rows = []
     for s in summaries:
         row = [s.name, s.loop, str(s.tasks), str(s.succeeded), str(s.failed), str(s.skipped)]
         row += [str(s.unfinished)] * unfinished + [str(s.runs), str(s.retries)]
@@ -197,13 +208,7 @@ def _table(summaries: list[FunctionSummary]) -> list[str]:
         rows.append(row)
     if len(summaries) > 1:
         rows.append(_total_row(summaries, unfinished=unfinished, lost=lost))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return [
-        "  ".join(
-            cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i]) for i, cell in enumerate(row)
-        ).rstrip()
-        for row in rows
-    ]
+    return format_table(columns, rows, width)
 
 
 def _total_row(summaries: list[FunctionSummary], *, unfinished: bool, lost: bool) -> list[str]:

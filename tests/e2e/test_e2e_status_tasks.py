@@ -1,0 +1,167 @@
+"""``tgs-status --tasks`` against a live coordinator, through real pipes and a terminal."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import signal
+import struct
+import subprocess
+import termios
+from typing import TYPE_CHECKING
+
+import pytest
+from e2e_procs import BIN, WAIT
+
+if TYPE_CHECKING:
+    from e2e_procs import Processes
+
+pytestmark = pytest.mark.slow
+
+STATUS = BIN / "tgs-status"
+
+
+def status(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(STATUS), *args], capture_output=True, text=True, timeout=WAIT, check=False
+    )
+
+
+def test_tasks_are_listed_and_filtered_on_a_live_run(procs: Processes) -> None:
+    coordinator = procs.coordinator("build_status", "--token", "s3cret")
+    url = coordinator.wait_listening()
+    procs.worker(url, "--token", "s3cret", "--loops", "default", "--name", "solo")
+    procs.wait_events(
+        lambda events: any(e["event"] == "start" and e["task"] == "hold-0" for e in events),
+        "hold-0 started",
+    )
+    uids = json.loads((procs.out_dir / "uids.json").read_text())
+
+    def listed(*args: str) -> list[list[str]]:
+        done = status(url, "--token", "s3cret", *args)
+        assert done.returncode == 0, done.stderr
+        return [line.split() for line in done.stdout.splitlines()]
+
+    every = listed("--tasks")
+    assert every[0] == ["uid", "function", "status", "runs", "worker", "started", "ended"]
+    rows = {row[0]: row for row in every[1:]}
+    assert rows[uids["hold-0"]][1:5] == ["hold", "running", "1", "worker-1"]
+    assert rows[uids["hold-0"]][6] == "-"  # not ended
+    assert rows[uids["hold-1"]][1:3] == ["hold", "ready"]
+    assert rows[uids["waiter"]][1:3] == ["work", "waiting"]
+    assert rows[uids["on_gpu"]][1:5] == ["on_gpu", "ready", "0", "-"]
+    assert len(rows) == 4
+
+    assert [row[0] for row in listed("--status", "running")[1:]] == [uids["hold-0"]]
+    assert [row[0] for row in listed("--status", "ready", "--function", "hold")[1:]] == [
+        uids["hold-1"]
+    ]
+    assert [row[0] for row in listed("--status", "in_progress,waiting")[1:]] == [
+        uids["hold-0"],
+        uids["waiter"],
+    ]
+    first = listed("--limit", "1")
+    assert len(first) == 3
+    assert " ".join(first[2]) == "... and 3 more tasks matched (--limit 4 shows them)"
+
+    answer = json.loads(status(url, "--token", "s3cret", "--tasks", "--json").stdout)
+    assert answer["tasks_matched"] == 4
+    entry = next(t for t in answer["tasks"] if t["task_uid"] == uids["hold-0"])
+    assert entry["handle"] == "hold"
+    assert entry["status"] == "in_progress"
+    assert entry["worker"] == "worker-1"
+    assert entry["key"] is None
+    assert entry["ended_at"] is None
+    assert entry["started_at"] > 0
+
+    unknown = status(url, "--token", "s3cret", "--function", "nope")
+    assert unknown.returncode == 1
+    assert unknown.stdout == ""
+    assert unknown.stderr.startswith("tgs-status: error: the graph has no function 'nope'; ")
+    assert len(unknown.stderr.splitlines()) == 1
+
+    for bad, said in [
+        (["--status", "sleeping"], "unknown task status 'sleeping'"),
+        (["--limit", "0"], "--limit must be 1 to 10000"),
+    ]:
+        refused = status(url, "--token", "s3cret", *bad)
+        assert refused.returncode == 2, refused
+        assert said in refused.stderr
+        assert len(refused.stderr.splitlines()) == 1
+
+    procs.release("release")
+    # No worker will ever serve gpu: the run ends only when stopped.
+    coordinator.signal(signal.SIGINT)
+    assert procs.wait(coordinator) == 128 + signal.SIGINT, procs.logs()
+
+
+@pytest.fixture
+def many(procs: Processes) -> str:
+    """A coordinator of 3000 tasks that no worker serves; its URL."""
+    procs.add_graph_module("tgs_e2e_listing")
+    coordinator = procs.coordinator("tgs_e2e_listing:build_many", raw_spec=True)
+    return coordinator.wait_listening()
+
+
+def test_status_piped_into_head_exits_quietly(procs: Processes, many: str) -> None:
+    whole = status(many, "--tasks", "--limit", "3000")
+    assert whole.returncode == 0, whole.stderr
+    # More than a pipe holds: head's early exit breaks the pipe while tgs-status writes.
+    assert len(whole.stdout) > 3 * 65536
+    # A real shell pipe; the shell reports tgs-status's own exit status.
+    script = f'"{STATUS}" {many} --tasks --limit 3000 | head -1; echo "rc=${{PIPESTATUS[0]}}"'
+    piped = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=WAIT, check=False
+    )
+    assert piped.stdout.splitlines() == [whole.stdout.splitlines()[0], "rc=0"], piped
+    assert piped.stderr == ""  # no BrokenPipeError, no traceback
+
+
+def test_status_fits_the_terminal_it_writes_to(procs: Processes, many: str) -> None:
+    # A real terminal (a pty) 60 columns wide; nothing in the environment says its width.
+    main, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 60, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    outputs = {}
+    try:
+        for what in ("status", "tasks"):
+            args = ["--tasks", "--limit", "5"] if what == "tasks" else []
+            query = subprocess.Popen(
+                [str(STATUS), many, *args], stdout=terminal, stderr=terminal, env=env
+            )
+            assert query.wait(WAIT) == 0
+            outputs[what] = _read_all(main)
+    finally:
+        os.close(terminal)
+        os.close(main)
+    for what, text in outputs.items():
+        lines = text.replace("\r\n", "\n").splitlines()
+        assert lines, what
+        assert all(len(line) <= 60 for line in lines), (what, lines)
+    tasks = outputs["tasks"].replace("\r\n", "\n").splitlines()
+    assert tasks[0].split() == ["uid", "function", "status"]  # the rest did not fit, and went
+    assert tasks[1].startswith("task-")
+    assert len(tasks[1].split()[0]) == len("task-") + 32  # a uid is never cut
+    assert tasks[-1] == "... and 2995 more tasks matched (--limit 3000 shows them)"
+    assert outputs["status"].startswith("running for ")
+    assert "3000 ready_for_execution" in outputs["status"]
+
+
+def _read_all(fd: int) -> str:
+    """What the terminal shows so far (the program has exited and written it all)."""
+    chunks = []
+    os.set_blocking(fd, False)
+    try:
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.set_blocking(fd, True)
+    return b"".join(chunks).decode()
