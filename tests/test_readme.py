@@ -8,14 +8,16 @@ needs a way to run or a stated reason. A README edit that breaks a block fails i
 How blocks run:
 
 - ``python`` blocks whose first line is ``# NAME.py`` are files: they are written to the
-  work directory (an empty temporary one) for the blocks that use them. Other ``python``
-  blocks run as a script in that directory, in a process of their own; a ``# {...}``
-  comment on a ``print`` line is the output expected.
+  work directory (an empty temporary one) for the blocks that use them. The one that
+  starts a cluster runs as a script in that directory, in a process of their own (a
+  ``# {...}`` comment on its ``print`` line is the output expected); the others are
+  executed in the test's process.
 - ``sh`` blocks run line by line in bash, with the environment's ``bin`` first on PATH
   (as the README asks). ``tgs-coordinator`` and ``tgs-worker`` lines start real processes
   on 127.0.0.1: the README's addresses (``0.0.0.0:8765``, ``coordinator-host:8765``) are
-  replaced by a free port on loopback, and ``TASK_UID`` by a uid of the run; nothing else
-  is changed. A ``# prints: X`` comment is the output expected.
+  replaced by a free port on loopback (the coordinator's chosen by the OS), and
+  ``TASK_UID`` by a uid of the run; nothing else is changed. A ``# prints: X`` comment
+  is the output expected.
 - Install lines are parsed, not run: a full install needs a network or a wheel cache
   and minutes; the requirement each names must be this project.
 """
@@ -143,20 +145,15 @@ def expected_output(line: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def on_loopback(line: str, port: int) -> str:
-    """The README's addresses, made a free port on loopback."""
+    """The README's addresses, made ``port`` on loopback (0 for a coordinator: the OS
+    picks a free one, read back from its log, so no other program can take it first)."""
     for address in ("0.0.0.0:8765", "coordinator-host:8765", "127.0.0.1:8765"):
         line = line.replace(address, f"127.0.0.1:{port}")
     return line
+
+
+LISTENING: Final = r"listening on ws://127\.0\.0\.1:(\d+)"
 
 
 def run(line: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -373,14 +370,14 @@ def test_cluster_block_runs_a_coordinator_and_workers(
     tmp_path: Path,
     programs: Callable[[str, str, Path], Program],
 ) -> None:
-    port = free_port()
+    port = 0
     coordinator: Program | None = None
     workers: list[Program] = []
     for line in commands(block.code):
         line = on_loopback(line, port)
         if line.startswith("tgs-coordinator "):
             coordinator = programs("coordinator", line, workdir)
-            coordinator.wait_for_stderr(r"listening on ws://")
+            port = int(coordinator.wait_for_stderr(LISTENING).group(1))
         elif line.startswith("tgs-worker "):
             # As many as the coordinator waits for, each in a directory of its own that
             # holds nothing but the token, as on another machine.
@@ -411,15 +408,14 @@ def test_status_block_asks_a_live_coordinator(
     block: Block, workdir: Path, programs: Callable[[str, str, Path], Program]
 ) -> None:
     # A run that waits for a worker, so that it is there to ask about.
-    port = free_port()
     run("python -c 'print(\"a-token-of-sixteen-chars-or-more\")' > token.txt", workdir)
     coordinator = programs(
         "coordinator",
-        f"tgs-coordinator pipeline:build_graph --listen 127.0.0.1:{port} "
+        "tgs-coordinator pipeline:build_graph --listen 127.0.0.1:0 "
         "--token-file token.txt --min-workers 1",
         workdir,
     )
-    coordinator.wait_for_stderr(r"listening on ws://")
+    port = int(coordinator.wait_for_stderr(LISTENING).group(1))
     lines = [on_loopback(line, port) for line in commands(block.code)]
     uid = None
     outputs = []
@@ -441,6 +437,7 @@ def test_status_block_asks_a_live_coordinator(
     )
     assert uid is not None
     assert f"{uid} (square) is ready" in outputs[-1], outputs[-1]  # --why
+    assert "it waits for --min-workers to join" in outputs[-1], outputs[-1]
     as_json = json.loads(run(f"{lines[0].split('#')[0]} --json", workdir).stdout)
     assert as_json["tasks_by_status"] == {"created": 10, "waiting_for_predecessors": 1}
     programs(

@@ -186,9 +186,9 @@ def format_status(reply: StatusReply, width: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def format_tasks(reply: StatusReply, width: int | None = None) -> str:
+def format_tasks(reply: StatusReply, width: int | None = None, asked: int | None = None) -> str:
     """The tasks ``--tasks`` listed, as a table within ``width`` characters (None: no
-    limit), and a line saying how many more matched.
+    limit), and a line saying how many more matched (``asked``: the ``--limit`` given).
 
     Uids are never cut (``--why`` needs them whole); when the table does not fit, the
     names are cut first, then columns go (ended, runs, started, worker).
@@ -222,10 +222,12 @@ def format_tasks(reply: StatusReply, width: int | None = None) -> str:
     lines = format_table(columns, rows, width)
     more = reply.tasks_matched - len(reply.tasks)
     if more > 0:
-        more_line = (
-            f"... and {plural(more, 'more task')} matched (--limit {reply.tasks_matched} "
-            "shows them)"
-        )
+        if asked is not None and len(reply.tasks) < asked:
+            # The coordinator listed fewer than asked: that many would not fit in a frame.
+            hint = "more than a frame holds; narrow with --status or --function"
+        else:
+            hint = f"--limit {reply.tasks_matched} shows them"
+        more_line = f"... and {plural(more, 'more task')} matched ({hint})"
         lines.append(more_line if width is None else cut(more_line, width))
     return "\n".join(lines)
 
@@ -247,10 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tgs-status``."""
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Show how a running tgs-coordinator's run is going: tasks by status, "
-        "each loop's load, the connected workers and the longest-running tasks.\n\n"
-        "Exit status: 0 on an answer, 1 if there was none (unreachable, refused, not a "
-        "coordinator) or --why named no task of the run, 2 for bad usage.",
+        # Broken by hand: the raw formatter keeps these lines as they are.
+        description="Show how a running tgs-coordinator's run is going: tasks by status,\n"
+        "each loop's load, the connected workers and the longest-running tasks; or, with\n"
+        "--tasks, list its tasks. On a terminal, tables fit its width.\n\n"
+        "Exit status: 0 on an answer; 1 if there was none (unreachable, refused, not a\n"
+        "coordinator), or --why named no task of the run, or --function no function of\n"
+        "its graph; 2 for bad usage.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("url", metavar="URL", help="the coordinator's address, ws://HOST:PORT")
@@ -263,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tasks = parser.add_argument_group(
         "listing tasks",
-        "find a task's uid to ask --why about; --status, --function and --limit imply --tasks",
+        "find a task's uid for --why; --status, --function, --limit imply --tasks",
     )
     tasks.add_argument(
         "--tasks",
@@ -346,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         text = json.dumps(reply_as_json(reply), indent=2)
     elif tasks is not None:
-        text = format_tasks(reply, output_width(sys.stdout))
+        text = format_tasks(reply, output_width(sys.stdout), tasks.limit)
         if reply.explanation is not None:
             text += "\n\n" + reply.explanation
     else:

@@ -255,3 +255,41 @@ def test_the_status_fits_the_width_but_the_explanation_stays_whole(width: int) -
     assert lines[0].startswith("running for 2.00 s: 3 success")
     assert lines[3].split()[-3:] == ["1/3", "2", "2"]  # numbers whole, the name cut
     assert format_status(reply).splitlines()[0].endswith("4 waiting_for_predecessors")
+
+
+def test_why_before_a_coordinator_starts_names_min_workers() -> None:
+    # The uid a listing gives, asked about while the coordinator waits for workers: the
+    # reason is --min-workers, not a graph nobody executes (issue 16's walkthrough).
+    from trio_graph_scheduler.coordinator.observe.explain import explain_task
+
+    graph = make_graph()
+    a = graph.create_task_nowait("f")
+    assert explain_task(graph, a.uid, workers=[]) == (
+        f"{a.uid} (f) is ready, queued in loop default (it is next in line); nothing runs "
+        "until the coordinator starts the run (it waits for --min-workers to join)."
+    )
+
+
+def test_a_listing_too_large_for_a_frame_is_shortened_not_lost() -> None:
+    from trio_graph_scheduler import CoordinatorConfig
+    from trio_graph_scheduler.coordinator.observe.status_reply import build_status_reply
+    from trio_graph_scheduler.coordinator.server import Coordinator
+    from trio_graph_scheduler.protocol.codec import encode_frame
+    from trio_graph_scheduler.protocol.messages import TaskQuery
+
+    graph = make_graph()
+    for i in range(3000):
+        graph.create_task_nowait("f", ((i,), {}))
+    smallest = 2**16  # the least --max-frame-bytes allows
+    coordinator = Coordinator(graph, CoordinatorConfig(max_frame_bytes=smallest))
+    query = TaskQuery(statuses=[], function=None, limit=3000)
+    reply = build_status_reply(coordinator, None, query)
+    assert 0 < len(reply.tasks) < 3000
+    assert reply.tasks_matched == 3000  # the client says how many more matched
+    assert len(encode_frame([reply])) <= smallest
+    roomy = Coordinator(graph, CoordinatorConfig())
+    assert len(build_status_reply(roomy, None, query).tasks) == 3000
+    assert format_tasks(reply, asked=3000).splitlines()[-1] == (
+        f"... and {3000 - len(reply.tasks)} more tasks matched (more than a frame holds; "
+        "narrow with --status or --function)"
+    )

@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         default=0,
-        help="hand out no task until N workers have joined (default: start at once)",
+        help="hand out no task until N workers have joined, so that a small graph spreads "
+        "over them (default: start with the first)",
     )
     parser.add_argument(
         "--report",

@@ -285,9 +285,15 @@ def _ready(node: TaskNode, scheduler: Scheduler, workers: Sequence[ConnectedWork
     else:
         place = f"{ahead} ready ahead of it"
     if not scheduler.started:
+        # A coordinator starts the run once --min-workers have joined; in-process, it is
+        # execute_graph that starts it.
+        until = (
+            "the graph is executed"
+            if workers is None
+            else "the coordinator starts the run (it waits for --min-workers to join)"
+        )
         return (
-            f"{label} is ready, queued in loop {queue.name} ({place}); "
-            "nothing runs until the graph is executed."
+            f"{label} is ready, queued in loop {queue.name} ({place}); nothing runs until {until}."
         )
     if workers is not None and not any(queue.name in w.loops for w in workers):
         if workers:

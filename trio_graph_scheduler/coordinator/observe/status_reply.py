@@ -9,6 +9,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Final
 
+import msgspec
+
+from ...protocol.codec import FrameTooLargeError, encode_frame
 from ...protocol.messages import (
     LoopStatus,
     RunningTask,
@@ -50,7 +53,7 @@ def build_status_reply(
     if coordinator.started_at is None and wanted:
         # As Coordinator.wait_for_workers counts: the workers ready for work.
         waiting = max(0, wanted - sum(session.claimed for session in sessions))
-    return StatusReply(
+    reply = StatusReply(
         elapsed=max(0.0, now - (coordinator.started_at or now)),
         tasks_by_status=dict(graph.statistics().tasks_by_status),
         loops=[
@@ -94,6 +97,22 @@ def build_status_reply(
         min_workers=wanted,
         **({} if tasks is None else _listing(coordinator, tasks)),
     )
+    return reply if tasks is None else _within_frame(reply, coordinator.config.max_frame_bytes)
+
+
+def _within_frame(reply: StatusReply, limit: int) -> StatusReply:
+    """``reply``, with fewer listed tasks if that many would not fit in one frame of
+    ``limit`` bytes (``--max-frame-bytes``, 64 KiB at the least: about 800 rows).
+    ``tasks_matched`` stays, so the client says how many more matched."""
+    while True:
+        try:
+            encode_frame([reply], max_frame_bytes=limit)
+        except FrameTooLargeError:
+            if not reply.tasks:
+                raise  # nothing left to take out: a bug, not a long listing
+            reply = msgspec.structs.replace(reply, tasks=reply.tasks[: len(reply.tasks) // 2])
+        else:
+            return reply
 
 
 def _listing(coordinator: Coordinator, query: TaskQuery) -> dict[str, Any]:
