@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from .conditions import GenericSchedulingCondition
     from .loops import LoopQueue
     from .nodes import TaskNode
+    from .recording import GraphRecorder
 
 #: A task lost with its worker this many times fails (see ``Scheduler.task_lost``).
 DEFAULT_MAX_LOST_ATTEMPTS: Final = 3
@@ -100,6 +101,8 @@ class Scheduler:
         self.retrying: set[TaskNode] = set()
         #: Running tasks asked to stop, with why: they end when their claimant confirms.
         self.cancelling: dict[TaskNode, str] = {}
+        #: Told of the graph's growth and of every task's end (a run's journal), if any.
+        self.recorder: GraphRecorder | None = None
 
     # -- building ----------------------------------------------------------------------
 
@@ -134,10 +137,14 @@ class Scheduler:
             self._link(condition, node)
         # A new condition has no successors yet, so settling it cascades nowhere.
         condition.condition_status = condition._evaluate()
+        if self.recorder is not None:
+            self.recorder.condition_created(condition)
 
     def add_predecessor(self, condition: GenericSchedulingCondition, node: TaskNode) -> None:
         """Make ``node`` one more predecessor of a condition that is still waiting."""
         self._link(condition, node)
+        if self.recorder is not None:
+            self.recorder.predecessor_added(condition, node)
         failed: list[TaskNode] = []
         self._settle(condition, failed)
         self._cascade(failed)
@@ -305,14 +312,48 @@ class Scheduler:
                 self.retrying.discard(node)
             else:
                 node._loop.remove(node)  # ready (or created): it is queued
-        node.task_status = TaskStatus.FAILED
-        node.end_reason = EndReason.CANCELLED
-        node.ended_at = self.clock()
         node.exception_trace = cancelled_trace(reason)
+        self._end_unstarted(node, TaskStatus.FAILED, EndReason.CANCELLED, self.clock())
+        return True
+
+    # -- resuming from a journal -------------------------------------------------------
+
+    def restore_end(
+        self, node: TaskNode, status: TaskStatus, reason: EndReason, ended_at: float | None
+    ) -> None:
+        """Replay a recorded end while the graph is rebuilt from a journal (not started).
+
+        The caller has set the node's outcome (result, trace, attempts, ...). The task is
+        waiting or queued, as replaying the journal in order left it; it ends as it did
+        in the recorded run, and its successors follow as they did then. A queued task
+        stays in its queue until :meth:`finish_restore` drops every ended one, so that
+        replaying costs O(1) per end.
+
+        Raises:
+            TGSInternalError: the graph has started, or the task has ended already.
+        """
+        if self.started or node.task_status in FINAL_TASK_STATUSES:
+            raise TGSInternalError(f"cannot restore the end of {node.uid} ({node.task_status})")
+        if node.task_status is not _WAITING:
+            self.runnable -= 1
+        self._end_unstarted(node, status, reason, ended_at)
+
+    def finish_restore(self) -> None:
+        """Drop from the loop queues the tasks :meth:`restore_end` ended. O(queued)."""
+        for queue in self.loops.values():
+            queue.drop_ended()
+
+    def _end_unstarted(
+        self, node: TaskNode, status: TaskStatus, reason: EndReason, ended_at: float | None
+    ) -> None:
+        node.task_status = status
+        node.end_reason = reason
+        node.ended_at = ended_at
         self.unfinished -= 1
+        if self.recorder is not None:
+            self.recorder.task_ended(node)
         self._cascade([node])
         self._check_progress()
-        return True
 
     def _requeue_running(self, node: TaskNode) -> None:
         if node in self.cancelling:  # it was being cancelled: it has stopped, so it ends
@@ -347,6 +388,8 @@ class Scheduler:
         node._claimant = None
         self.unfinished -= 1
         self.runnable -= 1
+        if self.recorder is not None:
+            self.recorder.task_ended(node)
         if slot_busy:
             node._loop.keep_busy()
         else:
