@@ -16,6 +16,7 @@ from ..protocol.session import HANDSHAKE_MAX_FRAME_BYTES, CloseCode
 from ..shared.pump import RECEIVE_BUFFER_BYTES
 from ..shared.states import TaskStatus
 from .config import CoordinatorConfig, server_tls_context
+from .journal import Journal
 from .listeners import CappedListener
 from .run import GraphRun
 from .shipping import pickle_for_workers
@@ -193,8 +194,31 @@ class Coordinator:
             GraphStalledError: tasks remain that can never run (a dependency cycle).
             OSError: the address cannot be listened on (in use, not local, ...).
             TGSError: the graph is already executing.
+            JournalError: ``config.journal`` records another graph, or is damaged.
         """
-        run = GraphRun(self.graph)
+        journal = (
+            None if self.config.journal is None else Journal.open(self.config.journal, self.graph)
+        )
+        try:
+            return await self._serve(listeners, journal, task_status)
+        finally:
+            if journal is not None:
+                journal.close()
+
+    async def _serve(
+        self,
+        listeners: Sequence[trio.abc.Listener[trio.abc.Stream]] | None,
+        journal: Journal | None,
+        task_status: trio.TaskStatus[Coordinator],
+    ) -> RunSummary:
+        run = GraphRun(self.graph, journal)
+        if run.resumed is not None and run.resumed.events:
+            logger.info(
+                "resumed from the journal %s: %d task(s), %d of them ended before",
+                self.config.journal,
+                run.resumed.tasks,
+                run.resumed.ended,
+            )
         if listeners is None:
             listeners = await self._open_listeners()
         self._run = run
