@@ -6,11 +6,13 @@ not written yet; tests/e2e/test_e2e_journal.py kills real processes.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+import msgpack
 import pytest
 import trio
 import trio.lowlevel
@@ -221,13 +223,23 @@ async def test_a_file_that_is_no_journal_is_refused(
     assert calls.calls == Counter()
 
 
-async def test_a_damaged_event_is_refused_and_nothing_runs(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        pytest.param(b"\xc1\xc1", id="batch-not-msgpack"),
+        pytest.param(msgpack.packb([b"\xc1"]), id="event-not-msgpack"),
+        pytest.param(msgpack.packb([msgpack.packb(["end", "task-unknown"])]), id="event-short"),
+        pytest.param(msgpack.packb([msgpack.packb(["shrug"])]), id="event-of-no-kind"),
+    ],
+)
+async def test_a_damaged_batch_is_refused_and_nothing_runs(tmp_path: Path, damaged: bytes) -> None:
     path = tmp_path / "run.journal"
     await execute_graph(build(Calls()), journal=path)
-    with sqlite3.connect(path) as connection:
-        connection.execute("UPDATE events SET body = x'c1c1' WHERE seq = 5")
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:
+        (last,) = connection.execute("SELECT max(seq) FROM batches").fetchone()
+        connection.execute("UPDATE batches SET events = ? WHERE seq = ?", (damaged, last))
     calls = Calls()
-    with pytest.raises(JournalError, match="event 5 is damaged"):
+    with pytest.raises(JournalError, match=f"batch {last} is damaged"):
         await execute_graph(build(calls), journal=path)
     assert calls.calls == Counter()
 

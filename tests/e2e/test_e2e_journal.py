@@ -9,7 +9,6 @@ had ended, committed, at each kill.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from e2e_procs import free_port, import_graph_module, wait_until
 
-from trio_graph_scheduler.protocol.values import decode_value
+from trio_graph_scheduler.coordinator.journal import recorded_events
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -32,12 +31,9 @@ graphs = import_graph_module(MODULE)
 
 def succeeded_appends(journal: Path) -> set[int]:
     """The numbers of the append tasks whose success the journal holds (committed)."""
-    with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as connection:
-        rows = connection.execute("SELECT body FROM events ORDER BY seq").fetchall()
     number_of: dict[str, int] = {}
     done: set[int] = set()
-    for (body,) in rows:
-        event = decode_value(body, allow_pickle=True)
+    for event in recorded_events(journal):
         if event[0] == "task" and event[2] == "append":
             number_of[event[1]] = event[3][0][0]
         elif event[0] == "end" and event[2] == "success" and event[1] in number_of:

@@ -2,12 +2,15 @@
 
 What it holds
 -------------
-One table of events, in the order the scheduling core made them (see
+A table of events, in the order the scheduling core made them (see
 :mod:`.core.recording`): a condition created, a task created (its function, arguments,
 key and conditions), a predecessor added by ``prepend_to_successor``, and a task's final
 end (status, end reason, result or traceback, attempts, worker, times). Tasks ended by a
 failed condition are not recorded: replaying their predecessors' ends derives them.
-A ``meta`` table holds the format and the graph's identity: its functions and loops.
+Each row holds one batch: the events one transaction wrote, as a msgpack array of the
+events' own msgpack bytes (one row per batch, not per event, keeps SQLite's cost per
+batch). A ``meta`` table holds the format and the graph's identity: its functions and
+loops.
 
 Replaying the events in order through the core rebuilds the graph exactly as it stood:
 every recorded end is kept, and what had not ended runs. Functions, loops and policies
@@ -29,6 +32,7 @@ still running: results are recorded at least once, never lost once committed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -38,14 +42,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
+import msgpack
 import trio
 
-from ..protocol.values import ValueEncodeError, decode_value, encode_value
+from ..protocol.values import ValueEncodeError, ValuePacker, decode_value
 from ..shared.errors import JournalError, TGSError, TGSInternalError
 from ..shared.states import EndReason, TaskStatus
 from .core.conditions import GenericSchedulingCondition
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from .core.graph import TaskGraphCore
     from .core.nodes import TaskNode
 
@@ -62,7 +69,7 @@ _END: Final = "end"
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (seq INTEGER PRIMARY KEY, events BLOB NOT NULL);
 """
 
 
@@ -99,6 +106,8 @@ class Journal:
         self.path = path
         self._connection = connection
         self._pending: list[bytes] = []
+        # One packer for every event: making one per event would cost more than packing.
+        self._packer = ValuePacker()
         self._wake = trio.Event()
         # Only one thread writes at a time: the flusher's, or the caller of flush().
         self._write_lock = threading.Lock()
@@ -148,12 +157,11 @@ class Journal:
         """
         if graph.scheduler.started:
             raise JournalError("a journal must be bound to a graph before it runs")
-        rows = self._connection.execute("SELECT seq, body FROM events ORDER BY seq").fetchall()
+        rows = self._connection.execute("SELECT seq, events FROM batches ORDER BY seq").fetchall()
         if rows:
             resumed = _replay(graph, rows, self.path)
         else:
-            for event in _snapshot(graph):
-                self._pending.append(event)
+            self._pending.extend(_snapshot(graph, self._packer))
             resumed = Resumed(0, 0, 0)
         graph.scheduler.recorder = self
         return resumed
@@ -168,8 +176,7 @@ class Journal:
 
     def condition_created(self, condition: GenericSchedulingCondition) -> None:
         """Record a new condition."""
-        uids = [node.uid for node in condition.predecessors]
-        self._append(encode_value([_CONDITION, condition.uid, str(condition.mode), uids]))
+        self._append(_condition_event(condition, self._packer))
 
     def task_created(self, node: TaskNode, conditions: list[GenericSchedulingCondition]) -> None:
         """Record a new task.
@@ -178,7 +185,7 @@ class Journal:
             JournalError: its arguments cannot be written (they cannot be pickled).
         """
         try:
-            event = _task_event(node, conditions)
+            event = _task_event(node, conditions, self._packer)
         except ValueEncodeError as exc:
             raise JournalError(
                 f"the arguments of a {node.task_handle!r} task cannot be written to the "
@@ -188,13 +195,13 @@ class Journal:
 
     def predecessor_added(self, condition: GenericSchedulingCondition, node: TaskNode) -> None:
         """Record a predecessor added to a condition."""
-        self._append(encode_value([_PREDECESSOR, condition.uid, node.uid]))
+        self._append(self._packer.pack([_PREDECESSOR, condition.uid, node.uid]))
 
     def task_ended(self, node: TaskNode) -> None:
         """Record a task's final end. A result that cannot be written is not recorded, and
         the task runs again on resume (said once in the log)."""
         try:
-            event = _end_event(node)
+            event = _end_event(node, self._packer)
         except ValueEncodeError as exc:
             logger.warning(
                 "journal: the result of %s (%s) cannot be written (%s); "
@@ -236,9 +243,10 @@ class Journal:
             return
         with self._write_lock:
             connection = self._connection
+            row = msgpack.packb(batch, use_bin_type=True)
             connection.execute("BEGIN")
             try:
-                connection.executemany("INSERT INTO events (body) VALUES (?)", _rows(batch))
+                connection.execute("INSERT INTO batches (events) VALUES (?)", (row,))
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
@@ -246,22 +254,25 @@ class Journal:
             self.events_written += len(batch)
 
 
-def _rows(batch: list[bytes]) -> Any:
-    return ((event,) for event in batch)
-
-
 # -- the events ----------------------------------------------------------------------------
 
 
-def _task_event(node: TaskNode, conditions: list[GenericSchedulingCondition]) -> bytes:
+def _condition_event(condition: GenericSchedulingCondition, packer: ValuePacker) -> bytes:
+    uids = [node.uid for node in condition.predecessors]
+    return packer.pack([_CONDITION, condition.uid, str(condition.mode), uids])
+
+
+def _task_event(
+    node: TaskNode, conditions: list[GenericSchedulingCondition], packer: ValuePacker
+) -> bytes:
     key = getattr(node, "key", None)
-    return encode_value(
+    return packer.pack(
         [_TASK, node.uid, node.task_handle, node.task_arguments, [c.uid for c in conditions], key]
     )
 
 
-def _end_event(node: TaskNode) -> bytes:
-    return encode_value(
+def _end_event(node: TaskNode, packer: ValuePacker) -> bytes:
+    return packer.pack(
         [
             _END,
             node.uid,
@@ -280,16 +291,15 @@ def _end_event(node: TaskNode) -> bytes:
     )
 
 
-def _snapshot(graph: TaskGraphCore) -> list[bytes]:
+def _snapshot(graph: TaskGraphCore, packer: ValuePacker) -> list[bytes]:
     """The events that rebuild ``graph`` as it stands (built, not yet run)."""
     events: list[bytes] = []
     for item in _creation_order(graph):
         if isinstance(item, GenericSchedulingCondition):
-            uids = [node.uid for node in item.predecessors]
-            events.append(encode_value([_CONDITION, item.uid, str(item.mode), uids]))
+            events.append(_condition_event(item, packer))
         else:
             try:
-                events.append(_task_event(item, item.waits_on))
+                events.append(_task_event(item, item.waits_on, packer))
             except ValueEncodeError as exc:
                 raise JournalError(
                     f"the arguments of task {item.uid} ({item.task_handle}) cannot be written "
@@ -302,7 +312,7 @@ def _snapshot(graph: TaskGraphCore) -> list[bytes]:
         if node.end_reason is not None and node.end_reason is not EndReason.PRECONDITION_FAILED
     ]
     ended.sort(key=lambda node: node.ended_at or 0.0)
-    events.extend(_end_event(node) for node in ended)
+    events.extend(_end_event(node, packer) for node in ended)
     return events
 
 
@@ -342,36 +352,70 @@ def _creation_order(graph: TaskGraphCore) -> list[GenericSchedulingCondition | T
     return order
 
 
+def recorded_events(path: str | Path) -> Iterator[list[Any]]:
+    """Every event the journal at ``path`` holds, decoded, in order (opened read-only;
+    for tools and tests: a run resumes with :meth:`Journal.bind`).
+
+    Raises:
+        JournalError: the file cannot be read as a journal.
+    """
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+            rows = connection.execute("SELECT events FROM batches ORDER BY seq").fetchall()
+    except sqlite3.Error as exc:
+        raise JournalError(f"cannot read the journal {path}: {exc}") from exc
+    for (body,) in rows:
+        for event in msgpack.unpackb(body):
+            yield decode_value(event, allow_pickle=True)
+
+
 def _replay(graph: TaskGraphCore, rows: list[tuple[int, bytes]], path: Path) -> Resumed:
-    """Rebuild ``graph``'s tasks and conditions from the journal's events."""
+    """Rebuild ``graph``'s tasks and conditions from the journal's batches of events."""
     graph._forget_tasks()
     scheduler = graph.scheduler
-    ended = 0
+    ended = events = 0
     for seq, body in rows:
         try:
-            event = decode_value(body, allow_pickle=True)
-            kind = event[0]
-            if kind == _CONDITION:
-                _, uid, mode, predecessors = event
-                GenericSchedulingCondition(graph, mode, predecessors, uid=uid)
-            elif kind == _TASK:
-                _, uid, handle, arguments, conditions, _key = event
-                graph.create_task_nowait(handle, arguments, conditions, uid=uid)
-            elif kind == _PREDECESSOR:
-                _, condition_uid, uid = event
-                scheduler.add_predecessor(graph.conditions[condition_uid], graph.nodes[uid])
-            elif kind == _END:
-                _restore_end(graph, event)
-                ended += 1
-            else:
-                raise ValueError(f"unknown event kind {kind!r}")
-        except (TGSError, TGSInternalError, ValueError, TypeError, KeyError, IndexError) as exc:
-            raise JournalError(
-                f"the journal {path} cannot be replayed: event {seq} is damaged "
-                f"({type(exc).__name__}: {exc}); nothing was run"
-            ) from exc
+            batch = msgpack.unpackb(body, use_list=True)
+            if not isinstance(batch, list) or not all(isinstance(e, bytes) for e in batch):
+                raise ValueError("a batch is not a list of events")
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            raise _damaged(path, seq, exc) from exc
+        for event_bytes in batch:
+            events += 1
+            try:
+                ended += _replay_event(graph, decode_value(event_bytes, allow_pickle=True))
+            except (TGSError, TGSInternalError, ValueError, TypeError, KeyError, IndexError) as exc:
+                raise _damaged(path, seq, exc) from exc
     scheduler.finish_restore()
-    return Resumed(len(graph.nodes), ended, len(rows))
+    return Resumed(len(graph.nodes), ended, events)
+
+
+def _damaged(path: Path, seq: int, exc: Exception) -> JournalError:
+    return JournalError(
+        f"the journal {path} cannot be replayed: batch {seq} is damaged "
+        f"({type(exc).__name__}: {exc}); nothing was run"
+    )
+
+
+def _replay_event(graph: TaskGraphCore, event: Any) -> int:
+    """Replay one event; return 1 if it was a task's end, else 0."""
+    kind = event[0]
+    if kind == _CONDITION:
+        _, uid, mode, predecessors = event
+        GenericSchedulingCondition(graph, mode, predecessors, uid=uid)
+    elif kind == _TASK:
+        _, uid, handle, arguments, conditions, _key = event
+        graph.create_task_nowait(handle, arguments, conditions, uid=uid)
+    elif kind == _PREDECESSOR:
+        _, condition_uid, uid = event
+        graph.scheduler.add_predecessor(graph.conditions[condition_uid], graph.nodes[uid])
+    elif kind == _END:
+        _restore_end(graph, event)
+        return 1
+    else:
+        raise ValueError(f"unknown event kind {kind!r}")
+    return 0
 
 
 def _restore_end(graph: TaskGraphCore, event: list[Any]) -> None:
