@@ -227,8 +227,10 @@ class Journal:
         while True:
             await self._wake.wait()
             self._wake = trio.Event()
-            batch = self._take()
-            await trio.to_thread.run_sync(self._write, batch)
+            # Shielded: a batch taken off the buffer must reach the file even when the
+            # run is cancelled at this moment (to_thread would not even start the thread).
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self._write, self._take())
 
     def flush(self) -> None:
         """Write every buffered event now, in this thread."""
