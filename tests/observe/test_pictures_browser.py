@@ -481,5 +481,5 @@ async def check_timeline(
     failed = f"task: {uids['failed']} function: boom status: failed worker: {bars['row'][i]}"
     # boom sleeps 0.1 s: its run took 100 ms and a little more.
     assert re.fullmatch(
-        rf"{failed} start: 0\.\d{{3}} s duration: 1\d\d\.\d ms attempts: 1", text
+        rf"{failed} start: 0\.\d{{3}} s duration: 1\d\d\.\d ms attempt: 1 of 1", text
     ), text

@@ -16,7 +16,7 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trio_graph_scheduler import TaskGraph, TaskStatus, WorkerLoop, execute_graph
+from trio_graph_scheduler import TaskGraph, TaskPolicy, TaskStatus, WorkerLoop, execute_graph
 from trio_graph_scheduler.coordinator.observe.timeline import (
     FAILED_COLOUR,
     PALETTE,
@@ -148,6 +148,54 @@ def test_bars_rows_and_order() -> None:
     assert [b.uid for b in bars if not b.finished] == [n[5].uid, n[6].uid]
 
 
+async def flaky(**kwargs: Any) -> str:
+    """Fails on its first run, succeeds on the next."""
+    await trio.sleep(0.02)
+    node: TaskNode = kwargs["task_node"]
+    if node.attempts == 1:
+        raise RuntimeError("flaky once")
+    return "ok"
+
+
+async def test_every_attempt_of_a_retried_task_has_a_bar(tmp_path: Path) -> None:
+    graph = TaskGraph(
+        {"flaky": flaky, "sleepy": sleepy},
+        [WorkerLoop("default", 1, None)],
+        task_policies={"flaky": TaskPolicy(attempts=2, backoff=0.0, max_backoff=0.0)},
+    )
+    retried = await graph.create_task("flaky")
+    once = await graph.create_task("sleepy", ((0.01,), {}))
+    await execute_graph(graph)
+    assert retried.task_status == TaskStatus.SUCCESS
+
+    bars = [bar for bar in timeline_bars(graph) if bar.uid == retried.uid]
+    assert [(b.attempt, b.attempts, b.last, b.failed) for b in bars] == [
+        (1, 2, False, True),  # the first run failed: marked as failed
+        (2, 2, True, False),
+    ]
+    assert [b.status for b in bars] == ["raised, retried", "success"]
+    assert retried.earlier_runs is not None
+    assert bars[0].start == retried.earlier_runs[0].started_at
+    assert bars[0].end == retried.earlier_runs[0].ended_at <= bars[1].start
+    assert bars[1].start == retried.started_at
+    assert [b.attempt for b in timeline_bars(graph) if b.uid == once.uid] == [1]
+
+    graph.draw_timeline(tmp_path / "t.html")
+    html = (tmp_path / "t.html").read_text(encoding="utf-8")
+    data = renderer_data(html)
+    page = [
+        (status, attempt)
+        for uid, status, attempt in zip(
+            data["bars"]["uid"], data["bars"]["status"], data["bars"]["attempt"], strict=True
+        )
+        if uid == retried.uid
+    ]
+    assert sorted(page) == [("raised, retried", "1 of 2"), ("success", "2 of 2")]
+    assert len(data["failed"]["row"]) == 1  # the first run's red marking
+    assert re.match(r"2 of 2 tasks ran \(3 runs\) on 1 worker", summary(html, graph))
+    assert summary(html, graph).endswith(": 2 success")
+
+
 def test_bars_of_a_graph_that_never_ran() -> None:
     graph = TaskGraph({"f": noop}, [WorkerLoop("default", 1, None)])
     assert timeline_bars(graph) == []
@@ -242,7 +290,7 @@ async def test_page_has_one_bar_per_task_run_coloured_by_function(tmp_path: Path
     j = bars["uid"].index(first.uid)
     assert bars["line_colour"][j] == "#222222"  # the background: plain bars stay apart
     assert bars["status"][i] == "failed"
-    assert bars["attempts"][i] == 1
+    assert bars["attempt"][i] == "1 of 1"
     assert all(row == "local #0" or row == "local #1" for row in bars["row"])
     assert min(bars["left"]) == 0  # seconds since the first start
     assert legend["colour"][:2] == [colours["explode"], colours["sleepy"]]
