@@ -19,10 +19,12 @@ from trio_graph_scheduler import (
     GenericSchedulingCondition,
     TaskGraph,
     TaskNode,
+    TaskPolicy,
     WorkerLoop,
     execute_graph,
 )
 from trio_graph_scheduler.coordinator.observe.drawing import (
+    CANCELLED_COLOUR,
     CONDITION_COLOURS,
     EDGE_COLOURS,
     STATUS_COLOURS,
@@ -397,6 +399,48 @@ async def test_edges_run_between_boxes_and_end_at_their_target(tmp_path):
             inside = [p for p in curve_points(edge.attrs["d"])
                       if left < p[0] < right and top < p[1] < bottom]  # fmt: skip
             assert not inside, f"{source} -> {target} crosses {uid} at {inside[0]}"
+
+
+async def test_a_task_that_ran_more_than_once_says_so_on_its_box(tmp_path):
+    flaky_runs: list[int] = []
+
+    async def flaky(*, task_node, graph, worker_context):
+        flaky_runs.append(task_node.attempts)
+        if len(flaky_runs) == 1:
+            raise RuntimeError("flaky once")
+
+    graph = TaskGraph(
+        {"flaky": flaky, "after": after},
+        [WorkerLoop("default", 1, None)],
+        task_policies={"flaky": TaskPolicy(attempts=2, backoff=0.0, max_backoff=0.0)},
+    )
+    retried = await graph.create_task("flaky")
+    once = await graph.create_task("after")
+    await execute_graph(graph)
+    graph.draw(tmp_path / "g.html")
+    tasks = Page((tmp_path / "g.html").read_text(encoding="utf-8")).groups("task")
+    runs = {uid: [t.text for t in g.find("text") if t.attrs.get("class") == "runs"]
+            for uid, g in tasks.items()}  # fmt: skip
+    assert runs == {retried.uid: ["2 runs"], once.uid: []}
+    assert "attempts: 2" in tasks[retried.uid].attrs["data-tip"].split("\n")
+
+
+def test_a_cancelled_task_has_its_own_colour(tmp_path):
+    graph = new_graph()
+    cancelled = graph.create_task_nowait("after")
+    waiting = graph.create_task_nowait("after", None, [cancelled.uid])
+    assert graph.cancel_task(cancelled.uid, "not needed")
+    assert (cancelled.task_status, waiting.task_status) == ("failed", "precondition_failed")
+    graph.draw(tmp_path / "g.html")
+    page = Page((tmp_path / "g.html").read_text(encoding="utf-8"))
+    fills = {uid: g.find("rect")[0].attrs["fill"] for uid, g in page.groups("task").items()}
+    assert fills == {cancelled.uid: CANCELLED_COLOUR, waiting.uid: SKIPPED}
+    assert CANCELLED_COLOUR not in (RED, SKIPPED)
+    tip = page.groups("task")[cancelled.uid].attrs["data-tip"].split("\n")
+    assert "status: failed (cancelled)" in tip
+    legend = " ".join(" ".join(span.text.split()) for span in page.root.find("span"))
+    assert "cancelled (1)" in legend
+    assert "failed (0)" in legend  # a cancelled task is counted apart
 
 
 async def test_html_of_a_graph_not_yet_run(tmp_path):

@@ -377,3 +377,38 @@ def test_many_rows_grow_the_page_then_lose_their_labels(tmp_path: Path) -> None:
         (y_axis,) = bokeh_objects(html, "CategoricalAxis")
         assert y_axis.get("major_label_text_font_size") == font
     assert y_axis["axis_label"] == "500 worker slots: too many to label, hover a bar"
+
+
+class Runner:
+    """A claimant standing for a worker that takes a suspect alone."""
+
+    def deliver(self, node: TaskNode) -> bool:
+        return False
+
+    def cancel(self, node: TaskNode) -> None:
+        pass
+
+
+def test_a_run_lost_with_its_worker_has_its_own_bar_on_that_worker() -> None:
+    now = [100.0]
+    graph = TaskGraph({"f": noop}, [WorkerLoop("default", 2, None)], clock=lambda: now[0])
+    node = graph.create_task_nowait("f")
+    scheduler = graph.scheduler
+    scheduler.start()
+    queue = scheduler.loops["default"]
+    assert queue.claim_nowait() is node
+    node.worker = "worker-1"
+    now[0] = 103.0
+    scheduler.task_lost(node, "worker-1: connection lost")
+    now[0] = 104.0
+    assert queue.claim_suspect(Runner()) is node  # run again, alone, on another worker
+    node.worker = "worker-2"
+    now[0] = 105.0
+    scheduler.task_succeeded(node, None)
+    graph.check_invariants()
+
+    bars = timeline_bars(graph)
+    assert [(b.row, b.start, b.end, b.status, b.attempt, b.failed) for b in bars] == [
+        ("worker-1 #0", 100.0, 103.0, "worker_lost, run again", 1, True),
+        ("worker-2 #0", 104.0, 105.0, "success", 2, False),
+    ]

@@ -3,7 +3,8 @@
 Both draw the graph the same way: the graph itself as a yellow ``graph`` circle, tasks as
 boxes, conditions as small dots, laid out left to right as work flows. Each task box is
 labelled so that tasks can be told apart: its key when it has one, else its function,
-and below that a short summary of its arguments (or of its uid). Colours:
+and below that a short summary of its arguments (or of its uid); one that ran more than
+once says how many times above its box (``2 runs``). Colours:
 
 - a task's fill says its status, one colour per status (:data:`STATUS_COLOURS`; a task
   cancelled is told apart from one that failed, by its end reason);
@@ -456,13 +457,12 @@ def graph_to_html(graph: TaskGraph) -> str:
     svg: list[str] = []
     add = svg.append
     for edge, route in zip(edges, routes, strict=True):
-        colour = EDGE_COLOURS[edge.outcome]
-        dash = EDGE_STYLES[edge.kind][0]
+        # Dashes and arrowheads come from the classes (the page's style): a big graph's
+        # page is mostly edges. Their ends are named only while the nodes are labelled.
+        ends = f'data-from="{edge.source}" data-to="{edge.target}" ' if labelled else ""
         add(
-            f'<path class="edge {edge.kind} {edge.outcome}" data-from="{edge.source}" '
-            f'data-to="{edge.target}" d="{_curve(route)}" stroke="{colour}"'
-            + (f' stroke-dasharray="{dash}"' if dash else "")
-            + f' marker-end="url(#head-{edge.outcome})"/>'
+            f'<path class="edge {edge.kind} {edge.outcome}" {ends}d="{_curve(route)}" '
+            f'stroke="{EDGE_COLOURS[edge.outcome]}"/>'
         )
     esc = _escape
     root = items[graph.uid]
@@ -490,6 +490,12 @@ def graph_to_html(graph: TaskGraph) -> str:
                 f'class="bold">{esc(first)}</text>'
                 f'<text x="{cx:.1f}" y="{item.y + 11:.1f}" fill="{text}">{esc(second)}</text>'
             )
+            if node.attempts > 1:  # retried, or run again after a loss: say so above it
+                add(
+                    f'<text class="runs" x="{item.x + item.width - 2:.1f}" '
+                    f'y="{item.y - item.height / 2 - 2:.1f}" fill="{FOREGROUND}">'
+                    f"{node.attempts} runs</text>"
+                )
         add("</g>")
     for uid, condition in graph.conditions.items():
         item = items[uid]
@@ -512,7 +518,13 @@ def graph_to_html(graph: TaskGraph) -> str:
         f'fill="{colour}"/></marker>'
         for name, colour in EDGE_COLOURS.items()
     )
+    edge_styles = "\n".join(
+        [f"svg .edge.{kind} {{ stroke-dasharray: {dash}; }}"
+         for kind, (dash, _, _) in EDGE_STYLES.items() if dash]
+        + [f"svg .edge.{name} {{ marker-end: url(#head-{name}); }}" for name in EDGE_COLOURS]
+    )  # fmt: skip
     return _PAGE.format(
+        edge_styles=edge_styles,
         title=esc(f"{graph.uid}: graph"),
         heading=esc(_title(graph)),
         legend=_legend(graph),
@@ -656,7 +668,9 @@ body:not(.full) #picture svg {{ max-width: 100%; height: auto; }}
 svg text {{ font: 12px sans-serif; text-anchor: middle; }}
 svg text.small {{ font-size: 10px; }}
 svg text.bold {{ font-weight: bold; }}
+svg text.runs {{ font-size: 10px; text-anchor: end; }}
 svg .edge {{ fill: none; stroke-width: 1.6; }}
+{edge_styles}
 svg g[data-tip]:hover {{ filter: brightness(1.2); }}
 #tip {{ position: fixed; display: none; background: #fffff0; color: black;
   border: 1px solid #888; padding: 4px 6px; white-space: pre; pointer-events: none;
