@@ -412,3 +412,36 @@ def test_a_run_lost_with_its_worker_has_its_own_bar_on_that_worker() -> None:
         ("worker-1 #0", 100.0, 103.0, "worker_lost, run again", 1, True),
         ("worker-2 #0", 104.0, 105.0, "success", 2, False),
     ]
+
+
+def test_a_task_waiting_to_run_again_has_no_bar_beyond_its_recorded_runs() -> None:
+    now = [100.0]
+    graph = TaskGraph(
+        {"f": noop},
+        [WorkerLoop("default", 1, None)],
+        task_policies={"f": TaskPolicy(attempts=3, backoff=0.0, max_backoff=0.0)},
+        clock=lambda: now[0],
+    )
+    graph.scheduler.on_retry = lambda node, delay: None
+    node = graph.create_task_nowait("f")
+    graph.scheduler.start()
+    queue = graph.scheduler.loops["default"]
+
+    def rows() -> list[tuple[float, float, str, bool]]:
+        return [(b.start, b.end, b.status, b.finished) for b in timeline_bars(graph, now=120.0)]
+
+    assert queue.claim_nowait() is node
+    node.worker = "local"
+    now[0] = 101.0
+    graph.scheduler.task_failed(node, "Traceback: boom")
+    # Waiting out its retry delay: the failed run, and nothing running.
+    assert rows() == [(100.0, 101.0, "raised, retried", True)]
+    graph.scheduler.requeue(node)
+    now[0] = 102.0
+    assert rows() == [(100.0, 101.0, "raised, retried", True)]  # queued, not started
+    assert queue.claim_nowait() is node
+    assert rows() == [
+        (100.0, 101.0, "raised, retried", True),
+        (102.0, 120.0, "in_progress", False),  # running now
+    ]
+    assert timeline_bars(graph, now=120.0)[1].attempt == 2

@@ -164,13 +164,17 @@ def timeline_bars(graph: TaskGraph, now: float | None = None) -> list[TimelineBa
     runs = defaultdict(list)
     for node in graph.nodes.values():
         number = 0
-        for earlier in node.earlier_runs or ():
+        earlier_runs = node.earlier_runs or ()
+        for earlier in earlier_runs:
             number += 1
             if earlier.started_at is not None:
                 start = earlier.started_at
                 end = max(earlier.ended_at, start)
                 runs[earlier.worker or "unknown"].append((node, start, end, number, earlier))
-        if node.started_at is not None:
+        # A task waiting to run again (its retry delay, or its queue after a loss) still
+        # has the start of the run just recorded as earlier: that run has its bar already.
+        again = not earlier_runs or earlier_runs[-1].started_at != node.started_at
+        if node.started_at is not None and again:
             start = node.started_at
             run = (node, start, _run_end(node, start, now), number + 1, None)
             runs[node.worker or "unknown"].append(run)
@@ -382,7 +386,7 @@ def _run_end(node: TaskNode, start: float, now: float) -> float:
 
 def _summary(graph: TaskGraph, bars: list[TimelineBar], span: float) -> str:
     """Like ``12 of 14 tasks ran (13 runs) on 2 workers (6 rows) in 3.2 s: 11 success, ..."""
-    ran = sum(bar.last for bar in bars)
+    ran = len({bar.uid for bar in bars})
     text = f"{ran} of {len(graph.nodes)} tasks ran"
     if len(bars) != ran:
         text += f" ({len(bars)} runs)"
