@@ -15,14 +15,12 @@ WebSocket; trio-websocket is already a dependency):
    ``bokeh.io.export`` waits for too), and asserts no script error or console error
    happened on the way;
 2. it reads the *live* document in the page: the uids each renderer's data source holds
-   and, through the plot's own scales, where on the canvas each task box, condition dot
-   or timeline bar was drawn;
+   and, through the plot's own scales, where on the canvas each bar was drawn;
 3. it takes a screenshot and asserts the pixels at those places have the expected
-   colours: green or red boxes by status, each function's bar colour, red marking on
-   the failed run and none on the others. This proves the canvas was really painted,
-   not only that the data arrived;
-4. it moves the mouse onto the failed task in each picture and asserts the hover
-   tooltip shows what it promises (uid, function, status, ...).
+   colours: each function's bar colour, red marking on the failed run and none on the
+   others. This proves the canvas was really painted, not only that the data arrived;
+4. it moves the mouse onto the failed task and asserts the hover tooltip shows what it
+   promises (uid, function, status, ...).
 
 The screenshots are written next to the pages (``tmp_path``), and also into the
 directory ``$TGS_SCREENSHOTS`` names, if set, for a person to look at.
@@ -360,15 +358,6 @@ async def drawn(page: Page) -> dict[str, Any]:
     """What Bokeh drew: see ``DRAWN``."""
     result: dict[str, Any] = await page.evaluate(DRAWN)
     return result
-
-
-def by_uid_kind(info: dict[str, Any]) -> dict[str, dict[str, list[Any]]]:
-    """Renderers' columns keyed by the kind of uid they hold (task, condition, graph)."""
-    return {
-        columns["uid"][0].split("-")[0]: columns
-        for renderer in info["renderers"]
-        if (columns := renderer["columns"]).get("uid")
-    }
 
 
 def by_name(info: dict[str, Any]) -> dict[str, dict[str, list[Any]]]:
