@@ -126,12 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a JSON report of the run, readable by its owner only (see docs/report.md)",
     )
     parser.add_argument(
-        "--graph-html", metavar="PATH", help="draw the graph of the run as self-contained HTML"
+        "--graph-html",
+        metavar="PATH",
+        help="draw the graph of the run as one self-contained HTML page (SVG, a colour per "
+        "status, a legend); a PATH ending in .dot or .gv gets Graphviz DOT",
     )
     parser.add_argument(
         "--timeline-html",
         metavar="PATH",
-        help="draw the run's timeline (a bar per task, a row per worker slot) as HTML",
+        help="draw the run's timeline as HTML: a bar per run of a task (every attempt of a "
+        "retried one), a row per worker slot; needs the draw extra (Bokeh)",
     )
     parser.add_argument(
         "--journal",

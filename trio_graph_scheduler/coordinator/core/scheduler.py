@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ...shared.errors import TGSInternalError
 from ...shared.states import FINAL_TASK_STATUSES, ConditionStatus, EndReason, TaskStatus
+from .nodes import EarlierRun
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -218,6 +219,7 @@ class Scheduler:
         cancelled = self.cancelling.pop(node, None) is not None
         if failures < policy.attempts and self.on_retry is not None and not cancelled:
             self._expect_in_progress(node)
+            self._record_run(node, reason, exception_trace)
             node.exception_trace = exception_trace  # the last error stays visible
             node._suspect = False  # it ended normally: whatever killed workers, not this
             self._leave_running(node)
@@ -283,6 +285,7 @@ class Scheduler:
         else:
             node.shared_losses += 1
         node._suspect = True
+        self._record_run(node, EndReason.WORKER_LOST, reason)
         self._requeue_running(node)
 
     def requeue(self, node: TaskNode) -> None:
@@ -354,6 +357,15 @@ class Scheduler:
             self.recorder.task_ended(node)
         self._cascade([node])
         self._check_progress()
+
+    def _record_run(self, node: TaskNode, reason: EndReason, error: str | None) -> None:
+        """Keep a run that ended but is followed by another (a retry, a run after a
+        loss), for the timeline and the report; only tasks that run again pay for it."""
+        run = EarlierRun(node.worker, node.started_at, self.clock(), reason, error)
+        if node.earlier_runs is None:
+            node.earlier_runs = [run]
+        else:
+            node.earlier_runs.append(run)
 
     def _requeue_running(self, node: TaskNode) -> None:
         if node in self.cancelling:  # it was being cancelled: it has stopped, so it ends
