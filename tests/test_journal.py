@@ -23,6 +23,7 @@ from trio_graph_scheduler import (
     JournalError,
     TaskGraph,
     TaskNode,
+    TaskPolicy,
     WorkerLoop,
     execute_graph,
 )
@@ -315,3 +316,35 @@ async def test_a_batch_taken_as_the_run_is_cancelled_is_still_written(tmp_path: 
         assert any(e[1] == created.uid for e in recorded_events(path)), "the batch was lost"
     finally:
         journal.close()
+
+
+async def test_earlier_runs_of_a_retried_task_survive_a_resume(tmp_path: Path) -> None:
+    tries = Counter[str]()
+
+    def make() -> TaskGraph:
+        async def flaky(**_: Any) -> str:
+            tries["flaky"] += 1
+            if tries["flaky"] == 1:
+                raise RuntimeError("first try fails")
+            return "ok"
+
+        graph = TaskGraph(
+            {"flaky": flaky},
+            [WorkerLoop("default", 1)],
+            task_policies={"flaky": TaskPolicy(attempts=2, backoff=0.0)},
+        )
+        graph.create_task_nowait("flaky")
+        return graph
+
+    path = tmp_path / "run.journal"
+    first = make()
+    await execute_graph(first, journal=path)
+    (ran,) = first.nodes.values()
+    assert ran.earlier_runs is not None
+    assert len(ran.earlier_runs) == 1
+    resumed = make()
+    await execute_graph(resumed, journal=path)
+    assert tries["flaky"] == 2, "the resumed run ran the task again"
+    (again,) = resumed.nodes.values()
+    assert again.earlier_runs == ran.earlier_runs
+    assert str(again.task_status) == "success"

@@ -49,6 +49,7 @@ from ..protocol.values import ValueEncodeError, ValuePacker, decode_value
 from ..shared.errors import JournalError, TGSError, TGSInternalError
 from ..shared.states import EndReason, TaskStatus
 from .core.conditions import GenericSchedulingCondition
+from .core.nodes import EarlierRun
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -289,6 +290,12 @@ def _end_event(node: TaskNode, packer: ValuePacker) -> bytes:
             node.queued_at,
             node.started_at,
             node.ended_at,
+            None
+            if node.earlier_runs is None
+            else [
+                [run.worker, run.started_at, run.ended_at, str(run.end_reason), run.error]
+                for run in node.earlier_runs
+            ],
         ]
     )
 
@@ -435,8 +442,14 @@ def _restore_end(graph: TaskGraphCore, event: list[Any]) -> None:
         queued_at,
         started_at,
         ended_at,
+        earlier_runs,
     ) = event
     node = graph.nodes[uid]
+    if earlier_runs is not None:
+        node.earlier_runs = [
+            EarlierRun(worker, started, ended, EndReason(reason), error)
+            for worker, started, ended, reason, error in earlier_runs
+        ]
     node.task_result = result
     node.exception_trace = trace
     node.attempts = attempts
