@@ -348,3 +348,15 @@ async def test_earlier_runs_of_a_retried_task_survive_a_resume(tmp_path: Path) -
     (again,) = resumed.nodes.values()
     assert again.earlier_runs == ran.earlier_runs
     assert str(again.task_status) == "success"
+
+
+async def test_a_truncated_journal_is_refused_and_nothing_runs(tmp_path: Path) -> None:
+    path = tmp_path / "run.journal"
+    await execute_graph(build(Calls(), width=400), journal=path)
+    data = path.read_bytes()
+    assert len(data) > 8192, "too small a journal to cut"
+    path.write_bytes(data[: len(data) // 2])  # a copy cut short, a full disk
+    calls = Calls()
+    with pytest.raises(JournalError, match=r"damaged|no usable journal|cannot be replayed"):
+        await execute_graph(build(calls, width=400), journal=path)
+    assert calls.calls == Counter()

@@ -156,3 +156,17 @@ def test_a_journal_of_another_graph_is_refused(procs: Processes) -> None:
     assert procs.wait(other) == 1, procs.logs()
     assert "records another graph" in other.stderr
     assert "Traceback" not in other.stderr
+
+
+def test_a_worker_that_finds_the_run_ended_exits_0(procs: Processes) -> None:
+    cluster = Cluster(procs, "build_static")
+    assert procs.wait(cluster.coordinator, timeout=60) == 0, procs.logs()
+    ran = len(runs(procs))
+    # A worker retrying while the coordinator comes back on a finished run.
+    late = procs.worker(cluster.coordinator.url, "--connect-timeout", "60")
+    late.wait_for_stderr("waiting for the coordinator")
+    again = cluster.start_coordinator()
+    assert procs.wait(again) == 0, procs.logs()
+    assert procs.wait(late) == 0, procs.logs()
+    assert "dismissed by the coordinator: the run has ended" in late.stderr
+    assert len(runs(procs)) == ran, "a finished run ran tasks again"

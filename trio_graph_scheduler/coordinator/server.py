@@ -109,6 +109,9 @@ class Coordinator:
         )
         self._run: GraphRun | None = None
         self._interrupted = False
+        # Resumed from a journal: workers of the dead coordinator may still be between
+        # two connection attempts when the run ends, so it listens a little longer.
+        self._resumed = False
         # Set (and replaced) whenever a worker joins or leaves.
         self._membership = trio.Event()
         self._started = trio.Event()
@@ -213,6 +216,7 @@ class Coordinator:
     ) -> RunSummary:
         run = GraphRun(self.graph, journal)
         if run.resumed is not None and run.resumed.events:
+            self._resumed = True
             logger.info(
                 "resumed from the journal %s: %d task(s), %d of them ended before",
                 self.config.journal,
@@ -294,8 +298,11 @@ class Coordinator:
         succeeded = self.graph_succeeded
         for session in self.sessions:
             session.shutdown(reason, succeeded)
+        # After a resumed run, the whole grace: a worker retrying its connection (every
+        # 2 s at most) joins, is dismissed at once and exits 0, instead of retrying on
+        # after the coordinator has gone.
         with trio.move_on_after(self.config.shutdown_grace):
-            while self.sessions:
+            while self.sessions or self._resumed:
                 await self._membership.wait()
         if self.sessions:
             logger.warning("%d worker(s) did not leave in time", len(self.sessions))
