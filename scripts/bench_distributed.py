@@ -199,7 +199,9 @@ class GraphEndClock(trio.abc.Instrument):
             self.ended_at = time.perf_counter()
 
 
-async def tgs_run_async(build: Callable[[TaskGraph], None], concurrency: int) -> TgsRun:
+async def tgs_run_async(
+    build: Callable[[TaskGraph], None], concurrency: int, journal: Path | None = None
+) -> TgsRun:
     graph = TaskGraph(
         {"noop": noop, "stamp": stamp, "gate": gate},
         [WorkerLoop(DEFAULT_LOOP, concurrency, None), WorkerLoop(GATE_LOOP, 1, ["gate"])],
@@ -207,7 +209,8 @@ async def tgs_run_async(build: Callable[[TaskGraph], None], concurrency: int) ->
     gate_listener = (await trio.open_tcp_listeners(0, host=HOST))[0]
     gate_port = gate_listener.socket.getsockname()[1]
     graph.create_task_nowait("gate", ((HOST, gate_port), {}))
-    coordinator = Coordinator(graph, CoordinatorConfig(host=HOST))
+    journal_path = None if journal is None else str(journal)
+    coordinator = Coordinator(graph, CoordinatorConfig(host=HOST, journal=journal_path))
     processes: list[trio.Process] = []
     clock = GraphEndClock(coordinator)
     with trio.fail_after(RUN_TIMEOUT_S):
@@ -242,9 +245,11 @@ async def tgs_run_async(build: Callable[[TaskGraph], None], concurrency: int) ->
     return TgsRun(run_started - started, clock.ended_at - run_started, graph)
 
 
-def tgs_run(build: Callable[[TaskGraph], None], concurrency: int) -> TgsRun:
+def tgs_run(
+    build: Callable[[TaskGraph], None], concurrency: int, journal: Path | None = None
+) -> TgsRun:
     gc.collect()  # leftovers of the previous run must not be collected on this one's time
-    return trio.run(tgs_run_async, build, concurrency)
+    return trio.run(tgs_run_async, build, concurrency, journal)
 
 
 def chain_stamps(graph: TaskGraph) -> list[float]:

@@ -66,6 +66,9 @@ Usage (from the repository root)::
     python scripts/chaos.py --tasks 1000 --workers 2      # a smoke run
     python scripts/chaos.py --poison 10                   # and 10 tasks that kill their worker
     python scripts/chaos.py --json out/chaos.json --keep  # figures as JSON; keep the logs
+
+With ``--kill-coordinator`` the coordinator is killed too, and restarted from its journal:
+see ``scripts/chaos_coordinator.py`` for what that mode does, checks and takes.
 """
 
 from __future__ import annotations
@@ -1099,6 +1102,13 @@ def log_to(path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = list(argv if argv is not None else sys.argv[1:])
+    if "--kill-coordinator" in given:
+        # The coordinator killed too: another harness (a coordinator process with a
+        # journal, restarted after each kill); see scripts/chaos_coordinator.py.
+        from chaos_coordinator import main as chaos_with_coordinator_kills
+
+        return chaos_with_coordinator_kills([a for a in given if a != "--kill-coordinator"])
     args = parse_args(argv)
     if not WORKER.exists():
         raise SystemExit(f"{WORKER} not found: install the project in this interpreter's venv")

@@ -16,7 +16,7 @@ def test_public_names() -> None:
         "ProtocolError", "LocalProtocolError", "RemoteProtocolError", "ConfigError",
         "LinkError", "CoordinatorUnreachableError", "WorkerRejectedError",
         "Coordinator", "CoordinatorConfig", "RunSummary", "serve_coordinator",
-        "Worker", "WorkerConfig", "run_worker", "TaskPolicy",
+        "Worker", "WorkerConfig", "run_worker", "TaskPolicy", "JournalError",
     }  # fmt: skip
     # Sub-packages appear as attributes once imported; they are namespaces, not API names.
     assert public - {"coordinator", "shared", "worker", "protocol", "graph", "execution",

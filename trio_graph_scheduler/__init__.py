@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .shared.errors import CoordinatorUnreachableError as CoordinatorUnreachableError
     from .shared.errors import GraphDefinitionError as GraphDefinitionError
     from .shared.errors import GraphStalledError as GraphStalledError
+    from .shared.errors import JournalError as JournalError
     from .shared.errors import LinkError as LinkError
     from .shared.errors import LocalProtocolError as LocalProtocolError
     from .shared.errors import ProtocolError as ProtocolError
@@ -65,6 +66,7 @@ _EXPORTS: dict[str, str] = {
     "CoordinatorUnreachableError": ".shared.errors",
     "GraphDefinitionError": ".shared.errors",
     "GraphStalledError": ".shared.errors",
+    "JournalError": ".shared.errors",
     "LinkError": ".shared.errors",
     "LocalProtocolError": ".shared.errors",
     "ProtocolError": ".shared.errors",

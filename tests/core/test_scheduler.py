@@ -21,6 +21,8 @@ from trio_graph_scheduler import (
     UnknownUidError,
     WorkerLoop,
 )
+from trio_graph_scheduler.coordinator.core.nodes import EarlierRun
+from trio_graph_scheduler.shared.states import EndReason
 
 
 async def noop(**_: Any) -> None:
@@ -553,3 +555,43 @@ def test_a_task_being_cancelled_whose_worker_is_lost_for_the_last_time_ends_canc
     assert a.exception_trace == "cancelled: stop\n"
     assert a.losses == 1
     assert graph.scheduler.cancelling == {}
+
+
+def test_earlier_runs_are_kept_only_for_tasks_that_run_again() -> None:
+    now = [100.0]
+    graph = TaskGraph(
+        {"f": noop, "g": noop},
+        [WorkerLoop("default", 10)],
+        task_policies={"f": TaskPolicy(attempts=2, backoff=0.0, max_backoff=0.0)},
+        clock=lambda: now[0],
+    )
+    graph.scheduler.on_retry = lambda node, delay: None
+    retried, once, lost, handed_back = (graph.create_task_nowait(f) for f in "fggg")
+    driver = Driver(graph)
+    for node in (retried, once, lost, handed_back):
+        assert driver.claim() is node
+        node.worker = "worker-1"  # as the shell does when it hands a task out
+    now[0] = 101.0
+    driver.fail(retried)  # attempts left: retried
+    driver.succeed(once)
+    graph.scheduler.task_lost(lost, "worker-1: connection lost")  # run again elsewhere
+    graph.scheduler.hand_back(handed_back)  # given back unfinished: no run to keep
+    graph.check_invariants()
+    assert once.earlier_runs is None
+    assert handed_back.earlier_runs is None
+    assert retried.earlier_runs == [
+        EarlierRun("worker-1", 100.0, 101.0, EndReason.RAISED, "Traceback: boom")
+    ]
+    assert lost.earlier_runs == [
+        EarlierRun("worker-1", 100.0, 101.0, EndReason.WORKER_LOST, "worker-1: connection lost")
+    ]
+    graph.scheduler.requeue(retried)
+    now[0] = 102.0
+    assert driver.claim() is handed_back  # back at the front of the queue
+    assert driver.claim() is retried
+    retried.worker = "worker-2"
+    now[0] = 103.0
+    driver.fail(retried)  # the last attempt: it ends, and the last run stays on the node
+    assert retried.earlier_runs is not None
+    assert len(retried.earlier_runs) == 1
+    assert (retried.worker, retried.started_at, retried.ended_at) == ("worker-2", 102.0, 103.0)

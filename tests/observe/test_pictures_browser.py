@@ -1,23 +1,26 @@
 """Both HTML pictures of a run, opened in a real headless Chromium and checked as drawn.
 
-How the check works, and why this way: Bokeh paints on a <canvas>, so the page's DOM
-holds no boxes or bars to count, and ``--dump-dom`` would need the page changed to expose
-what it drew; rendering with Bokeh's SVG backend instead would test a picture we do not
-ship. So the test drives the unchanged page through the DevTools protocol (Chromium's
-own remote-debugging WebSocket; trio-websocket is already a dependency):
+The graph picture is SVG: the test reads where the browser laid out each box, dot, label
+and edge (``getBoundingClientRect``, the edges' own geometry), at 1400 and 1900 pixels
+wide, and checks that nothing is cut off, each label fits its box, each edge ends at its
+target, the pixels there have the status's colour, and hovering a task shows its tooltip.
+
+The timeline is Bokeh, which paints on a <canvas>, so its page's DOM holds no bars to
+count, and ``--dump-dom`` would need the page changed to expose what it drew; rendering
+with Bokeh's SVG backend instead would test a picture we do not ship. So the test drives
+the unchanged page through the DevTools protocol (Chromium's own remote-debugging
+WebSocket; trio-websocket is already a dependency):
 
 1. it waits until ``Bokeh.documents[0].is_idle``: every view has rendered (the signal
    ``bokeh.io.export`` waits for too), and asserts no script error or console error
    happened on the way;
 2. it reads the *live* document in the page: the uids each renderer's data source holds
-   and, through the plot's own scales, where on the canvas each task box, condition dot
-   or timeline bar was drawn;
+   and, through the plot's own scales, where on the canvas each bar was drawn;
 3. it takes a screenshot and asserts the pixels at those places have the expected
-   colours: green or red boxes by status, each function's bar colour, red marking on
-   the failed run and none on the others. This proves the canvas was really painted,
-   not only that the data arrived;
-4. it moves the mouse onto the failed task in each picture and asserts the hover
-   tooltip shows what it promises (uid, function, status, ...).
+   colours: each function's bar colour, red marking on the failed run and none on the
+   others. This proves the canvas was really painted, not only that the data arrived;
+4. it moves the mouse onto the failed task and asserts the hover tooltip shows what it
+   promises (uid, function, status, ...).
 
 The screenshots are written next to the pages (``tmp_path``), and also into the
 directory ``$TGS_SCREENSHOTS`` names, if set, for a person to look at.
@@ -53,7 +56,7 @@ from trio_graph_scheduler import (
 from trio_graph_scheduler.coordinator.observe.drawing import (
     CONDITION_COLOURS,
     ROOT_COLOUR,
-    TASK_COLOURS,
+    task_colour,
 )
 from trio_graph_scheduler.coordinator.observe.timeline import FAILED_COLOUR, function_colours
 
@@ -80,8 +83,8 @@ CHROMIUM_FLAGS = (
 )  # fmt: skip
 WIDTH, HEIGHT = 1400, 900
 DEVTOOLS_URL = re.compile(rb"DevTools listening on (ws://\S+)")
-#: Named colours as the browser paints them.
-RGB = {"green": (0, 128, 0), "red": (255, 0, 0), "orange": (255, 165, 0), "yellow": (255, 255, 0)}
+#: The widths the graph picture must fit (issue 16: the right-most node was cut off).
+WIDTHS = (1400, 1900)
 Colour = tuple[int, int, int]
 
 # -- the run --------------------------------------------------------------------------
@@ -210,6 +213,13 @@ class Page:
         """Save the viewport as PNG and return it as RGB pixels."""
         shot = await self.call("Page.captureScreenshot", format="png")
         return save_png(base64.b64decode(shot["data"]), path)
+
+    async def resize(self, width: int, height: int = HEIGHT) -> None:
+        """Change the viewport, as a narrower or wider browser window would."""
+        await self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width, height=height, deviceScaleFactor=1, mobile=False,
+        )  # fmt: skip
 
     async def hover(self, x: float, y: float) -> None:
         await self.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
@@ -350,15 +360,6 @@ async def drawn(page: Page) -> dict[str, Any]:
     return result
 
 
-def by_uid_kind(info: dict[str, Any]) -> dict[str, dict[str, list[Any]]]:
-    """Renderers' columns keyed by the kind of uid they hold (task, condition, graph)."""
-    return {
-        columns["uid"][0].split("-")[0]: columns
-        for renderer in info["renderers"]
-        if (columns := renderer["columns"]).get("uid")
-    }
-
-
 def by_name(info: dict[str, Any]) -> dict[str, dict[str, list[Any]]]:
     return {renderer["name"]: renderer["columns"] for renderer in info["renderers"]}
 
@@ -410,40 +411,151 @@ async def test_both_pictures_render_in_chromium(tmp_path: Path) -> None:
         async with chromium(tmp_path / "profile") as page:
             await page.open(graph_page)
             await check_graph_picture(page, graph, uids, tmp_path)
+            await check_wide_graph(page, tmp_path)
             await page.open(timeline_page)
             await check_timeline(page, graph, uids, ran, tmp_path)
             assert page.errors() == []
     print(f"browser checks took {time.perf_counter() - began:.2f} s")
 
 
+#: Where the browser drew the graph picture: each task's box and label lines, each
+#: condition's dot, the root, each edge's two ends (in page pixels, through the SVG's own
+#: transform, so the scaling that fits it to the window is included), and the page's width
+#: against the window's.
+GRAPH_DRAWN = """
+(() => {
+  const rect = (el) => { const r = el.getBoundingClientRect();
+                         return [r.left, r.top, r.right, r.bottom]; };
+  const svg = document.querySelector("#picture svg");
+  const matrix = svg.getScreenCTM();
+  const at = (path, length) => {
+    const p = path.getPointAtLength(length).matrixTransform(matrix);
+    return [p.x, p.y];
+  };
+  const groups = (kind) => Array.from(document.querySelectorAll("g." + kind));
+  return {
+    tasks: groups("task").map((g) => ({
+      uid: g.id, box: rect(g.querySelector("rect")),
+      labels: Array.from(g.querySelectorAll("text")).map(rect),
+    })),
+    conditions: groups("condition").map((g) => ({uid: g.id,
+                                                 dot: rect(g.querySelector("circle"))})),
+    root: rect(document.querySelector("g.root circle")),
+    edges: Array.from(document.querySelectorAll("path.edge")).map((path) => ({
+      from: path.dataset.from, to: path.dataset.to,
+      start: at(path, 0), end: at(path, path.getTotalLength()),
+    })),
+    svg: rect(svg),
+    window: [window.innerWidth, document.documentElement.scrollWidth],
+  };
+})()
+"""
+
+
+async def graph_drawn(page: Page) -> dict[str, Any]:
+    result: dict[str, Any] = await page.evaluate(GRAPH_DRAWN)
+    return result
+
+
+def centre(box: list[float]) -> tuple[float, float]:
+    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+
+
+def assert_fits(info: dict[str, Any], width: int) -> None:
+    """Nothing of the picture is cut off, and nothing scrolls sideways."""
+    inner, scroll = info["window"]
+    assert inner == width
+    assert scroll <= inner, f"the page scrolls sideways at {width} px ({scroll} px wide)"
+    left, _, right, _ = info["svg"]
+    assert left >= 0, f"the picture starts at {left:.0f} px"
+    assert right <= width, f"the picture ends at {right:.0f} px, beyond {width} px"
+    for task in info["tasks"]:
+        box = task["box"]
+        assert box[0] >= 0, f"{task['uid']} cut off: {box}"
+        assert box[2] <= width, f"{task['uid']} cut off: {box}"
+        for label in task["labels"]:  # every label line inside its box
+            assert box[0] <= label[0], (task["uid"], box, label)
+            assert label[2] <= box[2], (task["uid"], box, label)
+
+
 async def check_graph_picture(
     page: Page, graph: TaskGraph, uids: dict[str, str], tmp_path: Path
 ) -> None:
-    info = await drawn(page)
-    kinds = by_uid_kind(info)  # drawing.py's renderers have no names; their uids tell
-    tasks, conditions, root = kinds["task"], kinds["condition"], kinds["graph"]
-    assert sorted(tasks["uid"]) == sorted(graph.nodes)
-    assert sorted(conditions["uid"]) == sorted(graph.conditions)
-    assert root["uid"] == [graph.uid]
+    for width in WIDTHS:
+        await page.resize(width)
+        info = await graph_drawn(page)
+        tasks = {task["uid"]: task for task in info["tasks"]}
+        dots = {condition["uid"]: condition["dot"] for condition in info["conditions"]}
+        assert list(tasks) == list(graph.nodes)
+        assert list(dots) == list(graph.conditions)
+        assert_fits(info, width)
 
-    image = await page.screenshot(tmp_path / "graph.png")
-    left, top, right, bottom = info["frame"]
-    for uid, sx, sy in zip(tasks["uid"], tasks["s_x"], tasks["s_y"], strict=True):
-        assert left < sx < right, f"{uid} drawn outside the frame"
-        assert top < sy < bottom, f"{uid} drawn outside the frame"
-        # 8 px below the centre: inside the 24-px box, under its label's text.
-        expected = RGB[TASK_COLOURS[graph.nodes[uid].task_status]]
-        assert near(pixel(image, sx, sy + 8), expected), (uid, pixel(image, sx, sy + 8))
-    for uid, sx, sy in zip(conditions["uid"], conditions["s_x"], conditions["s_y"], strict=True):
-        expected = RGB[CONDITION_COLOURS[graph.conditions[uid].condition_status]]
-        assert near(pixel(image, sx, sy), expected), (uid, pixel(image, sx, sy))
-    # 12 px below the root circle's centre: clear of its "root" label.
-    assert near(pixel(image, root["s_x"][0], root["s_y"][0] + 12), RGB[ROOT_COLOUR])
+        image = await page.screenshot(tmp_path / f"graph-{width}.png")
+        for uid, task in tasks.items():
+            # 4 px inside the box's left side, half-way down: clear of the centred labels.
+            box = task["box"]
+            colour = hex_rgb(task_colour(graph.nodes[uid]))
+            assert near(pixel(image, box[0] + 4, (box[1] + box[3]) / 2), colour), uid
+        for uid, dot in dots.items():
+            colour = hex_rgb(CONDITION_COLOURS[graph.conditions[uid].condition_status])
+            assert near(pixel(image, *centre(dot)), colour), uid
+        root_x, root_y = centre(info["root"])
+        assert near(pixel(image, root_x, root_y + 12), hex_rgb(ROOT_COLOUR))
 
-    i = tasks["uid"].index(uids["failed"])
-    text = await tooltip_after_hover(page, tasks["s_x"][i], tasks["s_y"][i] + 8, uids["failed"])
-    failed = f"task: {uids['failed']} function: boom status: failed"
-    assert text == f"{failed} outcome: ValueError: exploded on purpose"
+        # Every edge ends where its target is (issue 16: the failed task's arrow to
+        # COMPLETE__ALL landed beside a parse box).
+        for edge in info["edges"]:
+            x, y = edge["end"]
+            if edge["to"] in tasks:
+                box = tasks[edge["to"]]["box"]
+                assert abs(x - box[0]) < 2, edge
+                assert box[1] < y < box[3], edge
+            else:
+                dot = dots[edge["to"]]
+                assert abs(x - dot[0]) < 2, edge
+                assert abs(y - centre(dot)[1]) < 2, edge
+        failed_edge = [e for e in info["edges"] if e["from"] == uids["failed"]]
+        assert {e["to"] for e in failed_edge} == {
+            c.uid for c in graph.nodes[uids["failed"]].waited_on_by
+        }
+
+    box = tasks[uids["failed"]]["box"]
+    await page.hover(box[0] + 4, (box[1] + box[3]) / 2)
+    text = await page.evaluate(
+        'document.getElementById("tip").checkVisibility() && '
+        'document.getElementById("tip").textContent'
+    )
+    assert text == "\n".join([
+        f"task: {uids['failed']}", "function: boom", "status: failed",
+        "outcome: ValueError: exploded on purpose",
+    ])  # fmt: skip
+    await page.hover(1, 1)
+    await page.resize(WIDTH)
+
+
+async def check_wide_graph(page: Page, tmp_path: Path) -> None:
+    """A graph far wider than the window is drawn smaller to fit, whole; "full size" shows
+    it at its size, to scroll."""
+    name = "a_function_with_a_long_name"
+    graph = TaskGraph({name: report}, [WorkerLoop("default", 1, None)])
+    previous = None
+    for _ in range(12):
+        waits_on = [previous.uid] if previous else None
+        previous = await graph.create_task(name, None, waits_on=waits_on)
+    path = tmp_path / "wide.html"
+    graph.draw(path)
+    await page.open(path)
+    for width in WIDTHS:
+        await page.resize(width)
+        info = await graph_drawn(page)
+        assert len(info["tasks"]) == 12
+        assert_fits(info, width)
+    await page.evaluate('document.getElementById("full").click()')
+    info = await graph_drawn(page)
+    inner, _ = info["window"]
+    assert info["svg"][2] - info["svg"][0] > 2 * inner  # its own size, far wider
+    await page.screenshot(tmp_path / "graph-wide-full.png")
+    await page.resize(WIDTH)
 
 
 async def check_timeline(
@@ -481,5 +593,5 @@ async def check_timeline(
     failed = f"task: {uids['failed']} function: boom status: failed worker: {bars['row'][i]}"
     # boom sleeps 0.1 s: its run took 100 ms and a little more.
     assert re.fullmatch(
-        rf"{failed} start: 0\.\d{{3}} s duration: 1\d\d\.\d ms attempts: 1", text
+        rf"{failed} start: 0\.\d{{3}} s duration: 1\d\d\.\d ms attempt: 1 of 1", text
     ), text

@@ -125,6 +125,13 @@ async def test_report_of_a_real_run(tmp_path: Path) -> None:
         "dict",
     )
     assert retried["error"].endswith("RuntimeError: flaky once\n")
+    # Its first run is kept, with how it ended; a task that ran once has no earlier runs.
+    (first_run,) = retried["earlier_runs"]
+    assert first_run["worker"] == "local"
+    assert first_run["end_reason"] == "raised"
+    assert first_run["error"].endswith("RuntimeError: flaky once\n")
+    assert first_run["started_at"] <= first_run["ended_at"] <= retried["started_at"]
+    assert ok["earlier_runs"] == []
     failed = tasks[uids["failed"]]
     assert failed["error"].startswith("Traceback (most recent call last):")
     assert failed["error"].endswith("ValueError: bad row\n")
@@ -147,6 +154,7 @@ async def test_report_of_a_real_run(tmp_path: Path) -> None:
         "error": None,
         "result_type": None,
         "waits_on": [condition["uid"]],
+        "earlier_runs": [],
     }
     assert condition == {
         "uid": condition["uid"],

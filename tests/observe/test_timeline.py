@@ -16,7 +16,7 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trio_graph_scheduler import TaskGraph, TaskStatus, WorkerLoop, execute_graph
+from trio_graph_scheduler import TaskGraph, TaskPolicy, TaskStatus, WorkerLoop, execute_graph
 from trio_graph_scheduler.coordinator.observe.timeline import (
     FAILED_COLOUR,
     PALETTE,
@@ -148,6 +148,54 @@ def test_bars_rows_and_order() -> None:
     assert [b.uid for b in bars if not b.finished] == [n[5].uid, n[6].uid]
 
 
+async def flaky(**kwargs: Any) -> str:
+    """Fails on its first run, succeeds on the next."""
+    await trio.sleep(0.02)
+    node: TaskNode = kwargs["task_node"]
+    if node.attempts == 1:
+        raise RuntimeError("flaky once")
+    return "ok"
+
+
+async def test_every_attempt_of_a_retried_task_has_a_bar(tmp_path: Path) -> None:
+    graph = TaskGraph(
+        {"flaky": flaky, "sleepy": sleepy},
+        [WorkerLoop("default", 1, None)],
+        task_policies={"flaky": TaskPolicy(attempts=2, backoff=0.0, max_backoff=0.0)},
+    )
+    retried = await graph.create_task("flaky")
+    once = await graph.create_task("sleepy", ((0.01,), {}))
+    await execute_graph(graph)
+    assert retried.task_status == TaskStatus.SUCCESS
+
+    bars = [bar for bar in timeline_bars(graph) if bar.uid == retried.uid]
+    assert [(b.attempt, b.attempts, b.last, b.failed) for b in bars] == [
+        (1, 2, False, True),  # the first run failed: marked as failed
+        (2, 2, True, False),
+    ]
+    assert [b.status for b in bars] == ["raised, retried", "success"]
+    assert retried.earlier_runs is not None
+    assert bars[0].start == retried.earlier_runs[0].started_at
+    assert bars[0].end == retried.earlier_runs[0].ended_at <= bars[1].start
+    assert bars[1].start == retried.started_at
+    assert [b.attempt for b in timeline_bars(graph) if b.uid == once.uid] == [1]
+
+    graph.draw_timeline(tmp_path / "t.html")
+    html = (tmp_path / "t.html").read_text(encoding="utf-8")
+    data = renderer_data(html)
+    page = [
+        (status, attempt)
+        for uid, status, attempt in zip(
+            data["bars"]["uid"], data["bars"]["status"], data["bars"]["attempt"], strict=True
+        )
+        if uid == retried.uid
+    ]
+    assert sorted(page) == [("raised, retried", "1 of 2"), ("success", "2 of 2")]
+    assert len(data["failed"]["row"]) == 1  # the first run's red marking
+    assert re.match(r"2 of 2 tasks ran \(3 runs\) on 1 worker", summary(html, graph))
+    assert summary(html, graph).endswith(": 2 success")
+
+
 def test_bars_of_a_graph_that_never_ran() -> None:
     graph = TaskGraph({"f": noop}, [WorkerLoop("default", 1, None)])
     assert timeline_bars(graph) == []
@@ -242,7 +290,7 @@ async def test_page_has_one_bar_per_task_run_coloured_by_function(tmp_path: Path
     j = bars["uid"].index(first.uid)
     assert bars["line_colour"][j] == "#222222"  # the background: plain bars stay apart
     assert bars["status"][i] == "failed"
-    assert bars["attempts"][i] == 1
+    assert bars["attempt"][i] == "1 of 1"
     assert all(row == "local #0" or row == "local #1" for row in bars["row"])
     assert min(bars["left"]) == 0  # seconds since the first start
     assert legend["colour"][:2] == [colours["explode"], colours["sleepy"]]
@@ -329,3 +377,71 @@ def test_many_rows_grow_the_page_then_lose_their_labels(tmp_path: Path) -> None:
         (y_axis,) = bokeh_objects(html, "CategoricalAxis")
         assert y_axis.get("major_label_text_font_size") == font
     assert y_axis["axis_label"] == "500 worker slots: too many to label, hover a bar"
+
+
+class Runner:
+    """A claimant standing for a worker that takes a suspect alone."""
+
+    def deliver(self, node: TaskNode) -> bool:
+        return False
+
+    def cancel(self, node: TaskNode) -> None:
+        pass
+
+
+def test_a_run_lost_with_its_worker_has_its_own_bar_on_that_worker() -> None:
+    now = [100.0]
+    graph = TaskGraph({"f": noop}, [WorkerLoop("default", 2, None)], clock=lambda: now[0])
+    node = graph.create_task_nowait("f")
+    scheduler = graph.scheduler
+    scheduler.start()
+    queue = scheduler.loops["default"]
+    assert queue.claim_nowait() is node
+    node.worker = "worker-1"
+    now[0] = 103.0
+    scheduler.task_lost(node, "worker-1: connection lost")
+    now[0] = 104.0
+    assert queue.claim_suspect(Runner()) is node  # run again, alone, on another worker
+    node.worker = "worker-2"
+    now[0] = 105.0
+    scheduler.task_succeeded(node, None)
+    graph.check_invariants()
+
+    bars = timeline_bars(graph)
+    assert [(b.row, b.start, b.end, b.status, b.attempt, b.failed) for b in bars] == [
+        ("worker-1 #0", 100.0, 103.0, "worker_lost, run again", 1, True),
+        ("worker-2 #0", 104.0, 105.0, "success", 2, False),
+    ]
+
+
+def test_a_task_waiting_to_run_again_has_no_bar_beyond_its_recorded_runs() -> None:
+    now = [100.0]
+    graph = TaskGraph(
+        {"f": noop},
+        [WorkerLoop("default", 1, None)],
+        task_policies={"f": TaskPolicy(attempts=3, backoff=0.0, max_backoff=0.0)},
+        clock=lambda: now[0],
+    )
+    graph.scheduler.on_retry = lambda node, delay: None
+    node = graph.create_task_nowait("f")
+    graph.scheduler.start()
+    queue = graph.scheduler.loops["default"]
+
+    def rows() -> list[tuple[float, float, str, bool]]:
+        return [(b.start, b.end, b.status, b.finished) for b in timeline_bars(graph, now=120.0)]
+
+    assert queue.claim_nowait() is node
+    node.worker = "local"
+    now[0] = 101.0
+    graph.scheduler.task_failed(node, "Traceback: boom")
+    # Waiting out its retry delay: the failed run, and nothing running.
+    assert rows() == [(100.0, 101.0, "raised, retried", True)]
+    graph.scheduler.requeue(node)
+    now[0] = 102.0
+    assert rows() == [(100.0, 101.0, "raised, retried", True)]  # queued, not started
+    assert queue.claim_nowait() is node
+    assert rows() == [
+        (100.0, 101.0, "raised, retried", True),
+        (102.0, 120.0, "in_progress", False),  # running now
+    ]
+    assert timeline_bars(graph, now=120.0)[1].attempt == 2

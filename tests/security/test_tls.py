@@ -85,8 +85,21 @@ async def test_a_plain_worker_cannot_talk_to_a_tls_coordinator(
         async with trio.open_nursery() as nursery:
             await nursery.start(coordinator.serve)
             plain_url = coordinator.url.replace("wss://", "ws://")
-            worker = Worker(WorkerConfig(url=plain_url, connect_timeout=0.5))
-            with pytest.raises(LinkError, match="cannot reach the coordinator"):
+            # A long connect timeout: the mismatch is found at the first attempt.
+            worker = Worker(WorkerConfig(url=plain_url, connect_timeout=300))
+            with pytest.raises(LinkError, match=r"speaks TLS: connect with wss://127\.0\.0\.1:"):
+                await worker.run()
+            coordinator.stop()
+
+
+async def test_a_tls_worker_cannot_talk_to_a_plain_coordinator() -> None:
+    coordinator = Coordinator(graph_of(1), CoordinatorConfig())
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(coordinator.serve)
+            tls_url = coordinator.url.replace("ws://", "wss://")
+            worker = Worker(WorkerConfig(url=tls_url, connect_timeout=300))
+            with pytest.raises(LinkError, match=r"does not speak TLS: connect with ws://"):
                 await worker.run()
             coordinator.stop()
 

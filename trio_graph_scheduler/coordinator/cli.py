@@ -7,6 +7,7 @@ import functools
 import importlib
 import inspect
 import logging
+import os
 import signal
 import sys
 import time
@@ -38,6 +39,7 @@ from .config import (
     server_tls_context,
 )
 from .core.scheduler import DEFAULT_MAX_LOST_ATTEMPTS
+from .journal import Journal
 from .observe.progress import ProgressSnapshot, run_progress, snapshot_of
 from .observe.report import build_report, write_report
 from .observe.summary import format_summary
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .server import RunSummary
+    from .worker_session import WorkerRecord
 
 PROG: Final = "tgs-coordinator"
 DESCRIPTION: Final = """\
@@ -137,12 +140,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a JSON report of the run, readable by its owner only (see docs/report.md)",
     )
     parser.add_argument(
-        "--graph-html", metavar="PATH", help="draw the graph of the run as self-contained HTML"
+        "--graph-html",
+        metavar="PATH",
+        help="draw the graph of the run as one self-contained HTML page (SVG, a colour per "
+        "status, a legend); a PATH ending in .dot or .gv gets Graphviz DOT",
     )
     parser.add_argument(
         "--timeline-html",
         metavar="PATH",
-        help="draw the run's timeline (a bar per task, a row per worker slot) as HTML",
+        help="draw the run's timeline as HTML: a bar per run of a task (every attempt of a "
+        "retried one), a row per worker slot; needs the draw extra (Bokeh)",
+    )
+    parser.add_argument(
+        "--journal",
+        metavar="PATH",
+        help="record the run in this file (SQLite) as it goes; started again with the same "
+        "MODULE:FUNC and journal after a crash, the run resumes: tasks that ended keep their "
+        "outcome and do not run again (see docs/operations.md)",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: write --report, --graph-html and --timeline-html from --journal "
+        "(e.g. of a run that crashed), then exit",
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="show no progress view or status lines"
@@ -299,17 +319,24 @@ async def _show_progress(coordinator: Coordinator, outputs: Outputs) -> None:
     )
 
 
-def write_outputs(coordinator: Coordinator, outputs: Outputs) -> list[str]:
+def write_outputs(
+    graph: TaskGraph,
+    outputs: Outputs,
+    *,
+    workers: Sequence[WorkerRecord] = (),
+    counters: object = None,
+    started_at: float,
+    ended_at: float,
+) -> list[str]:
     """Write the report and pictures asked for; return a line about each."""
-    graph = coordinator.graph
     done: list[str] = []
     if outputs.report:
         report = build_report(
             graph,
-            workers=list(coordinator.workers.values()),
-            counters=coordinator.statistics(),
-            started_at=coordinator.started_at or time.time(),
-            ended_at=time.time(),
+            workers=workers,
+            counters=counters,
+            started_at=started_at,
+            ended_at=ended_at,
         )
         write_report(outputs.report, report)
         done.append(f"report written to {outputs.report}")
@@ -342,8 +369,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             tls_key=args.tls_key,
             min_workers=args.min_workers,
             max_frame_bytes=args.max_frame_bytes,
+            journal=args.journal,
         )
         server_tls_context(config)  # a bad certificate is a usage error, said now
+        if args.report_only:
+            check_report_only(args)
         if not args.status_interval > 0:
             raise ConfigError(f"--status-interval must be positive, got {args.status_interval}")
         builder = load_builder(args.graph, args.path)
@@ -356,6 +386,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         graph_html=args.graph_html,
         timeline_html=args.timeline_html,
     )
+    if args.report_only:
+        return report_from_journal(builder, args.journal, outputs)
     stopper = SignalStop(PROG)
     try:
         coordinator, summary = trio.run(run_coordinator, builder, config, stopper, outputs)
@@ -373,7 +405,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if coordinator.graph.nodes:
         width = output_width(sys.stdout)
         lines.append(format_summary(coordinator.graph, coordinator.workers.values(), width))
-    lines += write_outputs(coordinator, outputs)
+    lines += write_outputs(
+        coordinator.graph,
+        outputs,
+        workers=list(coordinator.workers.values()),
+        counters=coordinator.statistics(),
+        started_at=coordinator.started_at or time.time(),
+        ended_at=time.time(),
+    )
     counts = ", ".join(f"{n} {status}" for status, n in summary.tasks_by_status.items())
     lines.append(
         f"{PROG}: {'stopped' if summary.interrupted else 'graph ended'}: {counts or 'no tasks'}"
@@ -382,3 +421,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stopper.exit_code is not None:
         return stopper.exit_code
     return EXIT_OK if summary.succeeded else EXIT_FAILED
+
+
+def check_report_only(args: argparse.Namespace) -> None:
+    """Check the options ``--report-only`` needs.
+
+    Raises:
+        ConfigError: no ``--journal``, no journal at that path, or nothing to write.
+    """
+    if not args.journal:
+        raise ConfigError("--report-only reads a run from --journal PATH: give one")
+    if not os.path.exists(args.journal):
+        raise ConfigError(f"--report-only: there is no journal at {args.journal}")
+    if not (args.report or args.graph_html or args.timeline_html):
+        raise ConfigError(
+            "--report-only writes --report, --graph-html or --timeline-html: give at least one"
+        )
+
+
+def report_from_journal(
+    builder: Callable[[], Coroutine[Any, Any, TaskGraph]], path: str, outputs: Outputs
+) -> int:
+    """Rebuild the run recorded in the journal at ``path`` and write what ``outputs`` ask
+    for, running nothing. Return the exit status: 0 once written."""
+
+    async def rebuild() -> TaskGraph:
+        try:
+            graph = await builder()
+        except Exception as exc:  # the user's code: anything can go wrong
+            raise ConfigError(f"the graph builder raised {exc!r}") from exc
+        if not isinstance(graph, TaskGraph):
+            raise ConfigError(f"the graph builder returned {type(graph).__name__}, not a TaskGraph")
+        journal = Journal.open(path, graph)
+        try:
+            journal.bind(graph)
+            journal.unbind(graph)
+        finally:
+            journal.close()
+        return graph
+
+    try:
+        graph = trio.run(rebuild)
+    except TGSError as exc:
+        fail(PROG, str(exc))
+    started = [n.started_at for n in graph.nodes.values() if n.started_at is not None]
+    ended = [n.ended_at for n in graph.nodes.values() if n.ended_at is not None]
+    now = time.time()
+    lines = [format_summary(graph, width=output_width(sys.stdout))]
+    lines += write_outputs(
+        graph,
+        outputs,
+        started_at=min(started, default=now),
+        ended_at=max(ended, default=now),
+    )
+    print_out("\n".join(lines))  # a reader that stopped early (| head) is no error
+    return EXIT_OK

@@ -46,6 +46,8 @@ class CoordinatorConfig:
             once), so that the first worker to arrive does not take all the work.
         tls_cert: a PEM certificate chain: serve ``wss://`` (TLS) instead of ``ws://``.
         tls_key: the PEM private key of ``tls_cert`` (if not in the same file).
+        journal: a file (SQLite) recording the run as it goes; if it holds a run of
+            this graph already, that run resumes (see docs/operations.md, "Journal").
     """
 
     host: str = "127.0.0.1"
@@ -61,6 +63,7 @@ class CoordinatorConfig:
     min_workers: int = 0
     tls_cert: str | None = None
     tls_key: str | None = None
+    journal: str | None = None
 
     def __post_init__(self) -> None:
         if not is_loopback(self.host):

@@ -17,17 +17,24 @@ import trio
 from ..shared.invoke import failure_reason, format_exception_trace, invoke_task_function
 from ..shared.slots import Slot, init_slot_context, run_slot
 from .core.nodes import LOCAL_WORKER
+from .journal import Journal
 from .run import GraphRun
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from pathlib import Path
 
     from .core.loops import WorkerLoop
     from .core.nodes import TaskNode
     from .task_graph import TaskGraph
 
 
-async def execute_graph(graph: TaskGraph, finish_polling_initial_delay: object = None) -> None:
+async def execute_graph(
+    graph: TaskGraph,
+    finish_polling_initial_delay: object = None,
+    *,
+    journal: str | Path | None = None,
+) -> None:
     """Run the graph's tasks in this process until every task has ended.
 
     Returns the moment the last task ends; an empty graph returns at once. Failed tasks do
@@ -39,14 +46,31 @@ async def execute_graph(graph: TaskGraph, finish_polling_initial_delay: object =
         graph: the graph to run.
         finish_polling_initial_delay: accepted so that the seed's
             ``execute_graph(graph, 3)`` keeps working; ignored, as nothing polls.
+        journal: a file (SQLite) that records the run as it goes. If it already holds a
+            run of this graph, that run resumes: the graph's tasks are replaced by the
+            journal's (look them up in ``graph.nodes`` afterwards; the nodes the builder
+            returned are not the graph's any more), tasks that had ended keep their
+            outcome and do not run again, and the rest run.
 
     Raises:
         GraphStalledError: tasks remain that can never run (a dependency cycle).
         TGSError: the graph is already executing.
         WorkerContextError: a loop's context init function raised (inside an
             ExceptionGroup, as trio nurseries raise).
+        JournalError: the journal records another graph, or is damaged.
     """
-    run = GraphRun(graph)
+    if journal is None:
+        await _execute(graph, None)
+        return
+    opened = Journal.open(journal, graph)
+    try:
+        await _execute(graph, opened)
+    finally:
+        opened.close()
+
+
+async def _execute(graph: TaskGraph, journal: Journal | None) -> None:
+    run = GraphRun(graph, journal)
     try:
         async with trio.open_nursery() as nursery:
             for loop in graph.worker_loops:

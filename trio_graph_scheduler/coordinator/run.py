@@ -20,6 +20,7 @@ from ..shared.states import TaskStatus
 if TYPE_CHECKING:
     from .core.nodes import TaskNode
     from .core.scheduler import Scheduler
+    from .journal import Journal, Resumed
     from .task_graph import TaskGraph
 
 
@@ -66,15 +67,25 @@ class GraphRun:
             run.stop()
         run.raise_if_stalled()
 
+    With a ``journal``, the graph is first rebuilt from it (or recorded in it, if it is
+    new; see :meth:`Journal.bind`), and every change from then on is written to it while
+    the run goes on.
+
     Raises:
         TGSError: the graph is already executing.
+        JournalError: the journal cannot be replayed.
     """
 
-    def __init__(self, graph: TaskGraph) -> None:
+    def __init__(self, graph: TaskGraph, journal: Journal | None = None) -> None:
         self._graph = graph
-        self._scheduler = graph.scheduler
-        if self._scheduler.started:
+        if graph.scheduler.started:
             raise TGSError(f"{graph.uid} is already executing")
+        self._journal = journal
+        #: What the journal held (``None`` without one).
+        self.resumed: Resumed | None = None
+        if journal is not None:
+            self.resumed = journal.bind(graph)  # may replace graph.scheduler
+        self._scheduler = graph.scheduler
         #: Set once every task has ended, the graph stalled, or :meth:`end` was called.
         self.ended = trio.Event()
         #: True if the graph stalled: unfinished tasks wait on each other in a cycle.
@@ -88,6 +99,8 @@ class GraphRun:
         scheduler.on_graph_stalled = self._on_stalled
         scheduler.on_retry = self._timer.schedule
         nursery.start_soon(self._timer.run)
+        if self._journal is not None:
+            nursery.start_soon(self._journal.keep_flushed)
         scheduler.start()
 
     def end(self) -> None:
@@ -97,8 +110,12 @@ class GraphRun:
     def stop(self) -> None:
         """Stop handing out tasks and unhook the scheduler; calling it again does nothing.
 
-        Call it as soon as the run has ended, and in a ``finally``.
+        Call it as soon as the run has ended, and in a ``finally``. With a journal, what
+        it buffered is written now (it stays bound: ends that still come are recorded
+        until the shell closes it).
         """
+        if self._journal is not None:
+            self._journal.flush()
         scheduler = self._scheduler
         if not scheduler.started:
             return

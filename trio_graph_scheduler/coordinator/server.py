@@ -16,6 +16,7 @@ from ..protocol.session import HANDSHAKE_MAX_FRAME_BYTES, CloseCode
 from ..shared.pump import RECEIVE_BUFFER_BYTES
 from ..shared.states import TaskStatus
 from .config import CoordinatorConfig, server_tls_context
+from .journal import Journal
 from .listeners import CappedListener
 from .run import GraphRun
 from .shipping import pickle_for_workers
@@ -108,6 +109,9 @@ class Coordinator:
         )
         self._run: GraphRun | None = None
         self._interrupted = False
+        # Resumed from a journal: workers of the dead coordinator may still be between
+        # two connection attempts when the run ends, so it listens a little longer.
+        self._resumed = False
         # Set (and replaced) whenever a worker joins or leaves.
         self._membership = trio.Event()
         self._started = trio.Event()
@@ -193,8 +197,32 @@ class Coordinator:
             GraphStalledError: tasks remain that can never run (a dependency cycle).
             OSError: the address cannot be listened on (in use, not local, ...).
             TGSError: the graph is already executing.
+            JournalError: ``config.journal`` records another graph, or is damaged.
         """
-        run = GraphRun(self.graph)
+        journal = (
+            None if self.config.journal is None else Journal.open(self.config.journal, self.graph)
+        )
+        try:
+            return await self._serve(listeners, journal, task_status)
+        finally:
+            if journal is not None:
+                journal.close()
+
+    async def _serve(
+        self,
+        listeners: Sequence[trio.abc.Listener[trio.abc.Stream]] | None,
+        journal: Journal | None,
+        task_status: trio.TaskStatus[Coordinator],
+    ) -> RunSummary:
+        run = GraphRun(self.graph, journal)
+        if run.resumed is not None and run.resumed.events:
+            self._resumed = True
+            logger.info(
+                "resumed from the journal %s: %d task(s), %d of them ended before",
+                self.config.journal,
+                run.resumed.tasks,
+                run.resumed.ended,
+            )
         if listeners is None:
             listeners = await self._open_listeners()
         self._run = run
@@ -270,8 +298,11 @@ class Coordinator:
         succeeded = self.graph_succeeded
         for session in self.sessions:
             session.shutdown(reason, succeeded)
+        # After a resumed run, the whole grace: a worker retrying its connection (every
+        # 2 s at most) joins, is dismissed at once and exits 0, instead of retrying on
+        # after the coordinator has gone.
         with trio.move_on_after(self.config.shutdown_grace):
-            while self.sessions:
+            while self.sessions or self._resumed:
                 await self._membership.wait()
         if self.sessions:
             logger.warning("%d worker(s) did not leave in time", len(self.sessions))

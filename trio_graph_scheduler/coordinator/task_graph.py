@@ -67,12 +67,15 @@ class TaskGraph(TaskGraphCore):
         return graph_to_dot(self)
 
     def draw(self, path: str | Path = "graph.html") -> None:
-        """Draw the graph as the seed did: the graph as the yellow root, tasks as boxes,
-        conditions as dots, green/red/orange by status.
+        """Draw the graph: the graph as a yellow circle, tasks as boxes labelled with their
+        key or function and a summary of their arguments, conditions as dots, laid out
+        left to right; one colour per task status, edges styled by kind and coloured by
+        the outcome they carry, all explained by a legend.
 
         A path ending in ``.dot`` or ``.gv`` gets Graphviz DOT; any other gets one
-        self-contained HTML file that opens with no network (needs the ``draw`` extra:
-        ``pip install 'trio-graph-scheduler[draw]'``).
+        self-contained HTML page of SVG (a few kilobytes for a small graph) that opens
+        with no network, fits the window's width, and shows details when hovering. Needs
+        no extra.
         """
         from .observe.drawing import draw_graph
 
@@ -81,11 +84,13 @@ class TaskGraph(TaskGraphCore):
     def draw_timeline(self, path: str | Path = "timeline.html") -> None:
         """Draw the run as a timeline (a "task stream") into one self-contained HTML file.
 
-        One row per worker slot (``local #0``, ``worker-2 #1``, ...), one bar per task
-        that ran, from its start to its end, coloured by function; failed runs are
-        outlined and hatched in red, unfinished ones in white. Hovering shows a task's
-        uid, function, status, worker, duration and attempts; the title counts the tasks
-        that never ran. Opens with no network; needs the ``draw`` extra.
+        One row per worker slot (``local #0``, ``worker-2 #1``, ...), one bar per run of
+        a task, from its start to its end, coloured by function: a task that was retried
+        (or run again after its worker was lost) has a bar for every attempt. Failed runs
+        (and the earlier attempts of a task that ran again) are outlined and hatched in
+        red, unfinished ones in white. Hovering shows a run's task uid, function, status,
+        worker, duration and which attempt it was; the title counts the tasks that never
+        ran. Opens with no network; needs the ``draw`` extra.
         """
         from .observe.timeline import draw_timeline
 

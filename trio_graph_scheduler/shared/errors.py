@@ -18,7 +18,9 @@ Every error the library raises on purpose derives from :class:`TGSError`::
     ├── LinkError                                  a worker's link to its coordinator failed
     │   ├── CoordinatorUnreachableError            no connection (within the connect timeout)
     │   └── WorkerRejectedError                    the coordinator refused this worker
-    └── ConfigError                                bad command-line or service configuration
+    ├── ConfigError                                bad command-line or service configuration
+    └── JournalError                               a run's journal cannot be used (another
+                                                   graph's, damaged, or not a journal)
 
 ``TGSInternalError`` stands outside the tree on purpose: an ``except TGSError`` written
 around a user-facing error must never swallow a bug in the library.
@@ -132,6 +134,11 @@ class RemoteProtocolError(ProtocolError):
 
 class ConfigError(TGSError):
     """A command-line option or service setting is invalid."""
+
+
+class JournalError(TGSError):
+    """A run's journal cannot be used: it belongs to another graph, it is damaged, or the
+    file is no journal. Nothing was run from it."""
 
 
 class ValueTooLargeError(TGSError, ValueError):

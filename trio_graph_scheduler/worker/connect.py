@@ -110,6 +110,41 @@ class CoordinatorAddress:
         return open_tls
 
 
+#: Seconds a probe for TLS on a plain ``ws://`` port may take.
+TLS_PROBE_TIMEOUT: Final = 1.0
+
+
+async def speaks_tls(host: str, port: int) -> bool:
+    """Whether ``host:port`` completes a TLS handshake (certificate unchecked: this only
+    asks which protocol the port speaks, after a plain ``ws://`` connection ended
+    without an answer)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with trio.move_on_after(TLS_PROBE_TIMEOUT):
+        try:
+            stream = await trio.open_ssl_over_tcp_stream(host, port, ssl_context=context)
+            try:
+                await stream.do_handshake()
+            finally:
+                await trio.aclose_forcefully(stream)
+        except (OSError, trio.BrokenResourceError, ssl.SSLError):
+            return False
+        return True
+    return False
+
+
+def mismatched_scheme(address: CoordinatorAddress, error: ssl.SSLError) -> str | None:
+    """What to say when a ``wss://`` worker met a plain ``ws://`` coordinator (the TLS
+    handshake read an HTTP answer), or ``None`` for any other TLS failure."""
+    if address.tls and error.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE"):
+        return (
+            f"the coordinator at {address.host}:{address.port} does not speak TLS: "
+            f"connect with ws://{address.host}:{address.port}"
+        )
+    return None
+
+
 def tls_failure(error: BaseException) -> ssl.SSLError | None:
     """The TLS error behind a failed connection attempt, if one is (a wrong certificate
     will not become right by retrying)."""

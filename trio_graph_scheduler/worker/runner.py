@@ -19,7 +19,9 @@ from .connect import (
     StreamOpener,
     describe_failure,
     in_connection_nursery,
+    mismatched_scheme,
     retry_delays,
+    speaks_tls,
     tls_failure,
 )
 from .link import CoordinatorLink, LinkEnd, WorkerCounts, WorkerStatistics, describe_served
@@ -33,6 +35,10 @@ logger = logging.getLogger("tgs.worker")
 
 #: Seconds between the "still no coordinator" lines while connection attempts fail.
 STILL_WAITING_NOTE: Final = 10.0
+
+
+class HandshakeEnded(ConnectionResetError):
+    """The connection ended before the WebSocket handshake had an answer."""
 
 
 class Worker:
@@ -135,7 +141,18 @@ class Worker:
                 if not isinstance(outcome, CONNECT_ERRORS):
                     raise outcome
                 if (tls := tls_failure(outcome)) is not None:
-                    raise LinkError(f"TLS with the coordinator at {config.url} failed: {tls}")
+                    said = mismatched_scheme(self._address, tls)
+                    raise LinkError(
+                        said or f"TLS with the coordinator at {config.url} failed: {tls}"
+                    )
+                if isinstance(outcome, HandshakeEnded) and not self._address.tls:
+                    # Ended with no answer: a TLS port drops a plain HTTP request so.
+                    address = self._address
+                    if await speaks_tls(address.host, address.port):
+                        raise LinkError(
+                            f"the coordinator at {address.host}:{address.port} speaks TLS: "
+                            f"connect with wss://{address.host}:{address.port}"
+                        )
                 last_error = describe_failure(outcome)
                 now = trio.current_time()
                 if next_note is None:
@@ -192,7 +209,7 @@ class Worker:
             welcome = await link.handshake()
         watched.on_end = None
         if attempt.cancelled_caught:
-            raise ConnectionResetError("the connection ended during the handshake")
+            raise HandshakeEnded("the connection ended during the handshake")
         connecting.deadline = math.inf
         self._connecting = None
         served = describe_served(welcome.loops, config.max_tasks)

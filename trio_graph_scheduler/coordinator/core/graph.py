@@ -6,7 +6,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ...shared.errors import GraphDefinitionError, UnknownFunctionError, UnknownUidError
+from ...shared.errors import (
+    GraphDefinitionError,
+    TGSInternalError,
+    UnknownFunctionError,
+    UnknownUidError,
+)
 from ...shared.states import TaskStatus
 from ...shared.task_calls import TaskArguments, check_task_arguments, is_async_function
 from ...shared.uids import new_uid
@@ -180,6 +185,9 @@ class TaskGraphCore:
             task_arguments,
             self.scheduler.loops[function.loop],
         )
+        recorder = self.scheduler.recorder
+        if recorder is not None:
+            recorder.task_created(node, conditions)  # may refuse it: nothing is changed yet
         self.nodes[node.uid] = node
         self.scheduler.add_task(node, conditions)
         return node
@@ -202,6 +210,15 @@ class TaskGraphCore:
         if node is None:
             raise UnknownUidError(uid)
         return self.scheduler.cancel(node, reason)
+
+    def _forget_tasks(self) -> None:
+        """Drop every task and condition, before a journal's replay rebuilds them."""
+        if self.scheduler.started:
+            raise TGSInternalError(f"{self.uid} is running: its tasks cannot be dropped")
+        clock = self.scheduler.clock
+        self.nodes = {}
+        self.conditions = {}
+        self.scheduler = Scheduler(build_loop_queues(self.worker_loops, clock), clock)
 
     # -- reading -----------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from collections import deque
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from ...shared.errors import GraphDefinitionError, UnknownFunctionError
-from ...shared.states import TaskStatus
+from ...shared.states import FINAL_TASK_STATUSES, TaskStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -247,6 +247,11 @@ class LoopQueue:
     def remove(self, node: TaskNode) -> None:
         """Take a ready task out of the queue (it was cancelled). O(queue): rare."""
         (self.suspects if node._suspect else self.ready).remove(node)
+
+    def drop_ended(self) -> None:
+        """Take out of the queue every task that has ended (after a journal's replay)."""
+        self.ready = deque(n for n in self.ready if n.task_status not in FINAL_TASK_STATUSES)
+        self.suspects = deque(n for n in self.suspects if n.task_status not in FINAL_TASK_STATUSES)
 
     def withdraw(self, claimant: Claimant) -> None:
         """Take ``claimant`` out of line (it stopped, or its worker left)."""

@@ -7,7 +7,7 @@ from a task to its successors costs no dictionary lookups.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from ...shared.errors import GraphDefinitionError
 from ...shared.states import ConditionStatus, EndReason, TaskStatus
@@ -21,6 +21,23 @@ if TYPE_CHECKING:
 
 #: What ``TaskNode.worker`` says of a task run in-process.
 LOCAL_WORKER: Final = "local"
+
+
+class EarlierRun(NamedTuple):
+    """A run of a task that ended and was followed by another: a failure with attempts
+    left (retried), or a loss with its worker (run again). The last run is not one: the
+    node's own ``worker``/``started_at``/``ended_at``/``end_reason`` describe it.
+    """
+
+    #: What ran it: a worker's id, or ``local`` in-process.
+    worker: str | None
+    #: When it started and ended (``time.time()``).
+    started_at: float | None
+    ended_at: float
+    #: How it ended: ``raised``, ``timed_out``, ``marked_failed``, ``worker_lost``, ...
+    end_reason: EndReason
+    #: Its traceback, or the sentence saying why it ended.
+    error: str | None
 
 
 class TaskNode:
@@ -37,6 +54,9 @@ class TaskNode:
             cancelled, or lost).
         end_reason: why it ended, as an :class:`EndReason`; ``None`` until it has.
         attempts: how many times it was started (not counting runs given back unfinished).
+        earlier_runs: the runs before the last one, oldest first, as :class:`EarlierRun`;
+            ``None`` for a task that ran at most once (the list exists only once a task
+            is run again, so tasks that run once pay nothing for it).
         losses: how many of those runs were lost with their worker while it ran there
             alone (a loss shared with other tasks charges none of them; see
             ``Scheduler.task_lost``).
@@ -55,6 +75,7 @@ class TaskNode:
         "_suspect",
         "_unsatisfied",
         "attempts",
+        "earlier_runs",
         "end_reason",
         "ended_at",
         "exception_trace",
@@ -94,6 +115,9 @@ class TaskNode:
         self.waited_on_by: list[GenericSchedulingCondition] = []
         #: Runs started and not given back unfinished (worker losses included).
         self.attempts = 0
+        #: The runs before the last one (retried or lost), oldest first; ``None`` until
+        #: the task runs a second time.
+        self.earlier_runs: list[EarlierRun] | None = None
         #: Runs lost with their worker while it ran there alone (charged losses).
         self.losses = 0
         #: Runs lost with a worker that ran other tasks too (charged to none of them).

@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ...shared.errors import TGSInternalError
 from ...shared.states import FINAL_TASK_STATUSES, ConditionStatus, EndReason, TaskStatus
+from .nodes import EarlierRun
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from .conditions import GenericSchedulingCondition
     from .loops import LoopQueue
     from .nodes import TaskNode
+    from .recording import GraphRecorder
 
 #: A task lost with its worker this many times fails (see ``Scheduler.task_lost``).
 DEFAULT_MAX_LOST_ATTEMPTS: Final = 3
@@ -100,6 +102,8 @@ class Scheduler:
         self.retrying: set[TaskNode] = set()
         #: Running tasks asked to stop, with why: they end when their claimant confirms.
         self.cancelling: dict[TaskNode, str] = {}
+        #: Told of the graph's growth and of every task's end (a run's journal), if any.
+        self.recorder: GraphRecorder | None = None
 
     # -- building ----------------------------------------------------------------------
 
@@ -134,10 +138,14 @@ class Scheduler:
             self._link(condition, node)
         # A new condition has no successors yet, so settling it cascades nowhere.
         condition.condition_status = condition._evaluate()
+        if self.recorder is not None:
+            self.recorder.condition_created(condition)
 
     def add_predecessor(self, condition: GenericSchedulingCondition, node: TaskNode) -> None:
         """Make ``node`` one more predecessor of a condition that is still waiting."""
         self._link(condition, node)
+        if self.recorder is not None:
+            self.recorder.predecessor_added(condition, node)
         failed: list[TaskNode] = []
         self._settle(condition, failed)
         self._cascade(failed)
@@ -211,6 +219,7 @@ class Scheduler:
         cancelled = self.cancelling.pop(node, None) is not None
         if failures < policy.attempts and self.on_retry is not None and not cancelled:
             self._expect_in_progress(node)
+            self._record_run(node, reason, exception_trace)
             node.exception_trace = exception_trace  # the last error stays visible
             node._suspect = False  # it ended normally: whatever killed workers, not this
             self._leave_running(node)
@@ -276,6 +285,7 @@ class Scheduler:
         else:
             node.shared_losses += 1
         node._suspect = True
+        self._record_run(node, EndReason.WORKER_LOST, reason)
         self._requeue_running(node)
 
     def requeue(self, node: TaskNode) -> None:
@@ -305,14 +315,57 @@ class Scheduler:
                 self.retrying.discard(node)
             else:
                 node._loop.remove(node)  # ready (or created): it is queued
-        node.task_status = TaskStatus.FAILED
-        node.end_reason = EndReason.CANCELLED
-        node.ended_at = self.clock()
         node.exception_trace = cancelled_trace(reason)
+        self._end_unstarted(node, TaskStatus.FAILED, EndReason.CANCELLED, self.clock())
+        return True
+
+    # -- resuming from a journal -------------------------------------------------------
+
+    def restore_end(
+        self, node: TaskNode, status: TaskStatus, reason: EndReason, ended_at: float | None
+    ) -> None:
+        """Replay a recorded end while the graph is rebuilt from a journal (not started).
+
+        The caller has set the node's outcome (result, trace, attempts, ...). The task is
+        waiting or queued, as replaying the journal in order left it; it ends as it did
+        in the recorded run, and its successors follow as they did then. A queued task
+        stays in its queue until :meth:`finish_restore` drops every ended one, so that
+        replaying costs O(1) per end.
+
+        Raises:
+            TGSInternalError: the graph has started, or the task has ended already.
+        """
+        if self.started or node.task_status in FINAL_TASK_STATUSES:
+            raise TGSInternalError(f"cannot restore the end of {node.uid} ({node.task_status})")
+        if node.task_status is not _WAITING:
+            self.runnable -= 1
+        self._end_unstarted(node, status, reason, ended_at)
+
+    def finish_restore(self) -> None:
+        """Drop from the loop queues the tasks :meth:`restore_end` ended. O(queued)."""
+        for queue in self.loops.values():
+            queue.drop_ended()
+
+    def _end_unstarted(
+        self, node: TaskNode, status: TaskStatus, reason: EndReason, ended_at: float | None
+    ) -> None:
+        node.task_status = status
+        node.end_reason = reason
+        node.ended_at = ended_at
         self.unfinished -= 1
+        if self.recorder is not None:
+            self.recorder.task_ended(node)
         self._cascade([node])
         self._check_progress()
-        return True
+
+    def _record_run(self, node: TaskNode, reason: EndReason, error: str | None) -> None:
+        """Keep a run that ended but is followed by another (a retry, a run after a
+        loss), for the timeline and the report; only tasks that run again pay for it."""
+        run = EarlierRun(node.worker, node.started_at, self.clock(), reason, error)
+        if node.earlier_runs is None:
+            node.earlier_runs = [run]
+        else:
+            node.earlier_runs.append(run)
 
     def _requeue_running(self, node: TaskNode) -> None:
         if node in self.cancelling:  # it was being cancelled: it has stopped, so it ends
@@ -347,6 +400,8 @@ class Scheduler:
         node._claimant = None
         self.unfinished -= 1
         self.runnable -= 1
+        if self.recorder is not None:
+            self.recorder.task_ended(node)
         if slot_busy:
             node._loop.keep_busy()
         else:

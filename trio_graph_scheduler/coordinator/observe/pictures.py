@@ -1,8 +1,8 @@
-"""What the HTML pictures of a graph share: the look, the page, the missing-extra hint.
+"""What the HTML pictures of a graph share: the look, the Bokeh page, the missing-extra hint.
 
-``graph.draw()`` (drawing.py) and ``graph.draw_timeline()`` (timeline.py) both write one
-Bokeh page. Keeping the page's making here means both stay self-contained the same way
-(BokehJS inlined, nothing fetched) and look like one family.
+``graph.draw()`` (drawing.py) writes its own SVG page; ``graph.draw_timeline()``
+(timeline.py) a Bokeh page, made here self-contained (BokehJS inlined, nothing fetched).
+Both use the same canvas colours, so they look like one family.
 """
 
 from __future__ import annotations

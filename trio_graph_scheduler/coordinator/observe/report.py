@@ -19,17 +19,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ...shared.states import ConditionStatus, TaskStatus
+from ...shared.states import ConditionStatus, EndReason, TaskStatus
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ..core.nodes import TaskNode
+    from ..core.nodes import EarlierRun, TaskNode
     from ..task_graph import TaskGraph
     from ..worker_session import WorkerRecord
 
 #: The report format's version (``schema_version`` in every report).
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 # -- the schema -------------------------------------------------------------------------
 # Built from small helpers so that it reads as a list of fields; every object is closed
@@ -59,6 +59,15 @@ def _object(**properties: dict[str, Any]) -> dict[str, Any]:
 
 _TIME: Final = _nullable(_NUMBER)  # seconds since the epoch, as time.time() gives them
 
+#: A run before the last one (``TaskNode.earlier_runs``).
+_EARLIER_RUN: Final = _object(
+    worker=_nullable(_STRING),
+    started_at=_TIME,
+    ended_at=_NUMBER,
+    end_reason={"type": "string", "enum": [str(r) for r in EndReason]},
+    error=_nullable(_STRING),
+)
+
 _TASK: Final = _object(
     uid=_STRING,
     function=_STRING,
@@ -75,6 +84,7 @@ _TASK: Final = _object(
     error=_nullable(_STRING),
     result_type=_nullable(_STRING),
     waits_on=_array(_STRING),
+    earlier_runs=_array(_EARLIER_RUN),
 )
 
 _CONDITION: Final = _object(
@@ -245,6 +255,17 @@ def _task(node: TaskNode) -> dict[str, Any]:
         "error": node.exception_trace,
         "result_type": _type_name(node.task_result) if succeeded else None,
         "waits_on": [condition.uid for condition in node.waits_on],
+        "earlier_runs": [_earlier_run(run) for run in node.earlier_runs or ()],
+    }
+
+
+def _earlier_run(run: EarlierRun) -> dict[str, Any]:
+    return {
+        "worker": run.worker,
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "end_reason": str(run.end_reason),
+        "error": run.error,
     }
 
 

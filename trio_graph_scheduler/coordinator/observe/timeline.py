@@ -1,21 +1,23 @@
 """A timeline of a run (a "task stream"): when each task ran, and where.
 
-One row per worker slot, one bar per task that ran, from when it started to when it
-ended. Bars are coloured by function (a fixed palette, with a legend) and marked by how
+One row per worker slot, one bar per run of a task, from when it started to when it
+ended: a task that was retried, or run again after its worker was lost, has a bar for each
+attempt. Bars are coloured by function (a fixed palette, with a legend) and marked by how
 they ended: a failed run has a red outline and red cross-hatching, a run that has not
 ended (still running, waiting to retry, or handed back when the run was interrupted) a
-white outline and white diagonal hatching. Hovering over a bar shows the task's uid,
-function, status, row, start, duration and attempts.
+white outline and white diagonal hatching. An earlier attempt ended badly, or there would
+have been no other: it is marked as failed too, its status saying how it ended
+(``raised, retried``, ``worker_lost, run again``). Hovering over a bar shows the task's
+uid, function, status, row, start, duration and which attempt it was (``2 of 3``).
 
 The data come from the task nodes alone: ``worker`` (``local`` in-process, else the
-worker's id), ``started_at``, ``ended_at`` and ``attempts``. What they cannot say:
+worker's id), ``started_at``, ``ended_at``, ``attempts`` and ``earlier_runs`` (kept by the
+core only for tasks that ran more than once). What they cannot say:
 
 - *which slot* of a worker ran a task. The rows are derived instead: each worker's runs
   are packed into lanes by greedy interval partitioning (:func:`assign_lanes`), which
   needs as few lanes as the worker ever ran tasks at once, so the rows match its busy
   slots even though a task may have run in another slot than its row's number;
-- *earlier runs* of a retried task: a node keeps its last start only, so the bar is the
-  last run and the hover's ``attempts`` says how many there were;
 - exact times on remote workers: the coordinator stamps a task when it hands it out and
   when the result arrives, so a remote bar includes the network's round trip.
 
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ...shared.states import TaskStatus
+from ...shared.states import EndReason, TaskStatus
 from .pictures import BACKGROUND, FOREGROUND, html_page, missing_extra
 
 if TYPE_CHECKING:
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
 
     from bokeh.models.renderers import GlyphRenderer
 
-    from ..core.nodes import TaskNode
+    from ..core.nodes import EarlierRun, TaskNode
     from ..task_graph import TaskGraph
 
 #: Fill colours by function, assigned in sorted function-name order: Category20 without its
@@ -72,7 +74,7 @@ _MISSING_EXTRA: Final = missing_extra("graph.draw_timeline()")
 
 @dataclass(frozen=True, slots=True)
 class TimelineBar:
-    """One task's (last) run, placed on a row of the timeline."""
+    """One run of a task, placed on a row of the timeline."""
 
     uid: str
     function: str
@@ -87,7 +89,17 @@ class TimelineBar:
     end: float
     #: False while the run has not ended (see ``end``).
     finished: bool
+    #: How many times the task was started in all (its runs, with this one).
     attempts: int
+    #: Which run of the task this is, from 1; ``attempt == attempts`` for its last run.
+    attempt: int = 1
+    #: False for a run followed by another (retried, or run again after a loss).
+    last: bool = True
+
+    @property
+    def failed(self) -> bool:
+        """The run ended badly: the task failed, or this run was not its last."""
+        return not self.last or self.status == TaskStatus.FAILED
 
     @property
     def row(self) -> str:
@@ -136,7 +148,8 @@ def function_colours(functions: Iterable[str]) -> dict[str, str]:
 
 
 def timeline_bars(graph: TaskGraph, now: float | None = None) -> list[TimelineBar]:
-    """One bar for each task of ``graph`` that has started, in row order then by start.
+    """One bar for each run of each task of ``graph`` that has started, in row order then by
+    start: the earlier runs of a task that ran again, and its last run.
 
     Args:
         graph: the graph; it is only read.
@@ -146,28 +159,45 @@ def timeline_bars(graph: TaskGraph, now: float | None = None) -> list[TimelineBa
         Bars sorted by worker (numbers in names compared as numbers), lane and start.
     """
     now = time.time() if now is None else now
-    runs: defaultdict[str, list[tuple[TaskNode, float, float]]] = defaultdict(list)
+    # Per worker: (node, start, end, which run, the earlier run or None for the last).
+    runs: defaultdict[str, list[tuple[TaskNode, float, float, int, EarlierRun | None]]]
+    runs = defaultdict(list)
     for node in graph.nodes.values():
-        if node.started_at is not None:
+        number = 0
+        earlier_runs = node.earlier_runs or ()
+        for earlier in earlier_runs:
+            number += 1
+            if earlier.started_at is not None:
+                start = earlier.started_at
+                end = max(earlier.ended_at, start)
+                runs[earlier.worker or "unknown"].append((node, start, end, number, earlier))
+        # A task waiting to run again (its retry delay, or its queue after a loss) still
+        # has the start of the run just recorded as earlier: that run has its bar already.
+        again = not earlier_runs or earlier_runs[-1].started_at != node.started_at
+        if node.started_at is not None and again:
             start = node.started_at
-            runs[node.worker or "unknown"].append((node, start, _run_end(node, start, now)))
+            run = (node, start, _run_end(node, start, now), number + 1, None)
+            runs[node.worker or "unknown"].append(run)
     bars: list[TimelineBar] = []
     for worker in sorted(runs, key=_natural_key):
         worker_runs = runs[worker]
-        lanes = assign_lanes([(start, end) for _, start, end in worker_runs])
+        lanes = assign_lanes([(start, end) for _, start, end, _, _ in worker_runs])
         bars.extend(
             TimelineBar(
                 uid=node.uid,
                 function=node.task_handle,
-                status=str(node.task_status),
+                status=str(node.task_status) if earlier is None else _ran_again(earlier),
                 worker=worker,
                 lane=lane,
                 start=start,
                 end=end,
-                finished=node.ended_at is not None,
-                attempts=node.attempts,
+                finished=earlier is not None or node.ended_at is not None,
+                # A handed-back run is no attempt, yet it has a bar: count it.
+                attempts=max(node.attempts, number),
+                attempt=number,
+                last=earlier is None,
             )
-            for (node, start, end), lane in zip(worker_runs, lanes, strict=True)
+            for (node, start, end, number, earlier), lane in zip(worker_runs, lanes, strict=True)
         )
     bars.sort(key=lambda bar: (_natural_key(bar.worker), bar.lane, bar.start))
     return bars
@@ -208,10 +238,7 @@ def _html(graph: TaskGraph) -> str:
     min_width = span * _MIN_BAR_SHARE or 1e-3
     # The first row at the top: a categorical axis lists its factors from the bottom up.
     rows = list(dict.fromkeys(bar.row for bar in bars))[::-1] or [_EMPTY_ROW]
-    looks = [
-        _look(colours.get(b.function, PALETTE[0]), b.status == TaskStatus.FAILED, b.finished)
-        for b in bars
-    ]
+    looks = [_look(colours.get(b.function, PALETTE[0]), b.failed, b.finished) for b in bars]
     source = ColumnDataSource({
         "uid": [b.uid for b in bars], "function": [b.function for b in bars],
         "status": [b.status if b.finished else f"{b.status} (unfinished)" for b in bars],
@@ -223,7 +250,7 @@ def _html(graph: TaskGraph) -> str:
         "start_text": [f"{b.start - t0:.3f} s" for b in bars],
         "duration": [_duration(b.end - b.start) + ("" if b.finished else " so far")
                      for b in bars],
-        "attempts": [b.attempts for b in bars],
+        "attempt": [f"{b.attempt} of {b.attempts}" for b in bars],
     })  # fmt: skip
     key = _key(bars, colours)
 
@@ -266,7 +293,7 @@ def _html(graph: TaskGraph) -> str:
     # A hatch pattern that varies per bar makes BokehJS draw 50 times slower (a minute for
     # 20,000 bars), so each marking is one pattern over just the bars it marks.
     for name, marked, pattern, colour in (
-        ("failed", [b.status == TaskStatus.FAILED for b in bars], _FAILED_HATCH, FAILED_COLOUR),
+        ("failed", [b.failed for b in bars], _FAILED_HATCH, FAILED_COLOUR),
         ("unfinished", [not b.finished for b in bars], _UNFINISHED_HATCH, UNFINISHED_COLOUR),
     ):  # fmt: skip
         columns = ("row", "left", "right")
@@ -298,7 +325,7 @@ def _html(graph: TaskGraph) -> str:
         plot.add_layout(legend, "right")
     tooltips = [("task", "@uid"), ("function", "@function"), ("status", "@status"),
                 ("worker", "@row"), ("start", "@start_text"), ("duration", "@duration"),
-                ("attempts", "@attempts")]  # fmt: skip
+                ("attempt", "@attempt")]  # fmt: skip
     plot.add_tools(HoverTool(renderers=[renderer], tooltips=tooltips))
     return html_page(plot, f"{graph.uid} timeline")
 
@@ -339,7 +366,7 @@ def _key(bars: list[TimelineBar], colours: dict[str, str]) -> list[tuple[str, _L
     """The legend: each function that ran, then "failed" and "unfinished" if any bar is."""
     key = [(name, _look(colours.get(name, PALETTE[0]), False, True))
            for name in sorted({bar.function for bar in bars}, key=_natural_key)]  # fmt: skip
-    if any(bar.status == TaskStatus.FAILED for bar in bars):
+    if any(bar.failed for bar in bars):
         key.append(("failed (red, cross-hatched)", _look(BACKGROUND, True, True)))
     if not all(bar.finished for bar in bars):
         key.append(("unfinished (white, hatched)", _look(BACKGROUND, False, False)))
@@ -358,20 +385,30 @@ def _run_end(node: TaskNode, start: float, now: float) -> float:
 
 
 def _summary(graph: TaskGraph, bars: list[TimelineBar], span: float) -> str:
-    """Like ``12 of 14 tasks ran on 2 workers (6 rows) in 3.2 s: 11 success, 1 failed; ..."""
-    text = f"{len(bars)} of {len(graph.nodes)} tasks ran"
+    """Like ``12 of 14 tasks ran (13 runs) on 2 workers (6 rows) in 3.2 s: 11 success, ..."""
+    ran = len({bar.uid for bar in bars})
+    text = f"{ran} of {len(graph.nodes)} tasks ran"
+    if len(bars) != ran:
+        text += f" ({len(bars)} runs)"
     if bars:
         workers = len({bar.worker for bar in bars})
         rows = len({bar.row for bar in bars})
         text += f" on {workers} worker{'s' * (workers != 1)} ({rows} rows) in {_duration(span)}"
-    counts = Counter(bar.status for bar in bars if bar.finished)
+    counts = Counter(bar.status for bar in bars if bar.finished and bar.last)
     if counts:
         text += ": " + ", ".join(f"{counts[s]} {s}" for s in TaskStatus if counts[s])
-    if never := len(graph.nodes) - len(bars):
+    if never := len(graph.nodes) - ran:
         text += f"; {never} never ran"
     if unfinished := sum(not bar.finished for bar in bars):
         text += f"; {unfinished} unfinished"
     return text
+
+
+def _ran_again(run: EarlierRun) -> str:
+    """The status of a run followed by another: how it ended, and what came next."""
+    if run.end_reason is EndReason.WORKER_LOST:
+        return f"{run.end_reason}, run again"
+    return f"{run.end_reason}, retried"
 
 
 def _duration(seconds: float) -> str:
