@@ -27,7 +27,7 @@ from .protocol.messages import (
     Reject,
     StatusReply,
     StatusRequest,
-    TaskQuery,
+    TaskFilter,
 )
 from .protocol.session import ProtocolSession, Role
 from .shared.errors import ConfigError, CoordinatorUnreachableError, LinkError, TGSError
@@ -64,7 +64,7 @@ async def query_status(
     *,
     token: str = "",
     why: str | None = None,
-    tasks: TaskQuery | None = None,
+    tasks: TaskFilter | None = None,
     tls_ca: str | None = None,
     time_limit: float = DEFAULT_QUERY_TIMEOUT,
 ) -> StatusReply:
@@ -103,7 +103,7 @@ async def _ask(
     stream: EndWatchingStream,
     token: str,
     why: str | None,
-    tasks: TaskQuery | None,
+    tasks: TaskFilter | None,
 ) -> StatusReply:
     with trio.CancelScope() as attempt:
         stream.on_end = attempt.cancel  # trio-websocket would wait on a dead stream
@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def task_query(args: argparse.Namespace) -> TaskQuery | None:
+def task_query(args: argparse.Namespace) -> TaskFilter | None:
     """The listing ``--tasks`` (or one of its filters) asks for, or None.
 
     Raises:
@@ -317,7 +317,7 @@ def task_query(args: argparse.Namespace) -> TaskQuery | None:
             statuses |= parse_status(part)
     if not 1 <= limit <= MAX_TASKS_LISTED:
         raise ConfigError(f"--limit must be 1 to {MAX_TASKS_LISTED}, got {limit}")
-    return TaskQuery(
+    return TaskFilter(
         statuses=sorted(statuses),
         function=args.function or None,
         limit=limit,

@@ -20,7 +20,7 @@ from trio_graph_scheduler.coordinator.observe.task_list import (
     unknown_function,
 )
 from trio_graph_scheduler.coordinator.observe.text_table import Column, cut, format_table
-from trio_graph_scheduler.protocol.messages import LoopStatus, StatusReply, TaskEntry
+from trio_graph_scheduler.protocol.messages import ListedTask, LoopStatus, StatusReply
 from trio_graph_scheduler.shared.errors import ConfigError
 from trio_graph_scheduler.shared.states import TaskStatus
 from trio_graph_scheduler.status import format_status, format_tasks
@@ -192,7 +192,7 @@ def a_reply(tasks: int = 2) -> StatusReply:
         slowest=[],
         explanation="why: a line that is kept whole, however long it is. " * 3,
         tasks=[
-            TaskEntry(
+            ListedTask(
                 task_uid=f"{uid}{i}",
                 key=None,
                 handle=LONG if i == 0 else "f",
@@ -275,14 +275,14 @@ def test_a_listing_too_large_for_a_frame_is_shortened_not_lost() -> None:
     from trio_graph_scheduler.coordinator.observe.status_reply import build_status_reply
     from trio_graph_scheduler.coordinator.server import Coordinator
     from trio_graph_scheduler.protocol.codec import encode_frame
-    from trio_graph_scheduler.protocol.messages import TaskQuery
+    from trio_graph_scheduler.protocol.messages import TaskFilter
 
     graph = make_graph()
     for i in range(3000):
         graph.create_task_nowait("f", ((i,), {}))
     smallest = 2**16  # the least --max-frame-bytes allows
     coordinator = Coordinator(graph, CoordinatorConfig(max_frame_bytes=smallest))
-    query = TaskQuery(statuses=[], function=None, limit=3000)
+    query = TaskFilter(statuses=[], function=None, limit=3000)
     reply = build_status_reply(coordinator, None, query)
     assert 0 < len(reply.tasks) < 3000
     assert reply.tasks_matched == 3000  # the client says how many more matched

@@ -26,6 +26,7 @@ from trio_graph_scheduler.protocol import (
     HandBack,
     Heartbeat,
     Hello,
+    ListedTask,
     LocalProtocolError,
     LoopBlocked,
     LoopStatus,
@@ -40,9 +41,8 @@ from trio_graph_scheduler.protocol import (
     SlotFreed,
     StatusReply,
     StatusRequest,
-    TaskEntry,
     TaskFailed,
-    TaskQuery,
+    TaskFilter,
     TaskSucceeded,
     UnreadableValue,
     ValueEncodeError,
@@ -422,7 +422,7 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
             version=1,
             token="t",
             why=None,
-            tasks=TaskQuery(statuses=[TaskStatus.FAILED], function="f", limit=50),
+            tasks=TaskFilter(statuses=[TaskStatus.FAILED], function="f", limit=50),
         ),
         {
             "type": "status_request",
@@ -441,7 +441,7 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
             slowest=[],
             explanation=None,
             tasks=[
-                TaskEntry(
+                ListedTask(
                     task_uid="task-1",
                     key="page-1",
                     handle="f",
@@ -451,7 +451,7 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
                     ended_at=10.5,
                     attempts=1,
                 ),
-                TaskEntry(
+                ListedTask(
                     task_uid="task-2",
                     key=None,
                     handle="g",
@@ -1076,7 +1076,7 @@ MESSAGE_STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {
         why=st.none() | names,
         tasks=st.none()
         | st.builds(
-            TaskQuery,
+            TaskFilter,
             statuses=st.lists(st.sampled_from(TaskStatus), max_size=3),
             function=st.none() | names,
             limit=st.integers(1, 10_000),
@@ -1122,7 +1122,7 @@ MESSAGE_STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {
         explanation=st.none() | st.text(max_size=20),
         tasks=st.lists(
             st.builds(
-                TaskEntry,
+                ListedTask,
                 task_uid=names,
                 key=st.none() | st.text(max_size=5),
                 handle=names,

@@ -24,6 +24,7 @@ from .messages import HandBack as HandBack
 from .messages import Heartbeat as Heartbeat
 from .messages import Hello as Hello
 from .messages import InvalidFieldError as InvalidFieldError
+from .messages import ListedTask as ListedTask
 from .messages import LoopBlocked as LoopBlocked
 from .messages import LoopStatus as LoopStatus
 from .messages import Message as Message
@@ -36,9 +37,8 @@ from .messages import Shutdown as Shutdown
 from .messages import SlotFreed as SlotFreed
 from .messages import StatusReply as StatusReply
 from .messages import StatusRequest as StatusRequest
-from .messages import TaskEntry as TaskEntry
 from .messages import TaskFailed as TaskFailed
-from .messages import TaskQuery as TaskQuery
+from .messages import TaskFilter as TaskFilter
 from .messages import TaskSucceeded as TaskSucceeded
 from .messages import Welcome as Welcome
 from .messages import WorkerStatus as WorkerStatus

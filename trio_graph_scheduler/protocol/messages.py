@@ -418,11 +418,11 @@ class RunningTask(Record, frozen=True, kw_only=True):
     attempt: Count
 
 
-#: The most tasks a :class:`TaskQuery` may ask for: 10,000 rows stay far below a frame.
+#: The most tasks a :class:`TaskFilter` may ask for: 10,000 rows stay far below a frame.
 MAX_TASKS_LISTED: Final = 10_000
 
 
-class TaskQuery(Record, frozen=True, kw_only=True):
+class TaskFilter(Record, frozen=True, kw_only=True):
     """Which tasks a :class:`StatusRequest` asks to list: those in one of ``statuses``
     (any if empty) that run ``function`` (any if None), the first ``limit`` of them."""
 
@@ -431,7 +431,7 @@ class TaskQuery(Record, frozen=True, kw_only=True):
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_TASKS_LISTED)]
 
 
-class TaskEntry(Record, frozen=True, kw_only=True):
+class ListedTask(Record, frozen=True, kw_only=True):
     """A listed task in a :class:`StatusReply`."""
 
     task_uid: Name
@@ -459,7 +459,7 @@ class StatusRequest(Message, frozen=True, kw_only=True, tag="status_request", om
     version: Count
     token: str
     why: Name | None
-    tasks: TaskQuery | None = None
+    tasks: TaskFilter | None = None
 
 
 @_register
@@ -488,7 +488,7 @@ class StatusReply(Message, frozen=True, kw_only=True, tag="status_reply", omit_d
     min_workers: Count = 0
     #: With ``tasks`` in the request: the first tasks that matched, in the order they
     #: were created, and how many matched in all.
-    tasks: list[TaskEntry] = msgspec.field(default_factory=list)
+    tasks: list[ListedTask] = msgspec.field(default_factory=list)
     tasks_matched: Count = 0
     #: Why the listing could not be made (a function the graph does not have), or None.
     tasks_error: str | None = None

@@ -13,11 +13,11 @@ import msgspec
 
 from ...protocol.codec import FrameTooLargeError, encode_frame
 from ...protocol.messages import (
+    ListedTask,
     LoopStatus,
     RunningTask,
     StatusReply,
-    TaskEntry,
-    TaskQuery,
+    TaskFilter,
     WorkerStatus,
 )
 from ...shared.errors import UnknownUidError
@@ -35,7 +35,7 @@ LOST_SHOWN: Final = 10
 
 
 def build_status_reply(
-    coordinator: Coordinator, why: str | None, tasks: TaskQuery | None = None
+    coordinator: Coordinator, why: str | None, tasks: TaskFilter | None = None
 ) -> StatusReply:
     """The coordinator's state now, the answer to ``why`` (a task uid) if asked, and the
     tasks ``tasks`` selects if asked."""
@@ -115,7 +115,7 @@ def _within_frame(reply: StatusReply, limit: int) -> StatusReply:
             return reply
 
 
-def _listing(coordinator: Coordinator, query: TaskQuery) -> dict[str, Any]:
+def _listing(coordinator: Coordinator, query: TaskFilter) -> dict[str, Any]:
     """The reply's fields for ``tgs-status --tasks``."""
     graph = coordinator.graph
     if query.function is not None:
@@ -129,7 +129,7 @@ def _listing(coordinator: Coordinator, query: TaskQuery) -> dict[str, Any]:
         limit=query.limit,
     )
     entries = [
-        TaskEntry(
+        ListedTask(
             task_uid=row.uid,
             key=row.key,
             handle=row.function,
