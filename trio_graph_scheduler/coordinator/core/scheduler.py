@@ -186,6 +186,9 @@ class Scheduler:
     def task_succeeded(self, node: TaskNode, result: Any) -> None:
         """A task's function returned ``result``."""
         node.task_result = result
+        if node.exception_trace is not None:  # it succeeded on a retry: no error now
+            node.exception_trace = None
+            node.task_exception = None
         if self.cancelling:  # rare: a cancel that came too late changes nothing
             self.cancelling.pop(node, None)
         self._end_running(node, TaskStatus.SUCCESS, None, EndReason.SUCCEEDED)
@@ -197,9 +200,11 @@ class Scheduler:
         reason: EndReason = EndReason.RAISED,
         *,
         slot_busy: bool = False,
+        exception: BaseException | None = None,
     ) -> None:
         """A task's run failed: ``exception_trace`` is the formatted traceback (or the
-        sentence saying why), ``reason`` which kind of failure it was.
+        sentence saying why), ``reason`` which kind of failure it was, ``exception`` the
+        exception it raised, if any (kept as ``node.task_exception``).
 
         With attempts left under its function's policy, the task runs again after the
         policy's delay (see ``on_retry``); else it ends as failed. With ``slot_busy``
@@ -212,6 +217,7 @@ class Scheduler:
         if failures < policy.attempts and self.on_retry is not None and not cancelled:
             self._expect_in_progress(node)
             node.exception_trace = exception_trace  # the last error stays visible
+            node.task_exception = exception
             node._suspect = False  # it ended normally: whatever killed workers, not this
             self._leave_running(node)
             self.retrying.add(node)
@@ -221,7 +227,7 @@ class Scheduler:
                 node._loop.release()
             self.on_retry(node, policy.retry_delay(failures))
             return
-        self._end_running(node, TaskStatus.FAILED, exception_trace, reason, slot_busy)
+        self._end_running(node, TaskStatus.FAILED, exception_trace, reason, slot_busy, exception)
 
     def task_cancelled(self, node: TaskNode, *, slot_busy: bool = False) -> None:
         """A running task asked to stop (:meth:`cancel`) has ended; it ends as failed.
@@ -309,6 +315,7 @@ class Scheduler:
         node.end_reason = EndReason.CANCELLED
         node.ended_at = self.clock()
         node.exception_trace = cancelled_trace(reason)
+        node.task_exception = None
         self.unfinished -= 1
         self._cascade([node])
         self._check_progress()
@@ -337,6 +344,7 @@ class Scheduler:
         trace: str | None,
         reason: EndReason,
         slot_busy: bool = False,
+        exception: BaseException | None = None,
     ) -> None:
         self._expect_in_progress(node)
         node.task_status = status
@@ -344,6 +352,7 @@ class Scheduler:
         node.ended_at = self.clock()
         if trace is not None:
             node.exception_trace = trace
+            node.task_exception = exception
         node._claimant = None
         self.unfinished -= 1
         self.runnable -= 1
