@@ -87,6 +87,27 @@ async def test_the_exception_and_its_attributes_survive(mode: str) -> None:
     assert summary.tasks_by_status == {"failed": 1}
 
 
+class FetchError(Exception):
+    """A plain exception class: attributes set on an instance travel with it."""
+
+
+async def plain_attributes(**_: Any) -> None:
+    error = FetchError("gone")
+    error.status_code = 410  # type: ignore[attr-defined]
+    raise error
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_attributes_of_a_plain_exception_survive(mode: str) -> None:
+    graph = TaskGraph({"f": plain_attributes}, [WorkerLoop("default", 1)])
+    node = await graph.create_task("f")
+    await run(graph, mode)
+    # The same class as here: cloudpickle maps a class it shipped by value back to it.
+    assert isinstance(node.task_exception, FetchError)
+    assert getattr(node.task_exception, "status_code", None) == 410
+    assert str(node.task_exception) == "gone"
+
+
 async def noted(**_: Any) -> None:
     error = ValueError("bad row 7\nrow: 1;2;;")
     error.add_note("while reading data.csv")

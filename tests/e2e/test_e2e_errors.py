@@ -81,3 +81,28 @@ def test_a_builder_that_raises_shows_its_file_and_line(procs: Processes) -> None
         lines
     ), procs.logs()
     assert bad in lines, procs.logs()
+
+
+VENDORED = """\
+def where():
+    return {where!r}
+"""
+
+
+def test_a_package_in_a_dist_packages_directory_is_not_shipped(procs: Processes) -> None:
+    # Each side has its own copy of the package, in a dist-packages directory on its
+    # PYTHONPATH, as Debian installs packages: the task must run with the worker's.
+    paths = {}
+    for side in ("coordinator", "worker"):
+        packages = procs.root / f"{side}-usr" / "lib" / "python3" / "dist-packages"
+        packages.mkdir(parents=True)
+        (packages / "tgs_e2e_vendored.py").write_text(VENDORED.format(where=side))
+        paths[side] = {"PYTHONPATH": str(packages)}
+    procs.add_graph_module("tgs_e2e_vendor_user")
+    coordinator = procs.coordinator(
+        "tgs_e2e_vendor_user:build_where", raw_spec=True, env=paths["coordinator"]
+    )
+    worker = procs.worker(coordinator.wait_listening(), env=paths["worker"])
+    assert procs.wait(coordinator) == 0, procs.logs()
+    assert procs.wait(worker) == 0, procs.logs()
+    assert json.loads((procs.out_dir / "where.json").read_text()) == "worker", procs.logs()

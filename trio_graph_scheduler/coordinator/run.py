@@ -47,7 +47,7 @@ class RunSummary:
     """How a run ended: what ``execute_graph`` and ``Coordinator.serve`` return.
 
     ``failed_tasks`` lists the tasks that failed (status ``failed``), in the order they
-    were created; tasks skipped because a condition failed are only counted, under
+    failed; tasks skipped because a condition failed are only counted, under
     ``precondition_failed``. Look a task up in ``graph.nodes`` by its uid for more
     (``task_exception``, ``exception_trace``).
     """
@@ -66,18 +66,31 @@ class RunSummary:
 
 
 def summarize_run(graph: TaskGraph, *, interrupted: bool = False) -> RunSummary:
-    """The :class:`RunSummary` of ``graph`` as it is now. O(tasks), once per run."""
-    counts: dict[str, int] = {}
-    failed: list[FailedTask] = []
-    for node in graph.nodes.values():
-        status = node.task_status
-        counts[status] = counts.get(status, 0) + 1
-        if status is TaskStatus.FAILED:
-            reason = str(node.end_reason) if node.end_reason is not None else "failed"
-            headline = task_headline(node) or "failed, with no error"
-            failed.append(FailedTask(node.uid, node.task_handle, headline, reason))
-    ordered = {str(s): counts[s] for s in TaskStatus if s in counts}
+    """The :class:`RunSummary` of ``graph`` as it is now.
+
+    Once every task has ended it costs O(failed tasks): the scheduler counts failures and
+    skips where they happen, and the rest succeeded. Else (a run stopped early) O(tasks).
+    """
+    scheduler = graph.scheduler
+    failed = [_failed_task(node) for node in scheduler.failed]
+    if scheduler.unfinished == 0:
+        counts = {
+            TaskStatus.SUCCESS: len(graph.nodes) - len(failed) - scheduler.skipped,
+            TaskStatus.FAILED: len(failed),
+            TaskStatus.PRECONDITION_FAILED: scheduler.skipped,
+        }
+    else:
+        counts = {}
+        for node in graph.nodes.values():
+            counts[node.task_status] = counts.get(node.task_status, 0) + 1
+    ordered = {str(s): counts[s] for s in TaskStatus if counts.get(s)}
     return RunSummary(ordered, interrupted, tuple(failed))
+
+
+def _failed_task(node: TaskNode) -> FailedTask:
+    reason = str(node.end_reason) if node.end_reason is not None else "failed"
+    headline = task_headline(node) or "failed, with no error"
+    return FailedTask(node.uid, node.task_handle, headline, reason)
 
 
 #: Where both modes log each failed task (``tgs.tasks``, under the ``tgs`` logger that

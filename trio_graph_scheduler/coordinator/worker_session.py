@@ -591,7 +591,9 @@ class WorkerSession:
                 message.exception,
                 message.error_type or "Exception",
                 message.message,
-                "" if message.exception else "it could not be sent from its worker",
+                # None sent: it could not be pickled or was too large, or the worker
+                # failed the task itself (it could not load the function, say).
+                "" if message.exception else "its worker sent no exception object",
             )
             self._scheduler.task_failed(
                 node, trace, message.reason, slot_busy=message.slot_busy, exception=exception

@@ -100,6 +100,11 @@ class Scheduler:
         self.retrying: set[TaskNode] = set()
         #: Running tasks asked to stop, with why: they end when their claimant confirms.
         self.cancelling: dict[TaskNode, str] = {}
+        #: Tasks that ended ``failed``, in the order they did, and how many ended
+        #: ``precondition_failed``: counted where they end (never on a success), so that
+        #: a run's summary needs no pass over the graph.
+        self.failed: list[TaskNode] = []
+        self.skipped = 0
 
     # -- building ----------------------------------------------------------------------
 
@@ -121,6 +126,7 @@ class Scheduler:
             node.task_status = TaskStatus.PRECONDITION_FAILED
             node.end_reason = EndReason.PRECONDITION_FAILED
             node.ended_at = self.clock()
+            self.skipped += 1
             return
         self.unfinished += 1
         if unsatisfied == 0:
@@ -227,6 +233,7 @@ class Scheduler:
                 node._loop.release()
             self.on_retry(node, policy.retry_delay(failures))
             return
+        self.failed.append(node)
         self._end_running(node, TaskStatus.FAILED, exception_trace, reason, slot_busy, exception)
 
     def task_cancelled(self, node: TaskNode, *, slot_busy: bool = False) -> None:
@@ -237,6 +244,7 @@ class Scheduler:
         """
         reason = self.cancelling.pop(node, "cancelled")
         trace = cancelled_trace(reason)
+        self.failed.append(node)
         self._end_running(node, TaskStatus.FAILED, trace, EndReason.CANCELLED, slot_busy)
 
     def slot_freed(self, node: TaskNode) -> None:
@@ -277,6 +285,7 @@ class Scheduler:
             if node.losses >= self.max_lost_attempts:
                 times = "once" if node.losses == 1 else f"{node.losses} times"
                 trace = f"killed its worker {times} (the last: {reason})\n"
+                self.failed.append(node)
                 self._end_running(node, TaskStatus.FAILED, trace, EndReason.WORKER_LOST)
                 return
         else:
@@ -312,6 +321,7 @@ class Scheduler:
             else:
                 node._loop.remove(node)  # ready (or created): it is queued
         node.task_status = TaskStatus.FAILED
+        self.failed.append(node)
         node.end_reason = EndReason.CANCELLED
         node.ended_at = self.clock()
         node.exception_trace = cancelled_trace(reason)
@@ -406,6 +416,7 @@ class Scheduler:
                 successor.task_status = TaskStatus.PRECONDITION_FAILED
                 successor.end_reason = EndReason.PRECONDITION_FAILED
                 successor.ended_at = self.clock()
+                self.skipped += 1
                 self.unfinished -= 1
                 failed.append(successor)
 
@@ -434,6 +445,10 @@ class Scheduler:
             AssertionError: naming the first invariant that does not hold.
         """
         nodes = list(nodes)
+        failed = [n for n in nodes if n.task_status is TaskStatus.FAILED]
+        assert sorted(map(id, self.failed)) == sorted(map(id, failed)), "failed tasks"
+        skipped = [n for n in nodes if n.task_status is TaskStatus.PRECONDITION_FAILED]
+        assert self.skipped == len(skipped), (self.skipped, len(skipped))
         unfinished = [n for n in nodes if n.task_status not in FINAL_TASK_STATUSES]
         assert self.unfinished == len(unfinished), (self.unfinished, len(unfinished))
         active = (TaskStatus.READY_FOR_EXECUTION, TaskStatus.CREATED, TaskStatus.IN_PROGRESS)
