@@ -106,3 +106,31 @@ def test_a_package_in_a_dist_packages_directory_is_not_shipped(procs: Processes)
     assert procs.wait(coordinator) == 0, procs.logs()
     assert procs.wait(worker) == 0, procs.logs()
     assert json.loads((procs.out_dir / "where.json").read_text()) == "worker", procs.logs()
+
+
+def test_worker_index_is_unique_across_real_workers_and_each_context_is_closed(
+    procs: Processes,
+) -> None:
+    procs.add_graph_module("tgs_e2e_context")
+    coordinator = procs.coordinator(
+        "tgs_e2e_context:build_context", "--min-workers", "2", raw_spec=True
+    )
+    url = coordinator.wait_listening()
+    workers = [procs.worker(url) for _ in range(2)]
+    assert procs.wait(coordinator) == 0, procs.logs()
+    for worker in workers:
+        assert procs.wait(worker) == 0, procs.logs()
+
+    def slots(kind: str) -> set[tuple[int, int]]:
+        found = set()
+        for path in procs.out_dir.glob(f"{kind}-*"):
+            _, number, pid = path.name.split("-")
+            found.add((int(number), int(pid)))
+        return found
+
+    opened = slots("open")
+    # Two workers of two slots each: numbers 0 to 3 across the cluster, none twice, two
+    # per worker process; and every context was closed when its worker stopped.
+    assert sorted(number for number, _ in opened) == [0, 1, 2, 3], procs.logs()
+    assert {pid for _, pid in opened} == {w.pid for w in workers}, procs.logs()
+    assert slots("closed") == opened, procs.logs()

@@ -252,6 +252,7 @@ async def slot_context(
     if init is None:
         yield {}
         return
+    failure: ContextFailure | None = None
     try:
         context = await run_context_init(loop, init, index)
         manager = context if _is_async_context_manager(context) else None
@@ -262,7 +263,9 @@ async def slot_context(
                 raise WorkerContextError(loop, index, exception_headline(exc)) from exc
     except WorkerContextError as exc:
         logger.error("%s", exc, exc_info=exc)
-        yield ContextFailure(exc)
+        failure = ContextFailure(exc)
+    if failure is not None:  # yielded outside the handler: the slot's end chains nothing
+        yield failure
         return
     if manager is None:
         yield context
@@ -287,7 +290,10 @@ async def _exit_context(
     what = f"the worker context of loop {loop!r} (worker {index})"
     with trio.CancelScope(shield=True), trio.move_on_after(CONTEXT_TEARDOWN_SECONDS) as limit:
         try:
-            await manager.__aexit__(type(error) if error else None, error, None)
+            if error is None:
+                await manager.__aexit__(None, None, None)
+            else:
+                await manager.__aexit__(type(error), error, error.__traceback__)
         except Exception as exc:  # the user's teardown: anything can go wrong
             logger.warning("%s raised when exited: %s", what, exception_headline(exc))
     if limit.cancelled_caught:
