@@ -20,6 +20,7 @@ traceback on a worker names the file and line and shows the source line.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import io
 import json
@@ -64,17 +65,25 @@ def _installed_roots() -> list[Path]:
     return [*resolved, _THIS_LIBRARY]
 
 
-def _installed_top_level_names() -> set[str]:
+def _installed_top_level_names() -> frozenset[str]:
     """The top-level import names of the installed distributions, editable ones left
     out (an editable install is the user's project, which workers do not have)."""
+    # Reading every distribution's metadata takes tens of milliseconds: once per search
+    # path, not once per coordinator.
+    return _top_level_names_on(tuple(sys.path))
+
+
+@functools.lru_cache(maxsize=8)
+def _top_level_names_on(path: tuple[str, ...]) -> frozenset[str]:
+    # ``path`` (sys.path) is only the cache key: importlib.metadata reads sys.path itself.
     editable = {
         dist.metadata["Name"] for dist in importlib.metadata.distributions() if _is_editable(dist)
     }
-    return {
+    return frozenset(
         name
         for name, dists in importlib.metadata.packages_distributions().items()
         if not all(dist in editable for dist in dists)
-    }
+    )
 
 
 def _is_editable(dist: importlib.metadata.Distribution) -> bool:
