@@ -30,6 +30,7 @@ from trio_graph_scheduler import (
     WorkerLoop,
     execute_graph,
 )
+from trio_graph_scheduler.shared.states import EndReason
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -218,7 +219,9 @@ async def test_worker_context_per_slot() -> None:
     assert bare.task_result == {}
 
 
-async def test_failing_context_init_raises() -> None:
+async def test_failing_context_init_fails_the_loops_tasks() -> None:
+    # Issue 12 changed this on purpose: it used to raise an ExceptionGroup out of
+    # execute_graph; now the loop's tasks fail with the init's error, as on a worker.
     async def init(worker_index: int) -> None:
         raise OSError("database down")
 
@@ -227,9 +230,15 @@ async def test_failing_context_init_raises() -> None:
         [WorkerLoop("default", 1)],
         worker_context_init_functions={"default": init},
     )
-    await graph.create_task("f")
-    with pytest.RaisesGroup(pytest.RaisesExc(WorkerContextError, match="'default'")):
-        await execute_graph(graph)
+    node = await graph.create_task("f")
+    summary = await execute_graph(graph)
+    assert node.task_status == "failed"
+    assert node.end_reason is EndReason.WORKER_ERROR
+    assert isinstance(node.task_exception, WorkerContextError)
+    assert [t.headline for t in summary.failed_tasks] == [
+        "WorkerContextError: worker context init of loop 'default' (worker 0) failed: "
+        "OSError: database down"
+    ]
 
 
 async def test_sync_functions_run_in_a_thread() -> None:

@@ -360,3 +360,33 @@ async def test_a_truncated_journal_is_refused_and_nothing_runs(tmp_path: Path) -
     with pytest.raises(JournalError, match=r"damaged|no usable journal|cannot be replayed"):
         await execute_graph(build(calls, width=400), journal=path)
     assert calls.calls == Counter()
+
+
+class HTTPError(Exception):
+    """An error with an attribute a user acts on."""
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message, status_code)
+        self.status_code = status_code
+
+
+async def test_a_failed_tasks_exception_survives_a_resume(tmp_path: Path) -> None:
+    runs = Counter[str]()
+
+    def make() -> TaskGraph:
+        async def fetch(**_: Any) -> None:
+            runs["fetch"] += 1
+            raise HTTPError("not found", 404)
+
+        graph = TaskGraph({"fetch": fetch}, [WorkerLoop("default", 1)])
+        graph.create_task_nowait("fetch")
+        return graph
+
+    path = tmp_path / "run.journal"
+    await execute_graph(make(), journal=path)
+    resumed = make()
+    await execute_graph(resumed, journal=path)
+    assert runs["fetch"] == 1
+    (node,) = resumed.nodes.values()
+    assert isinstance(node.task_exception, HTTPError)
+    assert node.task_exception.status_code == 404

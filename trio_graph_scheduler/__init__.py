@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from .coordinator.core.nodes import TaskNode as TaskNode
     from .coordinator.core.policy import TaskPolicy as TaskPolicy
     from .coordinator.inprocess import execute_graph as execute_graph
+    from .coordinator.run import FailedTask as FailedTask
+    from .coordinator.run import RunSummary as RunSummary
     from .coordinator.server import Coordinator as Coordinator
-    from .coordinator.server import RunSummary as RunSummary
     from .coordinator.server import serve_coordinator as serve_coordinator
     from .coordinator.task_graph import TaskGraph as TaskGraph
     from .shared.errors import ConfigError as ConfigError
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from .shared.errors import LocalProtocolError as LocalProtocolError
     from .shared.errors import ProtocolError as ProtocolError
     from .shared.errors import RemoteProtocolError as RemoteProtocolError
+    from .shared.errors import RemoteTaskError as RemoteTaskError
+    from .shared.errors import TasksFailedError as TasksFailedError
     from .shared.errors import TGSError as TGSError
     from .shared.errors import UnknownFunctionError as UnknownFunctionError
     from .shared.errors import UnknownUidError as UnknownUidError
@@ -59,7 +62,8 @@ _EXPORTS: dict[str, str] = {
     "TaskPolicy": ".coordinator.core.policy",
     "execute_graph": ".coordinator.inprocess",
     "Coordinator": ".coordinator.server",
-    "RunSummary": ".coordinator.server",
+    "FailedTask": ".coordinator.run",
+    "RunSummary": ".coordinator.run",
     "serve_coordinator": ".coordinator.server",
     "TaskGraph": ".coordinator.task_graph",
     "ConfigError": ".shared.errors",
@@ -71,6 +75,8 @@ _EXPORTS: dict[str, str] = {
     "LocalProtocolError": ".shared.errors",
     "ProtocolError": ".shared.errors",
     "RemoteProtocolError": ".shared.errors",
+    "RemoteTaskError": ".shared.errors",
+    "TasksFailedError": ".shared.errors",
     "TGSError": ".shared.errors",
     "UnknownFunctionError": ".shared.errors",
     "UnknownUidError": ".shared.errors",

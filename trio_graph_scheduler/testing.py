@@ -20,7 +20,7 @@ from .worker.config import WorkerConfig
 from .worker.runner import Worker
 
 if TYPE_CHECKING:
-    from .coordinator.server import RunSummary
+    from .coordinator.run import RunSummary
     from .coordinator.task_graph import TaskGraph
 
 

@@ -94,12 +94,28 @@ def test_coordinator_bad_usage_exits_2_with_one_line(
     assert_one_error_line(coordinator, "tgs-coordinator", *fragments)
 
 
-def test_coordinator_builder_that_raises_exits_1_with_one_line(procs: Processes) -> None:
+def test_coordinator_builder_that_raises_exits_1_with_its_traceback(procs: Processes) -> None:
+    # Issue 12 changed this on purpose: the error line used to be all of stderr, and a
+    # bare repr named no file; the builder's traceback (file, line, source) follows it.
     coordinator = procs.coordinator("build_raises")
     assert procs.wait(coordinator) == 1, procs.logs()
-    assert_one_error_line(
-        coordinator, "tgs-coordinator", "graph builder raised", "failed on purpose"
+    first, *rest = coordinator.stderr_lines()
+    assert first == (
+        "tgs-coordinator: error: the graph builder raised RuntimeError: the builder failed "
+        "on purpose"
+    ), procs.logs()
+    source = procs.graph_dir / "tgs_e2e_graphs.py"
+    line = (
+        source.read_text()
+        .splitlines()
+        .index('    raise RuntimeError("the builder failed on purpose")')
     )
+    assert rest == [
+        "Traceback (most recent call last):",
+        f'  File "{source}", line {line + 1}, in build_raises',
+        '    raise RuntimeError("the builder failed on purpose")',
+        "RuntimeError: the builder failed on purpose",
+    ], procs.logs()
 
 
 def test_coordinator_port_in_use_exits_1_with_one_line(procs: Processes) -> None:

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -19,7 +20,7 @@ import trio
 
 from ..protocol.codec import MAX_FRAME_BYTES
 from ..shared.concurrency import run_beside
-from ..shared.errors import ConfigError, TGSError
+from ..shared.errors import ConfigError, TGSError, exception_headline
 from ..shared.programs import (
     EXIT_FAILED,
     EXIT_OK,
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Sequence
     from typing import Any
 
-    from .server import RunSummary
+    from .run import RunSummary
     from .worker_session import WorkerRecord
 
 PROG: Final = "tgs-coordinator"
@@ -222,9 +223,9 @@ def load_builder(
             # MODULE itself (or a package on its way) is missing, not one it imports:
             # the usual cause is the directory the coordinator was started in.
             raise ConfigError(_not_found(module_name, exc, paths)) from exc
-        raise ConfigError(f"cannot import module {module_name!r}: {exc!r}") from exc
+        raise ConfigError(f"cannot import module {module_name!r}: {user_traceback(exc)}") from exc
     except Exception as exc:  # an import runs the user's code: anything can go wrong
-        raise ConfigError(f"cannot import module {module_name!r}: {exc!r}") from exc
+        raise ConfigError(f"cannot import module {module_name!r}: {user_traceback(exc)}") from exc
     builder = getattr(module, func_name, None)
     if builder is None:
         raise ConfigError(f"module {module_name!r} has no {func_name!r}")
@@ -241,6 +242,26 @@ def _not_found(module_name: str, exc: ModuleNotFoundError, paths: Sequence[str])
         f"cannot import module {module_name!r}: {exc} (MODULE:FUNC is imported from "
         f"{where}; run from the directory that holds it, or pass --path DIR)"
     )
+
+
+_IMPORTLIB_DIR: Final = os.path.dirname(importlib.__file__ or "") + os.sep
+
+
+def user_traceback(error: BaseException) -> str:
+    """``Type: message`` of an error the user's code raised, then its traceback with the
+    frames of the import machinery and of this module left out: what the user needs to
+    find the line (a bare ``NameError(...)`` names no file)."""
+    described = traceback.TracebackException.from_exception(error)
+    frames = [
+        frame
+        for frame in described.stack
+        if not frame.filename.startswith(("<frozen ", _IMPORTLIB_DIR))
+        and frame.filename != __file__
+    ]
+    if not frames:  # nothing of the user's ran (no such module): the headline says it all
+        return exception_headline(error)
+    described.stack = traceback.StackSummary.from_list(frames)
+    return f"{exception_headline(error)}\n" + "".join(described.format()).rstrip("\n")
 
 
 class StoppedWhileBuilding(Exception):
@@ -283,7 +304,7 @@ async def run_coordinator(
             try:
                 return await builder()
             except Exception as exc:  # the user's code: anything can go wrong
-                raise ConfigError(f"the graph builder raised {exc!r}") from exc
+                raise ConfigError(f"the graph builder raised {user_traceback(exc)}") from exc
         return None
 
     with stopper.receiving():  # from the start, so that no signal finds us deaf

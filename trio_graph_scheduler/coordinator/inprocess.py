@@ -14,11 +14,14 @@ from typing import TYPE_CHECKING, Any
 import outcome
 import trio
 
+from ..shared.errors import TasksFailedError
 from ..shared.invoke import failure_reason, format_exception_trace, invoke_task_function
-from ..shared.slots import Slot, init_slot_context, run_slot
+from ..shared.slots import ContextFailure, Slot, run_slot, slot_context
+from ..shared.states import EndReason
+from ..shared.task_errors import without_frames
 from .core.nodes import LOCAL_WORKER
 from .journal import Journal
-from .run import GraphRun
+from .run import GraphRun, log_task_failure, summarize_run, task_logger
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
 
     from .core.loops import WorkerLoop
     from .core.nodes import TaskNode
+    from .run import RunSummary
     from .task_graph import TaskGraph
 
 
@@ -33,19 +37,26 @@ async def execute_graph(
     graph: TaskGraph,
     finish_polling_initial_delay: object = None,
     *,
+    raise_on_failure: bool = False,
     journal: str | Path | None = None,
-) -> None:
+) -> RunSummary:
     """Run the graph's tasks in this process until every task has ended.
 
-    Returns the moment the last task ends; an empty graph returns at once. Failed tasks do
-    not raise: their status is ``failed`` and their ``exception_trace`` holds the
-    traceback. Cancelling the caller's scope cancels running tasks and puts them back in
-    their queues, so a later ``execute_graph`` runs them again.
+    Returns the moment the last task ends (an empty graph returns at once), with a
+    :class:`~trio_graph_scheduler.RunSummary`: the tasks by status and the failed ones.
+    A failed task is logged at WARNING with its headline (logger ``tgs.tasks``); its
+    status is ``failed``, ``task_exception`` holds what it raised and ``exception_trace``
+    the traceback. A loop whose context init raised fails the tasks its slots take
+    (``WorkerContextError``), as on a worker. Cancelling the caller's scope cancels
+    running tasks and puts them back in their queues, so a later ``execute_graph`` runs
+    them again.
 
     Args:
         graph: the graph to run.
         finish_polling_initial_delay: accepted so that the seed's
             ``execute_graph(graph, 3)`` keeps working; ignored, as nothing polls.
+        raise_on_failure: raise :class:`~trio_graph_scheduler.TasksFailedError` when the
+            graph ended with failed tasks, instead of returning.
         journal: a file (SQLite) that records the run as it goes. If it already holds a
             run of this graph, that run resumes: the graph's tasks are replaced by the
             journal's (look them up in ``graph.nodes`` afterwards; the nodes the builder
@@ -54,19 +65,23 @@ async def execute_graph(
 
     Raises:
         GraphStalledError: tasks remain that can never run (a dependency cycle).
+        TasksFailedError: with ``raise_on_failure``, tasks failed; it lists them and
+            carries the summary.
         TGSError: the graph is already executing.
-        WorkerContextError: a loop's context init function raised (inside an
-            ExceptionGroup, as trio nurseries raise).
         JournalError: the journal records another graph, or is damaged.
     """
     if journal is None:
         await _execute(graph, None)
-        return
-    opened = Journal.open(journal, graph)
-    try:
-        await _execute(graph, opened)
-    finally:
-        opened.close()
+    else:
+        opened = Journal.open(journal, graph)
+        try:
+            await _execute(graph, opened)
+        finally:
+            opened.close()
+    summary = summarize_run(graph)
+    if raise_on_failure and summary.failed_tasks:
+        raise TasksFailedError(summary)
+    return summary
 
 
 async def _execute(graph: TaskGraph, journal: Journal | None) -> None:
@@ -138,7 +153,7 @@ class _LocalSlot:
         node: TaskNode = await trio.lowlevel.wait_task_rescheduled(abort)
         return node
 
-    def start(self, slot: Slot[TaskNode], node: TaskNode) -> tuple[Awaitable[Any], TaskNode]:
+    def start(self, slot: Slot[TaskNode], node: TaskNode) -> tuple[Awaitable[Any], TaskNode] | None:
         node.worker = LOCAL_WORKER
         function = self._functions[node.task_handle]
         call = invoke_task_function(
@@ -156,7 +171,14 @@ class _LocalSlot:
             self._scheduler.task_marked_failed(node)
         else:
             trace = format_exception_trace(error)
-            self._scheduler.task_failed(node, trace, failure_reason(error), slot_busy=slot_busy)
+            self._scheduler.task_failed(
+                node,
+                trace,
+                failure_reason(error),
+                slot_busy=slot_busy,
+                exception=without_frames(error),
+            )
+        log_task_failure(node)
 
     def interrupted(self, node: TaskNode) -> None:
         # Execution was cancelled (or interrupted): the task runs again next time. A sync
@@ -165,14 +187,30 @@ class _LocalSlot:
 
     def task_cancelled(self, node: TaskNode, *, slot_busy: bool = False) -> None:
         self._scheduler.task_cancelled(node, slot_busy=slot_busy)
+        log_task_failure(node)
 
     def slot_freed(self, node: TaskNode) -> None:
         self._scheduler.slot_freed(node)
 
 
+class _FailedContextSlot(_LocalSlot):
+    """A slot whose worker context init raised: each task it takes fails with that
+    error, as on a worker (a class of its own, so that healthy slots check nothing)."""
+
+    __slots__ = ()
+
+    def start(self, slot: Slot[TaskNode], node: TaskNode) -> None:
+        failure: ContextFailure = self._extra["worker_context"]
+        node.worker = LOCAL_WORKER
+        self._scheduler.task_failed(
+            node, failure.trace, EndReason.WORKER_ERROR, exception=failure.error
+        )
+        log_task_failure(node)
+
+
 async def _run_slot(graph: TaskGraph, loop: WorkerLoop, index: int) -> None:
-    # A context init that raises ends execute_graph with its WorkerContextError.
     init = graph.worker_context_init_functions.get(loop.name)
-    context = await init_slot_context(loop.name, init, index)
-    local = _LocalSlot(graph, loop, context)
-    await run_slot(local.slot, local)
+    async with slot_context(loop.name, init, index, task_logger) as context:
+        kind = _FailedContextSlot if isinstance(context, ContextFailure) else _LocalSlot
+        local = kind(graph, loop, context)
+        await run_slot(local.slot, local)

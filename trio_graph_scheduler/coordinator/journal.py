@@ -275,29 +275,44 @@ def _task_event(
 
 
 def _end_event(node: TaskNode, packer: ValuePacker) -> bytes:
-    return packer.pack(
-        [
-            _END,
-            node.uid,
-            str(node.task_status),
-            None if node.end_reason is None else str(node.end_reason),
-            node.task_result,
-            node.exception_trace,
-            node.attempts,
-            node.losses,
-            node.shared_losses,
-            node.worker,
-            node.queued_at,
-            node.started_at,
-            node.ended_at,
-            None
-            if node.earlier_runs is None
-            else [
-                [run.worker, run.started_at, run.ended_at, str(run.end_reason), run.error]
-                for run in node.earlier_runs
-            ],
-        ]
-    )
+    return packer.pack(_end_fields(node, _exception_bytes(node, packer)))
+
+
+def _exception_bytes(node: TaskNode, packer: ValuePacker) -> bytes | None:
+    """The task's exception, packed, when it pickles; else ``None`` (the traceback text
+    is recorded anyway, and a failed task must not run again because its exception
+    cannot be written)."""
+    if node.task_exception is None:
+        return None
+    try:
+        return packer.pack(node.task_exception)
+    except ValueEncodeError:
+        return None
+
+
+def _end_fields(node: TaskNode, exception: bytes | None) -> list[Any]:
+    return [
+        _END,
+        node.uid,
+        str(node.task_status),
+        None if node.end_reason is None else str(node.end_reason),
+        node.task_result,
+        node.exception_trace,
+        node.attempts,
+        node.losses,
+        node.shared_losses,
+        node.worker,
+        node.queued_at,
+        node.started_at,
+        node.ended_at,
+        None
+        if node.earlier_runs is None
+        else [
+            [run.worker, run.started_at, run.ended_at, str(run.end_reason), run.error]
+            for run in node.earlier_runs
+        ],
+        exception,
+    ]
 
 
 def _snapshot(graph: TaskGraphCore, packer: ValuePacker) -> list[bytes]:
@@ -443,8 +458,11 @@ def _restore_end(graph: TaskGraphCore, event: list[Any]) -> None:
         started_at,
         ended_at,
         earlier_runs,
+        exception,
     ) = event
     node = graph.nodes[uid]
+    if exception is not None:
+        node.task_exception = decode_value(exception, allow_pickle=True)
     if earlier_runs is not None:
         node.earlier_runs = [
             EarlierRun(worker, started, ended, EndReason(reason), error)

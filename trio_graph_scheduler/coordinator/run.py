@@ -10,18 +10,111 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import trio
 
 from ..shared.errors import GraphStalledError, TGSError
-from ..shared.states import TaskStatus
+from ..shared.states import EndReason, TaskStatus
+from .observe.wording import task_headline
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from .core.nodes import TaskNode
     from .core.scheduler import Scheduler
     from .journal import Journal, Resumed
     from .task_graph import TaskGraph
+
+
+@dataclass(frozen=True, slots=True)
+class FailedTask:
+    """One task that failed, as a :class:`RunSummary` lists it."""
+
+    uid: str
+    #: The name of the function it ran.
+    function: str
+    #: What went wrong, in one line: ``Type: message`` (see ``node.task_exception``), or
+    #: why it was cancelled or lost.
+    headline: str
+    #: How it ended (an ``EndReason`` value: ``raised``, ``timed_out``, ``cancelled``...).
+    end_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """How a run ended: what ``execute_graph`` and ``Coordinator.serve`` return.
+
+    ``failed_tasks`` lists the tasks that failed (status ``failed``), in the order they
+    failed; tasks skipped because a condition failed are only counted, under
+    ``precondition_failed``. Look a task up in ``graph.nodes`` by its uid for more
+    (``task_exception``, ``exception_trace``).
+    """
+
+    #: Number of tasks in each status (statuses with none are left out).
+    tasks_by_status: Mapping[str, int]
+    #: True when the run was stopped (:meth:`Coordinator.stop`) before the graph ended.
+    interrupted: bool = False
+    #: The tasks that failed.
+    failed_tasks: tuple[FailedTask, ...] = ()
+
+    @property
+    def succeeded(self) -> bool:
+        """True when the graph ended and every task succeeded (an empty graph counts)."""
+        return not self.interrupted and set(self.tasks_by_status) <= {TaskStatus.SUCCESS}
+
+
+def summarize_run(graph: TaskGraph, *, interrupted: bool = False) -> RunSummary:
+    """The :class:`RunSummary` of ``graph`` as it is now.
+
+    Once every task has ended it costs O(failed tasks): the scheduler counts failures and
+    skips where they happen, and the rest succeeded. Else (a run stopped early) O(tasks).
+    """
+    scheduler = graph.scheduler
+    failed = [_failed_task(node) for node in scheduler.failed]
+    if scheduler.unfinished == 0:
+        counts = {
+            TaskStatus.SUCCESS: len(graph.nodes) - len(failed) - scheduler.skipped,
+            TaskStatus.FAILED: len(failed),
+            TaskStatus.PRECONDITION_FAILED: scheduler.skipped,
+        }
+    else:
+        counts = {}
+        for node in graph.nodes.values():
+            counts[node.task_status] = counts.get(node.task_status, 0) + 1
+    ordered = {str(s): counts[s] for s in TaskStatus if counts.get(s)}
+    return RunSummary(ordered, interrupted, tuple(failed))
+
+
+def _failed_task(node: TaskNode) -> FailedTask:
+    reason = str(node.end_reason) if node.end_reason is not None else "failed"
+    headline = task_headline(node) or "failed, with no error"
+    return FailedTask(node.uid, node.task_handle, headline, reason)
+
+
+#: Where both modes log each failed task (``tgs.tasks``, under the ``tgs`` logger that
+#: the programs' ``--log-level`` sets).
+task_logger = logging.getLogger("tgs.tasks")
+
+
+def log_task_failure(node: TaskNode) -> None:
+    """Log a task whose run failed: WARNING with its headline once it has failed for good,
+    INFO when it will run again (its policy retries it) or was cancelled."""
+    headline = task_headline(node) or "failed, with no error"
+    if node.task_status is not TaskStatus.FAILED:
+        task_logger.info(
+            "task %s (%s) failed (attempt %d) and runs again: %s",
+            node.uid,
+            node.task_handle,
+            node.attempts,
+            headline,
+        )
+    elif node.end_reason is EndReason.CANCELLED:
+        task_logger.info("task %s (%s) %s", node.uid, node.task_handle, headline)
+    else:
+        task_logger.warning("task %s (%s) failed: %s", node.uid, node.task_handle, headline)
 
 
 class RetryTimer:

@@ -14,18 +14,17 @@ import trio_websocket
 
 from ..protocol.session import HANDSHAKE_MAX_FRAME_BYTES, CloseCode
 from ..shared.pump import RECEIVE_BUFFER_BYTES
-from ..shared.states import TaskStatus
 from .config import CoordinatorConfig, server_tls_context
 from .journal import Journal
 from .listeners import CappedListener
-from .run import GraphRun
+from .run import GraphRun, RunSummary, summarize_run
 from .shipping import pickle_for_workers
 from .throttle import FailedHandshakes
 from .unserved import warn_about_unserved_loops
 from .worker_session import WorkerRecord, WorkerSession
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
 
     from .task_graph import TaskGraph
 
@@ -48,21 +47,6 @@ class CoordinatorStatistics:
 
 #: The URL of a coordinator served on in-memory listeners (host and port mean nothing).
 MEMORY_URL: Final = "ws://in-memory:0"
-
-
-@dataclass(frozen=True, slots=True)
-class RunSummary:
-    """How a distributed run ended."""
-
-    #: Number of tasks in each status.
-    tasks_by_status: Mapping[str, int]
-    #: True when the run was stopped (:meth:`Coordinator.stop`) before the graph ended.
-    interrupted: bool = False
-
-    @property
-    def succeeded(self) -> bool:
-        """True when the graph ended and every task succeeded (an empty graph counts)."""
-        return not self.interrupted and set(self.tasks_by_status) <= {TaskStatus.SUCCESS}
 
 
 class Coordinator:
@@ -119,6 +103,8 @@ class Coordinator:
         self._waiting_for_workers: trio.CancelScope | None = None
         #: Wrong tokens by peer address: each makes the next refusal wait longer.
         self.failed_handshakes = FailedHandshakes()
+        # Per loop, the worker_index numbers the connected workers' slots hold.
+        self._slot_indexes: dict[str, set[int]] = {}
 
     def statistics(self) -> CoordinatorStatistics:
         """What happened to workers and results so far."""
@@ -144,6 +130,23 @@ class Coordinator:
     def new_worker_id(self) -> str:
         """A worker id never used before by this coordinator."""
         return f"worker-{next(self._worker_ids)}"
+
+    def take_slot_indexes(self, loop: str, count: int) -> list[int]:
+        """``count`` ``worker_index`` numbers for a joining worker's slots of ``loop``: the
+        lowest that no connected worker's slot of that loop holds. O(numbers held)."""
+        held = self._slot_indexes.setdefault(loop, set())
+        taken: list[int] = []
+        number = 0
+        while len(taken) < count:
+            if number not in held:
+                held.add(number)
+                taken.append(number)
+            number += 1
+        return taken
+
+    def free_slot_indexes(self, loop: str, indexes: list[int]) -> None:
+        """A worker left: its slots' numbers may go to the next worker that joins."""
+        self._slot_indexes.get(loop, set()).difference_update(indexes)
 
     def pickled_function(self, handle: str) -> bytes:
         """The graph function ``handle``, cloudpickled."""
@@ -261,7 +264,7 @@ class Coordinator:
         finally:
             run.stop()
         run.raise_if_stalled()
-        self.summary = RunSummary(self.graph.statistics().tasks_by_status, self._interrupted)
+        self.summary = summarize_run(self.graph, interrupted=self._interrupted)
         return self.summary
 
     async def _open_listeners(self) -> Sequence[trio.abc.Listener[trio.abc.Stream]]:
@@ -282,7 +285,7 @@ class Coordinator:
     @property
     def graph_succeeded(self) -> bool:
         """True when the run ended and every task succeeded. O(tasks)."""
-        return RunSummary(self.graph.statistics().tasks_by_status, self._interrupted).succeeded
+        return summarize_run(self.graph, interrupted=self._interrupted).succeeded
 
     async def _wait_for_enough_workers(self) -> None:
         wanted = self.config.min_workers

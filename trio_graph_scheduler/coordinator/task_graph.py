@@ -31,7 +31,10 @@ class TaskGraph(TaskGraphCore):
             ``concurrency`` and ``functions`` work); one must be named ``default``.
         worker_context_init_functions: maps a loop name to ``init(worker_index)``, async or
             not, whose return value every task run by that worker slot receives as
-            ``worker_context`` (``{}`` for loops without one).
+            ``worker_context`` (``{}`` for loops without one). A value that is an async
+            context manager is entered, and exited when the slot stops (its teardown).
+            ``worker_index`` is unique across the slots of the loop, cluster-wide in
+            distributed mode. An init that raises fails the tasks its slot takes.
         task_policies: maps a function name to its :class:`TaskPolicy` (retries with
             backoff, a timeout); functions not named run once, with no time limit.
         clock: what timestamps tasks (``queued_at``, ``started_at``, ``ended_at``);

@@ -69,9 +69,11 @@ from ..shared.errors import (
 )
 from ..shared.pump import ConnectionPump
 from ..shared.states import EndReason
+from ..shared.task_errors import unpickle_exception
 from .core.conditions import GenericSchedulingCondition
 from .observe.status_reply import build_status_reply
 from .observe.wording import worker_lost_line
+from .run import log_task_failure
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -164,6 +166,8 @@ class WorkerSession:
         #: The suspect it runs alone, if any: meanwhile it is in no loop's line.
         self.suspect: TaskNode | None = None
         self._claims: dict[str, LoopClaim] = {}
+        #: Per loop, the worker_index numbers of its worker's slots (see Welcome).
+        self._slot_indexes: dict[str, list[int]] = {}
         # Functions a frame sent to this worker carried: later assignments go without.
         self._functions_sent: set[str] = set()
         # Functions the batch being sent carries, once it went (see _encode).
@@ -259,6 +263,7 @@ class WorkerSession:
         else:
             record.left_because = "stopped" if self._stopped else "dismissed"
         self._coordinator.sessions.discard(self)
+        self._free_slot_indexes()
         self._coordinator.membership_changed()
         record.lost_while_running = self._release()
         if self._stopped:
@@ -270,6 +275,11 @@ class WorkerSession:
             )
         else:
             logger.info("worker %s (%s) left", self.worker_id, self.worker_name)
+
+    def _free_slot_indexes(self) -> None:
+        for loop, indexes in self._slot_indexes.items():
+            self._coordinator.free_slot_indexes(loop, indexes)
+        self._slot_indexes = {}
 
     def shutdown(self, reason: str, graph_succeeded: bool) -> None:
         """Tell the worker to leave (the run has ended); it closes the connection.
@@ -342,18 +352,26 @@ class WorkerSession:
         self.worker_name = hello.worker_name
         loops = hello.loops or list(self._scheduler.loops)
         self._claims = {loop: LoopClaim(self, loop) for loop in loops}
+        concurrency = {loop: self._scheduler.loops[loop].concurrency for loop in loops}
+        # As many numbers as the worker runs slots: the concurrency, capped by its own.
+        self._slot_indexes = {
+            loop: coordinator.take_slot_indexes(loop, min(n, hello.max_tasks or n))
+            for loop, n in concurrency.items()
+        }
         welcome = Welcome(
             version=hello.version,
             worker_id=self.worker_id,
-            loops={loop: self._scheduler.loops[loop].concurrency for loop in loops},
+            loops=concurrency,
             heartbeat_interval=coordinator.config.heartbeat_interval,
             heartbeat_timeout=coordinator.config.heartbeat_timeout,
             context_inits=coordinator.pickled_context_inits(loops),
             max_frame_bytes=coordinator.config.max_frame_bytes,
+            slot_indexes=self._slot_indexes,
         )
         try:
             await self._send_now([welcome])
         except FrameTooLargeError as exc:
+            self._free_slot_indexes()
             # The loops' context init functions are larger than the worker accepts.
             reason = (
                 f"the welcome (with the loops' context init functions) needs a frame of "
@@ -542,6 +560,7 @@ class WorkerSession:
         unreadable = self._unreadable_in_frame and find_unreadable(message.result)
         if call_error is not None:
             self._scheduler.task_failed(node, call_error, EndReason.CALL_FAILED)
+            log_task_failure(node)
         elif unreadable:
             logger.warning(
                 "task %s (function %s) returned a value the coordinator cannot read: %s",
@@ -554,6 +573,7 @@ class WorkerSession:
                 f"installed on the workers?): {unreadable.error}\n"
             )
             self._scheduler.task_failed(node, trace, EndReason.UNSENDABLE)
+            log_task_failure(node)
         else:
             self._scheduler.task_succeeded(node, message.result)
         self._lease_ended(node)
@@ -567,7 +587,18 @@ class WorkerSession:
             trace = message.traceback or f"{message.error_type}: {message.message}\n"
             if message.slot_busy:
                 self.busy_slots[message.lease] = node
-            self._scheduler.task_failed(node, trace, message.reason, slot_busy=message.slot_busy)
+            exception = unpickle_exception(
+                message.exception,
+                message.error_type or "Exception",
+                message.message,
+                # None sent: it could not be pickled or was too large, or the worker
+                # failed the task itself (it could not load the function, say).
+                "" if message.exception else "its worker sent no exception object",
+            )
+            self._scheduler.task_failed(
+                node, trace, message.reason, slot_busy=message.slot_busy, exception=exception
+            )
+        log_task_failure(node)
         self._lease_ended(node)
 
     def _on_cancelled(self, message: Cancelled) -> None:
@@ -576,6 +607,7 @@ class WorkerSession:
         if message.slot_busy:
             self.busy_slots[message.lease] = node
         self._scheduler.task_cancelled(node, slot_busy=message.slot_busy)
+        log_task_failure(node)
         self._lease_ended(node)
 
     def _on_slot_freed(self, message: SlotFreed) -> None:

@@ -144,6 +144,9 @@ class Welcome(Message, frozen=True, kw_only=True, tag="welcome", omit_defaults=T
     ``heartbeat_timeout`` seconds of silence. ``context_inits`` holds, for the served loops
     that have one, the cloudpickled worker-context init function. ``max_frame_bytes`` is
     the largest frame the coordinator accepts (0, or left out: it did not say).
+    ``slot_indexes`` gives, per loop, the ``worker_index`` of each of the worker's slots
+    (one number per slot, unique among the connected workers' slots of that loop); a
+    loop left out numbers its slots from 0 (an older coordinator).
     """
 
     version: Count
@@ -153,6 +156,14 @@ class Welcome(Message, frozen=True, kw_only=True, tag="welcome", omit_defaults=T
     heartbeat_timeout: Seconds
     context_inits: dict[Name, bytes]
     max_frame_bytes: Count = 0
+    slot_indexes: dict[Name, list[Count]] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for loop, indexes in self.slot_indexes.items():
+            if loop not in self.loops:
+                raise InvalidFieldError(self.TAG, f"slot_indexes names loop {loop!r}, not served")
+            if len(set(indexes)) != len(indexes):
+                raise InvalidFieldError(self.TAG, f"slot_indexes of {loop!r} repeat a number")
 
 
 @_register
@@ -225,6 +236,11 @@ class TaskFailed(Message, frozen=True, kw_only=True, tag="task_failed", omit_def
     ``slot_busy`` (only with ``timed_out``): the task's sync function runs on in its
     thread, which cannot be stopped; its slot stays taken until :class:`SlotFreed`.
     Left out on the wire when false.
+
+    ``exception`` is the exception itself, cloudpickled (without its traceback), when it
+    could be pickled and is not too large; left out otherwise. The coordinator keeps it
+    as ``node.task_exception``, or a stand-in with ``error_type`` and ``message`` when it
+    is left out or cannot be unpickled there.
     """
 
     lease: Count
@@ -233,6 +249,7 @@ class TaskFailed(Message, frozen=True, kw_only=True, tag="task_failed", omit_def
     traceback: str
     reason: EndReason = EndReason.RAISED
     slot_busy: bool = False
+    exception: bytes | None = None
 
     def __post_init__(self) -> None:
         if self.slot_busy and self.reason is not EndReason.TIMED_OUT:

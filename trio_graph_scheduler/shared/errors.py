@@ -8,6 +8,8 @@ Every error the library raises on purpose derives from :class:`TGSError`::
     ├── UnknownUidError (also a KeyError)          a task or condition uid the graph does not know
     ├── GraphStalledError                          unfinished tasks, none of which can ever run
     ├── WorkerContextError                         a loop's worker-context init function raised
+    ├── RemoteTaskError                            a task's exception that could not travel
+    ├── TasksFailedError                           tasks failed (execute_graph's raise_on_failure)
     ├── TaskTimeoutError (also a TimeoutError)     a task ran longer than its policy's timeout
     ├── ProtocolError                              a frame or message breaks the wire protocol
     │   ├── LocalProtocolError                     we tried to send something illegal
@@ -32,7 +34,7 @@ raises ``ValueError`` and an unknown uid ``KeyError``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -66,6 +68,9 @@ class UnknownFunctionError(GraphDefinitionError):
         self.known = known
         super().__init__(f"unknown function {name!r}; the graph knows {', '.join(known) or 'none'}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.name, self.known)
+
 
 class UnknownUidError(TGSError, KeyError):
     """A uid names no task or condition of this graph."""
@@ -73,6 +78,9 @@ class UnknownUidError(TGSError, KeyError):
     def __init__(self, uid: str) -> None:
         self.uid = uid
         super().__init__(f"no task or condition with uid {uid!r} in this graph")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.uid,)
 
     def __str__(self) -> str:
         # KeyError's own __str__ shows repr(args[0]); keep the sentence readable.
@@ -96,12 +104,55 @@ class GraphStalledError(TGSError):
 
 
 class WorkerContextError(TGSError):
-    """A worker loop's context init function raised; the loop cannot start."""
+    """A worker loop's context init function raised, so that slot cannot run tasks: each
+    task it takes fails with this error (end reason ``worker_error``), in-process and on
+    workers alike. ``error`` is the init's error as ``repr`` (the error itself is the
+    ``__cause__`` where it was raised)."""
 
-    def __init__(self, loop: str, worker_index: int) -> None:
+    def __init__(self, loop: str, worker_index: int, error: str | None = None) -> None:
         self.loop = loop
         self.worker_index = worker_index
-        super().__init__(f"worker context init of loop {loop!r} (worker {worker_index}) failed")
+        self.error = error
+        text = f"worker context init of loop {loop!r} (worker {worker_index}) failed"
+        super().__init__(text if error is None else f"{text}: {error}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled to travel from a worker: rebuilt from its fields, not from its message.
+        return type(self), (self.loop, self.worker_index, self.error)
+
+
+class RemoteTaskError(TGSError):
+    """Stands in for a task's exception that could not travel from its worker (it could
+    not be pickled there, or not unpickled here): ``node.task_exception`` is one of these
+    then. ``type_name`` is the original exception's class name, ``message`` its
+    ``str()``, ``why`` why the original could not come; the traceback text is in
+    ``node.exception_trace`` as always.
+    """
+
+    def __init__(self, type_name: str, message: str, why: str = "") -> None:
+        self.type_name = type_name
+        self.message = message
+        self.why = why
+        super().__init__(f"{type_name}: {message}" if message else type_name)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.type_name, self.message, self.why)
+
+
+class TasksFailedError(TGSError):
+    """``execute_graph(..., raise_on_failure=True)``: the graph ended with failed tasks.
+
+    ``summary`` is the run's :class:`~trio_graph_scheduler.RunSummary`; its
+    ``failed_tasks`` are the tasks that failed, each with its headline.
+    """
+
+    def __init__(self, summary: Any) -> None:
+        self.summary = summary
+        failed = summary.failed_tasks
+        lines = [f"  {task.uid} ({task.function}): {task.headline}" for task in failed[:10]]
+        if len(failed) > 10:
+            lines.append(f"  ... and {len(failed) - 10} more")
+        super().__init__(f"{len(failed)} task(s) failed:\n" + "\n".join(lines))
 
 
 class TaskTimeoutError(TGSError, TimeoutError):
@@ -113,6 +164,9 @@ class TaskTimeoutError(TGSError, TimeoutError):
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         super().__init__(f"the task took longer than its timeout of {seconds:g} s")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.seconds,)
 
 
 class ProtocolError(TGSError):
@@ -181,3 +235,30 @@ GRAPH_CALL_ERRORS: Final[Mapping[str, type[TGSError]]] = {
     cls.__name__: cls
     for cls in (TGSError, GraphDefinitionError, UnknownFunctionError, UnknownUidError)
 }
+
+
+#: Longest error headline shown in one line before it is cut with "...".
+MAX_HEADLINE_CHARS: Final = 160
+
+
+def exception_headline(error: BaseException) -> str:
+    """What went wrong, in one line: ``Type: message`` of the exception itself.
+
+    Not the traceback's last line: an exception whose ``str`` has several lines (httpx's
+    ``HTTPStatusError`` ends with a link) or that carries notes ends its traceback with
+    something else. The message's first line is kept, cut to :data:`MAX_HEADLINE_CHARS`.
+    A :class:`RemoteTaskError` reads as the exception it stands in for.
+    """
+    if isinstance(error, RemoteTaskError):
+        name, message = error.type_name, error.message
+    else:
+        name = type(error).__qualname__
+        try:
+            message = str(error)
+        except Exception:  # a user's __str__ can raise
+            message = "<str() failed>"
+    first = next((line.strip() for line in message.splitlines() if line.strip()), "")
+    line = f"{name}: {first}" if first else name
+    if len(line) > MAX_HEADLINE_CHARS:
+        line = line[: MAX_HEADLINE_CHARS - 3] + "..."
+    return line

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .errors import TaskTimeoutError, WorkerContextError
+from .errors import TaskTimeoutError, WorkerContextError, exception_headline
 from .states import EndReason
 
 if TYPE_CHECKING:
@@ -117,5 +117,5 @@ async def run_context_init(loop: str, init: Callable[[int], Any], worker_index: 
         if inspect.isawaitable(context):
             context = await context
     except Exception as exc:
-        raise WorkerContextError(loop, worker_index) from exc
+        raise WorkerContextError(loop, worker_index, exception_headline(exc)) from exc
     return context

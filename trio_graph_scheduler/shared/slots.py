@@ -11,15 +11,18 @@ plain calls (no coroutine, closure or cancel scope per task).
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any, Final, Generic, NoReturn, Protocol, TypeVar
 
 import trio
 
-from .invoke import SlotThread, run_context_init
+from .errors import WorkerContextError, exception_headline
+from .invoke import SlotThread, format_exception_trace, run_context_init
 from .states import TaskStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    import logging
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from types import FrameType
 
 #: A slot yields to trio after this many tasks that never yielded themselves, so a burst
@@ -204,14 +207,97 @@ def task_on_stack(frame: FrameType | None) -> tuple[Any] | None:
     return None
 
 
-async def init_slot_context(loop: str, init: Callable[[int], Any] | None, index: int) -> Any:
-    """The worker context of slot ``index`` of ``loop``: ``init(index)``, or ``{}``.
+#: How long a worker context's teardown (its ``__aexit__``) may take when its slot
+#: stops; it runs shielded from the stop's cancel, so it must end on its own.
+CONTEXT_TEARDOWN_SECONDS: Final = 10.0
 
-    Raises:
-        WorkerContextError: ``init`` raised (its error is the ``__cause__``); each side
-            decides what that means for the slot.
+
+class ContextFailure:
+    """Stands in for the worker context of a slot whose init function raised: every task
+    the slot takes fails with :attr:`error` (end reason ``worker_error``), the same way
+    in-process and on a worker."""
+
+    __slots__ = ("error", "trace")
+
+    def __init__(self, error: WorkerContextError) -> None:
+        #: The error, with the init's error as its ``__cause__`` where it was raised.
+        self.error = error
+        #: Its traceback, the init function's own frames included.
+        self.trace = format_exception_trace(error)
+
+    def __str__(self) -> str:
+        return str(self.error)
+
+
+def _is_async_context_manager(value: Any) -> bool:
+    kind = type(value)
+    return hasattr(kind, "__aenter__") and hasattr(kind, "__aexit__")
+
+
+@contextlib.asynccontextmanager
+async def slot_context(
+    loop: str, init: Callable[[int], Any] | None, index: int, logger: logging.Logger
+) -> AsyncIterator[Any]:
+    """The worker context of slot ``index`` of ``loop`` while the slot runs.
+
+    ``init(index)`` (awaited if it returns an awaitable), or ``{}`` without an init. When
+    that value is an async context manager (``init`` decorated with
+    ``contextlib.asynccontextmanager``, or returning an ``httpx.AsyncClient``), the slot
+    enters it, its tasks get what ``__aenter__`` returned, and it is exited when the slot
+    stops: shielded from the stop's cancel, for at most
+    :data:`CONTEXT_TEARDOWN_SECONDS`; an error there is logged, not raised.
+
+    An init that raises gives a :class:`ContextFailure` (logged at ERROR) instead.
     """
-    return {} if init is None else await run_context_init(loop, init, index)
+    if init is None:
+        yield {}
+        return
+    failure: ContextFailure | None = None
+    try:
+        context = await run_context_init(loop, init, index)
+        manager = context if _is_async_context_manager(context) else None
+        if manager is not None:
+            try:
+                context = await manager.__aenter__()
+            except Exception as exc:
+                raise WorkerContextError(loop, index, exception_headline(exc)) from exc
+    except WorkerContextError as exc:
+        logger.error("%s", exc, exc_info=exc)
+        failure = ContextFailure(exc)
+    if failure is not None:  # yielded outside the handler: the slot's end chains nothing
+        yield failure
+        return
+    if manager is None:
+        yield context
+        return
+    try:
+        yield context
+    except trio.Cancelled:
+        # The slot's normal end (its loop or worker stops): exited as after a normal
+        # ``async with`` body, so that code after a bare ``yield`` runs too.
+        await _exit_context(manager, None, loop, index, logger)
+        raise
+    except BaseException as exc:
+        await _exit_context(manager, exc, loop, index, logger)
+        raise
+    else:
+        await _exit_context(manager, None, loop, index, logger)
+
+
+async def _exit_context(
+    manager: Any, error: BaseException | None, loop: str, index: int, logger: logging.Logger
+) -> None:
+    what = f"the worker context of loop {loop!r} (worker {index})"
+    with trio.CancelScope(shield=True), trio.move_on_after(CONTEXT_TEARDOWN_SECONDS) as limit:
+        try:
+            if error is None:
+                await manager.__aexit__(None, None, None)
+            else:
+                await manager.__aexit__(type(error), error, error.__traceback__)
+        except Exception as exc:  # the user's teardown: anything can go wrong
+            logger.warning("%s raised when exited: %s", what, exception_headline(exc))
+    if limit.cancelled_caught:
+        logger.warning("%s took over %g s to exit; left", what, CONTEXT_TEARDOWN_SECONDS)
 
 
 _SERVE_CODE: Final = _serve.__code__

@@ -39,7 +39,6 @@ from enum import Enum
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
-import cloudpickle
 import trio
 import trio_websocket
 
@@ -67,12 +66,14 @@ from ..protocol.messages import (
 )
 from ..protocol.session import CloseCode, ProtocolSession, Role, SessionState
 from ..protocol.values import find_unreadable, unreadable_values_decoded
-from ..shared.errors import RemoteProtocolError, WorkerContextError, WorkerRejectedError
+from ..shared.errors import RemoteProtocolError, WorkerRejectedError
 from ..shared.invoke import failure_reason, format_exception_trace, invoke_task_function
 from ..shared.pump import ConnectionPump
-from ..shared.slots import Slot, init_slot_context, run_slot
+from ..shared.shipped_code import load_shipped
+from ..shared.slots import ContextFailure, Slot, run_slot, slot_context
 from ..shared.states import EndReason
 from ..shared.task_calls import is_async_function
+from ..shared.task_errors import pickle_exception
 from .remote_graph import RemoteGraph
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ class _LoadedFunction:
         #: The error that unpickling it raised.
         self.error: Exception | None = None
         try:
-            self.function = cloudpickle.loads(pickled)
+            self.function = load_shipped(pickled)
             self.is_async = is_async_function(self.function)
         except Exception as exc:  # unpickling a user's function can raise anything
             self.error = exc
@@ -231,6 +232,13 @@ class CoordinatorLink:
         if isinstance(answer, Reject):
             raise WorkerRejectedError(answer.reason)
         assert isinstance(answer, Welcome)  # the protocol session admits nothing else
+        for loop, indexes in answer.slot_indexes.items():
+            slots = loop_slots(answer.loops[loop], config.max_tasks)
+            if len(indexes) != slots:
+                raise RemoteProtocolError(
+                    f"welcome: {len(indexes)} slot indexes for loop {loop!r}, which runs "
+                    f"{slots} slot(s) here"
+                )
         self.welcome = answer
         self._counts.connections += 1
         return answer
@@ -250,7 +258,8 @@ class CoordinatorLink:
             if self._end is not None:  # stopped during the handshake
                 nursery.cancel_scope.cancel()
             for loop, concurrency in welcome.loops.items():
-                self._start_loop(nursery, loop, concurrency, inits.get(loop))
+                indexes = welcome.slot_indexes.get(loop)
+                self._start_loop(nursery, loop, concurrency, inits.get(loop), indexes)
             nursery.start_soon(self._send_loop, welcome.heartbeat_interval)
             await self._receive_loop(welcome.heartbeat_timeout)
         end = self._end or LinkEnd.LOST
@@ -276,12 +285,18 @@ class CoordinatorLink:
             self._nursery.cancel_scope.cancel()
 
     def _start_loop(
-        self, nursery: trio.Nursery, loop: str, concurrency: int, init: Any | None
+        self,
+        nursery: trio.Nursery,
+        loop: str,
+        concurrency: int,
+        init: Any | None,
+        indexes: list[int] | None,
     ) -> None:
         slots = loop_slots(concurrency, self._config.max_tasks)
         send, receive = trio.open_memory_channel[Assign](math.inf)
         self._channels[loop] = send
-        for index in range(slots):
+        # The coordinator numbers the slots across the cluster (checked at the welcome).
+        for index in indexes if indexes is not None else range(slots):
             nursery.start_soon(self._run_slot, loop, index, receive, init)
         self._grant(loop, slots)
 
@@ -373,8 +388,8 @@ class CoordinatorLink:
         assignments: trio.MemoryReceiveChannel[Assign],
         init: Any | None,
     ) -> None:
-        context = await _init_context(loop, init, index)
-        await run_slot(Slot(), _LinkSlot(self, loop, assignments, context))
+        async with slot_context(loop, init, index, logger) as context:
+            await run_slot(Slot(), _LinkSlot(self, loop, assignments, context))
 
     def _queue_answer(self, loop: str, answer: _Answer, *, slot_busy: bool = False) -> None:
         """Queue ``answer``, and the credit of its slot unless the slot stays busy (its
@@ -568,8 +583,8 @@ class _LinkSlot:
             why = f"cannot load the function on this worker: {loaded.error!r}"
             self._answer(assign, _worker_error(lease, type(loaded.error).__name__, why))
             return None
-        if isinstance(context, _ContextFailure):
-            self._answer(assign, _worker_error(lease, "WorkerContextError", str(context)))
+        if isinstance(context, ContextFailure):
+            self._answer(assign, _context_failed(lease, context))
             return None
         if link._unreadable and lease in link._unreadable:
             why = link._unreadable.pop(lease)
@@ -643,20 +658,9 @@ def _log_outlived(assign: Assign, what: str) -> None:
     )
 
 
-class _ContextFailure:
-    """Stands in for a worker context whose init function raised: the slot's tasks fail."""
-
-    def __init__(self, error: Exception) -> None:
-        cause = error.__cause__
-        self.text = f"{error}: {cause!r}" if cause else str(error)
-
-    def __str__(self) -> str:
-        return self.text
-
-
 def _load_context_init(pickled: bytes) -> Callable[[int], Any]:
     try:
-        init: Callable[[int], Any] = cloudpickle.loads(pickled)
+        init: Callable[[int], Any] = load_shipped(pickled)
     except Exception as exc:  # unpickling a user's function can raise anything
         reason = f"cannot load the init function on this worker: {exc!r}"
 
@@ -666,22 +670,42 @@ def _load_context_init(pickled: bytes) -> Callable[[int], Any]:
     return init
 
 
-async def _init_context(loop: str, init: Callable[[int], Any] | None, index: int) -> Any:
-    try:
-        return await init_slot_context(loop, init, index)
-    except WorkerContextError as exc:
-        logger.error("%s: %r", exc, exc.__cause__)
-        return _ContextFailure(exc)
-
-
 def _task_failed(lease: int, exc: Exception, *, slot_busy: bool = False) -> TaskFailed:
+    trace = format_exception_trace(exc)  # before the exception loses its frames
     return TaskFailed(
         lease=lease,
         error_type=type(exc).__qualname__,
-        message=str(exc),
-        traceback=format_exception_trace(exc),
+        message=_message_of(exc),
+        traceback=trace,
         reason=failure_reason(exc),
         slot_busy=slot_busy,
+        exception=_exception_payload(exc),
+    )
+
+
+def _message_of(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # a user's __str__ can raise
+        return "<str() failed>"
+
+
+def _exception_payload(exc: BaseException) -> bytes | None:
+    data, why = pickle_exception(exc)
+    if data is None:
+        logger.info("a task's %s cannot go to the coordinator: %s", type(exc).__qualname__, why)
+    return data
+
+
+def _context_failed(lease: int, failure: ContextFailure) -> TaskFailed:
+    """The task's slot has no worker context: its init function raised."""
+    return TaskFailed(
+        lease=lease,
+        error_type="WorkerContextError",
+        message=str(failure),
+        traceback=failure.trace,
+        reason=EndReason.WORKER_ERROR,
+        exception=_exception_payload(failure.error),
     )
 
 

@@ -237,7 +237,7 @@ async def build_status() -> TaskGraph:
 
 
 async def build_raises() -> TaskGraph:
-    """A builder that fails: the coordinator must say so in one line."""
+    """A builder that fails: the coordinator must say so, with the builder's traceback."""
     raise RuntimeError("the builder failed on purpose")
 
 

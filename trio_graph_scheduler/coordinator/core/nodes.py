@@ -51,7 +51,13 @@ class TaskNode:
             seed's strings).
         task_result: the function's return value once it succeeded.
         exception_trace: the formatted traceback once it failed (or why it was
-            cancelled, or lost).
+            cancelled, or lost); ``None`` again once a retry succeeded.
+        task_exception: the exception its last failed run raised, once it failed that
+            way (``None`` for a cancel, a lost worker, a task that marked itself failed,
+            and again once a retry succeeded). From a worker it is the exception
+            unpickled, or a :class:`~trio_graph_scheduler.RemoteTaskError` with its type's
+            name and message when it could not travel. It keeps no traceback (that would
+            keep the failed call's frames alive): the text is ``exception_trace``.
         end_reason: why it ended, as an :class:`EndReason`; ``None`` until it has.
         attempts: how many times it was started (not counting runs given back unfinished).
         earlier_runs: the runs before the last one, oldest first, as :class:`EarlierRun`;
@@ -85,6 +91,7 @@ class TaskNode:
         "shared_losses",
         "started_at",
         "task_arguments",
+        "task_exception",
         "task_handle",
         "task_result",
         "task_status",
@@ -109,6 +116,7 @@ class TaskNode:
         self.task_status = TaskStatus.WAITING_FOR_PREDECESSORS
         self.task_result: Any = None
         self.exception_trace: str | None = None
+        self.task_exception: BaseException | None = None
         #: Why it ended, once it has (see :class:`~trio_graph_scheduler.shared.states.EndReason`).
         self.end_reason: EndReason | None = None
         self.waits_on: list[GenericSchedulingCondition] = []

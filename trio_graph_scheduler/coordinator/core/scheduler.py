@@ -104,6 +104,11 @@ class Scheduler:
         self.cancelling: dict[TaskNode, str] = {}
         #: Told of the graph's growth and of every task's end (a run's journal), if any.
         self.recorder: GraphRecorder | None = None
+        #: Tasks that ended ``failed``, in the order they did, and how many ended
+        #: ``precondition_failed``: counted where they end (never on a success), so that
+        #: a run's summary needs no pass over the graph.
+        self.failed: list[TaskNode] = []
+        self.skipped = 0
 
     # -- building ----------------------------------------------------------------------
 
@@ -125,6 +130,7 @@ class Scheduler:
             node.task_status = TaskStatus.PRECONDITION_FAILED
             node.end_reason = EndReason.PRECONDITION_FAILED
             node.ended_at = self.clock()
+            self.skipped += 1
             return
         self.unfinished += 1
         if unsatisfied == 0:
@@ -194,6 +200,9 @@ class Scheduler:
     def task_succeeded(self, node: TaskNode, result: Any) -> None:
         """A task's function returned ``result``."""
         node.task_result = result
+        if node.exception_trace is not None:  # it succeeded on a retry: no error now
+            node.exception_trace = None
+            node.task_exception = None
         if self.cancelling:  # rare: a cancel that came too late changes nothing
             self.cancelling.pop(node, None)
         self._end_running(node, TaskStatus.SUCCESS, None, EndReason.SUCCEEDED)
@@ -205,9 +214,11 @@ class Scheduler:
         reason: EndReason = EndReason.RAISED,
         *,
         slot_busy: bool = False,
+        exception: BaseException | None = None,
     ) -> None:
         """A task's run failed: ``exception_trace`` is the formatted traceback (or the
-        sentence saying why), ``reason`` which kind of failure it was.
+        sentence saying why), ``reason`` which kind of failure it was, ``exception`` the
+        exception it raised, if any (kept as ``node.task_exception``).
 
         With attempts left under its function's policy, the task runs again after the
         policy's delay (see ``on_retry``); else it ends as failed. With ``slot_busy``
@@ -221,6 +232,7 @@ class Scheduler:
             self._expect_in_progress(node)
             self._record_run(node, reason, exception_trace)
             node.exception_trace = exception_trace  # the last error stays visible
+            node.task_exception = exception
             node._suspect = False  # it ended normally: whatever killed workers, not this
             self._leave_running(node)
             self.retrying.add(node)
@@ -230,7 +242,8 @@ class Scheduler:
                 node._loop.release()
             self.on_retry(node, policy.retry_delay(failures))
             return
-        self._end_running(node, TaskStatus.FAILED, exception_trace, reason, slot_busy)
+        self.failed.append(node)
+        self._end_running(node, TaskStatus.FAILED, exception_trace, reason, slot_busy, exception)
 
     def task_cancelled(self, node: TaskNode, *, slot_busy: bool = False) -> None:
         """A running task asked to stop (:meth:`cancel`) has ended; it ends as failed.
@@ -240,6 +253,7 @@ class Scheduler:
         """
         reason = self.cancelling.pop(node, "cancelled")
         trace = cancelled_trace(reason)
+        self.failed.append(node)
         self._end_running(node, TaskStatus.FAILED, trace, EndReason.CANCELLED, slot_busy)
 
     def slot_freed(self, node: TaskNode) -> None:
@@ -280,6 +294,7 @@ class Scheduler:
             if node.losses >= self.max_lost_attempts:
                 times = "once" if node.losses == 1 else f"{node.losses} times"
                 trace = f"killed its worker {times} (the last: {reason})\n"
+                self.failed.append(node)
                 self._end_running(node, TaskStatus.FAILED, trace, EndReason.WORKER_LOST)
                 return
         else:
@@ -316,6 +331,7 @@ class Scheduler:
             else:
                 node._loop.remove(node)  # ready (or created): it is queued
         node.exception_trace = cancelled_trace(reason)
+        node.task_exception = None
         self._end_unstarted(node, TaskStatus.FAILED, EndReason.CANCELLED, self.clock())
         return True
 
@@ -350,6 +366,8 @@ class Scheduler:
         self, node: TaskNode, status: TaskStatus, reason: EndReason, ended_at: float | None
     ) -> None:
         node.task_status = status
+        if status is TaskStatus.FAILED:
+            self.failed.append(node)
         node.end_reason = reason
         node.ended_at = ended_at
         self.unfinished -= 1
@@ -390,6 +408,7 @@ class Scheduler:
         trace: str | None,
         reason: EndReason,
         slot_busy: bool = False,
+        exception: BaseException | None = None,
     ) -> None:
         self._expect_in_progress(node)
         node.task_status = status
@@ -397,6 +416,7 @@ class Scheduler:
         node.ended_at = self.clock()
         if trace is not None:
             node.exception_trace = trace
+            node.task_exception = exception
         node._claimant = None
         self.unfinished -= 1
         self.runnable -= 1
@@ -452,6 +472,7 @@ class Scheduler:
                 successor.task_status = TaskStatus.PRECONDITION_FAILED
                 successor.end_reason = EndReason.PRECONDITION_FAILED
                 successor.ended_at = self.clock()
+                self.skipped += 1
                 self.unfinished -= 1
                 failed.append(successor)
 
@@ -480,6 +501,10 @@ class Scheduler:
             AssertionError: naming the first invariant that does not hold.
         """
         nodes = list(nodes)
+        failed = [n for n in nodes if n.task_status is TaskStatus.FAILED]
+        assert sorted(map(id, self.failed)) == sorted(map(id, failed)), "failed tasks"
+        skipped = [n for n in nodes if n.task_status is TaskStatus.PRECONDITION_FAILED]
+        assert self.skipped == len(skipped), (self.skipped, len(skipped))
         unfinished = [n for n in nodes if n.task_status not in FINAL_TASK_STATUSES]
         assert self.unfinished == len(unfinished), (self.unfinished, len(unfinished))
         active = (TaskStatus.READY_FOR_EXECUTION, TaskStatus.CREATED, TaskStatus.IN_PROGRESS)

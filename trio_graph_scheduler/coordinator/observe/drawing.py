@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Final
 
 from ...shared.states import ConditionStatus, EndReason, TaskStatus
 from .pictures import BACKGROUND, FOREGROUND, UNKNOWN_COLOUR, truncate
+from .wording import task_headline
 
 if TYPE_CHECKING:
     from ..core.conditions import GenericSchedulingCondition
@@ -631,9 +632,8 @@ def _outcome(node: TaskNode) -> str:
             return truncate(_short_repr.repr(node.task_result))
         except Exception:  # a broken __repr__ must not break the picture
             return "<unrepresentable result>"
-    if node.task_status == TaskStatus.FAILED and node.exception_trace:
-        lines = node.exception_trace.strip().splitlines()
-        return truncate(lines[-1].strip() if lines else "")
+    if node.task_status == TaskStatus.FAILED:
+        return truncate(task_headline(node) or "")
     return ""
 
 

@@ -18,9 +18,9 @@ from ..core.nodes import LOCAL_WORKER
 from ..core.scheduler import cancel_reason
 from .wording import (
     STATUS_WORDS,
-    error_headline,
     format_seconds,
     plural,
+    task_headline,
     task_label,
 )
 
@@ -143,7 +143,6 @@ def _losses(node: TaskNode, lost_workers: Iterable[LostWorker]) -> str:
 
 def _ended(node: TaskNode) -> str:
     label = task_label(node)
-    trace = node.exception_trace
     if node.task_status is TaskStatus.PRECONDITION_FAILED:
         return f"{label} will not run: {_failed_condition_clause(node)}."
     reason = cancel_reason(node)
@@ -153,7 +152,7 @@ def _ended(node: TaskNode) -> str:
     details = ", ".join(_run_details(node))
     if node.task_status is TaskStatus.SUCCESS:
         return f"{label} has run and succeeded ({details})."
-    headline = error_headline(trace)
+    headline = task_headline(node)
     if headline is None:  # the seed let a task mark itself failed and return
         return f"{label} has run and failed ({details}); it marked itself failed, with no error."
     return f"{label} has run and failed ({details}): {headline}"
@@ -196,7 +195,7 @@ def _failed_condition_clause(node: TaskNode) -> str:
         next((p for p in condition.predecessors if p.task_status in FINAL_TASK_STATUSES), None),
     )
     if first is not None and first.task_status is TaskStatus.FAILED:
-        why = error_headline(first.exception_trace) or "failed"
+        why = task_headline(first) or "failed"
         clause += f"; the first failure: {task_label(first)}: {why}"
     elif first is not None and first.task_status is TaskStatus.PRECONDITION_FAILED:
         # The cause lies further up the chain: say where to look next.
@@ -346,7 +345,7 @@ def _retrying(node: TaskNode) -> str:
         f"{task_label(node)} failed attempt {failures} of {allowed} and waits out its retry "
         "backoff before it runs again"
     )
-    headline = error_headline(node.exception_trace)
+    headline = task_headline(node)
     return text + (f"; the last error: {headline}" if headline else ".")
 
 

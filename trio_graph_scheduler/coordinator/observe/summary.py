@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Final
 
 from ...shared.states import FINAL_TASK_STATUSES, TaskStatus
 from .text_table import Column, cut, format_table
-from .wording import error_headline, format_seconds, plural, worker_lost_line
+from .wording import format_seconds, plural, task_headline, worker_lost_line
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -64,7 +64,7 @@ class FailureGroup:
     """Failed tasks of one function that failed the same way."""
 
     function: str
-    #: The line that says what went wrong (see :func:`~.wording.error_headline`).
+    #: The line that says what went wrong (see :func:`~.wording.task_headline`).
     headline: str
     count: int
     #: One of them, to look up (``tgs-status --why``, ``graph.explain``).
@@ -132,7 +132,7 @@ def group_failures(graph: TaskGraph) -> list[FailureGroup]:
     groups: dict[tuple[str, str], list[str]] = {}
     for node in graph.nodes.values():
         if node.task_status is TaskStatus.FAILED:
-            headline = error_headline(node.exception_trace) or "failed, with no error"
+            headline = task_headline(node) or "failed, with no error"
             groups.setdefault((node.task_handle, headline), []).append(node.uid)
     ordered = sorted(groups.items(), key=lambda item: -len(item[1]))  # stable: ties keep order
     return [FailureGroup(function, line, len(uids), uids[0]) for (function, line), uids in ordered]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from ...shared.errors import MAX_HEADLINE_CHARS, exception_headline
 from ...shared.states import TaskStatus
 
 if TYPE_CHECKING:
@@ -23,9 +24,6 @@ STATUS_WORDS: Final[dict[str, str]] = {
     TaskStatus.FAILED: "failed",
     TaskStatus.PRECONDITION_FAILED: "skipped",
 }
-
-#: Longest error headline shown in one line before it is cut with "...".
-MAX_HEADLINE_CHARS: Final = 160
 
 
 def task_label(node: TaskNode) -> str:
@@ -54,6 +52,18 @@ def error_headline(trace: str | None) -> str | None:
     if len(line) > MAX_HEADLINE_CHARS:
         line = line[: MAX_HEADLINE_CHARS - 3] + "..."
     return line
+
+
+def task_headline(node: TaskNode) -> str | None:
+    """What went wrong with a task, in one line; ``None`` if nothing did.
+
+    ``Type: message`` of its exception when it has one (see
+    :func:`~trio_graph_scheduler.shared.errors.exception_headline`), else the line of its
+    ``exception_trace`` that says why (a cancel, a lost worker).
+    """
+    if node.task_exception is not None:
+        return exception_headline(node.task_exception)
+    return error_headline(node.exception_trace)
 
 
 def format_seconds(seconds: float) -> str:
