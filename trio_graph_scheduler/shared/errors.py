@@ -8,6 +8,7 @@ Every error the library raises on purpose derives from :class:`TGSError`::
     ├── UnknownUidError (also a KeyError)          a task or condition uid the graph does not know
     ├── GraphStalledError                          unfinished tasks, none of which can ever run
     ├── WorkerContextError                         a loop's worker-context init function raised
+    ├── NotOnWorkerError                           a graph call a task on a worker cannot make
     ├── TaskTimeoutError (also a TimeoutError)     a task ran longer than its policy's timeout
     ├── ProtocolError                              a frame or message breaks the wire protocol
     │   ├── LocalProtocolError                     we tried to send something illegal
@@ -102,6 +103,14 @@ class WorkerContextError(TGSError):
         super().__init__(f"worker context init of loop {loop!r} (worker {worker_index}) failed")
 
 
+class NotOnWorkerError(TGSError):
+    """A task running on a remote worker made a graph call that only the graph's owner
+    can answer at once (the coordinator, or the in-process graph).
+
+    The message names the call to use instead, e.g. ``await graph.acancel_task(uid)``.
+    """
+
+
 class TaskTimeoutError(TGSError, TimeoutError):
     """A task ran longer than its :class:`~trio_graph_scheduler.TaskPolicy` timeout.
 
@@ -172,5 +181,11 @@ class WorkerRejectedError(LinkError):
 #: name comes back as a plain :class:`TGSError`.
 GRAPH_CALL_ERRORS: Final[Mapping[str, type[TGSError]]] = {
     cls.__name__: cls
-    for cls in (TGSError, GraphDefinitionError, UnknownFunctionError, UnknownUidError)
+    for cls in (
+        TGSError,
+        GraphDefinitionError,
+        UnknownFunctionError,
+        UnknownUidError,
+        NotOnWorkerError,
+    )
 }

@@ -59,8 +59,13 @@ def _object(**properties: dict[str, Any]) -> dict[str, Any]:
 
 _TIME: Final = _nullable(_NUMBER)  # seconds since the epoch, as time.time() gives them
 
+#: A task key in JSON: a string key as itself, any other as its Python ``repr``
+#: (``"('site', 1)"``); ``null`` for a task without a key.
+_KEY: Final = _nullable(_STRING)
+
 _TASK: Final = _object(
     uid=_STRING,
+    key=_KEY,
     function=_STRING,
     loop=_STRING,
     status={"type": "string", "enum": [str(s) for s in TaskStatus]},
@@ -231,6 +236,7 @@ def _task(node: TaskNode) -> dict[str, Any]:
     succeeded = node.task_status is TaskStatus.SUCCESS
     return {
         "uid": node.uid,
+        "key": key_json(node.key),
         "function": node.task_handle,
         "loop": node._loop.name,
         "status": str(node.task_status),
@@ -246,6 +252,13 @@ def _task(node: TaskNode) -> dict[str, Any]:
         "result_type": _type_name(node.task_result) if succeeded else None,
         "waits_on": [condition.uid for condition in node.waits_on],
     }
+
+
+def key_json(key: object) -> str | None:
+    """A task key as the report holds it (see ``_KEY``)."""
+    if key is None or isinstance(key, str):
+        return key
+    return repr(key)
 
 
 def _type_name(value: object) -> str:
