@@ -115,3 +115,24 @@ async def test_the_awaitable_twins_answer_as_the_sync_calls() -> None:
     assert await node.aget_successors("noop") == []
     assert await graph.acancel_task(node.uid) is True
     assert await graph.acancel_task(node.uid) is False
+
+
+async def test_tgs_status_why_accepts_a_key() -> None:
+    from unittest import mock
+
+    from trio_graph_scheduler import CoordinatorConfig
+    from trio_graph_scheduler.coordinator import server
+    from trio_graph_scheduler.coordinator.observe.status_reply import build_status_reply
+
+    graph = make_graph()
+    node = await graph.create_task("noop", key="https://example.org/a")
+    with mock.patch.object(server, "pickle_for_workers", return_value={}):
+        coordinator = server.Coordinator(graph, CoordinatorConfig())
+    by_key = build_status_reply(coordinator, why="https://example.org/a")
+    by_uid = build_status_reply(coordinator, why=node.uid)
+    assert not by_key.why_unknown
+    assert by_key.explanation == by_uid.explanation
+    assert by_key.explanation is not None
+    assert "key 'https://example.org/a'" in by_key.explanation
+    unknown = build_status_reply(coordinator, why="https://example.org/nope")
+    assert unknown.why_unknown
