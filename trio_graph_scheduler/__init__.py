@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .shared.errors import GraphStalledError as GraphStalledError
     from .shared.errors import LinkError as LinkError
     from .shared.errors import LocalProtocolError as LocalProtocolError
+    from .shared.errors import NotOnWorkerError as NotOnWorkerError
     from .shared.errors import ProtocolError as ProtocolError
     from .shared.errors import RemoteProtocolError as RemoteProtocolError
     from .shared.errors import TGSError as TGSError
@@ -67,6 +68,7 @@ _EXPORTS: dict[str, str] = {
     "GraphStalledError": ".shared.errors",
     "LinkError": ".shared.errors",
     "LocalProtocolError": ".shared.errors",
+    "NotOnWorkerError": ".shared.errors",
     "ProtocolError": ".shared.errors",
     "RemoteProtocolError": ".shared.errors",
     "TGSError": ".shared.errors",

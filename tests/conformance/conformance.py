@@ -127,8 +127,10 @@ def check_conditions(outcome: Outcome) -> None:
 
 def check_growth(outcome: Outcome) -> None:
     children = {f"child-{i}": "success" for i in range(cases.CHILDREN)}
-    outcome.expect_statuses({"spawner": "success", "total": "success", **children})
-    assert len(outcome.tasks) == cases.CHILDREN + 2
+    outcome.expect_statuses(
+        {"spawner": "success", "total": "success", "after_two": "success", **children}
+    )
+    assert len(outcome.tasks) == cases.CHILDREN + 3
 
 
 def check_prepend(outcome: Outcome) -> None:
@@ -194,7 +196,7 @@ CASES: list[Case] = [
     Case("keys", check_keys, real=True, workers=3),
     Case("queries", check_queries, real=True),
     Case("cancel", check_cancel, real=True),
-    Case("retries", check_retries),
+    Case("retries", check_retries, real=True),
     Case("timeouts", check_timeouts, real=True),
     Case("values", check_values, real=True),
 ]

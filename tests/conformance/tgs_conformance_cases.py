@@ -112,6 +112,19 @@ async def spawn_children(*, graph: Any, task_node: Any, **_: Any) -> str:
         uids.append(child.uid)
     condition = GenericSchedulingCondition(graph, "SUCCESS__ALL", uids)
     await graph.create_task("total", waits_on=[condition.uid], key="total")
+    # The awaited form: a refusal raises here, in both modes.
+    for mode, waits_on, error in [
+        ("SUCCESS__9", uids, GraphDefinitionError),  # more than it has predecessors
+        ("COMPLETE__ALL", ["task-" + "0" * 32], UnknownUidError),
+    ]:
+        try:
+            await graph.acreate_condition(mode, waits_on)
+        except error:
+            pass
+        else:
+            raise AssertionError(f"acreate_condition({mode!r}, ...) did not raise")
+    some = await graph.acreate_condition("COMPLETE__2", uids)
+    await graph.create_task("square", ((10,), {}), waits_on=[some.uid], key="after_two")
     return str(task_node.uid)
 
 

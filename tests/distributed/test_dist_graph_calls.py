@@ -16,9 +16,8 @@ import trio
 import trio.testing
 from memcluster import TIME_LIMIT, run_cluster
 
-from trio_graph_scheduler import TaskGraph, TaskNode, WorkerLoop
+from trio_graph_scheduler import NotOnWorkerError, TaskGraph, TaskNode, WorkerLoop
 from trio_graph_scheduler.protocol import CreateTaskRequest, Message, Reply
-from trio_graph_scheduler.shared.errors import NotOnWorkerError
 from trio_graph_scheduler.shared.pump import ConnectionPump
 from trio_graph_scheduler.worker.remote_graph import RemoteGraph, RemoteTaskNode
 
@@ -117,6 +116,7 @@ async def test_the_awaitable_forms_have_the_same_signatures() -> None:
         (TaskGraph.aget_task, RemoteGraph.aget_task),
         (TaskGraph.aget_task_by_key, RemoteGraph.aget_task_by_key),
         (TaskGraph.acancel_task, RemoteGraph.acancel_task),
+        (TaskGraph.acreate_condition, RemoteGraph.acreate_condition),
         (TaskGraph.create_task, RemoteGraph.create_task),
         (TaskNode.aget_successors, RemoteTaskNode.aget_successors),
         (TaskNode.aprepend_to_successor, RemoteTaskNode.aprepend_to_successor),
@@ -200,3 +200,42 @@ async def test_frames_per_thousand_created_tasks(
         print(f"\n{function.__name__}: {MANY} creates in {requests} frames, {replies} replies")
     assert requests <= most_frames
     assert replies <= most_frames
+
+
+# -- an answer too large to send --------------------------------------------------------
+
+#: The smallest frame limit a worker may set (it sends no larger frame either), and a
+#: size of which one value fits in it and two do not.
+SMALL_FRAME = 2**16
+HALF = 40_000
+
+
+async def big(payload: bytes, **_: Any) -> bytes:
+    return payload  # its arguments and its result: each fits a frame, both together not
+
+
+async def ask_for_big(target: str, *, graph: Any, **_: Any) -> str:
+    from trio_graph_scheduler.shared.errors import ValueTooLargeError
+
+    # Another task's end is no event this task can wait on: it asks again.
+    while (await graph.aget_task(target, with_result=False)).task_status != "success":  # noqa: ASYNC110
+        await trio.sleep(0.1)
+    try:
+        await graph.aget_task(target)  # with its result: more than this worker accepts
+    except ValueTooLargeError as exc:
+        return str(exc)
+    return "no error"
+
+
+async def test_an_answer_too_large_for_the_worker_raises_in_the_task(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    graph = TaskGraph({"big": big, "ask": ask_for_big}, [WorkerLoop("default", 2)])
+    target = graph.create_task_nowait("big", ((b"x" * HALF,), {}))
+    asker = graph.create_task_nowait("ask", ((target.uid,), {}))
+    with trio.fail_after(TIME_LIMIT):
+        await run_cluster(graph, 1, max_frame_bytes=SMALL_FRAME)
+    assert asker.task_status == "success", asker.exception_trace
+    assert asker.task_result.startswith(
+        "the answer to this graph call cannot be sent to the worker: it needs a frame of "
+    )

@@ -389,6 +389,25 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
     ),
     (
         CreateConditionRequest(
+            request_id=16,
+            lease=12,
+            uid="condition-2",
+            mode="COMPLETE__ALL",
+            waits_on=["a"],
+            awaited=True,
+        ),
+        {
+            "type": "create_condition_request",
+            "request_id": 16,
+            "lease": 12,
+            "uid": "condition-2",
+            "mode": "COMPLETE__ALL",
+            "waits_on": ["a"],
+            "awaited": True,
+        },
+    ),
+    (
+        CreateConditionRequest(
             request_id=6, lease=12, uid="condition-1", mode="SUCCESS__2", waits_on=["a", "b"]
         ),
         {

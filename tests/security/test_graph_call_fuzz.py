@@ -208,6 +208,7 @@ def well_formed_requests(harness_uids: list[str], lease: int) -> st.SearchStrate
             uid=st.uuids().map(lambda u: f"condition-{u.hex}"),
             mode=st.sampled_from(["SUCCESS__ALL", "COMPLETE__ALL", "SUCCESS__1", "COMPLETE__1"]),
             waits_on=st.lists(st.sampled_from(harness_uids), min_size=1, max_size=3),
+            awaited=st.booleans(),
         )
         | st.builds(
             PrependRequest,
@@ -276,6 +277,7 @@ def any_requests(harness_uids: list[str], lease: int) -> st.SearchStrategy[Messa
             uid=mostly(new_uids("condition"), st.sampled_from(harness_uids)),
             mode=modes,
             waits_on=waits_on,
+            awaited=st.booleans(),
         )
         | st.builds(
             PrependRequest,

@@ -670,7 +670,9 @@ class WorkerSession:
         def create() -> None:
             GenericSchedulingCondition(graph, request.mode, request.waits_on, uid=request.uid)
 
-        self._graph_call(request.lease, create, fail_task=True)
+        error = self._graph_call(request.lease, create, fail_task=not request.awaited)
+        if request.awaited:
+            self._reply(request.request_id, error, uid=request.uid)
 
     def _on_prepend(self, request: PrependRequest) -> None:
         def prepend() -> None:

@@ -316,11 +316,15 @@ class CreateTaskRequest(
 
 
 @_register
-class CreateConditionRequest(Message, frozen=True, kw_only=True, tag="create_condition_request"):
+class CreateConditionRequest(
+    Message, frozen=True, kw_only=True, tag="create_condition_request", omit_defaults=True
+):
     """Worker to coordinator: the task of ``lease`` builds a scheduling condition.
 
     ``mode`` is checked by the coordinator; a bad one makes the calling task fail, as the
-    in-process graph would raise in it.
+    in-process graph would raise in it. ``awaited`` (``await graph.acreate_condition``;
+    left out on the wire when false): the task waits for the :class:`Reply`, and a
+    refusal raises there instead of failing the task.
     """
 
     request_id: Count
@@ -328,6 +332,7 @@ class CreateConditionRequest(Message, frozen=True, kw_only=True, tag="create_con
     uid: Name
     mode: Name
     waits_on: list[Name]
+    awaited: bool = False
 
 
 @_register

@@ -187,5 +187,6 @@ GRAPH_CALL_ERRORS: Final[Mapping[str, type[TGSError]]] = {
         UnknownFunctionError,
         UnknownUidError,
         NotOnWorkerError,
+        ValueTooLargeError,
     )
 }

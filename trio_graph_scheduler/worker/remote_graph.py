@@ -7,7 +7,8 @@ order and answers each awaited one with a ``reply``:
 
 - ``await graph.create_task(..., key=K)``, ``await graph.aget_task(uid)``,
   ``await graph.get_task_by_key(K)`` (also spelled ``aget_task_by_key``),
-  ``await graph.acancel_task(uid)``, ``await task_node.aget_successors(name)`` and
+  ``await graph.acancel_task(uid)``, ``await graph.acreate_condition(mode, uids)``,
+  ``await task_node.aget_successors(name)`` and
   ``await task_node.aprepend_to_successor(...)`` wait for the coordinator's answer, so a
   refused call raises in the task, at the call, exactly as it would in-process. Calls
   made concurrently (tasks of a nursery) travel in the same frames: a task that creates
@@ -431,6 +432,31 @@ class RemoteGraph:
 
     aget_task_by_key = get_task_by_key
 
+    async def acreate_condition(self, mode: str, waits_on: Iterable[str]) -> RemoteCondition:
+        """A scheduling condition over ``waits_on``, as ``GenericSchedulingCondition(graph,
+        mode, waits_on)`` builds one, waiting until the coordinator accepted it.
+
+        Raises:
+            GraphDefinitionError, UnknownUidError: what the coordinator raised.
+        """
+        uid = new_uid("condition")
+        request = CreateConditionRequest(
+            request_id=self._link.next_request_id(),
+            lease=self.lease,
+            uid=uid,
+            mode=str(mode),
+            waits_on=_uid_list(waits_on),
+            awaited=True,
+        )
+        try:
+            self._link.check_sendable(request)
+        except FrameTooLargeError as exc:
+            raise _condition_too_large(uid, exc) from None
+        await self._ask(request)
+        condition = RemoteCondition(uid, str(mode), ConditionStatus.WAITING_ON_TASKS)
+        self.conditions[uid] = condition
+        return condition
+
     async def acancel_task(self, uid: str, reason: str = "cancelled by a graph call") -> bool:
         """Cancel a task of the coordinator's graph, as ``cancel_task`` in-process.
 
@@ -530,17 +556,20 @@ class RemoteGraph:
             self._link.check_sendable(request)
         except FrameTooLargeError as exc:
             # A condition over so many tasks that their uids need more than a frame.
-            error = ValueTooLargeError(
-                f"the condition {condition.uid} is too large to send to the coordinator: "
-                f"it needs a frame of {exc.size} bytes and at most {exc.limit} go"
-            )
-            self._link.fail_call(self.lease, error)
+            self._link.fail_call(self.lease, _condition_too_large(condition.uid, exc))
         else:
             self._send(request)
         self.conditions[condition.uid] = condition
 
     def _send(self, message: Message) -> None:
         self._link.send_nowait(message)
+
+
+def _condition_too_large(uid: str, error: FrameTooLargeError) -> ValueTooLargeError:
+    return ValueTooLargeError(
+        f"the condition {uid} is too large to send to the coordinator: "
+        f"it needs a frame of {error.size} bytes and at most {error.limit} go"
+    )
 
 
 def _too_large(handle: str, error: FrameTooLargeError) -> ValueTooLargeError:

@@ -244,6 +244,18 @@ class TaskGraphCore:
             raise UnknownUidError(uid)
         return node
 
+    async def acreate_condition(
+        self, mode: str, waits_on: Iterable[str]
+    ) -> GenericSchedulingCondition:
+        """``GenericSchedulingCondition(graph, mode, waits_on)``, awaitable: on a worker
+        this form waits for the coordinator, so that a refusal raises at the call.
+
+        Raises:
+            GraphDefinitionError: a bad mode, too few predecessors, a condition's uid.
+            UnknownUidError: a uid in ``waits_on`` is unknown.
+        """
+        return GenericSchedulingCondition(self, mode, waits_on)
+
     async def acancel_task(self, uid: str, reason: str = "cancelled by a graph call") -> bool:
         """:meth:`cancel_task`, awaitable: the same call works on a worker."""
         return self.cancel_task(uid, reason)
