@@ -212,17 +212,19 @@ class TaskGraphCore:
         return node
 
     def get_task_by_key(self, key: Any) -> TaskNode | None:
-        """The task created with ``key``, or ``None`` if there is none. O(1).
+        """The task created with ``key``, or ``None`` if there is none (or ``key`` is
+        ``None``). O(1).
 
         Synchronous here, where the graph lives; a task on a worker awaits it (the
         coordinator answers). :meth:`aget_task_by_key` is the form that works in both.
+
+        Raises:
+            GraphDefinitionError: ``key`` is of a type no key can have (a list ...).
         """
-        if self._keys is None or key is None:
+        if key is None:
             return None
-        try:
-            return self._keys.get(key)
-        except TypeError:  # unhashable: no task can have it
-            return None
+        check_task_key(key)
+        return None if self._keys is None else self._keys.get(key)
 
     async def aget_task_by_key(self, key: Any, *, with_result: bool = True) -> TaskNode | None:
         """:meth:`get_task_by_key`, awaitable: the same call works on a worker.

@@ -92,7 +92,7 @@ def explain_task(
             this key.
     """
     node = graph.nodes.get(uid) if isinstance(uid, str) else None
-    if node is None:
+    if node is None and isinstance(uid, str):
         node = graph.get_task_by_key(uid)
     if node is None:
         condition = graph.conditions.get(uid) if isinstance(uid, str) else None
