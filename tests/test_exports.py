@@ -14,7 +14,7 @@ def test_public_names() -> None:
         "GraphStatistics", "TaskStatus", "ConditionStatus", "TGSError", "GraphDefinitionError",
         "UnknownFunctionError", "UnknownUidError", "GraphStalledError", "WorkerContextError",
         "ProtocolError", "LocalProtocolError", "RemoteProtocolError", "ConfigError",
-        "LinkError", "CoordinatorUnreachableError", "WorkerRejectedError",
+        "LinkError", "CoordinatorUnreachableError", "WorkerRejectedError", "NotOnWorkerError",
         "Coordinator", "CoordinatorConfig", "RunSummary", "serve_coordinator",
         "Worker", "WorkerConfig", "run_worker", "TaskPolicy", "JournalError",
         "FailedTask", "RemoteTaskError", "TasksFailedError",

@@ -57,13 +57,12 @@ def build(calls: Calls, *, width: int = 12) -> TaskGraph:
 
     async def square(n: int, *, graph: TaskGraph, task_node: TaskNode, **_: Any) -> int:
         calls.note(("square", n))
-        await trio.lowlevel.checkpoint()
         if n == 5:
             raise ValueError("five is not welcome")
-        # No checkpoint from here to the end: an interrupted square has made no half yet
-        # (a task that runs again makes its tasks again: see docs/operations.md).
-        half = await graph.create_task("half", ((n,), {}))
+        # By key: a square interrupted after this, and run again, finds its half.
+        half = await graph.create_task("half", ((n,), {}), key=("half", n))
         task_node.prepend_to_successor("total", half)
+        await trio.lowlevel.checkpoint()
         return n * n
 
     async def half(n: int, **_: Any) -> float:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .shared.errors import JournalError as JournalError
     from .shared.errors import LinkError as LinkError
     from .shared.errors import LocalProtocolError as LocalProtocolError
+    from .shared.errors import NotOnWorkerError as NotOnWorkerError
     from .shared.errors import ProtocolError as ProtocolError
     from .shared.errors import RemoteProtocolError as RemoteProtocolError
     from .shared.errors import RemoteTaskError as RemoteTaskError
@@ -73,6 +74,7 @@ _EXPORTS: dict[str, str] = {
     "JournalError": ".shared.errors",
     "LinkError": ".shared.errors",
     "LocalProtocolError": ".shared.errors",
+    "NotOnWorkerError": ".shared.errors",
     "ProtocolError": ".shared.errors",
     "RemoteProtocolError": ".shared.errors",
     "RemoteTaskError": ".shared.errors",

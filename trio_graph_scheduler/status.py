@@ -262,9 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_token_options(parser)
     parser.add_argument(
         "--why",
-        metavar="TASK_UID",
-        help="also explain why this task has not run (yet); a uid the run does not have "
-        "is an error (exit status 1)",
+        metavar="TASK",
+        help="also explain why this task has not run (yet): its uid, or the key it was "
+        "created with (a string key, e.g. a URL); one the run does not have is an error "
+        "(exit status 1)",
     )
     tasks = parser.add_argument_group(
         "listing tasks",

@@ -87,7 +87,9 @@ def runs(procs: Processes) -> list[dict[str, Any]]:
     ("builder", "kills"),
     [
         pytest.param("build_static", 1, id="builder-made-killed-once"),
+        pytest.param("build_dynamic", 1, id="task-made-killed-once"),
         pytest.param("build_static", 2, id="builder-made-killed-twice"),
+        pytest.param("build_dynamic", 2, id="task-made-killed-twice"),
     ],
 )
 def test_a_killed_coordinator_resumes_and_nothing_that_ended_runs_again(

@@ -68,6 +68,11 @@ def test_status_and_why_on_a_live_run(procs: Processes) -> None:
     assert "SUCCESS__2" in explained["waiter"]
     assert "0 of 2 succeeded" in explained["waiter"]
     assert "no connected worker serves loop gpu" in explained["on_gpu"]
+    # A task's key names it as well as its uid (issue 12), and its label shows the key.
+    by_key = status(url, "--token", "s3cret", "--why", "https://example.org/waiter")
+    assert by_key.returncode == 0, by_key.stderr
+    assert by_key.stdout.split("\n\n")[-1] == explained["waiter"]
+    assert f"{uids['waiter']} (work, key 'https://example.org/waiter')" in explained["waiter"]
 
     for args in ([], ["--json"]):  # a uid the run does not have: an error, exit 1
         unknown = status(url, "--token", "s3cret", "--why", "task-nope", *args)

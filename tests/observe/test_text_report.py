@@ -141,6 +141,7 @@ async def test_report_of_a_real_run(tmp_path: Path) -> None:
     (condition,) = report["conditions"]
     assert skipped == {
         "uid": uids["skipped"],
+        "key": None,
         "function": "double",
         "loop": "default",
         "status": "precondition_failed",

@@ -19,7 +19,9 @@ from trio_graph_scheduler.protocol import (
     Assign,
     Cancel,
     Cancelled,
+    CancelTaskRequest,
     Claim,
+    ConditionRecord,
     CreateConditionRequest,
     CreateTaskRequest,
     FrameTooLargeError,
@@ -41,8 +43,11 @@ from trio_graph_scheduler.protocol import (
     SlotFreed,
     StatusReply,
     StatusRequest,
+    SuccessorsRequest,
     TaskFailed,
     TaskFilter,
+    TaskQuery,
+    TaskRecord,
     TaskSucceeded,
     UnreadableValue,
     ValueEncodeError,
@@ -51,7 +56,7 @@ from trio_graph_scheduler.protocol import (
     decode_frame,
     encode_frame,
 )
-from trio_graph_scheduler.shared.states import EndReason, TaskStatus
+from trio_graph_scheduler.shared.states import ConditionStatus, EndReason, TaskStatus
 
 
 def tup(*items: Any) -> msgpack.ExtType:
@@ -254,6 +259,153 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
             "handle": "h",
             "arguments": tup(tup(1), None),
             "waits_on": [],
+        },
+    ),
+    (
+        CreateTaskRequest(
+            request_id=10,
+            lease=12,
+            uid="task-4",
+            awaited=True,
+            handle="fetch",
+            arguments=(("https://a/",), {}),
+            waits_on=[],
+            key=("https://a/", 1),
+        ),
+        {
+            "type": "create_task_request",
+            "request_id": 10,
+            "lease": 12,
+            "uid": "task-4",
+            "awaited": True,
+            "handle": "fetch",
+            "arguments": tup(tup("https://a/"), {}),
+            "waits_on": [],
+            "key": tup("https://a/", 1),
+        },
+    ),
+    (
+        PrependRequest(
+            request_id=11, lease=12, successor_handle="s", new_task_uid="task-9", awaited=True
+        ),
+        {
+            "type": "prepend_request",
+            "request_id": 11,
+            "lease": 12,
+            "successor_handle": "s",
+            "new_task_uid": "task-9",
+            "awaited": True,
+        },
+    ),
+    (
+        TaskQuery(request_id=12, lease=12, uid="task-9", with_result=True),
+        {
+            "type": "task_query",
+            "request_id": 12,
+            "lease": 12,
+            "uid": "task-9",
+            "with_result": True,
+        },
+    ),
+    (
+        TaskQuery(request_id=13, lease=12, key="https://a/"),
+        {"type": "task_query", "request_id": 13, "lease": 12, "key": "https://a/"},
+    ),
+    (
+        CancelTaskRequest(request_id=14, lease=12, uid="task-9", reason="not needed"),
+        {
+            "type": "cancel_task_request",
+            "request_id": 14,
+            "lease": 12,
+            "uid": "task-9",
+            "reason": "not needed",
+        },
+    ),
+    (
+        SuccessorsRequest(request_id=15, lease=12, uid="task-9", handle="join"),
+        {
+            "type": "successors_request",
+            "request_id": 15,
+            "lease": 12,
+            "uid": "task-9",
+            "handle": "join",
+        },
+    ),
+    (
+        Reply(
+            request_id=15,
+            uid=None,
+            error_type=None,
+            error_message=None,
+            tasks=[
+                TaskRecord(
+                    task_uid="task-8",
+                    handle="join",
+                    status=TaskStatus.SUCCESS,
+                    arguments=None,
+                    result=(1, 2),
+                    exception_trace=None,
+                    attempts=1,
+                    end_reason=EndReason.SUCCEEDED,
+                    key="j",
+                )
+            ],
+            conditions=[
+                ConditionRecord(
+                    uid="condition-1", mode="SUCCESS__ALL", status=ConditionStatus.SATISFIED
+                )
+            ],
+        ),
+        {
+            "type": "reply",
+            "request_id": 15,
+            "uid": None,
+            "error_type": None,
+            "error_message": None,
+            "tasks": [
+                {
+                    "task_uid": "task-8",
+                    "handle": "join",
+                    "status": "success",
+                    "arguments": None,
+                    "result": tup(1, 2),
+                    "exception_trace": None,
+                    "attempts": 1,
+                    "end_reason": "succeeded",
+                    "key": "j",
+                }
+            ],
+            "conditions": [{"uid": "condition-1", "mode": "SUCCESS__ALL", "status": "satisfied"}],
+        },
+    ),
+    (
+        Reply(request_id=14, uid=None, error_type=None, error_message=None, answer=True),
+        {
+            "type": "reply",
+            "request_id": 14,
+            "uid": None,
+            "error_type": None,
+            "error_message": None,
+            "answer": True,
+        },
+    ),
+    (
+        CreateConditionRequest(
+            request_id=16,
+            lease=12,
+            uid="condition-2",
+            mode="COMPLETE__ALL",
+            waits_on=["a"],
+            awaited=True,
+        ),
+        {
+            "type": "create_condition_request",
+            "request_id": 16,
+            "lease": 12,
+            "uid": "condition-2",
+            "mode": "COMPLETE__ALL",
+            "waits_on": ["a"],
+            "awaited": True,
         },
     ),
     (
@@ -1037,6 +1189,27 @@ MESSAGE_STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {
         handle=names,
         arguments=task_arguments,
         waits_on=st.lists(names, max_size=3),
+    )
+    | st.builds(
+        CreateTaskRequest,
+        request_id=ints,
+        lease=ints,
+        uid=names,
+        awaited=st.just(True),
+        handle=names,
+        arguments=task_arguments,
+        waits_on=st.lists(names, max_size=3),
+        key=names | ints | st.tuples(names, ints),
+    ),
+    TaskQuery: st.builds(
+        TaskQuery, request_id=ints, lease=ints, uid=names, with_result=st.booleans()
+    )
+    | st.builds(TaskQuery, request_id=ints, lease=ints, key=names | st.tuples(names, ints)),
+    CancelTaskRequest: st.builds(
+        CancelTaskRequest, request_id=ints, lease=ints, uid=names, reason=st.text(max_size=9)
+    ),
+    SuccessorsRequest: st.builds(
+        SuccessorsRequest, request_id=ints, lease=ints, uid=names, handle=names
     ),
     CreateConditionRequest: st.builds(
         CreateConditionRequest,
@@ -1047,10 +1220,38 @@ MESSAGE_STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {
         waits_on=st.lists(names, max_size=3),
     ),
     PrependRequest: st.builds(
-        PrependRequest, request_id=ints, lease=ints, successor_handle=names, new_task_uid=names
+        PrependRequest,
+        request_id=ints,
+        lease=ints,
+        successor_handle=names,
+        new_task_uid=names,
+        awaited=st.booleans(),
     ),
     Reply: st.builds(
         Reply, request_id=ints, uid=names, error_type=st.none(), error_message=st.none()
+    )
+    | st.builds(
+        Reply,
+        request_id=ints,
+        uid=st.none(),
+        error_type=st.none(),
+        error_message=st.none(),
+        tasks=st.lists(
+            st.builds(
+                TaskRecord,
+                task_uid=names,
+                handle=names,
+                status=st.sampled_from(TaskStatus),
+                arguments=task_arguments,
+                result=task_arguments,
+                exception_trace=st.none() | st.text(max_size=9),
+                attempts=ints,
+                end_reason=st.none() | st.sampled_from(EndReason),
+                key=st.none() | names,
+            ),
+            max_size=2,
+        ),
+        answer=st.booleans(),
     )
     | st.builds(
         Reply, request_id=ints, uid=st.none(), error_type=names, error_message=st.text(max_size=9)

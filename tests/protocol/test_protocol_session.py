@@ -15,6 +15,7 @@ from trio_graph_scheduler.protocol import (
     Assign,
     Cancel,
     Cancelled,
+    CancelTaskRequest,
     Claim,
     CreateConditionRequest,
     CreateTaskRequest,
@@ -36,7 +37,9 @@ from trio_graph_scheduler.protocol import (
     SlotFreed,
     StatusReply,
     StatusRequest,
+    SuccessorsRequest,
     TaskFailed,
+    TaskQuery,
     TaskSucceeded,
     ValueEncodeError,
     Welcome,
@@ -85,6 +88,9 @@ SAMPLES: dict[type[Message], Message] = {
     PrependRequest: PrependRequest(
         request_id=1, lease=1, successor_handle="h", new_task_uid="task-2"
     ),
+    TaskQuery: TaskQuery(request_id=1, lease=1, key="k"),
+    CancelTaskRequest: CancelTaskRequest(request_id=1, lease=1, uid="task-2", reason="r"),
+    SuccessorsRequest: SuccessorsRequest(request_id=1, lease=1, uid="task-2", handle="h"),
     Reply: Reply(request_id=1, uid="task-2", error_type=None, error_message=None),
     Heartbeat: Heartbeat(),
     Cancel: Cancel(lease=1),

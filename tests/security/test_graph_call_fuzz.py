@@ -1,8 +1,10 @@
 """Fuzz the graph calls an authenticated worker makes, as the frame decoder is fuzzed.
 
-A task running on a worker asks the coordinator to create tasks and conditions and to
-prepend tasks (``create_task_request``, ``create_condition_request``,
-``prepend_request``). The worker holds the token, but what it asks for is the task's
+A task running on a worker asks the coordinator to create tasks (with keys too) and
+conditions, to prepend tasks, to look tasks up by uid or key, to cancel tasks and to
+list successors (``create_task_request``, ``create_condition_request``,
+``prepend_request``, ``task_query``, ``cancel_task_request``, ``successors_request``).
+The worker holds the token, but what it asks for is the task's
 business: every request must either be carried out or be refused (an error reply, or
 the calling task failing), never break the session with an internal error.
 
@@ -33,12 +35,16 @@ from trio_graph_scheduler import (
 from trio_graph_scheduler.coordinator import server
 from trio_graph_scheduler.coordinator.worker_session import LoopClaim, WorkerSession
 from trio_graph_scheduler.protocol import (
+    Cancel,
+    CancelTaskRequest,
     CreateConditionRequest,
     CreateTaskRequest,
     Message,
     PrependRequest,
     RemoteProtocolError,
     Reply,
+    SuccessorsRequest,
+    TaskQuery,
     TaskSucceeded,
     decode_frame,
     encode_frame,
@@ -100,6 +106,9 @@ class Harness:
             CreateTaskRequest: self.session._on_create_task,
             CreateConditionRequest: self.session._on_create_condition,
             PrependRequest: self.session._on_prepend,
+            TaskQuery: self.session._on_task_query,
+            CancelTaskRequest: self.session._on_cancel_task,
+            SuccessorsRequest: self.session._on_successors,
         }[type(request)]
         handler(request)  # type: ignore[operator]
         self.check()
@@ -110,7 +119,8 @@ class Harness:
         if outbox:
             # Refusals go to the worker: they must fit what it accepts.
             encode_frame(outbox, max_frame_bytes=self.session._protocol.max_send_bytes)
-            assert all(isinstance(message, Reply) for message in outbox), outbox
+            # A cancel of the calling task itself asks its worker to stop it.
+            assert all(isinstance(message, Reply | Cancel) for message in outbox), outbox
 
 
 # -- what a task could ask for --------------------------------------------------------
@@ -148,6 +158,12 @@ arguments = mostly(
     | st.tuples(st.lists(_values, max_size=3).map(tuple), st.none()),
     st.tuples(st.lists(_values, max_size=3).map(tuple), st.dictionaries(st.integers(), _values))
     | _values,
+)
+
+
+_keys = mostly(
+    st.text(min_size=1, max_size=6) | st.integers() | st.tuples(st.text(max_size=3), st.integers()),
+    _values | st.lists(_values, max_size=2),
 )
 
 
@@ -192,6 +208,7 @@ def well_formed_requests(harness_uids: list[str], lease: int) -> st.SearchStrate
             uid=st.uuids().map(lambda u: f"condition-{u.hex}"),
             mode=st.sampled_from(["SUCCESS__ALL", "COMPLETE__ALL", "SUCCESS__1", "COMPLETE__1"]),
             waits_on=st.lists(st.sampled_from(harness_uids), min_size=1, max_size=3),
+            awaited=st.booleans(),
         )
         | st.builds(
             PrependRequest,
@@ -199,6 +216,42 @@ def well_formed_requests(harness_uids: list[str], lease: int) -> st.SearchStrate
             lease=st.just(lease),
             successor_handle=st.sampled_from(["spawner", "leaf", "other"]),
             new_task_uid=st.sampled_from(harness_uids),
+            awaited=st.booleans(),
+        )
+        | st.builds(
+            CreateTaskRequest,
+            request_id=ids,
+            lease=st.just(lease),
+            uid=st.uuids().map(lambda u: f"task-{u.hex}"),
+            awaited=st.just(True),
+            handle=st.sampled_from(["spawner", "leaf", "other"]),
+            arguments=st.none(),
+            waits_on=waits_on,
+            key=st.sampled_from(["a", "b", ("a", 1), 7]),
+        )
+        | st.builds(
+            TaskQuery, request_id=ids, lease=st.just(lease), uid=st.sampled_from(harness_uids)
+        )
+        | st.builds(
+            TaskQuery,
+            request_id=ids,
+            lease=st.just(lease),
+            key=st.sampled_from(["a", "b", ("a", 1), 7]),
+            with_result=st.booleans(),
+        )
+        | st.builds(
+            CancelTaskRequest,
+            request_id=ids,
+            lease=st.just(lease),
+            uid=st.sampled_from(harness_uids),
+            reason=st.text(max_size=5),
+        )
+        | st.builds(
+            SuccessorsRequest,
+            request_id=ids,
+            lease=st.just(lease),
+            uid=st.sampled_from(harness_uids),
+            handle=st.sampled_from(["spawner", "leaf", "other"]),
         )
     )
 
@@ -224,6 +277,7 @@ def any_requests(harness_uids: list[str], lease: int) -> st.SearchStrategy[Messa
             uid=mostly(new_uids("condition"), st.sampled_from(harness_uids)),
             mode=modes,
             waits_on=waits_on,
+            awaited=st.booleans(),
         )
         | st.builds(
             PrependRequest,
@@ -231,6 +285,46 @@ def any_requests(harness_uids: list[str], lease: int) -> st.SearchStrategy[Messa
             lease=st.just(lease),
             successor_handle=handles,
             new_task_uid=known_uids(harness_uids),
+            awaited=st.booleans(),
+        )
+        | st.builds(
+            CreateTaskRequest,
+            request_id=ids,
+            lease=st.just(lease),
+            uid=mostly(new_uids("task"), st.sampled_from(harness_uids)),
+            awaited=st.just(True),
+            handle=handles,
+            arguments=arguments,
+            waits_on=waits_on,
+            key=_keys,
+        )
+        | st.builds(
+            TaskQuery,
+            request_id=ids,
+            lease=st.just(lease),
+            uid=known_uids(harness_uids),
+            with_result=st.booleans(),
+        )
+        | st.builds(
+            TaskQuery,
+            request_id=ids,
+            lease=st.just(lease),
+            key=_keys.filter(lambda key: key is not None),  # None with no uid: not a query
+            with_result=st.booleans(),
+        )
+        | st.builds(
+            CancelTaskRequest,
+            request_id=ids,
+            lease=st.just(lease),
+            uid=known_uids(harness_uids),
+            reason=st.text(max_size=50),
+        )
+        | st.builds(
+            SuccessorsRequest,
+            request_id=ids,
+            lease=st.just(lease),
+            uid=known_uids(harness_uids),
+            handle=handles,
         )
     )
 
@@ -253,16 +347,25 @@ def test_graph_calls_are_carried_out_or_refused(data: st.DataObject) -> None:
         harness = Harness()
         made = data.draw(st.lists(requests(harness.uids, harness.lease), min_size=1, max_size=6))
         for request in made:
+            if harness.lease not in harness.session.leases:
+                break  # the caller cancelled itself (see below): it makes no more calls
             received = as_received(request)
             if received is None:
                 continue
             harness.handle(received)
             # Tasks and conditions made so far may be named by the next requests too.
             uid = getattr(received, "uid", None)
-            if uid is not None and uid not in harness.uids:
+            if isinstance(received, CreateConditionRequest | CreateTaskRequest) and (
+                uid is not None and uid not in harness.uids
+            ):
                 harness.uids.append(uid)
-        # The caller's result is accepted, or turned into the failure of a refused call.
-        harness.session._on_task_succeeded(TaskSucceeded(lease=harness.lease, result=None))
+        # The caller's result is accepted, or turned into the failure of a refused call;
+        # unless it cancelled itself before its assignment went (only a harness that
+        # never sends can see that), which ended it there.
+        if harness.lease in harness.session.leases:
+            harness.session._on_task_succeeded(TaskSucceeded(lease=harness.lease, result=None))
+        else:
+            assert harness.caller.task_status == "failed"
         harness.check()
 
     trio.run(main)

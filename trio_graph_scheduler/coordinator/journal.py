@@ -268,9 +268,15 @@ def _condition_event(condition: GenericSchedulingCondition, packer: ValuePacker)
 def _task_event(
     node: TaskNode, conditions: list[GenericSchedulingCondition], packer: ValuePacker
 ) -> bytes:
-    key = getattr(node, "key", None)
     return packer.pack(
-        [_TASK, node.uid, node.task_handle, node.task_arguments, [c.uid for c in conditions], key]
+        [
+            _TASK,
+            node.uid,
+            node.task_handle,
+            node.task_arguments,
+            [c.uid for c in conditions],
+            node.key,
+        ]
     )
 
 
@@ -429,8 +435,8 @@ def _replay_event(graph: TaskGraphCore, event: Any) -> int:
         _, uid, mode, predecessors = event
         GenericSchedulingCondition(graph, mode, predecessors, uid=uid)
     elif kind == _TASK:
-        _, uid, handle, arguments, conditions, _key = event
-        graph.create_task_nowait(handle, arguments, conditions, uid=uid)
+        _, uid, handle, arguments, conditions, key = event
+        graph.create_task_nowait(handle, arguments, conditions, key=key, uid=uid)
     elif kind == _PREDECESSOR:
         _, condition_uid, uid = event
         graph.scheduler.add_predecessor(graph.conditions[condition_uid], graph.nodes[uid])

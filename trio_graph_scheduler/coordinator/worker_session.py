@@ -40,7 +40,9 @@ from ..protocol.messages import (
     Assign,
     Cancel,
     Cancelled,
+    CancelTaskRequest,
     Claim,
+    ConditionRecord,
     CreateConditionRequest,
     CreateTaskRequest,
     HandBack,
@@ -55,7 +57,10 @@ from ..protocol.messages import (
     Shutdown,
     SlotFreed,
     StatusRequest,
+    SuccessorsRequest,
     TaskFailed,
+    TaskQuery,
+    TaskRecord,
     TaskSucceeded,
     Welcome,
 )
@@ -66,6 +71,8 @@ from ..shared.errors import (
     LocalProtocolError,
     RemoteProtocolError,
     TGSError,
+    UnknownUidError,
+    ValueTooLargeError,
 )
 from ..shared.pump import ConnectionPump
 from ..shared.states import EndReason
@@ -206,6 +213,9 @@ class WorkerSession:
                 CreateTaskRequest: self._on_create_task,
                 CreateConditionRequest: self._on_create_condition,
                 PrependRequest: self._on_prepend,
+                TaskQuery: self._on_task_query,
+                CancelTaskRequest: self._on_cancel_task,
+                SuccessorsRequest: self._on_successors,
             },
         )
 
@@ -659,26 +669,32 @@ class WorkerSession:
                     offer_suspects(self._coordinator.sessions)
 
     def _on_create_task(self, request: CreateTaskRequest) -> None:
+        created: list[TaskNode] = []
+
         def create() -> None:
             if self._unreadable_in_frame and (bad := find_unreadable(request.arguments)):
                 raise GraphDefinitionError(
                     f"the task's arguments cannot be read on the coordinator: {bad.error}"
                 )
-            self._coordinator.graph.create_task_nowait(
-                request.handle, request.arguments, request.waits_on, uid=request.uid
+            created.append(
+                self._coordinator.graph.create_task_nowait(
+                    request.handle,
+                    request.arguments,
+                    request.waits_on,
+                    key=request.key,
+                    uid=request.uid,
+                )
             )
 
         error = self._graph_call(request.lease, create, fail_task=not request.awaited)
         if request.awaited:
-            self._outbox.append(
-                Reply(
-                    request_id=request.request_id,
-                    uid=None if error else request.uid,
-                    error_type=type(error).__name__ if error else None,
-                    error_message=clip(str(error), ERROR_CHARS) if error else None,
-                )
-            )
-            self._pump.wake()
+            if error or request.key is None:
+                self._reply(request.request_id, error, uid=request.uid)
+            else:
+                # A key may name a task that existed: the worker learns which.
+                (node,) = created
+                record = task_record(node, with_result=False)
+                self._reply(request.request_id, None, uid=node.uid, tasks=[record])
 
     def _on_create_condition(self, request: CreateConditionRequest) -> None:
         graph = self._coordinator.graph
@@ -686,14 +702,97 @@ class WorkerSession:
         def create() -> None:
             GenericSchedulingCondition(graph, request.mode, request.waits_on, uid=request.uid)
 
-        self._graph_call(request.lease, create, fail_task=True)
+        error = self._graph_call(request.lease, create, fail_task=not request.awaited)
+        if request.awaited:
+            self._reply(request.request_id, error, uid=request.uid)
 
     def _on_prepend(self, request: PrependRequest) -> None:
         def prepend() -> None:
             node = self.leases[request.lease]  # _graph_call checked it is held
             node.prepend_to_successor(request.successor_handle, request.new_task_uid)
 
-        self._graph_call(request.lease, prepend, fail_task=True)
+        error = self._graph_call(request.lease, prepend, fail_task=not request.awaited)
+        if request.awaited:
+            self._reply(request.request_id, error)
+
+    def _on_task_query(self, query: TaskQuery) -> None:
+        graph = self._coordinator.graph
+        found: list[TaskRecord] = []
+
+        def look_up() -> None:
+            if query.uid is not None:
+                node = graph.nodes.get(query.uid)
+                if node is None:
+                    raise UnknownUidError(query.uid)
+            else:
+                node = graph.get_task_by_key(query.key)
+            if node is not None:
+                found.append(task_record(node, with_result=query.with_result))
+
+        error = self._graph_call(query.lease, look_up, fail_task=False)
+        self._reply(query.request_id, error, tasks=found)
+
+    def _on_cancel_task(self, request: CancelTaskRequest) -> None:
+        answer: list[bool] = []
+
+        def cancel() -> None:
+            answer.append(self._coordinator.graph.cancel_task(request.uid, request.reason))
+
+        error = self._graph_call(request.lease, cancel, fail_task=False)
+        self._reply(request.request_id, error, answer=bool(answer and answer[0]))
+
+    def _on_successors(self, request: SuccessorsRequest) -> None:
+        graph = self._coordinator.graph
+        tasks: list[TaskRecord] = []
+        conditions: list[ConditionRecord] = []
+
+        def successors() -> None:
+            node = graph.nodes.get(request.uid)
+            if node is None:
+                raise UnknownUidError(request.uid)
+            for successor, condition in node.get_successors(request.handle):
+                tasks.append(task_record(successor, with_result=False))
+                conditions.append(
+                    ConditionRecord(
+                        uid=condition.uid,
+                        mode=str(condition.mode),
+                        status=condition.condition_status,
+                    )
+                )
+
+        error = self._graph_call(request.lease, successors, fail_task=False)
+        self._reply(request.request_id, error, tasks=tasks, conditions=conditions)
+
+    def _reply(
+        self,
+        request_id: int,
+        error: TGSError | None,
+        *,
+        uid: str | None = None,
+        tasks: list[TaskRecord] | None = None,
+        conditions: list[ConditionRecord] | None = None,
+        answer: bool = False,
+    ) -> None:
+        """Queue the reply to a graph call: its answer, or the error it raised."""
+        if error is not None:
+            reply = Reply(
+                request_id=request_id,
+                uid=None,
+                error_type=type(error).__name__,
+                error_message=clip(str(error), ERROR_CHARS),
+            )
+        else:
+            reply = Reply(
+                request_id=request_id,
+                uid=uid,
+                error_type=None,
+                error_message=None,
+                tasks=tasks or [],
+                conditions=conditions or [],
+                answer=answer,
+            )
+        self._outbox.append(reply)
+        self._pump.wake()
 
     def _graph_call(
         self, lease: int, call: Callable[[], None], *, fail_task: bool
@@ -812,6 +911,8 @@ class WorkerSession:
             predecessors=[_record(p) for p in node.get_predecessor_task_nodes()],
             function=function,
             timeout=self._coordinator.graph.task_functions[node.task_handle].policy.timeout,
+            attempts=node.attempts,
+            key=node.key,
         )
 
     def _fail_unsendable(self, lease: int, error: Exception) -> None:
@@ -832,6 +933,21 @@ class WorkerSession:
         self._lease_ended(node)
 
     def _on_unsendable(self, message: Message, error: LocalProtocolError) -> Message | None:
+        if isinstance(message, Reply):
+            # A task asked for a result too large (or unreadable) to travel: the call
+            # raises in the task, and the connection carries on.
+            what = "the answer to this graph call cannot be sent to the worker"
+            if isinstance(error, FrameTooLargeError):
+                detail = f"it needs a frame of {error.size} bytes and at most {error.limit} go"
+                refusal: TGSError = ValueTooLargeError(f"{what}: {detail}")
+            else:
+                refusal = TGSError(f"{what}: {error}")
+            return Reply(
+                request_id=message.request_id,
+                uid=None,
+                error_type=type(refusal).__name__,
+                error_message=clip(str(refusal), ERROR_CHARS),
+            )
         if isinstance(message, Assign):
             self._fail_unsendable(message.lease, error)
             if message.function is not None:
@@ -886,4 +1002,20 @@ def _record(node: TaskNode) -> PredecessorRecord:
         arguments=node.task_arguments,
         result=node.task_result,
         exception_trace=node.exception_trace,
+        key=node.key,
+    )
+
+
+def task_record(node: TaskNode, *, with_result: bool) -> TaskRecord:
+    """A task as a reply carries it to a task on a worker."""
+    return TaskRecord(
+        task_uid=node.uid,
+        handle=node.task_handle,
+        status=node.task_status,
+        arguments=node.task_arguments,
+        result=node.task_result if with_result else None,
+        exception_trace=node.exception_trace,
+        attempts=node.attempts,
+        end_reason=node.end_reason,
+        key=node.key,
     )

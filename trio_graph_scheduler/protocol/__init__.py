@@ -17,7 +17,9 @@ from .messages import PROTOCOL_VERSION as PROTOCOL_VERSION
 from .messages import Assign as Assign
 from .messages import Cancel as Cancel
 from .messages import Cancelled as Cancelled
+from .messages import CancelTaskRequest as CancelTaskRequest
 from .messages import Claim as Claim
+from .messages import ConditionRecord as ConditionRecord
 from .messages import CreateConditionRequest as CreateConditionRequest
 from .messages import CreateTaskRequest as CreateTaskRequest
 from .messages import HandBack as HandBack
@@ -37,8 +39,11 @@ from .messages import Shutdown as Shutdown
 from .messages import SlotFreed as SlotFreed
 from .messages import StatusReply as StatusReply
 from .messages import StatusRequest as StatusRequest
+from .messages import SuccessorsRequest as SuccessorsRequest
 from .messages import TaskFailed as TaskFailed
 from .messages import TaskFilter as TaskFilter
+from .messages import TaskQuery as TaskQuery
+from .messages import TaskRecord as TaskRecord
 from .messages import TaskSucceeded as TaskSucceeded
 from .messages import Welcome as Welcome
 from .messages import WorkerStatus as WorkerStatus

@@ -30,7 +30,7 @@ from typing import Annotated, Any, ClassVar, Final
 import msgspec
 
 from ..shared.errors import LocalProtocolError
-from ..shared.states import EndReason, TaskStatus
+from ..shared.states import ConditionStatus, EndReason, TaskStatus
 
 #: The version this code speaks. A peer speaking another one is refused at the handshake.
 PROTOCOL_VERSION: Final = 1
@@ -186,8 +186,11 @@ class Claim(Message, frozen=True, kw_only=True, tag="claim"):
     credit: AtLeastOne
 
 
-class PredecessorRecord(Record, frozen=True, kw_only=True):
-    """A predecessor of an assigned task, as the task sees it (nested in :class:`Assign`)."""
+class PredecessorRecord(Record, frozen=True, kw_only=True, omit_defaults=True):
+    """A predecessor of an assigned task, as the task sees it (nested in :class:`Assign`).
+
+    ``key`` is the key it was created with (``None``, left out on the wire: none).
+    """
 
     task_uid: Name
     handle: Name
@@ -195,15 +198,44 @@ class PredecessorRecord(Record, frozen=True, kw_only=True):
     arguments: Value
     result: Value
     exception_trace: str | None
+    key: Value = None
+
+
+class TaskRecord(Record, frozen=True, kw_only=True, omit_defaults=True):
+    """A task of the coordinator's graph as a task on a worker asked for it (nested in
+    :class:`Reply`): its state when the coordinator answered.
+
+    ``result`` is ``None`` unless the query asked for it (``with_result``).
+    """
+
+    task_uid: Name
+    handle: Name
+    status: TaskStatus
+    arguments: Value
+    result: Value
+    exception_trace: str | None
+    attempts: Count
+    end_reason: EndReason | None
+    key: Value = None
+
+
+class ConditionRecord(Record, frozen=True, kw_only=True):
+    """A condition of the coordinator's graph (nested in :class:`Reply`)."""
+
+    uid: Name
+    mode: Name
+    status: ConditionStatus
 
 
 @_register
-class Assign(Message, frozen=True, kw_only=True, tag="assign"):
+class Assign(Message, frozen=True, kw_only=True, tag="assign", omit_defaults=True):
     """Coordinator to worker: run this task under ``lease``.
 
     ``function`` is the cloudpickled function, sent only the first time this worker gets
     a task of ``handle``, else ``None``. ``timeout`` is how many seconds the run may take
-    (its function's policy), or ``None``.
+    (its function's policy), or ``None``. ``attempts`` counts the runs started so far,
+    this one included (``task_node.attempts``); ``key`` is the task's key. Both are left
+    out on the wire when they hold their default (0, ``None``).
     """
 
     lease: Count
@@ -214,6 +246,8 @@ class Assign(Message, frozen=True, kw_only=True, tag="assign"):
     predecessors: list[PredecessorRecord]
     function: bytes | None
     timeout: Seconds | None
+    attempts: Count = 0
+    key: Value = None
 
 
 @_register
@@ -273,11 +307,15 @@ class HandBack(Message, frozen=True, kw_only=True, tag="hand_back"):
 
 
 @_register
-class CreateTaskRequest(Message, frozen=True, kw_only=True, tag="create_task_request"):
+class CreateTaskRequest(
+    Message, frozen=True, kw_only=True, tag="create_task_request", omit_defaults=True
+):
     """Worker to coordinator: the task of ``lease`` calls ``graph.create_task``.
 
     ``awaited`` is true when the task waits for the :class:`Reply` (``await
-    graph.create_task``) and false for ``create_task_nowait``.
+    graph.create_task``) and false for ``create_task_nowait``. ``key`` is the task's key
+    (``None``, left out on the wire: none); a task with one is only ever awaited, since
+    the reply says which task the key names.
     """
 
     request_id: Count
@@ -287,14 +325,23 @@ class CreateTaskRequest(Message, frozen=True, kw_only=True, tag="create_task_req
     handle: Name
     arguments: Value
     waits_on: list[Name]
+    key: Value = None
+
+    def __post_init__(self) -> None:
+        if self.key is not None and not self.awaited:
+            raise InvalidFieldError(self.TAG, "a task with a key is created only awaited")
 
 
 @_register
-class CreateConditionRequest(Message, frozen=True, kw_only=True, tag="create_condition_request"):
+class CreateConditionRequest(
+    Message, frozen=True, kw_only=True, tag="create_condition_request", omit_defaults=True
+):
     """Worker to coordinator: the task of ``lease`` builds a scheduling condition.
 
     ``mode`` is checked by the coordinator; a bad one makes the calling task fail, as the
-    in-process graph would raise in it.
+    in-process graph would raise in it. ``awaited`` (``await graph.acreate_condition``;
+    left out on the wire when false): the task waits for the :class:`Reply`, and a
+    refusal raises there instead of failing the task.
     """
 
     request_id: Count
@@ -302,37 +349,97 @@ class CreateConditionRequest(Message, frozen=True, kw_only=True, tag="create_con
     uid: Name
     mode: Name
     waits_on: list[Name]
+    awaited: bool = False
 
 
 @_register
-class PrependRequest(Message, frozen=True, kw_only=True, tag="prepend_request"):
-    """Worker to coordinator: the task of ``lease`` calls ``prepend_to_successor``."""
+class PrependRequest(Message, frozen=True, kw_only=True, tag="prepend_request", omit_defaults=True):
+    """Worker to coordinator: the task of ``lease`` calls ``prepend_to_successor``.
+
+    ``awaited`` (``aprepend_to_successor``; left out on the wire when false): the task
+    waits for the :class:`Reply`, and a refusal raises there instead of failing the task.
+    """
 
     request_id: Count
     lease: Count
     successor_handle: Name
     new_task_uid: Name
+    awaited: bool = False
 
 
 @_register
-class Reply(Message, frozen=True, kw_only=True, tag="reply"):
+class TaskQuery(Message, frozen=True, kw_only=True, tag="task_query", omit_defaults=True):
+    """Worker to coordinator: the task of ``lease`` looks up a task by ``uid`` or by
+    ``key`` (exactly one of them); the :class:`Reply` carries it in ``tasks`` (none for
+    an unknown key, an ``UnknownUidError`` for an unknown uid), with its result only when
+    ``with_result``.
+    """
+
+    request_id: Count
+    lease: Count
+    uid: Name | None = None
+    key: Value = None
+    with_result: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.uid is None) == (self.key is None):
+            raise InvalidFieldError(self.TAG, "exactly one of uid and key must be set")
+
+
+@_register
+class CancelTaskRequest(Message, frozen=True, kw_only=True, tag="cancel_task_request"):
+    """Worker to coordinator: the task of ``lease`` calls ``graph.acancel_task``; the
+    :class:`Reply`'s ``answer`` is what the call returns (false: it had ended already)."""
+
+    request_id: Count
+    lease: Count
+    uid: Name
+    reason: str
+
+
+@_register
+class SuccessorsRequest(Message, frozen=True, kw_only=True, tag="successors_request"):
+    """Worker to coordinator: the task of ``lease`` calls ``aget_successors(handle)`` on
+    the task ``uid``; the :class:`Reply` carries the successors in ``tasks`` and, at the
+    same index, the condition linking each in ``conditions``."""
+
+    request_id: Count
+    lease: Count
+    uid: Name
+    handle: Name
+
+
+@_register
+class Reply(Message, frozen=True, kw_only=True, tag="reply", omit_defaults=True):
     """Coordinator to worker: the answer to request ``request_id``.
 
     On success ``uid`` is the new task's or condition's uid (``None`` when the call
     returns nothing) and the error fields are ``None``; on failure ``error_type`` and
     ``error_message`` say what the coordinator raised and ``uid`` is ``None``.
+
+    What a query answers (left out on the wire when empty): ``tasks`` (a
+    :class:`TaskQuery`'s task, a keyed ``create_task``'s task, a
+    :class:`SuccessorsRequest`'s successors), ``conditions`` (the condition linking
+    each successor, at the same index), ``answer`` (a :class:`CancelTaskRequest`'s).
     """
 
     request_id: Count
     uid: Name | None
     error_type: Name | None
     error_message: str | None
+    tasks: list[TaskRecord] = msgspec.field(default_factory=list)
+    conditions: list[ConditionRecord] = msgspec.field(default_factory=list)
+    answer: bool = False
 
     def __post_init__(self) -> None:
         if (self.error_type is None) != (self.error_message is None):
             raise InvalidFieldError(self.TAG, "error_type and error_message must be set together")
         if self.error_type is not None and self.uid is not None:
             raise InvalidFieldError(self.TAG, "a reply carries a uid or an error, not both")
+        if self.error_type is not None and (self.tasks or self.conditions or self.answer):
+            raise InvalidFieldError(self.TAG, "a reply carries an answer or an error, not both")
+        if self.conditions and len(self.conditions) != len(self.tasks):
+            raise InvalidFieldError(self.TAG, "conditions must pair with tasks one to one")
 
 
 # Liveness and the end.

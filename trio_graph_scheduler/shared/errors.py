@@ -10,6 +10,7 @@ Every error the library raises on purpose derives from :class:`TGSError`::
     ├── WorkerContextError                         a loop's worker-context init function raised
     ├── RemoteTaskError                            a task's exception that could not travel
     ├── TasksFailedError                           tasks failed (execute_graph's raise_on_failure)
+    ├── NotOnWorkerError                           a graph call a task on a worker cannot make
     ├── TaskTimeoutError (also a TimeoutError)     a task ran longer than its policy's timeout
     ├── ProtocolError                              a frame or message breaks the wire protocol
     │   ├── LocalProtocolError                     we tried to send something illegal
@@ -155,6 +156,14 @@ class TasksFailedError(TGSError):
         super().__init__(f"{len(failed)} task(s) failed:\n" + "\n".join(lines))
 
 
+class NotOnWorkerError(TGSError):
+    """A task running on a remote worker made a graph call that only the graph's owner
+    can answer at once (the coordinator, or the in-process graph).
+
+    The message names the call to use instead, e.g. ``await graph.acancel_task(uid)``.
+    """
+
+
 class TaskTimeoutError(TGSError, TimeoutError):
     """A task ran longer than its :class:`~trio_graph_scheduler.TaskPolicy` timeout.
 
@@ -233,7 +242,14 @@ class WorkerRejectedError(LinkError):
 #: name comes back as a plain :class:`TGSError`.
 GRAPH_CALL_ERRORS: Final[Mapping[str, type[TGSError]]] = {
     cls.__name__: cls
-    for cls in (TGSError, GraphDefinitionError, UnknownFunctionError, UnknownUidError)
+    for cls in (
+        TGSError,
+        GraphDefinitionError,
+        UnknownFunctionError,
+        UnknownUidError,
+        NotOnWorkerError,
+        ValueTooLargeError,
+    )
 }
 
 

@@ -52,6 +52,35 @@ def check_task_arguments(task_handle: str, arguments: object) -> None:
         )
 
 
+#: The types a task key may be built of: what msgpack, JSON reports and the text views
+#: carry exactly. Tuples of them are keys too.
+_KEY_ATOMS: Final = (str, bytes, int, float, bool)
+
+
+def check_task_key(key: object) -> None:
+    """Check a task key as ``create_task(..., key=K)`` accepts it.
+
+    A key is a ``str``, ``bytes``, ``int``, ``float`` or ``bool``, or a tuple of keys:
+    hashable, and carried exactly over the wire and into the report. ``None`` means "no
+    key" and is never looked up.
+
+    Raises:
+        GraphDefinitionError: any other value (a list, a dict, an object ...).
+    """
+    if isinstance(key, _KEY_ATOMS):
+        if key != key:  # NaN equals nothing, itself included: it could never be found
+            raise GraphDefinitionError("a task key cannot be NaN")
+        return
+    if isinstance(key, tuple):
+        for item in key:
+            check_task_key(item)
+        return
+    raise GraphDefinitionError(
+        f"a task key must be a str, bytes, int, float, bool or a tuple of them, "
+        f"got {type(key).__name__}: {key!r:.80}"
+    )
+
+
 def is_async_function(function: Callable[..., Any]) -> bool:
     """True for ``async def`` functions and objects whose ``__call__`` is one."""
     call = getattr(function, "__call__", None)  # noqa: B004 - async callable objects count too

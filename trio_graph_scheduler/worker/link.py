@@ -593,7 +593,12 @@ class _LinkSlot:
             return None
         graph = RemoteGraph(link, lease)
         node = graph.adopt_task(
-            assign.task_uid, assign.handle, assign.arguments, assign.predecessors
+            assign.task_uid,
+            assign.handle,
+            assign.arguments,
+            assign.predecessors,
+            key=assign.key,
+            attempts=assign.attempts,
         )
         call = invoke_task_function(
             loaded.function,  # type: ignore[arg-type]  # None only with an error

@@ -1,35 +1,50 @@
 """What a task running on a remote worker sees as ``task_node`` and ``graph``.
 
 The coordinator owns the graph. A task on a worker sees its own node and its
-predecessors (their results came with the assignment), and its graph calls travel to the
-coordinator as requests on the worker's connection, which carries them out in order:
+predecessors (their results came with the assignment); whatever else it asks travels to
+the coordinator as a request on the worker's connection, which carries requests out in
+order and answers each awaited one with a ``reply``:
 
-- ``await graph.create_task(...)`` waits for the coordinator's reply, so a bad call raises
-  in the task exactly as it would in-process.
+- ``await graph.create_task(..., key=K)``, ``await graph.aget_task(uid)``,
+  ``await graph.get_task_by_key(K)`` (also spelled ``aget_task_by_key``),
+  ``await graph.acancel_task(uid)``, ``await graph.acreate_condition(mode, uids)``,
+  ``await task_node.aget_successors(name)`` and
+  ``await task_node.aprepend_to_successor(...)`` wait for the coordinator's answer, so a
+  refused call raises in the task, at the call, exactly as it would in-process. Calls
+  made concurrently (tasks of a nursery) travel in the same frames: a task that creates
+  1,000 tasks from a nursery pays a few round trips, not 1,000.
 - ``GenericSchedulingCondition(graph, ...)``, ``graph.create_task_nowait(...)`` and
   ``task_node.prepend_to_successor(...)`` are synchronous in the seed's API, so they are
   sent without waiting. The worker chooses the new uids itself, and messages on one
   connection arrive in order, so a later call can use them at once. If the coordinator
   refuses one, the task ends as failed with that error, rather than the error being lost.
+- What only the graph's owner can answer at once (``graph.cancel_task``,
+  ``task_node.get_successors``, ``graph.explain``, ``graph.statistics`` ...) raises
+  :class:`~trio_graph_scheduler.shared.errors.NotOnWorkerError` naming what to use
+  instead, never an ``AttributeError``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ..protocol.codec import FrameTooLargeError
 from ..protocol.messages import (
+    CancelTaskRequest,
     CreateConditionRequest,
     CreateTaskRequest,
     Message,
     PredecessorRecord,
     PrependRequest,
     Reply,
+    SuccessorsRequest,
+    TaskQuery,
+    TaskRecord,
 )
 from ..shared import errors
-from ..shared.errors import TGSError, ValueTooLargeError
-from ..shared.states import TaskStatus
-from ..shared.task_calls import check_task_arguments
+from ..shared.errors import NotOnWorkerError, TGSError, ValueTooLargeError
+from ..shared.states import ConditionStatus, EndReason, TaskStatus
+from ..shared.task_calls import check_task_arguments, check_task_key
 from ..shared.uids import new_uid
 
 if TYPE_CHECKING:
@@ -83,13 +98,78 @@ class ConditionLike(Protocol):
         ...
 
 
+class RemoteCondition:
+    """A condition of the coordinator's graph, as :meth:`RemoteTaskNode.aget_successors`
+    returns it: its state when the coordinator answered."""
+
+    __slots__ = ("condition_status", "mode", "uid")
+
+    def __init__(self, uid: str, mode: str, condition_status: ConditionStatus) -> None:
+        self.uid = uid
+        self.mode = mode
+        self.condition_status = condition_status
+
+    def __repr__(self) -> str:
+        return f"<RemoteCondition {self.mode} {self.uid} {self.condition_status}>"
+
+
+#: What the in-process graph and nodes have that a task on a worker cannot use, and what
+#: to say instead: an attribute missing on a worker raises NotOnWorkerError with this.
+_GRAPH_ONLY_IN_PROCESS: Final = {
+    "cancel_task": "use `await graph.acancel_task(uid)`, which waits for the coordinator",
+    "uid": "the graph's uid is the coordinator's",
+    "statistics": "the coordinator's tgs-status shows the counts",
+    "explain": "tgs-status --why asks the coordinator",
+    "draw": "the coordinator draws the graph (--draw)",
+    "draw_timeline": "the coordinator draws the timeline",
+    "to_dot": "the coordinator draws the graph",
+    "check_invariants": "",
+    "scheduler": "",
+    "worker_loops": "",
+    "task_functions": "",
+    "expected_functions": "",
+    "edges_by_label": "",
+    "worker_context_init_functions": "",
+}
+_NODE_ONLY_IN_PROCESS: Final = {
+    "get_successors": "use `await task_node.aget_successors(name)`, which asks the coordinator",
+    "waits_on": "",
+    "waited_on_by": "",
+    "edges_by_label": "",
+    "losses": "",
+    "shared_losses": "",
+    "queued_at": "",
+    "started_at": "",
+    "ended_at": "",
+    "worker": "",
+    "earlier_runs": "the coordinator's report and timeline keep a task's earlier runs",
+    "task_exception": "a task's exception object stays with the coordinator; read "
+    "`exception_trace`",
+}
+
+
+def _not_on_worker(what: str, instead: str) -> NotOnWorkerError:
+    hint = f"; {instead}" if instead else ""
+    return NotOnWorkerError(f"{what} is not available to a task running on a worker{hint}")
+
+
 class RemoteTaskNode:
-    """A task as seen from a remote worker: read-only but for ``prepend_to_successor``."""
+    """A task as seen from a remote worker: its state when the worker learnt it.
+
+    Attributes:
+        uid, task_handle, task_arguments, key: as on the coordinator.
+        task_status, task_result, exception_trace, end_reason, attempts: as the
+            coordinator had them when it sent them (with the assignment, or in the
+            answer to a query); a query asks again.
+    """
 
     __slots__ = (
         "_predecessors",
+        "attempts",
+        "end_reason",
         "exception_trace",
         "graph",
+        "key",
         "task_arguments",
         "task_handle",
         "task_result",
@@ -106,6 +186,10 @@ class RemoteTaskNode:
         task_status: str,
         task_result: Any = None,
         exception_trace: str | None = None,
+        *,
+        key: Any = None,
+        attempts: int = 0,
+        end_reason: EndReason | None = None,
     ) -> None:
         self.graph = graph
         self.uid = uid
@@ -114,41 +198,94 @@ class RemoteTaskNode:
         self.task_status = task_status
         self.task_result = task_result
         self.exception_trace = exception_trace
+        self.key = key
+        self.attempts = attempts
+        self.end_reason = end_reason
         self._predecessors: list[RemoteTaskNode] = []
+
+    @classmethod
+    def from_record(cls, graph: RemoteGraph, record: TaskRecord) -> RemoteTaskNode:
+        """A task as a reply describes it."""
+        return cls(
+            graph,
+            record.task_uid,
+            record.handle,
+            record.arguments,
+            TaskStatus(record.status),
+            record.result,
+            record.exception_trace,
+            key=record.key,
+            attempts=record.attempts,
+            end_reason=record.end_reason,
+        )
 
     def __repr__(self) -> str:
         return f"<RemoteTaskNode {self.task_handle} {self.uid} {self.task_status}>"
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for names the slots do not hold: say what is in-process only.
+        if name in _NODE_ONLY_IN_PROCESS:
+            raise _not_on_worker(f"task_node.{name}", _NODE_ONLY_IN_PROCESS[name])
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def get_predecessor_task_nodes(self) -> list[RemoteTaskNode]:
         """Every task this one waits on, with the status and result it had when assigned."""
         return list(self._predecessors)
 
-    def get_successors(self, task_handle: str) -> list[Any]:
-        """Not available on a remote worker, which sees only a task and its predecessors.
+    async def aget_successors(
+        self, task_handle: str
+    ) -> list[tuple[RemoteTaskNode, RemoteCondition]]:
+        """The tasks running ``task_handle`` that wait on this one, with the condition
+        linking each, as the coordinator has them now (results not included).
 
         Raises:
-            TGSError: always; use ``prepend_to_successor``, which the coordinator resolves.
+            UnknownUidError: the coordinator has no task with this uid.
         """
-        raise TGSError(
-            "get_successors() is not available to a task running on a remote worker; "
-            "prepend_to_successor() works there"
+        graph = self.graph
+        reply = await graph._ask(
+            SuccessorsRequest(
+                request_id=graph._link.next_request_id(),
+                lease=graph.lease,
+                uid=self.uid,
+                handle=task_handle,
+            )
         )
+        return [
+            (
+                graph._known(record),
+                RemoteCondition(condition.uid, condition.mode, condition.status),
+            )
+            for record, condition in zip(reply.tasks, reply.conditions, strict=True)
+        ]
 
     def prepend_to_successor(
         self, successor_task_handle: str, new_task: RemoteTaskNode | str
     ) -> None:
         """Make ``new_task`` a predecessor of this task's ``successor_task_handle`` successors.
 
-        Carried out by the coordinator; if it refuses, this task ends as failed.
+        Carried out by the coordinator without waiting; if it refuses, this task ends as
+        failed. :meth:`aprepend_to_successor` raises the refusal at the call instead.
         """
+        self.graph._send(self._prepend_request(successor_task_handle, new_task, awaited=False))
+
+    async def aprepend_to_successor(
+        self, successor_task_handle: str, new_task: RemoteTaskNode | str
+    ) -> None:
+        """:meth:`prepend_to_successor`, waiting for the coordinator: a refusal raises here
+        (``GraphDefinitionError``, ``UnknownUidError`` ...), as in-process."""
+        request = self._prepend_request(successor_task_handle, new_task, awaited=True)
+        await self.graph._ask(request)
+
+    def _prepend_request(
+        self, successor_task_handle: str, new_task: RemoteTaskNode | str, *, awaited: bool
+    ) -> PrependRequest:
         uid = new_task if isinstance(new_task, str) else new_task.uid
-        self.graph._send(
-            PrependRequest(
-                request_id=self.graph._link.next_request_id(),
-                lease=self.graph.lease,
-                successor_handle=successor_task_handle,
-                new_task_uid=uid,
-            )
+        return PrependRequest(
+            request_id=self.graph._link.next_request_id(),
+            lease=self.graph.lease,
+            successor_handle=successor_task_handle,
+            new_task_uid=uid,
+            awaited=awaited,
         )
 
 
@@ -156,7 +293,9 @@ class RemoteGraph:
     """The ``graph`` a task running on a remote worker receives.
 
     Attributes:
-        nodes: the running task, its predecessors, and the tasks it created.
+        nodes: the tasks this task knows of: itself, its predecessors, the tasks it
+            created or looked up (the coordinator's ``graph.nodes`` holds them all; ask
+            it with :meth:`aget_task`).
         conditions: the conditions the task created.
         lease: the lease the coordinator assigned the task under.
     """
@@ -167,11 +306,26 @@ class RemoteGraph:
         self.nodes: dict[str, RemoteTaskNode] = {}
         self.conditions: dict[str, ConditionLike] = {}
 
+    def __getattr__(self, name: str) -> Any:
+        # Only for names the instance does not have: say what is in-process only.
+        if name in _GRAPH_ONLY_IN_PROCESS:
+            raise _not_on_worker(f"graph.{name}", _GRAPH_ONLY_IN_PROCESS[name])
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def adopt_task(
-        self, uid: str, handle: str, arguments: TaskArguments, records: list[PredecessorRecord]
+        self,
+        uid: str,
+        handle: str,
+        arguments: TaskArguments,
+        records: list[PredecessorRecord],
+        *,
+        key: Any = None,
+        attempts: int = 0,
     ) -> RemoteTaskNode:
         """Build the running task's node and its predecessors' from an assignment."""
-        node = RemoteTaskNode(self, uid, handle, arguments, TaskStatus.IN_PROGRESS)
+        node = RemoteTaskNode(
+            self, uid, handle, arguments, TaskStatus.IN_PROGRESS, key=key, attempts=attempts
+        )
         for record in records:
             predecessor = RemoteTaskNode(
                 self,
@@ -181,6 +335,7 @@ class RemoteGraph:
                 TaskStatus(record.status),
                 record.result,
                 record.exception_trace,
+                key=record.key,
             )
             self.nodes[predecessor.uid] = predecessor
             node._predecessors.append(predecessor)
@@ -192,17 +347,27 @@ class RemoteGraph:
         task_handle: str,
         task_arguments: TaskArguments = None,
         waits_on: Iterable[str] | None = None,
+        *,
+        key: Any = None,
     ) -> RemoteTaskNode:
         """Add a task to the coordinator's graph and wait until it is accepted.
+
+        With ``key``, the coordinator returns the task that has this key if there is one
+        (created by any task, on any worker), and creates one otherwise, in one step.
 
         Raises:
             GraphDefinitionError, UnknownUidError, ...: what the coordinator raised.
         """
-        request, node = self._task_request(task_handle, task_arguments, waits_on, awaited=True)
+        if key is not None:
+            check_task_key(key)
+        request, node = self._task_request(
+            task_handle, task_arguments, waits_on, awaited=True, key=key
+        )
         assert request is not None  # an awaited call raises instead
-        reply = await self._link.request(request)
-        if reply.error_type is not None:
-            raise rebuild_error(reply.error_type, reply.error_message or "")
+        reply = await self._ask(request)
+        if reply.tasks:  # a key: the task it names, maybe one that existed
+            del self.nodes[node.uid]
+            return self._known(reply.tasks[0])
         return node
 
     def create_task_nowait(
@@ -210,11 +375,131 @@ class RemoteGraph:
         task_handle: str,
         task_arguments: TaskArguments = None,
         waits_on: Iterable[str] | None = None,
+        *,
+        key: Any = None,
     ) -> RemoteTaskNode:
-        """Add a task without waiting; if the coordinator refuses it, this task fails."""
+        """Add a task without waiting; if the coordinator refuses it, this task fails.
+
+        Raises:
+            NotOnWorkerError: with a ``key``, whose task only the coordinator's answer
+                can name: ``await graph.create_task(..., key=K)`` instead.
+        """
+        if key is not None:
+            raise _not_on_worker(
+                "create_task_nowait(..., key=K)",
+                "a key names a task only the coordinator knows: "
+                "use `await graph.create_task(..., key=K)`",
+            )
         request, node = self._task_request(task_handle, task_arguments, waits_on, awaited=False)
         if request is not None:
             self._send(request)
+        return node
+
+    async def aget_task(self, uid: str, *, with_result: bool = True) -> RemoteTaskNode:
+        """The task ``uid`` of the coordinator's graph, as it is now.
+
+        ``with_result=False`` leaves its result out (``task_result`` is ``None``): a
+        status check then costs no more than a few bytes, whatever the result's size.
+
+        Raises:
+            UnknownUidError: the coordinator's graph has no such task.
+        """
+        query = TaskQuery(
+            request_id=self._link.next_request_id(),
+            lease=self.lease,
+            uid=uid,
+            with_result=with_result,
+        )
+        reply = await self._ask(query)
+        if not reply.tasks:  # a reply without the task is the coordinator's bug
+            raise errors.UnknownUidError(uid)
+        return self._known(reply.tasks[0], with_result=with_result)
+
+    async def get_task_by_key(self, key: Any, *, with_result: bool = True) -> RemoteTaskNode | None:
+        """The task created with ``key`` in the coordinator's graph, or ``None``.
+
+        Awaited on a worker (the coordinator answers); the in-process graph's is
+        synchronous. :meth:`aget_task_by_key` is the spelling that works in both.
+        """
+        if key is None:
+            return None
+        check_task_key(key)
+        query = TaskQuery(
+            request_id=self._link.next_request_id(),
+            lease=self.lease,
+            key=key,
+            with_result=with_result,
+        )
+        reply = await self._ask(query)
+        return self._known(reply.tasks[0], with_result=with_result) if reply.tasks else None
+
+    aget_task_by_key = get_task_by_key
+
+    async def acreate_condition(self, mode: str, waits_on: Iterable[str]) -> RemoteCondition:
+        """A scheduling condition over ``waits_on``, as ``GenericSchedulingCondition(graph,
+        mode, waits_on)`` builds one, waiting until the coordinator accepted it.
+
+        Raises:
+            GraphDefinitionError, UnknownUidError: what the coordinator raised.
+        """
+        uid = new_uid("condition")
+        request = CreateConditionRequest(
+            request_id=self._link.next_request_id(),
+            lease=self.lease,
+            uid=uid,
+            mode=str(mode),
+            waits_on=_uid_list(waits_on),
+            awaited=True,
+        )
+        try:
+            self._link.check_sendable(request)
+        except FrameTooLargeError as exc:
+            raise _condition_too_large(uid, exc) from None
+        await self._ask(request)
+        condition = RemoteCondition(uid, str(mode), ConditionStatus.WAITING_ON_TASKS)
+        self.conditions[uid] = condition
+        return condition
+
+    async def acancel_task(self, uid: str, reason: str = "cancelled by a graph call") -> bool:
+        """Cancel a task of the coordinator's graph, as ``cancel_task`` in-process.
+
+        Returns:
+            False if the task had ended already, else True.
+
+        Raises:
+            UnknownUidError: no task has this uid.
+        """
+        request = CancelTaskRequest(
+            request_id=self._link.next_request_id(), lease=self.lease, uid=uid, reason=reason
+        )
+        reply = await self._ask(request)
+        return reply.answer
+
+    async def _ask(self, request: Message) -> Reply:
+        """Send a request and wait for its reply; a refusal raises here, in the task."""
+        reply = await self._link.request(request)
+        if reply.error_type is not None:
+            raise rebuild_error(reply.error_type, reply.error_message or "")
+        return reply
+
+    def _known(self, record: TaskRecord, *, with_result: bool = False) -> RemoteTaskNode:
+        """The node of a task a reply described, now known to this graph.
+
+        A task known already keeps its node (as in-process, the same object comes back),
+        brought up to date; its result only if the reply carried it.
+        """
+        node = self.nodes.get(record.task_uid)
+        if node is None:
+            node = RemoteTaskNode.from_record(self, record)
+            self.nodes[node.uid] = node
+            return node
+        node.task_status = TaskStatus(record.status)
+        node.exception_trace = record.exception_trace
+        node.attempts = record.attempts
+        node.end_reason = record.end_reason
+        node.key = record.key
+        if with_result:
+            node.task_result = record.result
         return node
 
     def _task_request(
@@ -224,6 +509,7 @@ class RemoteGraph:
         waits_on: Iterable[str] | None,
         *,
         awaited: bool,
+        key: Any = None,
     ) -> tuple[CreateTaskRequest | None, RemoteTaskNode]:
         """The request for a new task, and the task as this graph keeps it.
 
@@ -246,6 +532,7 @@ class RemoteGraph:
             handle=task_handle,
             arguments=task_arguments,
             waits_on=_uid_list(waits_on),
+            key=key,
         )
         sendable: CreateTaskRequest | None = request
         try:
@@ -255,7 +542,7 @@ class RemoteGraph:
                 raise _too_large(task_handle, exc) from None
             self._link.fail_call(self.lease, _too_large(task_handle, exc))
             sendable = None
-        node = RemoteTaskNode(self, uid, task_handle, task_arguments, TaskStatus.CREATED)
+        node = RemoteTaskNode(self, uid, task_handle, task_arguments, TaskStatus.CREATED, key=key)
         self.nodes[uid] = node
         return sendable, node
 
@@ -272,17 +559,20 @@ class RemoteGraph:
             self._link.check_sendable(request)
         except FrameTooLargeError as exc:
             # A condition over so many tasks that their uids need more than a frame.
-            error = ValueTooLargeError(
-                f"the condition {condition.uid} is too large to send to the coordinator: "
-                f"it needs a frame of {exc.size} bytes and at most {exc.limit} go"
-            )
-            self._link.fail_call(self.lease, error)
+            self._link.fail_call(self.lease, _condition_too_large(condition.uid, exc))
         else:
             self._send(request)
         self.conditions[condition.uid] = condition
 
     def _send(self, message: Message) -> None:
         self._link.send_nowait(message)
+
+
+def _condition_too_large(uid: str, error: FrameTooLargeError) -> ValueTooLargeError:
+    return ValueTooLargeError(
+        f"the condition {uid} is too large to send to the coordinator: "
+        f"it needs a frame of {error.size} bytes and at most {error.limit} go"
+    )
 
 
 def _too_large(handle: str, error: FrameTooLargeError) -> ValueTooLargeError:

@@ -219,8 +219,9 @@ async def build_status() -> TaskGraph:
     """A run to ask about: tasks in each state a status query can explain.
 
     ``default`` (limit 1) runs ``hold-0`` and has ``hold-1`` ready behind it; ``waiter``
-    waits on a ``SUCCESS__2`` over both; ``gpu`` has a task that no worker will serve
-    (the test's worker serves ``default`` only). The uids go to ``uids.json``.
+    (key ``https://example.org/waiter``) waits on a ``SUCCESS__2`` over both; ``gpu`` has
+    a task that no worker will serve (the test's worker serves ``default`` only). The
+    uids go to ``uids.json``.
     """
     out = out_dir()
     graph = TaskGraph(
@@ -229,7 +230,9 @@ async def build_status() -> TaskGraph:
     )
     held = [await graph.create_task("hold", ((out, i), {})) for i in range(2)]
     both = GenericSchedulingCondition(graph, "SUCCESS__2", [t.uid for t in held])
-    waiter = await graph.create_task("work", ((out, 9, 0.01), {}), waits_on=[both.uid])
+    waiter = await graph.create_task(
+        "work", ((out, 9, 0.01), {}), waits_on=[both.uid], key="https://example.org/waiter"
+    )
     on_gpu = await graph.create_task("on_gpu")
     uids = {"hold-0": held[0].uid, "hold-1": held[1].uid, "waiter": waiter.uid}
     write_json(os.path.join(out, "uids.json"), uids | {"on_gpu": on_gpu.uid})

@@ -29,10 +29,13 @@ async def append(n: int, out: str, **_: Any) -> int:
 
 
 async def spawn(first: int, count: int, out: str, graph: Any, task_node: Any, **_: Any) -> int:
-    """Create ``count`` append tasks from a worker, and make ``total`` wait for them."""
+    """Create ``count`` append tasks from a worker, and make ``total`` wait for them.
+
+    Each by key: a spawn that runs again after a crash finds the appends its first run
+    made instead of making them twice."""
     for n in range(first, first + count):
-        node = await graph.create_task("append", ((n, out), {}))
-        task_node.prepend_to_successor("total", node)
+        node = await graph.create_task("append", ((n, out), {}), key=n)
+        await task_node.aprepend_to_successor("total", node)
     record(out, "end", f"spawn-{first}")
     return count
 

@@ -13,7 +13,12 @@ from ...shared.errors import (
     UnknownUidError,
 )
 from ...shared.states import TaskStatus
-from ...shared.task_calls import TaskArguments, check_task_arguments, is_async_function
+from ...shared.task_calls import (
+    TaskArguments,
+    check_task_arguments,
+    check_task_key,
+    is_async_function,
+)
 from ...shared.uids import new_uid
 from .conditions import GenericSchedulingCondition
 from .loops import WorkerLoop, assign_functions_to_loops, build_loop_queues
@@ -100,6 +105,9 @@ class TaskGraphCore:
         self.nodes: dict[str, TaskNode] = {}
         #: Every condition, by uid.
         self.conditions: dict[str, GenericSchedulingCondition] = {}
+        # Tasks by key; made by the first task with a key, so a graph without keys pays
+        # nothing for it.
+        self._keys: dict[Any, TaskNode] | None = None
         self.worker_loops: list[WorkerLoop] = loops
         self.worker_context_init_functions: dict[str, ContextInit] = init_functions
         self.task_functions: dict[str, TaskFunction] = {
@@ -136,6 +144,8 @@ class TaskGraphCore:
         task_handle: str,
         task_arguments: TaskArguments = None,
         waits_on: Iterable[str] | None = None,
+        *,
+        key: Any = None,
     ) -> TaskNode:
         """Add a task; it runs once every condition it waits on is satisfied.
 
@@ -146,16 +156,22 @@ class TaskGraphCore:
             task_arguments: ``((args...), {kwargs})``, or ``None`` for no arguments.
             waits_on: uids of tasks (together they form one implicit ``SUCCESS__ALL``
                 condition) and of conditions, in any mix.
+            key: a ``str``, ``bytes``, number, ``bool`` or tuple of them naming the task
+                (a URL, say). If a task with this key exists, no task is created and that
+                task is returned, whatever its function and arguments: the check and the
+                creation are one step at the graph's owner, so two tasks that create the
+                same key, here or on any workers, get the same task.
 
         Returns:
-            The new task's node.
+            The new task's node, or the existing one with ``key``.
 
         Raises:
             UnknownFunctionError: ``task_handle`` is no function of the graph.
             UnknownUidError: a uid in ``waits_on`` is unknown.
-            GraphDefinitionError: malformed arguments, or kwargs that use a reserved name.
+            GraphDefinitionError: malformed arguments, kwargs that use a reserved name, or
+                a key of another type.
         """
-        return self.create_task_nowait(task_handle, task_arguments, waits_on)
+        return self.create_task_nowait(task_handle, task_arguments, waits_on, key=key)
 
     def create_task_nowait(
         self,
@@ -163,19 +179,25 @@ class TaskGraphCore:
         task_arguments: TaskArguments = None,
         waits_on: Iterable[str] | None = None,
         *,
+        key: Any = None,
         uid: str | None = None,
     ) -> TaskNode:
         """The synchronous twin of :meth:`create_task`; same arguments, same errors.
 
-        ``uid`` is for remote workers, which choose the uids of the tasks they create.
+        ``uid`` is for remote workers, which choose the uids of the tasks they create (a
+        task returned for its ``key`` keeps its own uid).
         """
         function = self._check_function(task_handle)
         check_task_arguments(task_handle, task_arguments)
+        task_uids, conditions = self._split_waits_on(waits_on)
+        if key is not None:
+            check_task_key(key)
+            if self._keys is not None and (existing := self._keys.get(key)) is not None:
+                return existing
         if uid is None:
             uid = new_uid("task")
         else:
             self._check_new_uid(uid, "task-")
-        task_uids, conditions = self._split_waits_on(waits_on)
         if task_uids:
             conditions.append(GenericSchedulingCondition(self, "SUCCESS__ALL", task_uids))
         node = TaskNode(
@@ -185,12 +207,69 @@ class TaskGraphCore:
             task_arguments,
             self.scheduler.loops[function.loop],
         )
+        if key is not None:
+            node.key = key
         recorder = self.scheduler.recorder
         if recorder is not None:
             recorder.task_created(node, conditions)  # may refuse it: nothing is changed yet
         self.nodes[node.uid] = node
+        if key is not None:
+            if self._keys is None:
+                self._keys = {}
+            self._keys[key] = node
         self.scheduler.add_task(node, conditions)
         return node
+
+    def get_task_by_key(self, key: Any) -> TaskNode | None:
+        """The task created with ``key``, or ``None`` if there is none (or ``key`` is
+        ``None``). O(1).
+
+        Synchronous here, where the graph lives; a task on a worker awaits it (the
+        coordinator answers). :meth:`aget_task_by_key` is the form that works in both.
+
+        Raises:
+            GraphDefinitionError: ``key`` is of a type no key can have (a list ...).
+        """
+        if key is None:
+            return None
+        check_task_key(key)
+        return None if self._keys is None else self._keys.get(key)
+
+    async def aget_task_by_key(self, key: Any, *, with_result: bool = True) -> TaskNode | None:
+        """:meth:`get_task_by_key`, awaitable: the same call works on a worker.
+
+        ``with_result`` matters only on a worker (whether the result travels); here the
+        node always has it.
+        """
+        return self.get_task_by_key(key)
+
+    async def aget_task(self, uid: str, *, with_result: bool = True) -> TaskNode:
+        """The task with ``uid`` (``graph.nodes[uid]``), awaitable: the same call works
+        on a worker, where ``graph.nodes`` holds only the tasks it knows of.
+
+        Raises:
+            UnknownUidError: no task has this uid.
+        """
+        node = self.nodes.get(uid) if isinstance(uid, str) else None
+        if node is None:
+            raise UnknownUidError(uid)
+        return node
+
+    async def acreate_condition(
+        self, mode: str, waits_on: Iterable[str]
+    ) -> GenericSchedulingCondition:
+        """``GenericSchedulingCondition(graph, mode, waits_on)``, awaitable: on a worker
+        this form waits for the coordinator, so that a refusal raises at the call.
+
+        Raises:
+            GraphDefinitionError: a bad mode, too few predecessors, a condition's uid.
+            UnknownUidError: a uid in ``waits_on`` is unknown.
+        """
+        return GenericSchedulingCondition(self, mode, waits_on)
+
+    async def acancel_task(self, uid: str, reason: str = "cancelled by a graph call") -> bool:
+        """:meth:`cancel_task`, awaitable: the same call works on a worker."""
+        return self.cancel_task(uid, reason)
 
     def cancel_task(self, uid: str, reason: str = "cancelled by a graph call") -> bool:
         """Cancel a task; it ends as ``failed`` with ``cancelled: <reason>`` as its trace.
@@ -218,6 +297,7 @@ class TaskGraphCore:
         clock = self.scheduler.clock
         self.nodes = {}
         self.conditions = {}
+        self._keys = None
         self.scheduler = Scheduler(build_loop_queues(self.worker_loops, clock), clock)
 
     # -- reading -----------------------------------------------------------------------

@@ -45,6 +45,7 @@ class TaskNode:
 
     Attributes:
         uid: ``task-`` followed by 32 hex digits.
+        key: the key it was created with (``create_task(..., key=K)``), or ``None``.
         task_handle: the name of the function it runs.
         task_arguments: ``((args...), {kwargs})`` or ``None``.
         task_status: one of :class:`~trio_graph_scheduler.TaskStatus` (compares equal to the
@@ -86,6 +87,7 @@ class TaskNode:
         "ended_at",
         "exception_trace",
         "graph",
+        "key",
         "losses",
         "queued_at",
         "shared_losses",
@@ -113,6 +115,7 @@ class TaskNode:
         self.uid = uid
         self.task_handle = task_handle
         self.task_arguments = task_arguments
+        self.key: Any = None
         self.task_status = TaskStatus.WAITING_FOR_PREDECESSORS
         self.task_result: Any = None
         self.exception_trace: str | None = None
@@ -164,6 +167,19 @@ class TaskNode:
             for successor in condition.successors
             if successor.task_handle == task_handle
         ]
+
+    async def aget_successors(
+        self, task_handle: str
+    ) -> list[tuple[TaskNode, GenericSchedulingCondition]]:
+        """:meth:`get_successors`, awaitable: the form that works on a worker too."""
+        return self.get_successors(task_handle)
+
+    async def aprepend_to_successor(
+        self, successor_task_handle: str, new_task: TaskNode | str
+    ) -> None:
+        """:meth:`prepend_to_successor`, awaitable: the form that raises at the call on a
+        worker too (there it waits for the coordinator's answer)."""
+        self.prepend_to_successor(successor_task_handle, new_task)
 
     def prepend_to_successor(self, successor_task_handle: str, new_task: TaskNode | str) -> None:
         """Make ``new_task`` a predecessor of this task's ``successor_task_handle`` successors.

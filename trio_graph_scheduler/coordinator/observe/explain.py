@@ -74,8 +74,9 @@ def explain_task(
 
     Args:
         graph: the graph the task belongs to (the coordinator's, in distributed mode).
-        uid: a task's uid. A condition's uid is accepted too: the answer then says what
-            the condition still needs.
+        uid: a task's uid, or the key it was created with (``create_task(..., key=K)``;
+            a uid is looked up first). A condition's uid is accepted too: the answer then
+            says what the condition still needs.
         workers: the workers connected now, each with ``worker_id`` and ``loops``;
             ``None`` means in-process, where a loop's own slots always serve it.
         now: the current ``time.time()``, to say how long a task has been running;
@@ -87,9 +88,12 @@ def explain_task(
         The explanation, starting with the task's uid and function.
 
     Raises:
-        UnknownUidError: no task or condition of the graph has this uid.
+        UnknownUidError: no task or condition of the graph has this uid, nor any task
+            this key.
     """
     node = graph.nodes.get(uid) if isinstance(uid, str) else None
+    if node is None and isinstance(uid, str):
+        node = graph.get_task_by_key(uid)
     if node is None:
         condition = graph.conditions.get(uid) if isinstance(uid, str) else None
         if condition is None:

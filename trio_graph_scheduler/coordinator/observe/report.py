@@ -67,9 +67,13 @@ _EARLIER_RUN: Final = _object(
     end_reason={"type": "string", "enum": [str(r) for r in EndReason]},
     error=_nullable(_STRING),
 )
+#: A task key in JSON: a string key as itself, any other as its Python ``repr``
+#: (``"('site', 1)"``); ``null`` for a task without a key.
+_KEY: Final = _nullable(_STRING)
 
 _TASK: Final = _object(
     uid=_STRING,
+    key=_KEY,
     function=_STRING,
     loop=_STRING,
     status={"type": "string", "enum": [str(s) for s in TaskStatus]},
@@ -241,6 +245,7 @@ def _task(node: TaskNode) -> dict[str, Any]:
     succeeded = node.task_status is TaskStatus.SUCCESS
     return {
         "uid": node.uid,
+        "key": key_json(node.key),
         "function": node.task_handle,
         "loop": node._loop.name,
         "status": str(node.task_status),
@@ -267,6 +272,13 @@ def _earlier_run(run: EarlierRun) -> dict[str, Any]:
         "end_reason": str(run.end_reason),
         "error": run.error,
     }
+
+
+def key_json(key: object) -> str | None:
+    """A task key as the report holds it (see ``_KEY``)."""
+    if key is None or isinstance(key, str):
+        return key
+    return repr(key)
 
 
 def _type_name(value: object) -> str:

@@ -37,8 +37,8 @@ LOST_SHOWN: Final = 10
 def build_status_reply(
     coordinator: Coordinator, why: str | None, tasks: TaskFilter | None = None
 ) -> StatusReply:
-    """The coordinator's state now, the answer to ``why`` (a task uid) if asked, and the
-    tasks ``tasks`` selects if asked."""
+    """The coordinator's state now, the answer to ``why`` (a task's uid or key, or a
+    condition's uid) if asked, and the tasks ``tasks`` selects if asked."""
     graph = coordinator.graph
     now = time.time()
     sessions = sorted(coordinator.sessions, key=lambda session: session.worker_id)
@@ -87,7 +87,10 @@ def build_status_reply(
             for node in running[:SLOWEST_SHOWN]
         ],
         explanation=None if why is None else _explain(coordinator, why),
-        why_unknown=why is not None and why not in graph.nodes and why not in graph.conditions,
+        why_unknown=why is not None
+        and why not in graph.nodes
+        and why not in graph.conditions
+        and graph.get_task_by_key(why) is None,
         lost=[
             worker_lost_line(r.worker_id, r.name, r.lost_while_running, r.left_because)
             for r in coordinator.workers.values()

@@ -25,10 +25,21 @@ STATUS_WORDS: Final[dict[str, str]] = {
     TaskStatus.PRECONDITION_FAILED: "skipped",
 }
 
+#: Longest task key shown in a task's label before it is cut with "...".
+KEY_CHARS: Final = 80
+
+
+def clip(text: str, limit: int) -> str:
+    """``text``, cut to ``limit`` characters with "..." when it is longer."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 def task_label(node: TaskNode) -> str:
-    """``task-… (fetch)``: the uid a user can look up, and the function it names."""
-    return f"{node.uid} ({node.task_handle})"
+    """``task-… (fetch)``: the uid a user can look up, and the function it names; with
+    its key when it has one: ``task-… (fetch, key 'https://example.org/')``."""
+    if node.key is None:
+        return f"{node.uid} ({node.task_handle})"
+    return f"{node.uid} ({node.task_handle}, key {clip(repr(node.key), KEY_CHARS)})"
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:

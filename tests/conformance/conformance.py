@@ -1,0 +1,202 @@
+"""The conformance suite's harness: a case is a builder and a check, run in every mode.
+
+A :class:`Case` names a builder of :mod:`tgs_conformance_cases` (``async def build_x()
+-> TaskGraph``, importable by a real coordinator as ``MODULE:FUNC``) and a check of the
+run's :class:`Outcome`. The outcome is read from the run's report (the JSON ``--report``
+writes, built the same way in-process), so a check sees the same fields in every mode,
+and a difference between modes fails the check in the mode that differs.
+
+To add a case (errors, worker_context, ...): write ``build_<name>`` in
+``tgs_conformance_cases.py`` (give the tasks you look at a key), add a ``Case`` to
+:data:`CASES` with a check over the outcome, and mark it ``real=True`` to run it with real
+processes too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import tgs_conformance_cases as cases
+
+from trio_graph_scheduler import execute_graph
+from trio_graph_scheduler.coordinator.observe.report import build_report
+from trio_graph_scheduler.testing import run_local_cluster
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from pathlib import Path
+
+    from trio_graph_scheduler import TaskGraph
+
+#: The modes, in the order they are tried.
+IN_PROCESS = "in-process"
+IN_MEMORY = "in-memory"
+REAL = "real"
+
+#: The module real coordinators import the builders from.
+MODULE = cases.__name__
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended, as its report says: the tasks, found by key or function."""
+
+    report: dict[str, Any]
+
+    @classmethod
+    def from_file(cls, path: Path) -> Outcome:
+        """The outcome of a real run, from its ``--report`` file."""
+        report: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return cls(report)
+
+    @property
+    def tasks(self) -> list[dict[str, Any]]:
+        tasks: list[dict[str, Any]] = self.report["tasks"]
+        return tasks
+
+    def keyed(self, key: str) -> dict[str, Any]:
+        """The one task with ``key``."""
+        found = [task for task in self.tasks if task["key"] == key]
+        assert len(found) == 1, f"{len(found)} tasks have key {key!r}\n{self.describe()}"
+        return found[0]
+
+    def status(self, key: str) -> str:
+        status: str = self.keyed(key)["status"]
+        return status
+
+    def of_function(self, function: str) -> list[dict[str, Any]]:
+        return [task for task in self.tasks if task["function"] == function]
+
+    def describe(self) -> str:
+        """Every task in one line each, for a failing check's message."""
+        return "\n".join(
+            f"  {t['key']!r:24} {t['function']:14} {t['status']:20} attempts={t['attempts']} "
+            f"error={(t['error'] or '').strip().splitlines()[-1:]}"
+            for t in self.tasks
+        )
+
+    def expect_statuses(self, expected: dict[str, str]) -> None:
+        """Each key's task ended with the status given."""
+        got = {key: self.status(key) for key in expected}
+        assert got == expected, f"statuses differ\n{self.describe()}"
+
+
+@dataclass(frozen=True)
+class Case:
+    """A builder of the cases module, and what its run must come to."""
+
+    #: ``build_<name>`` in the cases module builds its graph.
+    name: str
+    check: Callable[[Outcome], None]
+    #: Also run with real tgs-coordinator and tgs-worker processes (slow).
+    real: bool = False
+    #: Workers in the distributed modes.
+    workers: int = 2
+
+    @property
+    def builder(self) -> Callable[[], Awaitable[TaskGraph]]:
+        builder: Callable[[], Awaitable[TaskGraph]] = getattr(cases, f"build_{self.name}")
+        return builder
+
+    @property
+    def spec(self) -> str:
+        """``MODULE:FUNC`` for ``tgs-coordinator``."""
+        return f"{MODULE}:build_{self.name}"
+
+
+async def run_in_process(case: Case) -> Outcome:
+    graph = await case.builder()
+    await execute_graph(graph)
+    return Outcome(build_report(graph, started_at=0.0, ended_at=None))
+
+
+async def run_in_memory(case: Case) -> Outcome:
+    graph = await case.builder()
+    await run_local_cluster(graph, workers=case.workers, in_memory=True)
+    return Outcome(build_report(graph, started_at=0.0, ended_at=None))
+
+
+# -- the cases' checks ----------------------------------------------------------------------
+
+
+def check_conditions(outcome: Outcome) -> None:
+    outcome.expect_statuses(cases.CONDITIONS_EXPECTED)
+
+
+def check_growth(outcome: Outcome) -> None:
+    children = {f"child-{i}": "success" for i in range(cases.CHILDREN)}
+    outcome.expect_statuses(
+        {"spawner": "success", "total": "success", "after_two": "success", **children}
+    )
+    assert len(outcome.tasks) == cases.CHILDREN + 3
+
+
+def check_prepend(outcome: Outcome) -> None:
+    outcome.expect_statuses({"postpone": "success", "extra": "success", "after": "success"})
+    after = outcome.keyed("after")
+    assert len(after["waits_on"]) == 1  # one condition, which gained a predecessor
+
+
+def check_keys(outcome: Outcome) -> None:
+    outcome.expect_statuses(
+        {"shared": "success", "check": "success", "built": "success", "itself": "success"}
+    )
+    assert outcome.keyed("built")["function"] == "ok"
+    assert [t["status"] for t in outcome.of_function("race_for_key")] == ["success"] * (
+        cases.RACERS
+    )
+    assert outcome.status(repr(("tuple", 1, b"x"))) == "success"
+    assert len(outcome.tasks) == cases.RACERS + 5
+
+
+def check_queries(outcome: Outcome) -> None:
+    outcome.expect_statuses({"target": "success", "ask": "success"})
+
+
+def check_cancel(outcome: Outcome) -> None:
+    outcome.expect_statuses(
+        {
+            "sleeper": "failed",
+            "done": "success",
+            "canceller": "success",
+            "late": "success",
+            "after_sleeper": "precondition_failed",
+        }
+    )
+    assert outcome.keyed("sleeper")["error"] == "cancelled: not needed\n"
+
+
+def check_retries(outcome: Outcome) -> None:
+    outcome.expect_statuses({"flaky": "success", "always_fails": "failed"})
+    flaky = outcome.keyed("flaky")
+    assert flaky["attempts"] == cases.RUNS
+    assert outcome.keyed("always_fails")["attempts"] == 2
+    assert "ValueError: expected failure" in outcome.keyed("always_fails")["error"]
+
+
+def check_timeouts(outcome: Outcome) -> None:
+    outcome.expect_statuses(
+        {"slow": "failed", "after_slow": "precondition_failed", "quick": "success"}
+    )
+    assert "timeout" in outcome.keyed("slow")["error"]
+
+
+def check_values(outcome: Outcome) -> None:
+    outcome.expect_statuses({"produce": "success", "consume": "success"})
+    assert outcome.keyed("produce")["result_type"] == "dict"
+
+
+#: Every case of the suite.
+CASES: list[Case] = [
+    Case("conditions", check_conditions, real=True),
+    Case("growth", check_growth, real=True),
+    Case("prepend", check_prepend, real=True),
+    Case("keys", check_keys, real=True, workers=3),
+    Case("queries", check_queries, real=True),
+    Case("cancel", check_cancel, real=True),
+    Case("retries", check_retries, real=True),
+    Case("timeouts", check_timeouts, real=True),
+    Case("values", check_values, real=True),
+]
