@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import pty
+import re
 import signal
 import struct
 import subprocess
@@ -13,7 +14,7 @@ import termios
 from typing import TYPE_CHECKING
 
 import pytest
-from e2e_procs import BIN, WAIT
+from e2e_procs import BIN, WAIT, wait_until
 
 if TYPE_CHECKING:
     from e2e_procs import Processes
@@ -165,3 +166,47 @@ def _read_all(fd: int) -> str:
     finally:
         os.set_blocking(fd, True)
     return b"".join(chunks).decode()
+
+
+def test_the_run_summary_fits_the_terminal_it_is_printed_on(procs: Processes) -> None:
+    # The coordinator's stdout is a real terminal 44 columns wide; the summary's table
+    # (about 90 wide) is narrowed to it, never wrapped.
+    main, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 44, 0, 0))
+    env = {k: v for k, v in procs.env().items() if k not in ("COLUMNS", "LINES")}
+    errors = procs.log_dir / "coordinator.err"
+    try:
+        with errors.open("wb") as err:
+            coordinator = subprocess.Popen(
+                [
+                    str(BIN / "tgs-coordinator"),
+                    *("tgs_e2e_graphs:build_quick", "--listen", "127.0.0.1:0", "--no-progress"),
+                ],
+                cwd=procs.graph_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=terminal,
+                stderr=err,
+            )
+        try:
+            url = wait_until(
+                lambda: re.search(r"listening on (ws://\S+),", errors.read_text()),
+                "the coordinator listening",
+            ).group(1)
+            procs.worker(url)
+            assert coordinator.wait(WAIT) == 0, errors.read_text()
+        finally:
+            if coordinator.poll() is None:
+                coordinator.kill()
+                coordinator.wait(WAIT)
+        shown = _read_all(main).replace("\r\n", "\n").splitlines()
+    finally:
+        os.close(terminal)
+        os.close(main)
+    assert shown[0] == "4 tasks: 4 succeeded, 0 failed, 0 skipped"
+    table = shown[1 : shown.index("tgs-coordinator: graph ended: 4 success")]
+    # Columns went whole, the least telling first (runs, retries, the durations, then the
+    # loop); the outcome stayed, and the names were not cut.
+    assert table[0].split() == ["function", "tasks", "ok", "failed", "skipped"]
+    assert [row.split()[0] for row in table[1:]] == ["work", "summarise", "total"]
+    assert all(len(line) <= 44 for line in shown), shown

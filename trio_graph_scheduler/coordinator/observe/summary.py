@@ -197,7 +197,7 @@ def _table(summaries: list[FunctionSummary], width: int | None) -> list[str]:
     # Names may be cut to fit a terminal; numbers never (a cut number lies): columns of
     # numbers go instead, the least telling first, and the outcome counts stay.
     drops = {"retries": 0, "runs": 1, "p95": 2, "median": 3, "loop": 4}
-    columns = [Column("function", min_width=8), Column("loop", min_width=6, drop=4)]
+    columns = [Column("function", min_width=8), Column("loop", min_width=8, drop=4)]
     columns += [Column(name, right=True, drop=drops.get(name)) for name in names[2:]]
     rows = []
     for s in summaries:
