@@ -18,6 +18,7 @@ import trio
 import trio.testing
 
 from trio_graph_scheduler import (
+    FailedTask,
     RemoteTaskError,
     RunSummary,
     TaskGraph,
@@ -302,3 +303,16 @@ def test_headline_of_a_stand_in_reads_as_the_original() -> None:
 
 def test_task_node_keeps_the_exception_in_a_slot() -> None:
     assert "task_exception" in TaskNode.__slots__
+
+
+def test_a_summarys_repr_shows_the_first_failed_tasks() -> None:
+    failed = tuple(FailedTask(f"task-{i}", "f", "ValueError: x", "raised") for i in range(7))
+    summary = RunSummary({"failed": 7}, False, failed)
+    text = repr(summary)
+    assert text.startswith("RunSummary(tasks_by_status={'failed': 7}, interrupted=False, ")
+    assert "task-4" in text
+    assert "task-5" not in text
+    assert text.endswith(", ... and 2 more))")
+    assert repr(RunSummary({"success": 1})) == (
+        "RunSummary(tasks_by_status={'success': 1}, interrupted=False, failed_tasks=())"
+    )
