@@ -169,14 +169,40 @@ async def unpicklable(**_: Any) -> None:
 
 
 class NeedsTwoArguments(Exception):
-    """Pickles, but cannot be unpickled: its __init__ wants what args does not hold."""
+    """Its __init__ wants what args does not hold: plain pickle could not load it."""
 
-    def __init__(self, message: str, code: int) -> None:
+    def __init__(self, message: str, *, code: int) -> None:
         super().__init__(f"{message} (code {code})")
+        self.code = code
+
+
+async def two_arguments(**_: Any) -> None:
+    raise NeedsTwoArguments("no luck", code=7)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_exception_whose_init_takes_other_arguments_travels(mode: str) -> None:
+    graph = TaskGraph({"f": two_arguments}, [WorkerLoop("default", 1)])
+    node = await graph.create_task("f")
+    await run(graph, mode)
+    error = node.task_exception
+    assert isinstance(error, NeedsTwoArguments)
+    assert (error.args, error.code) == (("no luck (code 7)",), 7)
+
+
+def _refuse_to_load(message: str) -> Exception:
+    raise RuntimeError("cannot be rebuilt here")
+
+
+class RefusesToLoad(Exception):
+    """Pickles, but its own __reduce__ makes it fail to load."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _refuse_to_load, (str(self),)
 
 
 async def unloadable(**_: Any) -> None:
-    raise NeedsTwoArguments("no luck", 7)
+    raise RefusesToLoad("no luck")
 
 
 @pytest.mark.parametrize("function", [unpicklable, unloadable])
@@ -189,7 +215,7 @@ async def test_an_exception_that_cannot_travel_comes_as_a_stand_in(function: Any
     assert isinstance(error, TGSError)
     assert error.type_name == type_name(function)
     assert error.why
-    expected = {"unpicklable": "cannot travel", "unloadable": "no luck (code 7)"}
+    expected = {"unpicklable": "cannot travel", "unloadable": "no luck"}
     assert summary.failed_tasks[0].headline == (
         f"{type_name(function)}: {expected[function.__name__]}"
     )
@@ -201,7 +227,7 @@ async def test_an_exception_that_cannot_travel_comes_as_a_stand_in(function: Any
 
 
 def type_name(function: Any) -> str:
-    return {"unpicklable": "HoldsALock", "unloadable": "NeedsTwoArguments"}[function.__name__]
+    return {"unpicklable": "HoldsALock", "unloadable": "RefusesToLoad"}[function.__name__]
 
 
 async def slow(**_: Any) -> None:
