@@ -18,6 +18,7 @@ import trio
 import trio.testing
 
 from trio_graph_scheduler import (
+    FailedTask,
     RemoteTaskError,
     RunSummary,
     TaskGraph,
@@ -168,14 +169,40 @@ async def unpicklable(**_: Any) -> None:
 
 
 class NeedsTwoArguments(Exception):
-    """Pickles, but cannot be unpickled: its __init__ wants what args does not hold."""
+    """Its __init__ wants what args does not hold: plain pickle could not load it."""
 
-    def __init__(self, message: str, code: int) -> None:
+    def __init__(self, message: str, *, code: int) -> None:
         super().__init__(f"{message} (code {code})")
+        self.code = code
+
+
+async def two_arguments(**_: Any) -> None:
+    raise NeedsTwoArguments("no luck", code=7)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_exception_whose_init_takes_other_arguments_travels(mode: str) -> None:
+    graph = TaskGraph({"f": two_arguments}, [WorkerLoop("default", 1)])
+    node = await graph.create_task("f")
+    await run(graph, mode)
+    error = node.task_exception
+    assert isinstance(error, NeedsTwoArguments)
+    assert (error.args, error.code) == (("no luck (code 7)",), 7)
+
+
+def _refuse_to_load(message: str) -> Exception:
+    raise RuntimeError("cannot be rebuilt here")
+
+
+class RefusesToLoad(Exception):
+    """Pickles, but its own __reduce__ makes it fail to load."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _refuse_to_load, (str(self),)
 
 
 async def unloadable(**_: Any) -> None:
-    raise NeedsTwoArguments("no luck", 7)
+    raise RefusesToLoad("no luck")
 
 
 @pytest.mark.parametrize("function", [unpicklable, unloadable])
@@ -188,7 +215,7 @@ async def test_an_exception_that_cannot_travel_comes_as_a_stand_in(function: Any
     assert isinstance(error, TGSError)
     assert error.type_name == type_name(function)
     assert error.why
-    expected = {"unpicklable": "cannot travel", "unloadable": "no luck (code 7)"}
+    expected = {"unpicklable": "cannot travel", "unloadable": "no luck"}
     assert summary.failed_tasks[0].headline == (
         f"{type_name(function)}: {expected[function.__name__]}"
     )
@@ -200,7 +227,7 @@ async def test_an_exception_that_cannot_travel_comes_as_a_stand_in(function: Any
 
 
 def type_name(function: Any) -> str:
-    return {"unpicklable": "HoldsALock", "unloadable": "NeedsTwoArguments"}[function.__name__]
+    return {"unpicklable": "HoldsALock", "unloadable": "RefusesToLoad"}[function.__name__]
 
 
 async def slow(**_: Any) -> None:
@@ -302,3 +329,16 @@ def test_headline_of_a_stand_in_reads_as_the_original() -> None:
 
 def test_task_node_keeps_the_exception_in_a_slot() -> None:
     assert "task_exception" in TaskNode.__slots__
+
+
+def test_a_summarys_repr_shows_the_first_failed_tasks() -> None:
+    failed = tuple(FailedTask(f"task-{i}", "f", "ValueError: x", "raised") for i in range(7))
+    summary = RunSummary({"failed": 7}, False, failed)
+    text = repr(summary)
+    assert text.startswith("RunSummary(tasks_by_status={'failed': 7}, interrupted=False, ")
+    assert "task-4" in text
+    assert "task-5" not in text
+    assert text.endswith(", ... and 2 more))")
+    assert repr(RunSummary({"success": 1})) == (
+        "RunSummary(tasks_by_status={'success': 1}, interrupted=False, failed_tasks=())"
+    )

@@ -43,7 +43,11 @@ class FailedTask:
     end_reason: str
 
 
-@dataclass(frozen=True, slots=True)
+#: How many failed tasks the repr of a RunSummary shows before "and N more".
+_FAILED_SHOWN = 5
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class RunSummary:
     """How a run ended: what ``execute_graph`` and ``Coordinator.serve`` return.
 
@@ -64,6 +68,17 @@ class RunSummary:
     def succeeded(self) -> bool:
         """True when the graph ended and every task succeeded (an empty graph counts)."""
         return not self.interrupted and set(self.tasks_by_status) <= {TaskStatus.SUCCESS}
+
+    def __repr__(self) -> str:
+        # A run may fail thousands of tasks: the first few tell what went wrong.
+        failed = self.failed_tasks
+        shown = ", ".join(repr(task) for task in failed[:_FAILED_SHOWN])
+        if len(failed) > _FAILED_SHOWN:
+            shown += f", ... and {len(failed) - _FAILED_SHOWN} more"
+        return (
+            f"RunSummary(tasks_by_status={dict(self.tasks_by_status)!r}, "
+            f"interrupted={self.interrupted!r}, failed_tasks=({shown}))"
+        )
 
 
 def summarize_run(graph: TaskGraph, *, interrupted: bool = False) -> RunSummary:

@@ -4,8 +4,9 @@ coordinator (pickled), and kept on its node without keeping its frames alive.
 
 from __future__ import annotations
 
+import io
 import pickle
-from typing import Final
+from typing import Any, Final
 
 import cloudpickle
 
@@ -33,10 +34,43 @@ def without_frames(error: BaseException) -> BaseException:
     return error
 
 
+def _rebuild_exception(
+    cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any] | None
+) -> BaseException:
+    """An exception as it was pickled: its ``args`` and attributes, ``__init__`` not
+    called again (it may take other arguments than ``args`` holds)."""
+    error = cls.__new__(cls, *args)
+    if state:
+        error.__dict__.update(state)
+    return error
+
+
+class _ExceptionPickler(cloudpickle.Pickler):  # type: ignore[misc]  # cloudpickle has no types
+    """cloudpickle, with exceptions rebuilt without calling their ``__init__``.
+
+    Python pickles an exception as ``cls(*args)`` plus its attributes, which fails to
+    load for the many classes whose ``__init__`` wants other arguments (httpx's
+    ``HTTPStatusError(message, *, request, response)``, a ``MyError(url, status)`` that
+    passes a sentence to ``super().__init__``). A class with a ``__reduce__`` of its own
+    keeps it.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, BaseException) and type(obj).__reduce__ is _DEFAULT_REDUCE:
+            return _rebuild_exception, (type(obj), obj.args, getattr(obj, "__dict__", None))
+        return super().reducer_override(obj)
+
+
+_DEFAULT_REDUCE: Final = BaseException.__reduce__
+
+
 def pickle_exception(error: BaseException) -> tuple[bytes | None, str]:
     """``error`` cloudpickled to travel, or ``None`` and why it cannot."""
     try:
-        data = cloudpickle.dumps(without_frames(error), protocol=pickle.HIGHEST_PROTOCOL)
+        with io.BytesIO() as file:
+            pickler = _ExceptionPickler(file, protocol=pickle.HIGHEST_PROTOCOL)
+            pickler.dump(without_frames(error))
+            data = file.getvalue()
     except Exception as exc:  # pickling a user's object can raise anything
         return None, f"it cannot be pickled on the worker: {exc!r}"
     if len(data) > MAX_PICKLED_EXCEPTION_BYTES:

@@ -14,8 +14,8 @@ from trio_graph_scheduler import TaskGraph, WorkerLoop
 
 
 class HTTPStatusError(Exception):
-    """Like httpx's: a message whose last line is a link, keyword-only arguments (so it
-    pickles on the worker but cannot be unpickled on the coordinator), a status code."""
+    """Like httpx's: a message whose last line is a link, keyword-only arguments (which
+    plain pickle could not load again), a status code."""
 
     def __init__(self, message: str, *, status_code: int) -> None:
         super().__init__(message)
