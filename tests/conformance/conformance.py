@@ -163,9 +163,11 @@ def check_cancel(outcome: Outcome) -> None:
             "canceller": "success",
             "late": "success",
             "after_sleeper": "precondition_failed",
+            "self_cancel": "failed",
         }
     )
     assert outcome.keyed("sleeper")["error"] == "cancelled: not needed\n"
+    assert outcome.keyed("self_cancel")["error"] == "cancelled: myself\n"
 
 
 def check_retries(outcome: Outcome) -> None:

@@ -289,8 +289,15 @@ async def cancel_it(target: str, *, graph: Any, **_: Any) -> bool:
     return cancelled
 
 
+async def cancel_myself(*, graph: Any, task_node: Any, **_: Any) -> str:
+    await graph.acancel_task(task_node.uid, "myself")
+    await trio.sleep(FOREVER)  # the cancel stops it here
+    return "not cancelled"
+
+
 async def build_cancel() -> TaskGraph:
-    graph = _graph({"cancel_it": cancel_it})
+    graph = _graph({"cancel_it": cancel_it, "cancel_myself": cancel_myself})
+    await graph.create_task("cancel_myself", key="self_cancel")
     sleeper = await graph.create_task("sleep_forever", key="sleeper")
     done = await graph.create_task("ok", key="done")
     await graph.create_task("cancel_it", ((sleeper.uid,), {}), key="canceller")
