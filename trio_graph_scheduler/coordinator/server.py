@@ -16,6 +16,7 @@ from ..protocol.session import HANDSHAKE_MAX_FRAME_BYTES, CloseCode
 from ..shared.pump import RECEIVE_BUFFER_BYTES
 from ..shared.states import TaskStatus
 from .config import CoordinatorConfig, server_tls_context
+from .dashboard.server import Dashboard
 from .listeners import CappedListener
 from .run import GraphRun
 from .shipping import pickle_for_workers
@@ -82,6 +83,7 @@ class Coordinator:
         sessions: the welcomed workers' sessions (each adds and removes itself).
         workers: every worker welcomed during the run, including those that left.
         summary: how the run ended, once it has.
+        dashboard: the live web dashboard, while one is served (``config.dashboard``).
     """
 
     def __init__(self, graph: TaskGraph, config: CoordinatorConfig) -> None:
@@ -107,6 +109,7 @@ class Coordinator:
             graph.worker_context_init_functions, "worker context init function of loop"
         )
         self._run: GraphRun | None = None
+        self.dashboard: Dashboard | None = None
         self._interrupted = False
         # Set (and replaced) whenever a worker joins or leaves.
         self._membership = trio.Event()
@@ -197,6 +200,9 @@ class Coordinator:
         run = GraphRun(self.graph)
         if listeners is None:
             listeners = await self._open_listeners()
+        dashboard_listeners: Sequence[trio.abc.Listener[trio.abc.Stream]] = ()
+        if self.config.dashboard is not None and self.dashboard is None:
+            dashboard_listeners = await self.make_dashboard().listen()
         self._run = run
         self.graph.scheduler.max_lost_attempts = self.config.max_lost_attempts
         try:
@@ -217,6 +223,8 @@ class Coordinator:
                 self.url = _url_of(listeners[0], self.config.host)
                 unfinished = self.graph.scheduler.unfinished
                 logger.info("listening on %s, %d task(s) to run", self.url, unfinished)
+                if dashboard_listeners and self.dashboard is not None:
+                    nursery.start_soon(self.dashboard.serve, dashboard_listeners)
                 task_status.started(self)
                 await self._wait_for_enough_workers()
                 self.started_at = time.time()
@@ -232,9 +240,24 @@ class Coordinator:
                 nursery.cancel_scope.cancel()
         finally:
             run.stop()
+            if dashboard_listeners:  # its own dashboard ended with the nursery
+                self.dashboard = None
         run.raise_if_stalled()
         self.summary = RunSummary(self.graph.statistics().tasks_by_status, self._interrupted)
         return self.summary
+
+    def make_dashboard(self) -> Dashboard:
+        """The live web dashboard for ``config.dashboard``, to serve (:attr:`dashboard`).
+
+        :meth:`serve` makes and serves one by itself for as long as it runs;
+        ``tgs-coordinator`` makes it first instead, so that it outlives the run (and
+        links the files the run wrote).
+        """
+        host, port = self.config.dashboard_address
+        self.dashboard = Dashboard(
+            self, host=host, port=port, token=self.config.token, tls=server_tls_context(self.config)
+        )
+        return self.dashboard
 
     async def _open_listeners(self) -> Sequence[trio.abc.Listener[trio.abc.Stream]]:
         config = self.config
