@@ -1,0 +1,89 @@
+#!/usr/bin/env python
+"""Throughput with the live dashboard open vs closed, side by side (a benchmark, not a test).
+
+Runs the distributed benchmark's shapes (scripts/bench_distributed.py: a coordinator in
+this process, two ``tgs-worker`` processes, 10,000 no-op tasks per shape, timed the same
+way) in two modes, alternating run by run so that both see the same machine:
+
+- ``closed``: no dashboard (``CoordinatorConfig()`` as the benchmark has it);
+- ``open``: ``CoordinatorConfig(dashboard="127.0.0.1:0")`` and one browser on it: a
+  separate process that reads the live updates (``/events``) as fast as they come, as
+  an open tab does; the run starts only once the dashboard counts it as a subscriber.
+
+It prints the median tasks/s of each mode per shape and the ratio open/closed (the
+target: at least 0.95).
+
+    .venv/bin/python scripts/bench_dashboard.py --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+from functools import partial
+
+import bench_distributed as bench
+import trio
+from bench_shapes import shapes
+
+from trio_graph_scheduler import Coordinator, CoordinatorConfig
+
+#: What an open tab does with the live updates: read them all, as they come.
+READER = """
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1]) as events:
+    while events.read1(65536):
+        pass
+"""
+
+_readers: list[subprocess.Popen[bytes]] = []
+_original_wait = bench.wait_for_workers
+
+
+async def _wait_then_open_a_tab(coordinator: Coordinator, processes: list[trio.Process]) -> None:
+    await _original_wait(coordinator, processes)
+    dashboard = coordinator.dashboard
+    if dashboard is None:
+        return
+    # Start-up only, not timed: blocking here is fine.
+    reader = subprocess.Popen([sys.executable, "-c", READER, dashboard.url + "events"])  # noqa: ASYNC220
+    _readers.append(reader)
+    while not dashboard.subscribers:  # noqa: ASYNC110 - start-up only, not timed
+        await trio.sleep(0.005)
+
+
+def run(build: object, concurrency: int, open_tab: bool) -> float:
+    """One run's seconds, with the dashboard open or not."""
+    config = partial(CoordinatorConfig, dashboard="127.0.0.1:0") if open_tab else CoordinatorConfig
+    bench.CoordinatorConfig = config  # type: ignore[assignment]
+    bench.wait_for_workers = _wait_then_open_a_tab
+    try:
+        return bench.tgs_run(build, concurrency).run_s  # type: ignore[arg-type]
+    finally:
+        for reader in _readers:
+            reader.kill()
+            reader.wait()
+        _readers.clear()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--scale", type=int, default=1, help="divide the shapes' sizes by this")
+    args = parser.parse_args()
+    print(f"{'shape':<12} {'closed tasks/s':>15} {'open tasks/s':>13} {'open/closed':>12}")
+    for shape in shapes(args.scale):
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(args.repeats):
+            for open_tab in (False, True):
+                times[open_tab].append(run(shape.build_tgs, args.concurrency, open_tab))
+        closed = shape.tasks / statistics.median(times[False])
+        opened = shape.tasks / statistics.median(times[True])
+        print(f"{shape.name:<12} {closed:>15,.0f} {opened:>13,.0f} {opened / closed:>12.3f}")
+
+
+if __name__ == "__main__":
+    main()
