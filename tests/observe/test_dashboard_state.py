@@ -258,6 +258,12 @@ async def test_the_run_section_says_pace_and_time_left() -> None:
     section = state.update(clock.now)["run"]
     assert section["rate"] == 2.0
     assert section["left"] == 4.0  # 8 tasks left at 2 a second
+    run.ended = True  # stopped: the pace is the whole run's, and no time is left
+    clock.now += 1
+    section = state.update(clock.now)["run"]
+    assert (section["rate"], section["left"], section["elapsed"]) == (1.0, None, 2.0)
+    clock.now += 5
+    assert "run" not in state.update(clock.now)  # the clock stopped with the run
 
 
 async def test_search_finds_by_uid_prefix_function_and_gives_the_why() -> None:
@@ -294,3 +300,24 @@ async def test_no_layout_past_the_limit(monkeypatch: pytest.MonkeyPatch) -> None
     assert graph_layout(run.graph) is None
     delta = DashboardState(run).update(driver.clock.now)
     assert "statuses" not in delta
+
+
+async def test_workers_say_what_they_run_and_when_they_left_or_were_lost() -> None:
+    run, driver, _ = await make_run()
+    clock = driver.clock
+    node = driver.start()
+    run.sessions[0].leases[1] = node
+    run.workers["worker-2"] = WorkerRecord(
+        "worker-2", "beta", ["default"], clock.now + 1, left_at=clock.now + 3,
+        left_because="silent for 10 s", lost_while_running=[("task-x", "f")],
+    )  # fmt: skip
+    run.workers["worker-3"] = WorkerRecord(
+        "worker-3", "gamma", ["default"], clock.now, left_at=clock.now + 4, left_because="stopped"
+    )
+    workers = {w["id"]: w for w in DashboardState(run).update(clock.now + 5)["workers"]}
+    assert workers["worker-1"]["running"] == 1
+    assert workers["worker-1"]["now"] == [[node.uid, "f"]]
+    lost = workers["worker-2"]
+    assert (lost["lost"], lost["because"]) == (True, "silent for 10 s")
+    assert (workers["worker-2"]["joined"], workers["worker-2"]["left"]) == (1, 3)
+    assert workers["worker-3"]["lost"] is False

@@ -19,8 +19,9 @@ from tgs_e2e_helpers import out_dir
 
 from trio_graph_scheduler import GenericSchedulingCondition, TaskGraph, WorkerLoop
 
-#: The longest a task polls for a file the test creates, so nothing hangs forever.
-POLL_LIMIT = 60.0
+#: The longest a task polls for a file the test creates, so nothing hangs forever (long:
+#: the test reads the page while these run, and a loaded machine is slow).
+POLL_LIMIT = 300.0
 
 
 async def fetch(i: int, seconds: float, **_: Any) -> int:
@@ -79,7 +80,7 @@ async def build_watched() -> TaskGraph:
 
 
 async def build_many() -> TaskGraph:
-    """Chains fetch -> parse -> report, joined by one report per 100 chains."""
+    """Chains fetch -> parse, joined by one report per 100 chains."""
     count = int(os.environ.get("TGS_E2E_TASKS", "3000"))
     seconds = float(os.environ.get("TGS_E2E_SECONDS", "0.3"))
     rng = random.Random(13)
@@ -87,7 +88,7 @@ async def build_many() -> TaskGraph:
         FUNCTIONS,
         [WorkerLoop("default", 12, None), WorkerLoop("parsing", 6, ["parse"])],
     )
-    chains = count // 3
+    chains = count // 2
     ends = []
     for i in range(chains):
         fetched = await graph.create_task("fetch", ((i, seconds * rng.uniform(0.3, 1.5)), {}))

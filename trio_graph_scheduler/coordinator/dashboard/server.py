@@ -270,7 +270,7 @@ class Dashboard:
         if self.token is not None and not self._has_session(request):
             await self._login(stream, conn, peer, method, path, query, body)
             return
-        if method not in (b"GET", b"HEAD"):
+        if method != b"GET":
             await _send(stream, conn, 405, b"method not allowed\n", "text/plain")
         elif path in _STATIC:
             name, content_type = _STATIC[path]

@@ -233,6 +233,8 @@ class DashboardState:
             self._ended_at = now
         elapsed = max(0.0, (self._ended_at or now) - t0)
         rate = self._rate.add(elapsed, ended) if run.started_at is not None else None
+        if run.ended and elapsed > 0:
+            rate = ended / elapsed  # once it ended: the pace of the whole run
         left = None
         if rate:
             left = (total - ended) / rate

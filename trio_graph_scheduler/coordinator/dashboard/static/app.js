@@ -125,9 +125,15 @@ function drawWorkers() {
 function drawStream() {
   const svg = $("stream");
   const width = svg.clientWidth || 1000, label = 150;
-  const now = state.run.elapsed, from = Math.max(0, now - WINDOW);
+  // From the oldest bar held: past the server's cap on bars, that is less than a minute.
+  const now = state.run.elapsed;
+  let from = Math.max(0, now - WINDOW), oldest = now;
   const rows = new Map();
-  for (const bar of state.bars.values()) rows.set(`${bar[2]}\u0000${bar[3]}`, [bar[2], bar[3]]);
+  for (const bar of state.bars.values()) {
+    rows.set(`${bar[2]}\u0000${bar[3]}`, [bar[2], bar[3]]);
+    oldest = Math.min(oldest, bar[4]);
+  }
+  from = Math.max(from, Math.min(oldest, now));
   const keys = [...rows.keys()].sort((a, b) => {
     const [wa, la] = rows.get(a), [wb, lb] = rows.get(b);
     return natural(wa, wb) || la - lb;
@@ -217,6 +223,10 @@ function recolour(changes) {
 }
 
 // -- search and one task -------------------------------------------------------------
+function moment(t) {
+  if (t === null || t === undefined) return "–";
+  return t < 0 ? `${secs(-t)} before the run started` : `${secs(t)} into the run`;
+}
 function showTask(task, why) {
   const box = $("task");
   if (!task) { box.replaceChildren(...(why ? [el("pre", {class: "why"}, why)] : [])); return; }
@@ -224,7 +234,7 @@ function showTask(task, why) {
   const worker = task.worker ? `${task.worker_name || ""} (${task.worker})` : "–";
   const fields = [["uid", task.uid], ["function", task.function], ["key", task.key ?? "–"],
     ["status", task.status], ["attempts", task.attempts], ["worker", worker],
-    ["queued", secs(task.queued)], ["started", secs(task.started)], ["ended", secs(task.ended)],
+    ["queued", moment(task.queued)], ["started", moment(task.started)], ["ended", moment(task.ended)],
     ["end reason", task.end_reason ?? "–"], ["error", task.error ?? "–"]];
   for (const [k, v] of fields) dl.append(el("dt", {}, k), el("dd", {"data-field": k}, String(v)));
   const parts = [dl, el("pre", {class: "why"}, task.why)];
