@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import urllib.error
 import urllib.request
 from functools import partial
@@ -195,3 +196,19 @@ def test_a_public_dashboard_without_a_token_does_not_start(procs: Processes) -> 
     )
     assert procs.wait(coordinator) == 2
     assert "refusing to serve the dashboard on 0.0.0.0 without a token" in coordinator.stderr
+
+
+def test_a_dashboard_port_in_use_is_an_error_said_in_one_line(procs: Processes) -> None:
+    procs.add_graph_module(GRAPH)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        coordinator = procs.coordinator(
+            f"{GRAPH}:build_watched", "--dashboard", f"127.0.0.1:{port}", raw_spec=True
+        )
+        assert procs.wait(coordinator) == 1
+    assert f"tgs-coordinator: error: cannot serve the dashboard on 127.0.0.1:{port}" in (
+        coordinator.stderr
+    )
+    assert "Traceback" not in coordinator.stderr

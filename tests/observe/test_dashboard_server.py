@@ -8,6 +8,7 @@ waits (update interval, throttled wrong tokens, send timeouts) instant.
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Any
 
 import h11
@@ -279,3 +280,36 @@ async def test_serve_coordinator_serves_the_dashboard_while_it_runs() -> None:
         assert [loop["ready"] for loop in first["loops"]] == [4, 0]
         coordinator.stop()
     assert coordinator.dashboard is None
+
+
+async def test_with_a_certificate_the_dashboard_is_served_over_https(
+    certificates: dict[str, str],
+) -> None:
+    graph = TaskGraph({"f": noop}, [WorkerLoop("default", 2, None)])
+    await graph.create_task("f")
+    config = CoordinatorConfig(
+        dashboard="127.0.0.1:0", min_workers=1, tls_cert=certificates["cert"],
+        tls_key=certificates["key"], token=TOKEN,
+    )  # fmt: skip
+    coordinator = Coordinator(graph, config)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(coordinator.serve)
+        assert coordinator.dashboard is not None
+        url = coordinator.dashboard.url
+        assert url.startswith("https://127.0.0.1:")
+        port = int(url.rsplit(":", 1)[1].rstrip("/"))
+        context = ssl.create_default_context(cafile=certificates["ca"])
+        stream = await trio.open_ssl_over_tcp_stream(
+            "127.0.0.1", port, ssl_context=context, https_compatible=True
+        )
+        async with stream:
+            await stream.send_all(
+                f"GET /?token={TOKEN} HTTP/1.1\r\nhost: dash\r\nconnection: close\r\n\r\n".encode()
+            )
+            answer = b""
+            while chunk := await stream.receive_some():
+                answer += chunk
+        head = answer.split(b"\r\n\r\n", 1)[0].decode()
+        assert head.startswith("HTTP/1.1 303 ")
+        assert "; Secure" in head  # the cookie travels over TLS only
+        coordinator.stop()
