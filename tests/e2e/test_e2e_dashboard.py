@@ -107,6 +107,11 @@ async def test_the_page_shows_the_run_as_it_goes(procs: Processes, tmp_path: Pat
             "[...document.querySelectorAll('#stream rect.failed')].map((r) => r.dataset.function)"
         )
         assert sorted(failed_bars) == ["broken", "parse"]
+        hover = await page.evaluate(
+            "document.querySelector('#stream rect[data-function=\"broken\"] title').textContent"
+        )
+        assert hover.startswith("broken task-")
+        assert hover.endswith("FAILED")
         # The distinct failures, with their headlines.
         failures = await page.wait_for(
             "document.getElementById('failures').innerText.includes('KeyError') &&"

@@ -321,3 +321,23 @@ async def test_workers_say_what_they_run_and_when_they_left_or_were_lost() -> No
     assert (lost["lost"], lost["because"]) == (True, "silent for 10 s")
     assert (workers["worker-2"]["joined"], workers["worker-2"]["left"]) == (1, 3)
     assert workers["worker-3"]["lost"] is False
+
+
+async def test_search_finds_a_task_by_its_key_where_tasks_have_one() -> None:
+    # TaskNode.key comes with issue 12; until then a node that has one stands in for it.
+    from trio_graph_scheduler.coordinator.core.nodes import TaskNode
+
+    class KeyedNode(TaskNode):
+        __slots__ = ("key",)
+
+    run, _, firsts = await make_run(tasks=2)
+    original = firsts[1]
+    keyed = KeyedNode.__new__(KeyedNode)
+    for name in TaskNode.__slots__:
+        setattr(keyed, name, getattr(original, name))
+    keyed.key = ("fetch", "2026-11-29/eu")
+    run.graph.nodes[original.uid] = keyed
+    answer = search(run, "2026-11-29/eu")
+    assert [row["uid"] for row in answer["found"]] == [original.uid]
+    assert answer["found"][0]["key"] == "('fetch', '2026-11-29/eu')"
+    assert answer["task"]["why"].startswith(f"{original.uid} (f)")
