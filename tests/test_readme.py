@@ -24,6 +24,7 @@ How blocks run:
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
 import re
@@ -32,6 +33,8 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -108,6 +111,8 @@ def kind_of(block: Block) -> str:
         return "activate"
     if "tgs-status" in code:
         return "status"
+    if "--dashboard" in code:
+        return "dashboard"
     if "tgs-coordinator" in code and "tgs-worker" in code:
         return "cluster"
     if re.search(r"^python \w+\.py", code, flags=re.M):
@@ -120,7 +125,15 @@ def test_every_block_has_a_rule() -> None:
     assert "unknown" not in kinds.values(), kinds
     # The README's promises: an in-process example, a file of one's own run in-process
     # and on a cluster, the status queries, a cluster from Python, install lines.
-    for needed in ("python", "file", "run-file", "cluster", "status", "python-cluster"):
+    for needed in (
+        "python",
+        "file",
+        "run-file",
+        "cluster",
+        "status",
+        "dashboard",
+        "python-cluster",
+    ):
         assert needed in kinds.values(), (needed, kinds)
     assert "install" in kinds.values()
 
@@ -440,6 +453,35 @@ def test_status_block_asks_a_live_coordinator(
     assert "it waits for --min-workers to join" in outputs[-1], outputs[-1]
     as_json = json.loads(run(f"{lines[0].split('#')[0]} --json", workdir).stdout)
     assert as_json["tasks_by_status"] == {"created": 10, "waiting_for_predecessors": 1}
+    programs(
+        "worker", f"tgs-worker --connect ws://127.0.0.1:{port} --token-file token.txt", workdir
+    )
+    assert coordinator.wait() == 0, coordinator.describe()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block", blocks_of("dashboard"))
+def test_dashboard_block_serves_its_page(
+    block: Block, workdir: Path, programs: Callable[[str, str, Path], Program]
+) -> None:
+    token = "a-token-of-sixteen-chars-or-more"
+    run(f"python -c 'print(\"{token}\")' > token.txt", workdir)
+    (line,) = commands(block.code)
+    # The README's dashboard port, made one the OS picks; a worker to wait for, so that
+    # the page is there to load.
+    line = on_loopback(line, 0).replace("127.0.0.1:8787", "127.0.0.1:0")
+    coordinator = programs("coordinator", f"{line} --min-workers 1", workdir)
+    port = int(coordinator.wait_for_stderr(LISTENING).group(1))
+    url = coordinator.wait_for_stderr(r"dashboard on (http://127\.0\.0\.1:\d+/)").group(1)
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with pytest.raises(urllib.error.HTTPError) as refused:  # without the token: 401
+        opener.open(url, timeout=20)
+    assert refused.value.code == 401
+    assert "<title>tgs dashboard: log in</title>" in refused.value.read().decode()
+    with opener.open(f"{url}?token={token}", timeout=20) as page:  # sets the cookie
+        assert page.url == url, "the token stayed in the address"
+        assert "<title>tgs dashboard</title>" in page.read().decode()
     programs(
         "worker", f"tgs-worker --connect ws://127.0.0.1:{port} --token-file token.txt", workdir
     )

@@ -37,6 +37,7 @@ from .config import (
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_HEARTBEAT_TIMEOUT,
     CoordinatorConfig,
+    parse_host_port,
     server_tls_context,
 )
 from .core.scheduler import DEFAULT_MAX_LOST_ATTEMPTS
@@ -177,6 +178,22 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {DEFAULT_STATUS_INTERVAL:g}); a terminal gets a live view instead",
     )
     parser.add_argument(
+        "--dashboard",
+        metavar="HOST:PORT",
+        help="serve a live web dashboard of the run here (off unless given, so that no "
+        "port opens unasked; e.g. 127.0.0.1:8787, port 0 picks a free one) and log its "
+        "URL; with a token it asks for it (a login form, or ?token= once), and an address "
+        "other than loopback needs one",
+    )
+    parser.add_argument(
+        "--dashboard-linger",
+        type=float,
+        metavar="S",
+        default=0.0,
+        help="keep serving the dashboard S seconds after the run ended, with links to the "
+        "report and pictures written (default: 0; a signal ends the wait)",
+    )
+    parser.add_argument(
         "--max-lost-attempts",
         type=int,
         metavar="N",
@@ -193,10 +210,7 @@ def parse_listen(address: str) -> tuple[str, int]:
     Raises:
         ConfigError: not of that form.
     """
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdecimal():
-        raise ConfigError(f"bad --listen address {address!r}: expected HOST:PORT")
-    return host.strip("[]"), int(port)
+    return parse_host_port(address, "--listen")
 
 
 def load_builder(
@@ -280,6 +294,8 @@ class Outputs:
     report: str | None
     graph_html: str | None
     timeline_html: str | None
+    #: Seconds to keep serving the dashboard after the run ended.
+    dashboard_linger: float = 0.0
 
 
 async def run_coordinator(
@@ -287,8 +303,12 @@ async def run_coordinator(
     config: CoordinatorConfig,
     stopper: SignalStop,
     outputs: Outputs,
-) -> tuple[Coordinator, RunSummary]:
+) -> tuple[Coordinator, RunSummary, list[str] | None]:
     """Build the graph and serve it until it has ended or a signal stops it.
+
+    With a dashboard, it is served from before the run until after the outputs are
+    written (and ``outputs.dashboard_linger`` seconds more), which are then returned
+    (what :func:`write_outputs` says); without one they are left to the caller (None).
 
     Raises:
         ConfigError: the builder raised, or did not return a TaskGraph.
@@ -318,8 +338,43 @@ async def run_coordinator(
         helpers = [functools.partial(stopper.watch, coordinator.stop)]
         if outputs.progress:
             helpers.append(functools.partial(_show_progress, coordinator, outputs))
-        summary = await run_beside(coordinator.serve, *helpers)
-    return coordinator, summary
+        if config.dashboard is None:
+            return coordinator, await run_beside(coordinator.serve, *helpers), None
+        dashboard = coordinator.make_dashboard()
+        listeners = await dashboard.listen()
+
+        async def run_and_write() -> tuple[RunSummary, list[str]]:
+            summary = await run_beside(coordinator.serve, *helpers)
+            written = write_run_outputs(coordinator, outputs)
+            paths = [
+                ("report", outputs.report),
+                ("graph", outputs.graph_html),
+                ("timeline", outputs.timeline_html),
+            ]
+            for label, path in paths:
+                if path and any(line.endswith(f"written to {path}") for line in written):
+                    dashboard.add_file(label, path)
+            if outputs.dashboard_linger > 0 and stopper.signal is None:
+                await _linger(stopper, outputs.dashboard_linger)
+            return summary, written
+
+        summary, written = await run_beside(
+            run_and_write, functools.partial(dashboard.serve, listeners)
+        )
+    return coordinator, summary, written
+
+
+async def _linger(stopper: SignalStop, seconds: float) -> None:
+    """Wait ``seconds``, or until a signal; the run's exit status stays the run's."""
+    logger.info("the run has ended; serving the dashboard for %g s more", seconds)
+    waiting = trio.CancelScope()
+
+    async def wait() -> None:
+        with waiting:
+            await trio.sleep(seconds)
+
+    await run_beside(wait, functools.partial(stopper.watch, waiting.cancel))
+    stopper.signal = None
 
 
 async def _show_progress(coordinator: Coordinator, outputs: Outputs) -> None:
@@ -337,6 +392,18 @@ async def _show_progress(coordinator: Coordinator, outputs: Outputs) -> None:
         file=sys.stderr,
         interval=LIVE_INTERVAL if live else outputs.status_interval,
         live=live,
+    )
+
+
+def write_run_outputs(coordinator: Coordinator, outputs: Outputs) -> list[str]:
+    """:func:`write_outputs` for the run ``coordinator`` served."""
+    return write_outputs(
+        coordinator.graph,
+        outputs,
+        workers=list(coordinator.workers.values()),
+        counters=coordinator.statistics(),
+        started_at=coordinator.started_at or time.time(),
+        ended_at=time.time(),
     )
 
 
@@ -391,10 +458,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             min_workers=args.min_workers,
             max_frame_bytes=args.max_frame_bytes,
             journal=args.journal,
+            dashboard=args.dashboard,
         )
         server_tls_context(config)  # a bad certificate is a usage error, said now
         if args.report_only:
             check_report_only(args)
+        if args.dashboard_linger < 0:
+            linger = args.dashboard_linger
+            raise ConfigError(f"--dashboard-linger must not be negative, got {linger}")
         if not args.status_interval > 0:
             raise ConfigError(f"--status-interval must be positive, got {args.status_interval}")
         builder = load_builder(args.graph, args.path)
@@ -406,12 +477,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         report=args.report,
         graph_html=args.graph_html,
         timeline_html=args.timeline_html,
+        dashboard_linger=args.dashboard_linger,
     )
     if args.report_only:
         return report_from_journal(builder, args.journal, outputs)
     stopper = SignalStop(PROG)
     try:
-        coordinator, summary = trio.run(run_coordinator, builder, config, stopper, outputs)
+        coordinator, summary, written = trio.run(run_coordinator, builder, config, stopper, outputs)
     except StoppedWhileBuilding:
         print(f"{PROG}: stopped while building the graph", file=sys.stderr)
         return stopper.exit_code or EXIT_FAILED
@@ -426,14 +498,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if coordinator.graph.nodes:
         width = output_width(sys.stdout)
         lines.append(format_summary(coordinator.graph, coordinator.workers.values(), width))
-    lines += write_outputs(
-        coordinator.graph,
-        outputs,
-        workers=list(coordinator.workers.values()),
-        counters=coordinator.statistics(),
-        started_at=coordinator.started_at or time.time(),
-        ended_at=time.time(),
-    )
+    if written is None:
+        written = write_run_outputs(coordinator, outputs)
+    lines += written
     counts = ", ".join(f"{n} {status}" for status, n in summary.tasks_by_status.items())
     lines.append(
         f"{PROG}: {'stopped' if summary.interrupted else 'graph ended'}: {counts or 'no tasks'}"

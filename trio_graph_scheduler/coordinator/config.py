@@ -48,6 +48,9 @@ class CoordinatorConfig:
         tls_key: the PEM private key of ``tls_cert`` (if not in the same file).
         journal: a file (SQLite) recording the run as it goes; if it holds a run of
             this graph already, that run resumes (see docs/operations.md, "Journal").
+        dashboard: ``HOST:PORT`` to serve the live web dashboard on (``https://`` with
+            ``tls_cert``), or ``None`` for none (the default). With a token, the dashboard
+            asks for it; an address other than loopback needs one, as ``host`` does.
     """
 
     host: str = "127.0.0.1"
@@ -64,21 +67,13 @@ class CoordinatorConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     journal: str | None = None
+    dashboard: str | None = None
 
     def __post_init__(self) -> None:
-        if not is_loopback(self.host):
-            if not self.token or not self.token.strip():
-                raise ConfigError(
-                    f"refusing to listen on {self.host} without a token: anyone who can "
-                    "reach it could run code on the workers; set --token-file, --token or "
-                    "TGS_TOKEN"
-                )
-            if len(self.token) < MIN_TOKEN_LENGTH:
-                raise ConfigError(
-                    f"refusing to listen on {self.host} with a token of {len(self.token)} "
-                    f"characters: it must have at least {MIN_TOKEN_LENGTH}, e.g. python -c "
-                    "'import secrets; print(secrets.token_urlsafe(24))'"
-                )
+        self._check_token(self.host, "listen", "could run code on the workers")
+        if self.dashboard is not None:
+            host, _ = self.dashboard_address
+            self._check_token(host, "serve the dashboard", "could watch the run")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be between 0 and 65535, got {self.port}")
         for name in ("heartbeat_interval", "heartbeat_timeout", "handshake_timeout"):
@@ -101,6 +96,46 @@ class CoordinatorConfig:
             raise ConfigError("a TLS key needs its certificate (tls_cert)")
         if self.max_frame_bytes < 2**16:
             raise ConfigError(f"max_frame_bytes must be at least 65536, got {self.max_frame_bytes}")
+
+    @property
+    def dashboard_address(self) -> tuple[str, int]:
+        """The dashboard's host and port.
+
+        Raises:
+            ConfigError: ``dashboard`` is not ``HOST:PORT``, or there is none.
+        """
+        if self.dashboard is None:
+            raise ConfigError("no dashboard address")
+        return parse_host_port(self.dashboard, "--dashboard")
+
+    def _check_token(self, host: str, what: str, danger: str) -> None:
+        if is_loopback(host):
+            return
+        if not self.token or not self.token.strip():
+            raise ConfigError(
+                f"refusing to {what} on {host} without a token: anyone who can reach it "
+                f"{danger}; set --token-file, --token or TGS_TOKEN"
+            )
+        if len(self.token) < MIN_TOKEN_LENGTH:
+            raise ConfigError(
+                f"refusing to {what} on {host} with a token of {len(self.token)} "
+                f"characters: it must have at least {MIN_TOKEN_LENGTH}, e.g. python -c "
+                "'import secrets; print(secrets.token_urlsafe(24))'"
+            )
+
+
+def parse_host_port(address: str, option: str = "--listen") -> tuple[str, int]:
+    """Split ``HOST:PORT`` (``[v6]:PORT`` for IPv6).
+
+    Raises:
+        ConfigError: not of that form, or the port is out of range.
+    """
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdecimal():
+        raise ConfigError(f"bad {option} address {address!r}: expected HOST:PORT")
+    if not 0 <= int(port) <= 65535:
+        raise ConfigError(f"bad {option} address {address!r}: the port must be 0 to 65535")
+    return host.strip("[]"), int(port)
 
 
 def is_loopback(host: str) -> bool:

@@ -15,6 +15,7 @@ import trio_websocket
 from ..protocol.session import HANDSHAKE_MAX_FRAME_BYTES, CloseCode
 from ..shared.pump import RECEIVE_BUFFER_BYTES
 from .config import CoordinatorConfig, server_tls_context
+from .dashboard.server import Dashboard
 from .journal import Journal
 from .listeners import CappedListener
 from .run import GraphRun, RunSummary, summarize_run
@@ -67,6 +68,7 @@ class Coordinator:
         sessions: the welcomed workers' sessions (each adds and removes itself).
         workers: every worker welcomed during the run, including those that left.
         summary: how the run ended, once it has.
+        dashboard: the live web dashboard, while one is served (``config.dashboard``).
     """
 
     def __init__(self, graph: TaskGraph, config: CoordinatorConfig) -> None:
@@ -92,6 +94,7 @@ class Coordinator:
             graph.worker_context_init_functions, "worker context init function of loop"
         )
         self._run: GraphRun | None = None
+        self.dashboard: Dashboard | None = None
         self._interrupted = False
         # Resumed from a journal: workers of the dead coordinator may still be between
         # two connection attempts when the run ends, so it listens a little longer.
@@ -228,6 +231,9 @@ class Coordinator:
             )
         if listeners is None:
             listeners = await self._open_listeners()
+        dashboard_listeners: Sequence[trio.abc.Listener[trio.abc.Stream]] = ()
+        if self.config.dashboard is not None and self.dashboard is None:
+            dashboard_listeners = await self.make_dashboard().listen()
         self._run = run
         self.graph.scheduler.max_lost_attempts = self.config.max_lost_attempts
         try:
@@ -248,6 +254,8 @@ class Coordinator:
                 self.url = _url_of(listeners[0], self.config.host)
                 unfinished = self.graph.scheduler.unfinished
                 logger.info("listening on %s, %d task(s) to run", self.url, unfinished)
+                if dashboard_listeners and self.dashboard is not None:
+                    nursery.start_soon(self.dashboard.serve, dashboard_listeners)
                 task_status.started(self)
                 await self._wait_for_enough_workers()
                 self.started_at = time.time()
@@ -263,9 +271,24 @@ class Coordinator:
                 nursery.cancel_scope.cancel()
         finally:
             run.stop()
+            if dashboard_listeners:  # its own dashboard ended with the nursery
+                self.dashboard = None
         run.raise_if_stalled()
         self.summary = summarize_run(self.graph, interrupted=self._interrupted)
         return self.summary
+
+    def make_dashboard(self) -> Dashboard:
+        """The live web dashboard for ``config.dashboard``, to serve (:attr:`dashboard`).
+
+        :meth:`serve` makes and serves one by itself for as long as it runs;
+        ``tgs-coordinator`` makes it first instead, so that it outlives the run (and
+        links the files the run wrote).
+        """
+        host, port = self.config.dashboard_address
+        self.dashboard = Dashboard(
+            self, host=host, port=port, token=self.config.token, tls=server_tls_context(self.config)
+        )
+        return self.dashboard
 
     async def _open_listeners(self) -> Sequence[trio.abc.Listener[trio.abc.Stream]]:
         config = self.config
