@@ -543,6 +543,9 @@ def assert_timeline_fits(info: dict[str, Any], width: int) -> None:
         assert label[0] >= 0, (width, label)
         assert label[2] <= plot_left, (width, label)
     assert len(info["ticks"]) >= 4, info["ticks"]
+    # Readable: 1, 2 or 5 times a power of ten, in ms for a run this short ("100 ms").
+    texts = [tick["text"] for tick in info["ticks"]]
+    assert all(re.fullmatch(r"\d+ ms", text) for text in texts), texts
     for tick in info["ticks"]:
         assert svg_left <= tick["box"][0], (width, tick)
         assert tick["box"][2] <= svg_right, (width, tick)
