@@ -14,6 +14,7 @@ from html import unescape
 from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
+import pytest
 import trio
 from hypothesis import given
 from hypothesis import strategies as st
@@ -32,8 +33,6 @@ from trio_graph_scheduler.coordinator.observe.timeline import (
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
-
-    import pytest
 
     from trio_graph_scheduler.coordinator.core.nodes import TaskNode
 
@@ -510,3 +509,18 @@ def test_a_task_waiting_to_run_again_has_no_bar_beyond_its_recorded_runs() -> No
         (102.0, 120.0, "in_progress", False),  # running now
     ]
     assert timeline_bars(graph, now=120.0)[1].attempt == 2
+
+
+def test_a_tasks_key_is_in_its_hover(tmp_path: Path) -> None:
+    from trio_graph_scheduler.coordinator.core.nodes import TaskNode
+
+    if "key" not in TaskNode.__slots__:
+        pytest.skip("tasks have no key on this branch yet (create_task(..., key=K), issue 12)")
+    graph = TaskGraph({"f": noop}, [WorkerLoop("default", 1, None)])
+    keyed, plain = graph.create_task_nowait("f"), graph.create_task_nowait("f")
+    keyed.key = ("page", 7)  # type: ignore[attr-defined,unused-ignore]
+    ran(keyed, "local", 100.0, 101.0)
+    ran(plain, "local", 101.0, 102.0)
+    graph.draw_timeline(tmp_path / "t.html")
+    page = Page((tmp_path / "t.html").read_text(encoding="utf-8"))
+    assert [run["key"] for run in page.runs] == ["('page', 7)", None]
