@@ -380,8 +380,9 @@ def test_draws_with_bokeh_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_names_cannot_break_the_page(tmp_path: Path) -> None:
     """A function or worker name with markup stays text: in the SVG, and in the JSON
-    inside its <script> (where ``</script>`` would end the script)."""
-    name = 'f</script><b x="1">&'
+    inside its <script> (where ``</script>`` would end the script); one that looks like
+    a placeholder of the page's template is not filled in."""
+    name = 'f</script><b x="1">&@DATA@'
     graph = TaskGraph({name: noop}, [WorkerLoop("default", 1, None)])
     ran(graph.create_task_nowait(name), "w</script>", 100.0, 101.0)
     graph.draw_timeline(tmp_path / "t.html")

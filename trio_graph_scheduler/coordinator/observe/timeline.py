@@ -332,28 +332,25 @@ def timeline_to_html(graph: TaskGraph, now: float | None = None) -> str:
     style = "\n".join(
         [f".f{i} {{ fill: {colours.get(name, PALETTE[0])}; }}" for i, name in enumerate(functions)]
     )
-    return (
-        _PAGE.replace("@STYLE@", style)
-        .replace("@BACKGROUND@", BACKGROUND)
-        .replace("@FOREGROUND@", FOREGROUND)
-        .replace("@FAILED@", FAILED_COLOUR)
-        .replace("@UNFINISHED@", UNFINISHED_COLOUR)
-        .replace("@TITLE@", _escape(f"{graph.uid}: timeline"))
-        .replace("@SUMMARY@", _escape(_summary(graph, bars, span)))
-        .replace("@NOTES@", "".join(f'<p class="note">{_escape(n)}</p>' for n in notes))
-        .replace("@LEGEND@", _legend(drawn, functions, colours))
-        .replace("@WIDTH@", str(_WIDTH))
-        .replace("@HEIGHT@", f"{height:.0f}")
-        .replace("@LEFT@", str(left))
-        .replace("@PLOT@", str(_WIDTH - left - _RIGHT))
-        .replace("@ROWS@", stripes + labels)
-        .replace("@BARS@", "\n".join(rects))
-        .replace("@MARKS@", "\n".join(marks))
+    fills: dict[str, str] = {
+        "STYLE": style, "BACKGROUND": BACKGROUND, "FOREGROUND": FOREGROUND,
+        "FAILED": FAILED_COLOUR, "UNFINISHED": UNFINISHED_COLOUR,
+        "TITLE": _escape(f"{graph.uid}: timeline"),
+        "SUMMARY": _escape(_summary(graph, bars, span)),
+        "NOTES": "".join(f'<p class="note">{_escape(n)}</p>' for n in notes),
+        "LEGEND": _legend(drawn, functions, colours),
+        "WIDTH": str(_WIDTH), "HEIGHT": f"{height:.0f}", "LEFT": str(left),
+        "PLOT": str(_WIDTH - left - _RIGHT), "ROWS": stripes + labels,
+        "BARS": "\n".join(rects), "MARKS": "\n".join(marks),
         # The JSON goes into a <script>: "<" escaped, so no "</script>" can end it.
-        .replace("@DATA@", json.dumps(data, separators=(",", ":")).replace("<", "\\u003c"))
-    )
+        "DATA": json.dumps(data, separators=(",", ":")).replace("<", "\\u003c"),
+    }  # fmt: skip
+    # One pass: a name that holds "@DATA@" is text, never filled in itself.
+    return _SLOT.sub(lambda slot: fills[slot[1]], _PAGE)
 
 
+#: Where :data:`_PAGE` is filled in.
+_SLOT: Final = re.compile(r"@([A-Z]+)@")
 #: End reasons a status already says: ``success`` succeeded, ``failed`` raised.
 _PLAIN_REASONS: Final = (EndReason.SUCCEEDED, EndReason.RAISED)
 
@@ -504,9 +501,10 @@ def _natural_key(name: str) -> tuple[str | int, ...]:
 
 
 #: The page. ``@NAME@`` marks what :func:`timeline_to_html` fills in (not ``str.format``:
-#: the style and the script are full of braces). The script fits the SVG to the window,
-#: moves the bars when the time axis is zoomed or panned, draws the ticks, and shows a
-#: bar's hover text, assembled from the JSON table of runs.
+#: the style and the script are full of braces; and no other "@" may appear here). The
+#: script fits the SVG to the window, moves the bars when the time axis is zoomed or
+#: panned, draws the ticks, and shows a bar's hover text, assembled from the JSON table
+#: of runs.
 _PAGE: Final = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>@TITLE@</title>
 <style>
