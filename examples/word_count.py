@@ -228,15 +228,9 @@ def describe_task(node: TaskNode) -> str:
 
 
 def draw(graph: TaskGraph, path: Path) -> str:
-    """Draw the graph to ``path`` if the ``draw`` extra is installed; say what happened."""
+    """Draw the graph to ``path`` (hand-written SVG: it needs nothing installed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        graph.draw(path)
-    except ImportError as exc:
-        if (exc.name or "").startswith("trio_graph_scheduler"):
-            # The library itself has no drawing support (yet); installing extras won't help.
-            return f"graph not drawn: this trio-graph-scheduler cannot draw ({exc})"
-        return f"graph not drawn ({exc}): pip install 'trio-graph-scheduler[draw]'"
+    graph.draw(path)
     return f"graph drawn to {path}"
 
 

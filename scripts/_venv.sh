@@ -1,5 +1,5 @@
 # Sourced by scripts/demo and scripts/test: make .venv (once) and install the project into it.
-# Usage: . scripts/_venv.sh EXTRAS   (EXTRAS as pip spells them, e.g. "draw" or "dev")
+# Usage: . scripts/_venv.sh [EXTRAS]   (EXTRAS as pip spells them, e.g. "dev"; none: "")
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON="${PYTHON:-python3}"
@@ -10,4 +10,4 @@ fi
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$1]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${1:+[$1]}"

@@ -7,6 +7,7 @@ empty one, so they can run the tasks only because the coordinator ships the code
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -218,6 +219,17 @@ def test_run_summary_status_lines_report_and_pictures(procs: Processes) -> None:
         page = (out / picture).read_text()
         assert page.startswith("<!DOCTYPE html>")
         assert "https://" not in page.split("<body")[0]  # no script from the network
+    # The timeline of a real worker: a bar per task that ran, on that worker's rows; the
+    # failure marked, its error headline in the hover's table.
+    page = (out / "timeline.html").read_text()
+    table = re.search(r'<script type="application/json" id="data">(.*?)</script>', page)
+    assert table, page[:2000]
+    data = json.loads(table[1])
+    assert len(data["runs"]) == 2  # the skipped task never ran
+    assert all(re.fullmatch(r"worker-1 #\d", row) for row in data["rows"]), data["rows"]
+    assert "ValueError: boom on purpose" in data["texts"]
+    bars = re.findall(r'<rect class="b f\d+( [a-z]+)?"', page)
+    assert sorted(bars) == ["", " failed"]  # the final failure has the red outline
 
 
 def test_worker_started_before_the_coordinator_connects_once_it_is_up(

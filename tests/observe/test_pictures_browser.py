@@ -5,22 +5,13 @@ and edge (``getBoundingClientRect``, the edges' own geometry), at 1400 and 1900 
 wide, and checks that nothing is cut off, each label fits its box, each edge ends at its
 target, the pixels there have the status's colour, and hovering a task shows its tooltip.
 
-The timeline is Bokeh, which paints on a <canvas>, so its page's DOM holds no bars to
-count, and ``--dump-dom`` would need the page changed to expose what it drew; rendering
-with Bokeh's SVG backend instead would test a picture we do not ship. So the test drives
-the unchanged page through the DevTools protocol (Chromium's own remote-debugging
-WebSocket; trio-websocket is already a dependency):
-
-1. it waits until ``Bokeh.documents[0].is_idle``: every view has rendered (the signal
-   ``bokeh.io.export`` waits for too), and asserts no script error or console error
-   happened on the way;
-2. it reads the *live* document in the page: the uids each renderer's data source holds
-   and, through the plot's own scales, where on the canvas each bar was drawn;
-3. it takes a screenshot and asserts the pixels at those places have the expected
-   colours: each function's bar colour, red marking on the failed run and none on the
-   others. This proves the canvas was really painted, not only that the data arrived;
-4. it moves the mouse onto the failed task and asserts the hover tooltip shows what it
-   promises (uid, function, status, ...).
+The timeline is SVG too, with a script that fits it to the window and moves its bars
+when the time axis zooms: the test reads where each bar, row label and tick label was
+drawn at both widths and checks that nothing is cut off and every bar lies inside the
+plot; that the pixels are each function's colour, a red outline on the final failure and
+red hatching on the earlier attempt of a retried task; that hovering shows a run's
+text; and that the mouse wheel zooms the time axis (the range and the ticks change, a
+bar grows), dragging pans it, and "whole run" shows all of it again.
 
 The screenshots are written next to the pages (``tmp_path``), and also into the
 directory ``$TGS_SCREENSHOTS`` names, if set, for a person to look at.
@@ -50,6 +41,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket
 from trio_graph_scheduler import (
     GenericSchedulingCondition,
     TaskGraph,
+    TaskPolicy,
     WorkerLoop,
     execute_graph,
 )
@@ -105,17 +97,26 @@ async def boom(*, task_node: TaskNode, graph: TaskGraph, worker_context: Any) ->
     raise ValueError("exploded on purpose")
 
 
+async def flaky(*, task_node: TaskNode, graph: TaskGraph, worker_context: Any) -> str:
+    await trio.sleep(0.06)
+    if task_node.attempts == 1:
+        raise RuntimeError("failed once")
+    return "fine"
+
+
 async def report(*, task_node: TaskNode, graph: TaskGraph, worker_context: Any) -> str:
     await trio.sleep(0.05)
     return "reported"
 
 
 async def run_graph() -> tuple[TaskGraph, dict[str, str]]:
-    """Four functions on two loops: 4 fetch -> parse pairs, a failure, a task it skips,
-    and a report once everything has ended. Returns the graph and some uids by role."""
+    """Five functions on two loops: 4 fetch -> parse pairs, a failure, a task it skips,
+    a task that fails once and is retried, and a report once everything has ended.
+    Returns the graph and some uids by role."""
     graph = TaskGraph(
-        {"fetch": fetch, "parse": parse, "boom": boom, "report": report},
+        {"fetch": fetch, "parse": parse, "boom": boom, "report": report, "flaky": flaky},
         [WorkerLoop("default", 3, None), WorkerLoop("parsing", 2, ["parse"])],
+        task_policies={"flaky": TaskPolicy(attempts=2, backoff=0.0, max_backoff=0.0)},
     )
     fetched = [await graph.create_task("fetch", ((i,), {})) for i in range(4)]
     parsed = [await graph.create_task("parse", None, waits_on=[f.uid]) for f in fetched]
@@ -125,8 +126,10 @@ async def run_graph() -> tuple[TaskGraph, dict[str, str]]:
         graph, "COMPLETE__ALL", [*(p.uid for p in parsed), failed.uid]
     )
     final = await graph.create_task("report", None, waits_on=[everything.uid])
+    retried = await graph.create_task("flaky")
     await execute_graph(graph)
-    return graph, {"failed": failed.uid, "skipped": skipped.uid, "final": final.uid}
+    uids = {"failed": failed.uid, "skipped": skipped.uid, "final": final.uid}
+    return graph, {**uids, "retried": retried.uid}
 
 
 # -- Chromium through the DevTools protocol ---------------------------------------------
@@ -288,89 +291,6 @@ async def drain(stream: trio.abc.ReceiveStream) -> None:
 
 
 # -- what the page drew ---------------------------------------------------------------
-
-#: Waits until Bokeh has rendered, then returns every glyph renderer's name and columns,
-#: plus ``s_<column>``: where on the page each value of a positional column was drawn,
-#: computed by the plot's own scales (``x``, ``left``, ``right`` across; ``y``, ``row``
-#: down), and the legends' labels, the y factors and the plot frame's box.
-DRAWN = """
-(async () => {
-  const end = Date.now() + 30000;
-  while (!(window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle)) {
-    if (Date.now() > end) throw new Error("Bokeh did not finish rendering in 30 s");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  const plot = Bokeh.index.roots[0];
-  const canvas = plot.el.getBoundingClientRect();
-  const frame = plot.frame.bbox;
-  const scales = {x: [plot.frame.x_scale, canvas.left], y: [plot.frame.y_scale, canvas.top]};
-  const positional = {x: "x", left: "x", right: "x", y: "y", row: "y"};
-  const renderers = plot.model.renderers.map((renderer) => {
-    const source = renderer.data_source;
-    const columns = {};
-    for (const name of source.columns()) columns[name] = Array.from(source.get_column(name));
-    for (const [name, axis] of Object.entries(positional)) {
-      const [scale, offset] = scales[axis];
-      if (name in columns) {
-        columns["s_" + name] = columns[name].map((v) => offset + scale.compute(v));
-      }
-    }
-    return {name: renderer.name, columns};
-  });
-  const legends = [...plot.model.right, ...plot.model.center]
-    .filter((model) => model.items !== undefined)
-    .flatMap((legend) => legend.items.map((item) => item.label.value));
-  return {renderers, legends, factors: plot.model.y_range.factors ?? null,
-          frame: [canvas.left + frame.left, canvas.top + frame.top,
-                  canvas.left + frame.right, canvas.top + frame.bottom]};
-})()
-"""
-
-#: Waits (up to 10 s) for a visible Bokeh tooltip that shows EXPECT, then returns the
-#: visible text of every tooltip. Bokeh renders tooltips as DOM (in shadow roots of
-#: elements of class ``bk-Tooltip``), so unlike the canvas they can be read as text; the
-#: page's embedded JSON, which holds every uid, is not visible and so never matches.
-TOOLTIP = """
-(async () => {
-  const tooltips = () => {
-    const found = [];
-    const walk = (root, inside) => {
-      for (const el of root.querySelectorAll("*")) {
-        if (el.shadowRoot) walk(el.shadowRoot, inside || el.classList.contains("bk-Tooltip"));
-        if (inside && el.childElementCount === 0 && el.checkVisibility()) {
-          found.push(el.textContent);
-        }
-      }
-    };
-    walk(document, false);
-    return found.join(" ");
-  };
-  const end = Date.now() + 10000;
-  while (!tooltips().includes(EXPECT) && Date.now() < end) {
-    await new Promise((resolve) => requestAnimationFrame(resolve));  // the next frame
-  }
-  return tooltips();
-})()
-"""
-
-
-async def drawn(page: Page) -> dict[str, Any]:
-    """What Bokeh drew: see ``DRAWN``."""
-    result: dict[str, Any] = await page.evaluate(DRAWN)
-    return result
-
-
-def by_name(info: dict[str, Any]) -> dict[str, dict[str, list[Any]]]:
-    return {renderer["name"]: renderer["columns"] for renderer in info["renderers"]}
-
-
-async def tooltip_after_hover(page: Page, x: float, y: float, expect: str) -> str:
-    """Move the mouse to (x, y); return the tooltip's text once it shows ``expect``."""
-    await page.hover(x, y)
-    text = await page.evaluate(TOOLTIP.replace("EXPECT", json.dumps(expect)))
-    assert isinstance(text, str)
-    assert expect in text, f"no tooltip with {expect!r} after hovering at ({x:.0f}, {y:.0f})"
-    return " ".join(text.split())  # "label:  value" pieces, one space apart
 
 
 def near(pixel: Colour, colour: Colour, tolerance: int = 30) -> bool:
@@ -558,43 +478,168 @@ async def check_wide_graph(page: Page, tmp_path: Path) -> None:
     await page.resize(WIDTH)
 
 
+#: Where the browser drew the timeline: each bar (its run's uid and how it is marked),
+#: the plot's left and right edges, the row labels, the tick labels, the legend's items,
+#: the from/to range, the SVG's box and the page's width against the window's.
+TIMELINE_DRAWN = """
+(() => {
+  const rect = (el) => { const r = el.getBoundingClientRect();
+                         return [r.left, r.top, r.right, r.bottom]; };
+  const data = JSON.parse(document.getElementById("data").textContent);
+  const svg = document.getElementById("timeline");
+  const clip = document.getElementById("clip-rect");
+  const left = svg.getBoundingClientRect().left;
+  const plot = [left + clip.x.baseVal.value,
+                left + clip.x.baseVal.value + clip.width.baseVal.value];
+  return {
+    bars: Array.from(document.querySelectorAll("#bars rect")).map((bar, i) => ({
+      uid: data.runs[i][2], row: data.rows[data.runs[i][4]],
+      marking: bar.getAttribute("class").split(" ").slice(2).join(" "), box: rect(bar),
+    })),
+    plot,
+    rows: Array.from(document.querySelectorAll("text.row")).map(rect),
+    ticks: Array.from(document.querySelectorAll("#axis text")).map(
+      (t) => ({text: t.textContent, box: rect(t)})),
+    legend: Array.from(document.querySelectorAll(".key")).map(
+      (k) => ({text: k.textContent, box: rect(k)})),
+    range: [+document.getElementById("from").value, +document.getElementById("to").value],
+    svg: rect(svg),
+    window: [window.innerWidth, document.documentElement.scrollWidth],
+  };
+})()
+"""
+#: Resolves after two frames: the script redraws on the next one.
+NEXT_FRAMES = (
+    "new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))"
+)
+#: The tooltip's text while it shows, else false.
+TIP = (
+    'document.getElementById("tip").checkVisibility() && document.getElementById("tip").textContent'
+)
+
+
+async def timeline_drawn(page: Page) -> dict[str, Any]:
+    await page.evaluate(NEXT_FRAMES)
+    result: dict[str, Any] = await page.evaluate(TIMELINE_DRAWN)
+    return result
+
+
+def assert_timeline_fits(info: dict[str, Any], width: int) -> None:
+    """Nothing cut off: the page is no wider than the window, every row label, tick label
+    and legend item is inside it, and every bar inside the plot."""
+    inner, scroll = info["window"]
+    assert inner == width
+    assert scroll <= inner, f"the page scrolls sideways at {width} px ({scroll} px wide)"
+    svg_left, _, svg_right, _ = info["svg"]
+    assert svg_left >= 0, info["svg"]
+    assert svg_right <= width, info["svg"]
+    plot_left, plot_right = info["plot"]
+    assert plot_right > svg_right - 60, "the plot does not use the window's width"
+    for bar in info["bars"]:
+        left, _, right, _ = bar["box"]
+        assert plot_left - 0.5 <= left, (width, bar)
+        assert right <= plot_right + 0.5, (width, bar)
+    for label in info["rows"]:
+        assert label[0] >= 0, (width, label)
+        assert label[2] <= plot_left, (width, label)
+    assert len(info["ticks"]) >= 4, info["ticks"]
+    # Readable: 1, 2 or 5 times a power of ten, in ms for a run this short ("100 ms").
+    texts = [tick["text"] for tick in info["ticks"]]
+    assert all(re.fullmatch(r"\d+ ms", text) for text in texts), texts
+    for tick in info["ticks"]:
+        assert svg_left <= tick["box"][0], (width, tick)
+        assert tick["box"][2] <= svg_right, (width, tick)
+    for item in info["legend"]:
+        assert item["box"][2] <= width, (width, item)
+
+
 async def check_timeline(
     page: Page, graph: TaskGraph, uids: dict[str, str], ran: set[str], tmp_path: Path
 ) -> None:
-    info = await drawn(page)
-    bars = by_name(info)["bars"]
-    assert sorted(bars["uid"]) == sorted(ran)  # one bar per task that ran, and no other
-    rows = info["factors"]
-    assert set(bars["row"]) == set(rows)
-    assert all(re.fullmatch(r"local #\d", row) for row in rows), rows
-    assert 2 <= len(rows) <= 5  # never more at once than the loops' 3 + 2 slots
-    assert info["legends"] == ["boom", "fetch", "parse", "report", "failed (red, cross-hatched)"]
     colours = function_colours(graph.task_functions)
-
-    image = await page.screenshot(tmp_path / "timeline.png")
     red = hex_rgb(FAILED_COLOUR)
-    for uid, x0, x1, y in zip(
-        bars["uid"], bars["s_left"], bars["s_right"], bars["s_row"], strict=True
-    ):
-        function = graph.nodes[uid].task_handle
-        assert x1 - x0 > 20, f"{uid}'s bar is too short to check: {x1 - x0:.1f} px"
-        # Well inside the bar (it is 0.8 of a row high, each row 28 px or more).
-        reds = share_near(image, (x0 + 5, y - 5, x1 - 5, y + 5), red)
-        if uid == uids["failed"]:
-            assert reds > 0.15, f"the failed bar is not marked red ({reds:.0%} red)"
-        else:
-            assert reds == 0, f"{uid} ({function}) has red on it"
-            centre = pixel(image, (x0 + x1) / 2, y)
-            assert near(centre, hex_rgb(colours[function]), 8), (uid, function, centre)
+    for width in WIDTHS:
+        await page.resize(width)
+        info = await timeline_drawn(page)
+        bars = info["bars"]
+        # A bar per run: one per task that ran, and two for the retried one.
+        assert sorted(bar["uid"] for bar in bars) == sorted([*ran, uids["retried"]])
+        rows = {bar["row"] for bar in bars}
+        assert all(re.fullmatch(r"local #\d", row) for row in rows), rows
+        assert 2 <= len(rows) == len(info["rows"]) <= 5  # never more than 3 + 2 slots
+        assert [item["text"] for item in info["legend"]] == [
+            "boom (1 run)", "fetch (4 runs)", "flaky (2 runs)", "parse (4 runs)",
+            "report (1 run)", "failed: the task's final run (solid red outline)",
+            "earlier attempt, then retried or run again (red hatching)",
+        ]  # fmt: skip
+        assert_timeline_fits(info, width)
 
-    i = bars["uid"].index(uids["failed"])
-    x = (bars["s_left"][i] + bars["s_right"][i]) / 2
-    text = await tooltip_after_hover(page, x, bars["s_row"][i], uids["failed"])
-    failed = f"task: {uids['failed']} function: boom status: failed worker: {bars['row'][i]}"
+        image = await page.screenshot(tmp_path / f"timeline_{width}.png")
+        for bar in bars:
+            function = graph.nodes[bar["uid"]].task_handle
+            x0, y0, x1, y1 = bar["box"]
+            y = (y0 + y1) / 2
+            assert x1 - x0 > 20, f"{bar['uid']}'s bar is too short to check: {x1 - x0:.1f} px"
+            reds = share_near(image, (x0 + 5, y - 5, x1 - 5, y + 5), red)
+            if bar["marking"] == "earlier":  # red hatching over its colour
+                assert bar["uid"] == uids["retried"]
+                assert reds > 0.15, f"the earlier attempt is not hatched red ({reds:.0%})"
+            else:
+                assert reds == 0, f"{bar['uid']} ({function}) has red inside it"
+                centre = pixel(image, (x0 + x1) / 2, y)
+                assert near(centre, hex_rgb(colours[function]), 8), (bar, centre)
+            if bar["marking"] == "failed":  # a solid red outline, on its edges
+                assert bar["uid"] == uids["failed"]
+                assert near(pixel(image, x0, y), red, 40), pixel(image, x0, y)
+                assert near(pixel(image, (x0 + x1) / 2, y0), red, 40)
+        assert sorted(bar["marking"] for bar in bars if bar["marking"]) == ["earlier", "failed"]
+
+    # Hovering a bar shows its run: the final failure, and the retried task's first run.
+    by_marking = {bar["marking"]: bar for bar in bars}
+    box = by_marking["failed"]["box"]
+    await page.hover((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+    text = await page.evaluate(TIP)
+    failed = f"task: {uids['failed']}\nfunction: boom\nattempt: 1 of 1\n"
     # boom sleeps 0.1 s: its run took 100 ms or more (much more on a loaded machine: no
     # upper bound, and the start may come after a second too).
     assert re.fullmatch(
-        rf"{failed} start: \d+\.\d{{3}} s duration: ([1-9]\d\d\.\d ms|\d+\.\d{{3}} s) "
-        "attempt: 1 of 1",
+        rf"{failed}worker: local #\d\nstart: \d+\.\d{{3}} s\n"
+        r"duration: ([1-9]\d\d\.\d ms|\d+\.\d{3} s)\n"
+        r"status: failed\nerror: ValueError: exploded on purpose",
         text,
     ), text
+    await page.screenshot(tmp_path / "timeline_hover.png")
+    box = by_marking["earlier"]["box"]
+    await page.hover((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+    text = await page.evaluate(TIP)
+    assert f"task: {uids['retried']}\nfunction: flaky\nattempt: 1 of 2\n" in text, text
+    assert text.endswith("status: raised, retried\nerror: RuntimeError: failed once"), text
+
+    # The wheel zooms the time axis where the mouse is; dragging pans; "whole run" resets.
+    before = info
+    plot_left, plot_right = before["plot"]
+    middle = (plot_left + plot_right) / 2
+    await page.call(
+        "Input.dispatchMouseEvent", type="mouseWheel", x=middle, y=box[1], deltaX=0,
+        deltaY=-600,
+    )  # fmt: skip
+    zoomed = await timeline_drawn(page)
+    (a, b), (c, d) = before["range"], zoomed["range"]
+    assert d - c < (b - a) / 2, ("the wheel did not zoom in", before["range"], zoomed["range"])
+    assert a <= c
+    assert d <= b
+    assert [t["text"] for t in zoomed["ticks"]] != [t["text"] for t in before["ticks"]]
+    wide = {bar["uid"] for bar in zoomed["bars"] if bar["box"][2] - bar["box"][0] > 60}
+    assert wide, "no bar grew when zoomed in"
+    await page.screenshot(tmp_path / "timeline_zoomed.png")
+    for kind, x in (("mousePressed", middle), ("mouseMoved", middle - 200)):
+        await page.call("Input.dispatchMouseEvent", type=kind, x=x, y=box[1], button="left",
+                        buttons=1, clickCount=1)  # fmt: skip
+    await page.call("Input.dispatchMouseEvent", type="mouseReleased", x=middle - 200,
+                    y=box[1], button="left", clickCount=1)  # fmt: skip
+    panned = await timeline_drawn(page)
+    (e, f) = panned["range"]
+    assert e > c, ("dragging did not pan", zoomed["range"], panned["range"])
+    assert abs((f - e) - (d - c)) < (d - c) / 100  # the same span (the boxes round it)
+    await page.evaluate('document.getElementById("reset").click()')
+    assert (await timeline_drawn(page))["range"] == before["range"]

@@ -1,7 +1,7 @@
 """``TaskGraph``: the public graph, the core's graph state plus its views.
 
 The views (pictures, ``explain``) live in :mod:`..observe` and are imported when called,
-so that building and running a graph never loads Bokeh; the core stays free of them.
+so that building and running a graph never loads them; the core stays free of them.
 """
 
 from __future__ import annotations
@@ -89,11 +89,13 @@ class TaskGraph(TaskGraphCore):
 
         One row per worker slot (``local #0``, ``worker-2 #1``, ...), one bar per run of
         a task, from its start to its end, coloured by function: a task that was retried
-        (or run again after its worker was lost) has a bar for every attempt. Failed runs
-        (and the earlier attempts of a task that ran again) are outlined and hatched in
-        red, unfinished ones in white. Hovering shows a run's task uid, function, status,
-        worker, duration and which attempt it was; the title counts the tasks that never
-        ran. Opens with no network; needs the ``draw`` extra.
+        (or run again after its worker was lost) has a bar for every attempt. A task's
+        final failure has a solid red outline, its earlier attempts red hatching,
+        unfinished runs a dashed white outline and white hatching. Hovering shows a run's
+        task uid, key, function, attempt (``1 of 2``), worker, start, duration, status
+        and error; the title counts the tasks that never ran. The time axis zooms and
+        pans (mouse wheel, drag, or a from/to range). Hand-written SVG: opens with no
+        network and needs nothing installed.
         """
         from .observe.timeline import draw_timeline
 

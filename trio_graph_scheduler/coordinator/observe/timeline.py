@@ -3,12 +3,25 @@
 One row per worker slot, one bar per run of a task, from when it started to when it
 ended: a task that was retried, or run again after its worker was lost, has a bar for each
 attempt. Bars are coloured by function (a fixed palette, with a legend) and marked by how
-they ended: a failed run has a red outline and red cross-hatching, a run that has not
-ended (still running, waiting to retry, or handed back when the run was interrupted) a
-white outline and white diagonal hatching. An earlier attempt ended badly, or there would
-have been no other: it is marked as failed too, its status saying how it ended
-(``raised, retried``, ``worker_lost, run again``). Hovering over a bar shows the task's
-uid, function, status, row, start, duration and which attempt it was (``2 of 3``).
+they ended, three markings the legend names:
+
+- a task's **final failure** (its last run, and the task failed): a solid red outline;
+- an **earlier attempt** (a run followed by another: it raised and was retried, or its
+  worker was lost and it ran again): red diagonal hatching, its status saying how it
+  ended (``raised, retried``, ``worker_lost, run again``);
+- an **unfinished** run (still running, waiting to retry, or handed back when the run was
+  interrupted): a dashed white outline and white hatching.
+
+Hovering over a bar shows the task's uid, key (if it has one), function, which attempt it
+was (``2 of 3``), its row, start, duration, status and error headline.
+
+The page is hand-written SVG with a few lines of script, like the graph picture: no
+library, nothing fetched. It fits the window's width, and the time axis zooms and pans
+(the mouse wheel over the plot, dragging, or a from/to range; reset shows the whole run):
+the script moves the bars, which the page holds as SVG rects, and redraws the ticks. The
+hover texts are assembled by the script from one JSON table of the runs, which keeps a
+20,000-run page at a few MB; past :data:`MAX_DRAWN_RUNS` runs the page draws every marked
+run and the longest others, and says how many short ones it left out.
 
 The data come from the task nodes alone: ``worker`` (``local`` in-process, else the
 worker's id), ``started_at``, ``ended_at``, ``attempts`` and ``earlier_runs`` (kept by the
@@ -28,7 +41,8 @@ has no bar; the title counts them.
 from __future__ import annotations
 
 import heapq
-import math
+import html
+import json
 import re
 import time
 from collections import Counter, defaultdict
@@ -37,12 +51,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ...shared.states import EndReason, TaskStatus
-from .pictures import BACKGROUND, FOREGROUND, html_page, missing_extra
+from .pictures import BACKGROUND, FOREGROUND, truncate
+from .wording import error_headline
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
-
-    from bokeh.models.renderers import GlyphRenderer
 
     from ..core.nodes import EarlierRun, TaskNode
     from ..task_graph import TaskGraph
@@ -55,21 +68,20 @@ PALETTE: Final = (
     "#dbdb8d", "#9edae5",
 )  # fmt: skip
 FAILED_COLOUR: Final = "#ff2a2a"
-UNFINISHED_COLOUR: Final = "white"
-_FAILED_HATCH: Final = "diagonal_cross"
-_UNFINISHED_HATCH: Final = "right_diagonal_line"
-#: A run shorter than this share of the whole timeline is drawn this wide (about 3 pixels
-#: at first), or it would vanish; the hover still gives its real duration.
-_MIN_BAR_SHARE: Final = 0.003
+UNFINISHED_COLOUR: Final = "#ffffff"
+#: The most runs one page draws: at about 150 bytes a run, a page of some 8 MB that a
+#: browser still zooms smoothly. A bigger run keeps its marked runs and its longest.
+MAX_DRAWN_RUNS: Final = 50_000
 _ROW_HEIGHT: Final = 28  # pixels per slot row, while they fit in _COMFORTABLE
 _MIN_LABELLED_ROW: Final = 12  # thinner rows than this get no labels: they would overlap
-_COMFORTABLE: Final = 1470  # pixels of plot frame: with titles and axis, about 1600
+_COMFORTABLE: Final = 1470  # pixels of rows: with the titles and axis, about 1600
 _MAX_FRAME: Final = 4800  # many rows make a tall page to scroll, up to this much
-_CHROME: Final = 130  # pixels for the titles, the toolbar and the time axis
-_LEGEND_ITEM_HEIGHT: Final = 22
-_SCREEN: Final = 1000  # a page taller than this scrolls, so the wheel must not zoom
+_WIDTH: Final = 1200  # the SVG's width as written; the script fits it to the window
+_AXIS: Final = 26  # pixels above the rows for the time axis' labels
+_RIGHT: Final = 36  # pixels right of the plot: room for half the last tick's label
+_CHAR_WIDTH: Final = 7  # pixels per character of an 11 px row label, a little generous
+_MIN_BAR: Final = 2  # pixels: a shorter run is drawn this wide, or it would vanish
 _EMPTY_ROW: Final = "no task has run"
-_MISSING_EXTRA: Final = missing_extra("graph.draw_timeline()")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +107,27 @@ class TimelineBar:
     attempt: int = 1
     #: False for a run followed by another (retried, or run again after a loss).
     last: bool = True
+    #: The task's key, if it has one (cut to 80 characters).
+    key: str | None = None
+    #: The error's headline (the traceback's last line) of a run that ended badly.
+    error: str | None = None
+    #: How the task's last run ended (``timed_out``, ``cancelled``, ...), else ``None``.
+    reason: str | None = None
 
     @property
     def failed(self) -> bool:
         """The run ended badly: the task failed, or this run was not its last."""
         return not self.last or self.status == TaskStatus.FAILED
+
+    @property
+    def marking(self) -> str:
+        """How the page marks the bar: ``failed`` (the task's final failure), ``earlier``
+        (an attempt followed by another), ``unfinished``, or ``""``."""
+        if not self.last:
+            return "earlier"
+        if not self.finished:
+            return "unfinished"
+        return "failed" if self.status == TaskStatus.FAILED else ""
 
     @property
     def row(self) -> str:
@@ -182,7 +210,7 @@ def timeline_bars(graph: TaskGraph, now: float | None = None) -> list[TimelineBa
     for worker in sorted(runs, key=_natural_key):
         worker_runs = runs[worker]
         lanes = assign_lanes([(start, end) for _, start, end, _, _ in worker_runs])
-        bars.extend(
+        mine = [
             TimelineBar(
                 uid=node.uid,
                 function=node.task_handle,
@@ -196,10 +224,15 @@ def timeline_bars(graph: TaskGraph, now: float | None = None) -> list[TimelineBa
                 attempts=max(node.attempts, number),
                 attempt=number,
                 last=earlier is None,
+                key=_key_text(node),
+                error=_error(node, earlier),
+                reason=_reason(node) if earlier is None else None,
             )
             for (node, start, end, number, earlier), lane in zip(worker_runs, lanes, strict=True)
-        )
-    bars.sort(key=lambda bar: (_natural_key(bar.worker), bar.lane, bar.start))
+        ]
+        # The workers are in order already: only each one's own bars need sorting.
+        mine.sort(key=lambda bar: (bar.lane, bar.start))
+        bars.extend(mine)
     return bars
 
 
@@ -207,127 +240,200 @@ def draw_timeline(graph: TaskGraph, path: str | Path) -> None:
     """Draw the graph's run as a timeline into one self-contained HTML file.
 
     One row per worker slot, one bar per task run, coloured by function and marked by
-    status (see the module's docstring). BokehJS is inlined, so the page opens with no
-    network. Works on a graph that has not run (an empty timeline), is running, or was
-    interrupted.
+    how it ended (see the module's docstring); the time axis zooms and pans. Nothing is
+    fetched: the page opens with no network. Works on a graph that has not run (an empty
+    timeline), is running, or was interrupted.
 
     Args:
         graph: the graph to draw; it is only read.
         path: the file to write (overwritten).
-
-    Raises:
-        ImportError: bokeh is not installed (the ``draw`` extra).
     """
-    Path(path).write_text(_html(graph), encoding="utf-8")
+    Path(path).write_text(timeline_to_html(graph), encoding="utf-8")
 
 
-def _html(graph: TaskGraph) -> str:
-    """The Bokeh page: every bar is one row of one ColumnDataSource, drawn by one glyph."""
-    try:
-        from bokeh.models import ColumnDataSource, DataRange1d, FactorRange, HoverTool, Range1d
-        from bokeh.models.annotations.labels import Title
-        from bokeh.models.annotations.legends import Legend, LegendItem
-        from bokeh.plotting import figure
-    except ImportError as error:
-        raise ImportError(_MISSING_EXTRA) from error
-    bars = timeline_bars(graph)
+def timeline_to_html(graph: TaskGraph, now: float | None = None) -> str:
+    """The run's timeline as one self-contained HTML page of SVG (see :func:`draw_timeline`).
+
+    Args:
+        graph: the graph; it is only read.
+        now: where a run that is still going ends (default: ``time.time()``).
+    """
+    bars = timeline_bars(graph, now)
+    drawn, left_out = _drawn(bars)
     colours = function_colours(graph.task_functions)
     t0 = min((bar.start for bar in bars), default=0.0)
     span = max((bar.end for bar in bars), default=t0) - t0
-    # A run of one instant (span 0) still gets a bar a millisecond wide.
-    min_width = span * _MIN_BAR_SHARE or 1e-3
-    # The first row at the top: a categorical axis lists its factors from the bottom up.
-    rows = list(dict.fromkeys(bar.row for bar in bars))[::-1] or [_EMPTY_ROW]
-    looks = [_look(colours.get(b.function, PALETTE[0]), b.failed, b.finished) for b in bars]
-    source = ColumnDataSource({
-        "uid": [b.uid for b in bars], "function": [b.function for b in bars],
-        "status": [b.status if b.finished else f"{b.status} (unfinished)" for b in bars],
-        "row": [b.row for b in bars],
-        "left": [b.start - t0 for b in bars],
-        "right": [max(b.end - t0, b.start - t0 + min_width) for b in bars],
-        # Outlines only: hatching is drawn over the marked bars by renderers of their own.
-        **_look_columns(looks, hatched=False),
-        "start_text": [f"{b.start - t0:.3f} s" for b in bars],
-        "duration": [_duration(b.end - b.start) + ("" if b.finished else " so far")
-                     for b in bars],
-        "attempt": [f"{b.attempt} of {b.attempts}" for b in bars],
-    })  # fmt: skip
-    key = _key(bars, colours)
-
+    # The whole run and a little room after the last end; a run of one instant gets 1 ms.
+    full = span * 1.02 or 1e-3
+    rows = list(dict.fromkeys(bar.row for bar in bars)) or [_EMPTY_ROW]
+    row_index = {row: i for i, row in enumerate(rows)}
     frame = _frame_height(len(rows))
-    height = max(frame, _LEGEND_ITEM_HEIGHT * len(key)) + _CHROME
-    plot = figure(
-        # Time starts at the first start; a little room after the last end.
-        # With nothing to draw, a fixed second: an automatic range of no data draws no axes.
-        x_range=DataRange1d(start=0, range_padding=0.02) if bars else Range1d(start=0, end=1),
-        y_range=FactorRange(factors=rows),
-        width=1200, height=max(320, height),
-        # Time is the axis worth zooming; the rows stay put.
-        tools="xpan,xwheel_zoom,box_zoom,reset,save",
-        active_scroll="xwheel_zoom" if height <= _SCREEN else None,
-        background_fill_color=BACKGROUND, border_fill_color=BACKGROUND,
-        title=Title(text=f"{graph.uid}: timeline", text_color="white", text_font_size="14px"),
-        # Above, not right: on the right it crowded the legend's longest labels.
-        x_axis_label="seconds since the first task started", toolbar_location="above",
-    )  # fmt: skip
-    # The second title line: Bokeh puts the figure's own title above what is added.
-    plot.add_layout(Title(text=_summary(graph, bars, span), text_color=FOREGROUND), "above")
-    for axis in (plot.xaxis, plot.yaxis):
-        axis.axis_line_color = axis.major_tick_line_color = FOREGROUND
-        axis.major_label_text_color = axis.axis_label_text_color = FOREGROUND
-        axis.minor_tick_line_color = None
-    plot.ygrid.grid_line_color = None
-    row_pixels = frame / len(rows)
-    if row_pixels < _MIN_LABELLED_ROW:
-        plot.yaxis.major_label_text_font_size = "0px"
-        plot.yaxis.axis_label = f"{len(rows)} worker slots: too many to label, hover a bar"
-    elif row_pixels < 16:
-        plot.yaxis.major_label_text_font_size = "9px"
-    plot.xgrid.grid_line_color = "#3a3a3a"
+    row_height = frame / len(rows)
+    labelled = row_height >= _MIN_LABELLED_ROW
+    left = _CHAR_WIDTH * max(len(row) for row in rows) + 14 if labelled else 14
+    height = _AXIS + frame + 4
+    scale = (_WIDTH - left - _RIGHT) / full  # pixels per second, as written
+    functions = sorted({bar.function for bar in bars}, key=_natural_key)
+    function_index = {name: i for i, name in enumerate(functions)}
+    texts: dict[str, int] = {}  # statuses and error headlines, each written once
 
-    bar: dict[str, Any] = {"y": "row", "left": "left", "right": "right", "height": 0.8}
-    outlined: dict[str, Any] = {
-        **bar, "fill_color": "colour", "line_color": "line_colour", "line_width": "line_width"
+    def text(value: str) -> int:
+        return texts.setdefault(value, len(texts))
+
+    runs: list[list[Any]] = []
+    rects: list[str] = []
+    marks: list[str] = []
+    for i, bar in enumerate(drawn):
+        start, end = bar.start - t0, bar.end - t0
+        status = bar.status
+        if bar.reason and bar.reason not in _PLAIN_REASONS:
+            status += f" ({bar.reason})"
+        if not bar.finished:
+            status += " (unfinished)"
+        runs.append([
+            round(start, 6), round(end, 6), bar.uid, function_index[bar.function],
+            row_index[bar.row], bar.attempt, bar.attempts, text(status),
+            -1 if bar.error is None else text(bar.error), bar.key, int(bar.finished),
+        ])  # fmt: skip
+        x = left + start * scale
+        width = max((end - start) * scale, _MIN_BAR)
+        if width > 4:  # a pixel's gap between back-to-back runs, as the script leaves
+            width -= 1
+        y = _AXIS + row_index[bar.row] * row_height + row_height * 0.1
+        place = f'x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{row_height * 0.8:.1f}"'
+        marking = bar.marking
+        rects.append(f'<rect class="b f{function_index[bar.function]}'
+                     f'{" " + marking if marking else ""}" {place}/>')  # fmt: skip
+        if marking in ("earlier", "unfinished"):  # hatching, over the bar
+            marks.append(f'<rect class="m {marking}" data-i="{i}" {place}/>')
+    stripes = "".join(
+        f'<rect class="stripe" x="{left}" y="{_AXIS + i * row_height:.1f}" '
+        f'width="{_WIDTH - left - _RIGHT}" height="{row_height:.1f}"/>'
+        for i in range(1, len(rows), 2)
+    )
+    labels = (
+        "".join(
+            f'<text class="row" x="{left - 6}" y="{_AXIS + (i + 0.5) * row_height:.1f}">'
+            f"{_escape(row)}</text>"
+            for i, row in enumerate(rows)
+        )
+        if labelled
+        else ""
+    )
+    data = {
+        "span": full, "left": left, "right": _RIGHT, "minBar": _MIN_BAR, "axis": _AXIS,
+        "functions": functions, "rows": rows, "texts": list(texts), "runs": runs,
     }  # fmt: skip
-    renderer = plot.hbar(source=source, **outlined, name="bars")
-    # A hatch pattern that varies per bar makes BokehJS draw 50 times slower (a minute for
-    # 20,000 bars), so each marking is one pattern over just the bars it marks.
-    for name, marked, pattern, colour in (
-        ("failed", [b.failed for b in bars], _FAILED_HATCH, FAILED_COLOUR),
-        ("unfinished", [not b.finished for b in bars], _UNFINISHED_HATCH, UNFINISHED_COLOUR),
-    ):  # fmt: skip
-        columns = ("row", "left", "right")
-        subset = {c: [v for v, m in zip(source.data[c], marked, strict=True) if m] for c in columns}
-        plot.hbar(source=ColumnDataSource(subset), **bar, fill_alpha=0, line_color=None,
-                  hatch_pattern=pattern, hatch_color=colour, hatch_scale=8, name=name)  # fmt: skip
-    if key:
-        # The legend draws its samples from a renderer of its own whose bars sit at NaN,
-        # so they are never on the plot: a function whose every run failed still shows
-        # its plain colour, and "failed" its marking alone.
-        key_source = ColumnDataSource({
-            "row": [rows[0]] * len(key), "left": [math.nan] * len(key),
-            "right": [math.nan] * len(key), **_look_columns([look for _, look in key]),
-        })  # fmt: skip
-        # (Annotated: Bokeh's stubs want a list of GlyphRenderer[Glyph], and lists are
-        # invariant.)
-        samples: GlyphRenderer[Any] = plot.hbar(
-            source=key_source, **outlined, hatch_pattern="hatch", hatch_color="hatch_colour",
-            hatch_scale=8, name="legend",
-        )  # fmt: skip
-        legend = Legend(
-            items=[LegendItem(label=label, renderers=[samples], index=i)
-                   for i, (label, _) in enumerate(key)],
-            location="top_left", background_fill_color=BACKGROUND, border_line_color=None,
-            label_text_color=FOREGROUND,
-            # Several columns rather than entries cut off at the bottom.
-            nrows=max(1, (height - _CHROME) // _LEGEND_ITEM_HEIGHT),
-        )  # fmt: skip
-        plot.add_layout(legend, "right")
-    tooltips = [("task", "@uid"), ("function", "@function"), ("status", "@status"),
-                ("worker", "@row"), ("start", "@start_text"), ("duration", "@duration"),
-                ("attempt", "@attempt")]  # fmt: skip
-    plot.add_tools(HoverTool(renderers=[renderer], tooltips=tooltips))
-    return html_page(plot, f"{graph.uid} timeline")
+    notes = []
+    if not labelled:
+        notes.append(f"{len(rows)} worker slots: too many to label, hover a bar")
+    if left_out:
+        notes.append(left_out)
+    style = "\n".join(
+        [f".f{i} {{ fill: {colours.get(name, PALETTE[0])}; }}" for i, name in enumerate(functions)]
+    )
+    fills: dict[str, str] = {
+        "STYLE": style, "BACKGROUND": BACKGROUND, "FOREGROUND": FOREGROUND,
+        "FAILED": FAILED_COLOUR, "UNFINISHED": UNFINISHED_COLOUR,
+        "TITLE": _escape(f"{graph.uid}: timeline"),
+        "SUMMARY": _escape(_summary(graph, bars, span)),
+        "NOTES": "".join(f'<p class="note">{_escape(n)}</p>' for n in notes),
+        "LEGEND": _legend(drawn, functions, colours),
+        "WIDTH": str(_WIDTH), "HEIGHT": f"{height:.0f}", "LEFT": str(left),
+        "PLOT": str(_WIDTH - left - _RIGHT), "ROWS": stripes + labels,
+        "BARS": "\n".join(rects), "MARKS": "\n".join(marks),
+        # The JSON goes into a <script>: "<" escaped, so no "</script>" can end it.
+        "DATA": json.dumps(data, separators=(",", ":")).replace("<", "\\u003c"),
+    }  # fmt: skip
+    # One pass: a name that holds "@DATA@" is text, never filled in itself.
+    return _SLOT.sub(lambda slot: fills[slot[1]], _PAGE)
+
+
+#: Where :data:`_PAGE` is filled in.
+_SLOT: Final = re.compile(r"@([A-Z]+)@")
+#: End reasons a status already says: ``success`` succeeded, ``failed`` raised.
+_PLAIN_REASONS: Final = (EndReason.SUCCEEDED, EndReason.RAISED)
+
+
+def _drawn(bars: list[TimelineBar]) -> tuple[list[TimelineBar], str]:
+    """The bars the page draws, in their order, and what it says about those it left out.
+
+    Up to :data:`MAX_DRAWN_RUNS`, all of them. Past that, every marked one (failed,
+    earlier, unfinished: what a reader looks for) and then the longest of the others;
+    what is left out is the shortest successful runs, which at the whole run's scale are
+    under a pixel wide anyway.
+    """
+    if len(bars) <= MAX_DRAWN_RUNS:
+        return bars, ""
+    every_marked = [i for i, bar in enumerate(bars) if bar.marking]
+    marked = every_marked[:MAX_DRAWN_RUNS]
+    room = MAX_DRAWN_RUNS - len(marked)
+    others = [i for i, bar in enumerate(bars) if not bar.marking]
+    others.sort(key=lambda i: bars[i].end - bars[i].start, reverse=True)
+    keep = {*marked, *others[:room]}
+    drawn = [bar for i, bar in enumerate(bars) if i in keep]
+    text = f"{len(bars) - len(drawn):,} of {len(bars):,} runs not drawn, to keep the page small: "
+    if len(marked) < len(every_marked):
+        return drawn, text + (
+            f"every successful run, and the failed, earlier or unfinished ones after the "
+            f"first {MAX_DRAWN_RUNS:,}"
+        )
+    longest = bars[others[room]]  # the longest run left out
+    return drawn, text + (
+        f"the shortest successful ones, each {_duration(longest.end - longest.start)} or "
+        f"less; every failed, earlier and unfinished run is drawn"
+    )
+
+
+def _legend(bars: Sequence[TimelineBar], functions: list[str], colours: dict[str, str]) -> str:
+    """The key: each function that ran (with its runs), then each marking a bar has."""
+    runs = Counter(bar.function for bar in bars)
+    items = [
+        f'<span class="key"><i style="background:{colours.get(name, PALETTE[0])}"></i>'
+        f"{_escape(name)} ({runs[name]} run{'s' * (runs[name] != 1)})</span>"
+        for name in functions
+    ]
+    present = {bar.marking for bar in bars}
+    for marking, words in _MARKINGS.items():
+        if marking in present:
+            sample = f'<rect class="b sample {marking}" x="2" y="2" width="30" height="12"/>'
+            if marking != "failed":
+                sample += f'<rect class="m {marking}" x="2" y="2" width="30" height="12"/>'
+            items.append(
+                f'<span class="key" data-marking="{marking}"><svg width="34" height="16">'
+                f"{sample}</svg>{_escape(words)}</span>"
+            )
+    return "".join(items)
+
+
+#: What each marking means, as the legend says it.
+_MARKINGS: Final = {
+    "failed": "failed: the task's final run (solid red outline)",
+    "earlier": "earlier attempt, then retried or run again (red hatching)",
+    "unfinished": "unfinished (dashed white outline, white hatching)",
+}
+
+
+def _escape(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _key_text(node: TaskNode) -> str | None:
+    key = getattr(node, "key", None)
+    return None if key is None else truncate(str(key))
+
+
+def _reason(node: TaskNode) -> str | None:
+    return None if node.end_reason is None else str(node.end_reason)
+
+
+def _error(node: TaskNode, earlier: EarlierRun | None) -> str | None:
+    """The headline of what went wrong in this run, if it went wrong."""
+    if earlier is not None:
+        return error_headline(earlier.error)
+    if node.task_status == TaskStatus.SUCCESS:
+        return None
+    return error_headline(node.exception_trace)
 
 
 def _frame_height(rows: int) -> int:
@@ -340,37 +446,6 @@ def _frame_height(rows: int) -> int:
     if rows * _ROW_HEIGHT <= _COMFORTABLE:
         return rows * _ROW_HEIGHT
     return max(_COMFORTABLE, min(rows * _MIN_LABELLED_ROW, _MAX_FRAME))
-
-
-#: How a bar is drawn: fill, outline colour, outline width, hatch pattern, hatch colour.
-_Look = tuple[str, str, float, str, str]
-
-
-def _look(colour: str, failed: bool, finished: bool) -> _Look:
-    if failed:
-        return colour, FAILED_COLOUR, 3.0, _FAILED_HATCH, FAILED_COLOUR
-    if not finished:
-        return colour, UNFINISHED_COLOUR, 2.0, _UNFINISHED_HATCH, UNFINISHED_COLOUR
-    # Outlined in the background colour, so back-to-back runs stay apart.
-    return colour, BACKGROUND, 1.0, "blank", BACKGROUND
-
-
-def _look_columns(looks: Sequence[_Look], *, hatched: bool = True) -> dict[str, list[Any]]:
-    names = ("colour", "line_colour", "line_width", "hatch", "hatch_colour")
-    return {
-        name: [look[i] for look in looks] for i, name in enumerate(names[: 5 if hatched else 3])
-    }
-
-
-def _key(bars: list[TimelineBar], colours: dict[str, str]) -> list[tuple[str, _Look]]:
-    """The legend: each function that ran, then "failed" and "unfinished" if any bar is."""
-    key = [(name, _look(colours.get(name, PALETTE[0]), False, True))
-           for name in sorted({bar.function for bar in bars}, key=_natural_key)]  # fmt: skip
-    if any(bar.failed for bar in bars):
-        key.append(("failed (red, cross-hatched)", _look(BACKGROUND, True, True)))
-    if not all(bar.finished for bar in bars):
-        key.append(("unfinished (white, hatched)", _look(BACKGROUND, False, False)))
-    return key
 
 
 def _run_end(node: TaskNode, start: float, now: float) -> float:
@@ -412,6 +487,8 @@ def _ran_again(run: EarlierRun) -> str:
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
     if seconds < 1:
         return f"{seconds * 1000:.1f} ms"
     return f"{seconds:.3f} s"
@@ -421,3 +498,250 @@ def _natural_key(name: str) -> tuple[str | int, ...]:
     """Sort ``worker-10`` after ``worker-9``: digit runs compare as numbers."""
     # re.split with a group alternates text and digits, so positions never mix types.
     return tuple(int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", name)))
+
+
+#: The page. ``@NAME@`` marks what :func:`timeline_to_html` fills in (not ``str.format``:
+#: the style and the script are full of braces; and no other "@" may appear here). The
+#: script fits the SVG to the window, moves the bars when the time axis is zoomed or
+#: panned, draws the ticks, and shows a bar's hover text, assembled from the JSON table
+#: of runs.
+_PAGE: Final = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>@TITLE@</title>
+<style>
+body { background: @BACKGROUND@; color: @FOREGROUND@; font: 13px sans-serif; margin: 12px; }
+h1 { font-size: 15px; margin: 0 0 4px; }
+p { margin: 2px 0 6px; }
+p.note { color: #ffcc66; }
+.key { display: inline-block; margin: 2px 14px 2px 0; white-space: nowrap; }
+.key i { display: inline-block; width: 14px; height: 12px; margin-right: 4px;
+  vertical-align: -2px; border: 1px solid black; }
+.key svg { vertical-align: middle; margin-right: 4px; }
+#controls { margin: 6px 0; }
+#controls input { width: 8em; background: #333; color: @FOREGROUND@; border: 1px solid #666; }
+#controls button { background: #333; color: @FOREGROUND@; border: 1px solid #666; }
+#controls .hint { color: #999; margin-left: 10px; }
+#plot { width: 100%; overflow: hidden; cursor: grab; user-select: none; }
+#plot.dragging { cursor: grabbing; }
+#plot svg { display: block; width: 100%; height: auto; }
+svg text { font: 11px sans-serif; fill: @FOREGROUND@; }
+text.row { text-anchor: end; dominant-baseline: middle; }
+#axis text { text-anchor: middle; }
+#axis line { stroke: #444; }
+#axis line.base { stroke: @FOREGROUND@; }
+.stripe { fill: #2b2b2b; }
+.b.failed { stroke: @FAILED@; stroke-width: 3; }
+.b.unfinished { stroke: @UNFINISHED@; stroke-width: 2; stroke-dasharray: 4 2; }
+.b.sample { fill: #777; }
+.m { pointer-events: none; }
+.m.earlier { fill: url(#hatch-earlier); }
+.m.unfinished { fill: url(#hatch-unfinished); }
+#bars rect:hover { filter: brightness(1.3); }
+@STYLE@
+#tip { position: fixed; display: none; background: #fffff0; color: black;
+  border: 1px solid #888; padding: 4px 6px; white-space: pre; pointer-events: none;
+  font: 12px monospace; z-index: 1; }
+</style></head>
+<body>
+<h1>@TITLE@</h1>
+<p id="summary">@SUMMARY@</p>
+@NOTES@<div class="legend">@LEGEND@</div>
+<div id="controls">seconds since the first task started: from
+<input id="from" type="number" step="any"> to <input id="to" type="number" step="any">
+<button id="zoom-in" type="button">zoom in</button>
+<button id="zoom-out" type="button">zoom out</button>
+<button id="reset" type="button">whole run</button>
+<span class="hint">mouse wheel over the plot: zoom the time axis (with Ctrl on a page
+taller than the window); drag: pan</span></div>
+<div id="plot">
+<svg xmlns="http://www.w3.org/2000/svg" id="timeline" width="@WIDTH@" height="@HEIGHT@"
+ viewBox="0 0 @WIDTH@ @HEIGHT@">
+<defs>
+<pattern id="hatch-earlier" patternUnits="userSpaceOnUse" width="7" height="7"
+ patternTransform="rotate(45)"><rect width="2.5" height="7" fill="@FAILED@"/></pattern>
+<pattern id="hatch-unfinished" patternUnits="userSpaceOnUse" width="7" height="7"
+ patternTransform="rotate(-45)"><rect width="2" height="7" fill="@UNFINISHED@"/></pattern>
+<clipPath id="clip"><rect id="clip-rect" x="@LEFT@" y="0" width="@PLOT@"
+ height="@HEIGHT@"/></clipPath>
+</defs>
+<g id="rows">@ROWS@</g>
+<g id="axis"></g>
+<g clip-path="url(#clip)">
+<g id="bars">
+@BARS@
+</g>
+<g id="marks">
+@MARKS@
+</g>
+</g>
+</svg></div>
+<div id="tip"></div>
+<script type="application/json" id="data">@DATA@</script>
+<script>
+"use strict";
+(() => {
+  const data = JSON.parse(document.getElementById("data").textContent);
+  const NS = "http://www.w3.org/2000/svg";
+  const svg = document.getElementById("timeline");
+  const plot = document.getElementById("plot");
+  const axis = document.getElementById("axis");
+  const tip = document.getElementById("tip");
+  const from = document.getElementById("from");
+  const to = document.getElementById("to");
+  const bars = Array.from(document.getElementById("bars").children);
+  const marks = Array.from(document.getElementById("marks").children);
+  const widen = Array.from(document.querySelectorAll("#clip-rect, #rows rect"));
+  const index = new Map(bars.map((bar, i) => [bar, i]));
+  const height = +svg.getAttribute("height");
+  const full = [0, data.span];
+  let view = full.slice(), width = 0, plotWidth = 1, pending = false, drag = null;
+
+  const x = (t) => data.left + (t - view[0]) * plotWidth / (view[1] - view[0]);
+  const time = (clientX) => view[0] + (clientX - svg.getBoundingClientRect().left
+    - data.left) * (view[1] - view[0]) / plotWidth;
+  function place(rect, run) {
+    // Clamped a little outside the plot: a deep zoom must not make huge coordinates.
+    const a = Math.max(x(run[0]), data.left - 10);
+    const b = Math.min(Math.max(x(run[1]), x(run[0]) + data.minBar), width + 10);
+    rect.setAttribute("x", a.toFixed(1));
+    // A pixel's gap between back-to-back runs; a bar a few pixels wide keeps them all.
+    const w = b - a > 4 ? b - a - 1 : Math.max(b - a, 0);
+    rect.setAttribute("width", w.toFixed(1));
+  }
+  function step(span) {
+    // About one tick per 110 pixels, at 1, 2 or 5 times a power of ten (of seconds, or
+    // of days past half a day), or whole minutes and hours in between.
+    const raw = span / Math.max(2, plotWidth / 110);
+    const nice = (r) => {
+      const power = 10 ** Math.floor(Math.log10(r));
+      return [1, 2, 5, 10].map((m) => m * power).find((s) => s >= r * 0.999);
+    };
+    if (raw > 43200) return 86400 * nice(raw / 86400);
+    if (raw > 30) {
+      return [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200]
+        .find((s) => s >= raw);
+    }
+    return nice(raw);
+  }
+  function label(t, size) {
+    if (size >= 86400) return `${+(t / 86400).toFixed(1)} d`;
+    if (size >= 60) {
+      const h = Math.floor(t / 3600), m = Math.floor(t / 60) % 60;
+      const s = String(Math.round(t % 60)).padStart(2, "0");
+      return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+    }
+    const [value, unit] = size < 0.1 ? [t * 1000, size * 1000] : [t, size];
+    const digits = Math.max(0, Math.ceil(-Math.log10(unit) - 1e-9));
+    return value.toFixed(digits) + (size < 0.1 ? " ms" : " s");
+  }
+  function ticks() {
+    const size = step(view[1] - view[0]);
+    const parts = [];
+    const line = (x1, y1, x2, y2, cls) => `<line class="${cls}" x1="${x1}" y1="${y1}" `
+      + `x2="${x2}" y2="${y2}"/>`;
+    parts.push(line(data.left, data.axis - 2, data.left + plotWidth, data.axis - 2, "base"));
+    for (let k = Math.ceil(view[0] / size); k * size <= view[1]; k++) {
+      const at = x(k * size).toFixed(1);
+      parts.push(line(at, data.axis - 6, at, height, "grid"));
+      parts.push(`<text x="${at}" y="${data.axis - 10}">${label(k * size, size)}</text>`);
+    }
+    axis.innerHTML = parts.join("");
+  }
+  // Which bars were in view when last drawn: a zoomed-in redraw moves only those and
+  // the ones in view now (setting attributes is what costs, at 20,000 bars).
+  const placed = [new Uint8Array(bars.length).fill(1), new Uint8Array(marks.length).fill(1)];
+  const marked = marks.map((mark) => data.runs[+mark.dataset.i]);
+  function draw() {
+    pending = false;
+    [[bars, data.runs, placed[0]], [marks, marked, placed[1]]].forEach(([rects, runs, was]) => {
+      for (let i = 0; i < rects.length; i++) {
+        const inView = runs[i][1] >= view[0] && runs[i][0] <= view[1] ? 1 : 0;
+        if (inView || was[i]) place(rects[i], runs[i]);
+        was[i] = inView;
+      }
+    });
+    ticks();
+    const digits = Math.max(3, Math.ceil(-Math.log10(view[1] - view[0])) + 3);
+    from.value = view[0].toFixed(digits);
+    to.value = view[1].toFixed(digits);
+  }
+  function show(a, b) {
+    // Within the whole run, and never narrower than a microsecond.
+    const span = Math.min(Math.max(b - a, 1e-6), full[1] - full[0]);
+    a = Math.min(Math.max(a, full[0]), full[1] - span);
+    view = [a, a + span];
+    if (!pending) { pending = true; requestAnimationFrame(draw); }
+  }
+  function zoom(factor, at) {
+    const span = (view[1] - view[0]) * factor;
+    const a = at - (at - view[0]) * factor;
+    show(a, a + span);
+  }
+  function fit() {
+    width = Math.max(plot.clientWidth, data.left + data.right + 100);
+    plotWidth = width - data.left - data.right;
+    svg.setAttribute("width", width);
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    widen.forEach((rect) => rect.setAttribute("width", plotWidth));
+    placed.forEach((was) => was.fill(1));  // every bar moves with the plot's width
+    draw();
+  }
+  plot.addEventListener("wheel", (e) => {
+    // On a page taller than the window the wheel scrolls it, unless Ctrl is held.
+    const tall = document.documentElement.scrollHeight > window.innerHeight + 1;
+    if (tall && !e.ctrlKey) return;
+    e.preventDefault();
+    const span = view[1] - view[0];
+    if (Math.abs(e.deltaX) > Math.abs(e.deltaY)) {  // a sideways swipe pans
+      show(view[0] + e.deltaX * span / plotWidth, view[1] + e.deltaX * span / plotWidth);
+    } else {
+      zoom(Math.exp(e.deltaY * 0.002), Math.min(Math.max(time(e.clientX), view[0]), view[1]));
+    }
+  }, {passive: false});
+  plot.addEventListener("mousedown", (e) => {
+    drag = {x: e.clientX, view: view.slice()};
+    plot.classList.add("dragging");
+  });
+  window.addEventListener("mouseup", () => { drag = null; plot.classList.remove("dragging"); });
+  function duration(s) {
+    return s < 1 ? (s * 1000).toFixed(1) + " ms" : s.toFixed(3) + " s";
+  }
+  function tipText(run) {
+    const [start, end, uid, fn, row, attempt, attempts, status, error, key, done] = run;
+    const lines = [`task: ${uid}`];
+    if (key !== null) lines.push(`key: ${key}`);
+    lines.push(`function: ${data.functions[fn]}`, `attempt: ${attempt} of ${attempts}`,
+               `worker: ${data.rows[row]}`, `start: ${start.toFixed(3)} s`,
+               `duration: ${duration(end - start)}${done ? "" : " so far"}`,
+               `status: ${data.texts[status]}`);
+    if (error >= 0) lines.push(`error: ${data.texts[error]}`);
+    return lines.join("\\n");
+  }
+  document.addEventListener("mousemove", (e) => {
+    if (drag) {
+      const shift = (drag.x - e.clientX) * (drag.view[1] - drag.view[0]) / plotWidth;
+      show(drag.view[0] + shift, drag.view[1] + shift);
+    }
+    const i = index.get(e.target);
+    if (i === undefined || drag) { tip.style.display = "none"; return; }
+    tip.textContent = tipText(data.runs[i]);
+    tip.style.display = "block";
+    const left = Math.min(e.clientX + 14, window.innerWidth - tip.offsetWidth - 4);
+    const top = e.clientY + 14 + tip.offsetHeight > window.innerHeight
+      ? e.clientY - tip.offsetHeight - 8 : e.clientY + 14;
+    tip.style.left = Math.max(0, left) + "px";
+    tip.style.top = Math.max(0, top) + "px";
+  });
+  const typed = () => { if (+to.value > +from.value) show(+from.value, +to.value); };
+  from.addEventListener("change", typed);
+  to.addEventListener("change", typed);
+  const centre = () => (view[0] + view[1]) / 2;
+  document.getElementById("zoom-in").addEventListener("click", () => zoom(0.5, centre()));
+  document.getElementById("zoom-out").addEventListener("click", () => zoom(2, centre()));
+  document.getElementById("reset").addEventListener("click", () => show(full[0], full[1]));
+  window.addEventListener("resize", fit);
+  svg.style.width = "auto";  // the script sizes it from now on
+  fit();
+})();
+</script>
+</body></html>
+"""
