@@ -14,7 +14,6 @@ from html import unescape
 from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
-import pytest
 import trio
 from hypothesis import given
 from hypothesis import strategies as st
@@ -33,6 +32,8 @@ from trio_graph_scheduler.coordinator.observe.timeline import (
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
+
+    import pytest
 
     from trio_graph_scheduler.coordinator.core.nodes import TaskNode
 
