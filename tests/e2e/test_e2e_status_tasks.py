@@ -46,12 +46,14 @@ def test_tasks_are_listed_and_filtered_on_a_live_run(procs: Processes) -> None:
         return [line.split() for line in done.stdout.splitlines()]
 
     every = listed("--tasks")
-    assert every[0] == ["uid", "function", "status", "runs", "worker", "started", "ended"]
+    # The waiter has a key, so the listing has a key column (blank, and so not split
+    # out here, for the tasks without one).
+    assert every[0] == ["uid", "key", "function", "status", "runs", "worker", "started", "ended"]
     rows = {row[0]: row for row in every[1:]}
     assert rows[uids["hold-0"]][1:5] == ["hold", "running", "1", "worker-1"]
     assert rows[uids["hold-0"]][6] == "-"  # not ended
     assert rows[uids["hold-1"]][1:3] == ["hold", "ready"]
-    assert rows[uids["waiter"]][1:3] == ["work", "waiting"]
+    assert rows[uids["waiter"]][1:4] == ["https://example.org/waiter", "work", "waiting"]
     assert rows[uids["on_gpu"]][1:5] == ["on_gpu", "ready", "0", "-"]
     assert len(rows) == 4
 

@@ -418,7 +418,7 @@ def search(run: RunView, query: str) -> dict[str, Any]:
     more = False
     by_uid = len(query) >= 6
     for node in graph.nodes.values():
-        key = getattr(node, "key", None)
+        key = node.key
         if (
             node.task_handle == query
             or (by_uid and node.uid.startswith(query))
@@ -448,7 +448,7 @@ def task_details(run: RunView, uid: str) -> dict[str, Any] | None:
 
 def _row(run: RunView, node: TaskNode) -> dict[str, Any]:
     t0 = run.started_at or 0.0
-    key = getattr(node, "key", None)
+    key = node.key
     record = run.workers.get(node.worker or "")
 
     def since(moment: float | None) -> float | None:

@@ -124,7 +124,7 @@ def task_label(node: TaskNode) -> tuple[str, str]:
     then a summary of its arguments (``'trio.html', n=3``), or its uid's start if it has
     none, so that two tasks of one function can be told apart.
     """
-    key = getattr(node, "key", None)  # TaskNode.key may not exist in this version
+    key = node.key
     if key is not None:
         return truncate(str(key), _LABEL_CHARS), truncate(node.task_handle, _LABEL_CHARS)
     summary = argument_summary(node) or node.uid[:11]
@@ -586,7 +586,7 @@ def _legend(graph: TaskGraph) -> str:
 
 def _task_tip(node: TaskNode) -> str:
     lines = [f"task: {node.uid}"]
-    key = getattr(node, "key", None)
+    key = node.key
     if key is not None:
         lines.append(f"key: {truncate(str(key))}")
     lines.append(f"function: {node.task_handle}")

@@ -102,8 +102,7 @@ def unknown_function(function: str, functions: Mapping[str, object]) -> str | No
 
 def task_row(node: TaskNode) -> TaskRow:
     """The listing's row for one task."""
-    # TaskNode.key is newer than this listing (issue 12): read it if the node has one.
-    key = getattr(node, "key", None)
+    key = node.key
     text = None if key is None else str(key)
     if text is not None and len(text) > MAX_KEY_CHARS:
         text = text[: MAX_KEY_CHARS - 1] + "…"

@@ -419,7 +419,7 @@ def _escape(text: str) -> str:
 
 
 def _key_text(node: TaskNode) -> str | None:
-    key = getattr(node, "key", None)
+    key = node.key
     return None if key is None else truncate(str(key))
 
 
