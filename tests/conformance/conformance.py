@@ -15,6 +15,7 @@ processes too.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -174,6 +175,7 @@ def check_retries(outcome: Outcome) -> None:
     outcome.expect_statuses({"flaky": "success", "always_fails": "failed"})
     flaky = outcome.keyed("flaky")
     assert flaky["attempts"] == cases.RUNS
+    assert flaky["error"] is None  # a success shows no error, though it failed first
     assert outcome.keyed("always_fails")["attempts"] == 2
     assert "ValueError: expected failure" in outcome.keyed("always_fails")["error"]
 
@@ -190,6 +192,27 @@ def check_values(outcome: Outcome) -> None:
     assert outcome.keyed("produce")["result_type"] == "dict"
 
 
+def check_errors(outcome: Outcome) -> None:
+    outcome.expect_statuses({"http": "failed", "no_kwargs": "failed"})
+    http = outcome.keyed("http")["error"]
+    # The traceback names the user's file and line and shows the source line, in every
+    # mode (a worker has no such file: the source travelled with the code).
+    assert re.search(
+        r'tgs_conformance_cases\.py", line \d+, in http_error\n\s+raise HTTPError', http
+    ), http
+    assert "HTTPError: Client error '404 Not Found'" in http, http
+    assert "unexpected keyword argument" in outcome.keyed("no_kwargs")["error"]
+
+
+def check_contexts(outcome: Outcome) -> None:
+    outcome.expect_statuses(
+        {**{f"context-{i}": "success" for i in range(4)}, "plain": "success", "db_task": "failed"}
+    )
+    failed = outcome.keyed("db_task")["error"]
+    assert "worker context init of loop 'db'" in failed, failed
+    assert "no database today" in failed, failed
+
+
 #: Every case of the suite.
 CASES: list[Case] = [
     Case("conditions", check_conditions, real=True),
@@ -201,4 +224,6 @@ CASES: list[Case] = [
     Case("retries", check_retries, real=True),
     Case("timeouts", check_timeouts, real=True),
     Case("values", check_values, real=True),
+    Case("errors", check_errors, real=True),
+    Case("contexts", check_contexts, real=True),
 ]

@@ -18,9 +18,10 @@ task_node.aget_successors``, ``await task_node.aprepend_to_successor``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fractions
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -32,6 +33,9 @@ from trio_graph_scheduler import (
     UnknownUidError,
     WorkerLoop,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 #: How long a task that must be cancelled or time out would sleep: far longer than any
 #: run of the suite may take (a hang is caught by the suite's own limits).
@@ -394,4 +398,70 @@ async def build_values() -> TaskGraph:
     await graph.create_task(
         "consume", ((sample_values(),), {}), waits_on=[producer.uid], key="consume"
     )
+    return graph
+
+
+# -- errors -------------------------------------------------------------------------------
+
+
+class HTTPError(Exception):
+    """An error with an attribute and a message of several lines, as httpx's have."""
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message, status_code)
+        self.status_code = status_code
+
+    def __str__(self) -> str:
+        return f"{self.args[0]}\nFor more information check: https://example.org/404"
+
+
+async def http_error(**_: Any) -> None:
+    raise HTTPError("Client error '404 Not Found'", 404)
+
+
+async def no_kwargs(value: Any) -> Any:
+    """A function that forgot ``**_``: calling it with the reserved kwargs fails."""
+    return value
+
+
+async def build_errors() -> TaskGraph:
+    graph = _graph({"http_error": http_error, "no_kwargs": no_kwargs})
+    await graph.create_task("http_error", key="http")
+    await graph.create_task("no_kwargs", ((1,), {}), key="no_kwargs")
+    return graph
+
+
+# -- worker contexts ----------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def indexed_context(worker_index: int) -> AsyncIterator[dict[str, int]]:
+    """An init that is an async context manager: tasks get what it yields."""
+    yield {"index": worker_index}
+
+
+def broken_init(worker_index: int) -> None:
+    raise RuntimeError("no database today")
+
+
+async def uses_context(*, worker_context: Any, **_: Any) -> int:
+    assert isinstance(worker_context, dict), f"worker_context is {worker_context!r}"
+    assert worker_context["index"] >= 0, worker_context
+    return int(worker_context["index"])
+
+
+async def build_contexts() -> TaskGraph:
+    graph = TaskGraph(
+        {"ok": ok, "uses_context": uses_context, "uses_db": ok},
+        [
+            WorkerLoop("default", 2),
+            WorkerLoop("indexed", 2, ["uses_context"]),
+            WorkerLoop("db", 1, ["uses_db"]),
+        ],
+        {"indexed": indexed_context, "db": broken_init},
+    )
+    for index in range(4):
+        await graph.create_task("uses_context", key=f"context-{index}")
+    await graph.create_task("uses_db", key="db_task")
+    await graph.create_task("ok", key="plain")
     return graph
