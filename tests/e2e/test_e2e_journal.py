@@ -72,6 +72,7 @@ class Cluster:
         wait_until(
             lambda: len(succeeded_appends(self.journal)) >= succeeded,
             f"{succeeded} appends recorded in the journal",
+            timeout=60,  # a restarted coordinator and reconnecting workers, under load
             logs=self.procs.logs,
         )
         self.coordinator.kill()

@@ -24,7 +24,9 @@ SPAWNS = 10
 
 async def append(n: int, out: str, **_: Any) -> int:
     record(out, "run", f"append-{n}", n=n)
-    await trio.sleep(0.02)  # long enough that a kill finds tasks running
+    # Long enough that a kill finds tasks running, and that the run (500 of them, 8 at a
+    # time: 3 s) cannot end between the test seeing its share done and the kill.
+    await trio.sleep(0.05)
     return n * 3
 
 
