@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 BIN: Final = Path(sys.executable).parent
 COORDINATOR: Final = BIN / "tgs-coordinator"
 WORKER: Final = BIN / "tgs-worker"
+STATUS: Final = BIN / "tgs-status"
 
 #: The longest any one wait may take, in seconds.
 WAIT: Final = 20.0
@@ -347,3 +348,24 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+def status(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``tgs-status`` with ``args``; its output, whatever its exit status."""
+    return subprocess.run(
+        [str(STATUS), *args], capture_output=True, text=True, timeout=WAIT, check=False
+    )
+
+
+def start_status_run(procs: Processes, token: str) -> tuple[Coordinator, str, dict[str, str]]:
+    """A coordinator running ``build_status`` with ``token`` and its one worker, held with
+    ``hold-0`` running; return the coordinator, its URL and its tasks' uids by name."""
+    coordinator = procs.coordinator("build_status", "--token", token)
+    url = coordinator.wait_listening()
+    procs.worker(url, "--token", token, "--loops", "default", "--name", "solo")
+    procs.wait_events(
+        lambda events: any(e["event"] == "start" and e["task"] == "hold-0" for e in events),
+        "hold-0 started",
+    )
+    uids: dict[str, str] = json.loads((procs.out_dir / "uids.json").read_text())
+    return coordinator, url, uids

@@ -14,31 +14,16 @@ import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
-from e2e_procs import BIN, WAIT
+from e2e_procs import STATUS, WAIT, start_status_run, status
 
 if TYPE_CHECKING:
     from e2e_procs import Processes
 
 pytestmark = pytest.mark.slow
 
-STATUS = BIN / "tgs-status"
-
-
-def status(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(STATUS), *args], capture_output=True, text=True, timeout=WAIT, check=False
-    )
-
 
 def test_status_and_why_on_a_live_run(procs: Processes) -> None:
-    coordinator = procs.coordinator("build_status", "--token", "s3cret")
-    url = coordinator.wait_listening()
-    procs.worker(url, "--token", "s3cret", "--loops", "default", "--name", "solo")
-    procs.wait_events(
-        lambda events: any(e["event"] == "start" and e["task"] == "hold-0" for e in events),
-        "hold-0 started",
-    )
-    uids = json.loads((procs.out_dir / "uids.json").read_text())
+    coordinator, url, uids = start_status_run(procs, "s3cret")
 
     shown = status(url, "--token", "s3cret")
     assert shown.returncode == 0, shown.stderr
