@@ -26,7 +26,7 @@ from pathlib import Path
 import trio
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+sys.path.insert(0, str(ROOT / "tests"))
 from browser import chromium  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -79,17 +79,17 @@ async def main(args: argparse.Namespace) -> None:
                 " return m ? [+m[1], +m[2]] : null; })()"
             )
             await page.wait_for(f"(({done}) || [0])[0] > 30", "a start")
-            await page.screenshot(out / "dashboard-start.png")
+            await page.screenshot(out / "dashboard-start.png", full_page=True)
             await page.wait_for(f"(({done}) || [0, 1])[0] > ({done})[1] / 2", "the middle", 300)
-            await page.screenshot(out / "dashboard-middle.png")
+            await page.screenshot(out / "dashboard-middle.png", full_page=True)
             await page.wait_for(
                 "document.getElementById('state').textContent.startsWith('ended')", "the end", 600
             )
             await page.wait_for("document.querySelector('#outputs a')", "the report's link")
-            await page.screenshot(out / "dashboard-end.png")
+            await page.screenshot(out / "dashboard-end.png", full_page=True)
             await page.evaluate("location.hash = 'search=broken'")
             await page.wait_for("document.querySelector('#task pre.why')", "the search")
-            await page.screenshot(out / "dashboard-search.png")
+            await page.screenshot(out / "dashboard-search.png", full_page=True)
             if errors := page.errors():
                 print("page errors:", *errors, sep="\n")
         print(f"screenshots in {out}")

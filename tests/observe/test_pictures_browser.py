@@ -19,24 +19,18 @@ directory ``$TGS_SCREENSHOTS`` names, if set, for a person to look at.
 
 from __future__ import annotations
 
-import base64
 import io
-import itertools
-import json
 import os
 import re
 import shutil
-import subprocess
 import time
-from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
+from browser import CHROMIUM, Page, chromium
 from PIL import Image
-from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 from trio_graph_scheduler import (
     GenericSchedulingCondition,
@@ -53,11 +47,8 @@ from trio_graph_scheduler.coordinator.observe.drawing import (
 from trio_graph_scheduler.coordinator.observe.timeline import FAILED_COLOUR, function_colours
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from trio_graph_scheduler.coordinator.core.nodes import TaskNode
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
@@ -66,15 +57,7 @@ pytestmark = [
     ),
 ]
 
-#: Headless, and quiet: without the networking flags Chromium keeps trying to reach
-#: Google's services, connections that fail on a closed network such as CI's.
-CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--window-size=1400,900", "--remote-debugging-port=0", "about:blank",
-)  # fmt: skip
 WIDTH, HEIGHT = 1400, 900
-DEVTOOLS_URL = re.compile(rb"DevTools listening on (ws://\S+)")
 #: The widths the graph picture must fit (issue 16: the right-most node was cut off).
 WIDTHS = (1400, 1900)
 Colour = tuple[int, int, int]
@@ -132,162 +115,20 @@ async def run_graph() -> tuple[TaskGraph, dict[str, str]]:
     return graph, {**uids, "retried": retried.uid}
 
 
-# -- Chromium through the DevTools protocol ---------------------------------------------
+# -- screenshots ----------------------------------------------------------------------
 
 
-class Page:
-    """One Chromium tab, driven over the DevTools protocol (a flat session)."""
-
-    def __init__(self, ws: WebSocketConnection) -> None:
-        self._ws = ws
-        self._ids = itertools.count(1)
-        self._replies: dict[int, trio.MemorySendChannel[dict[str, Any]]] = {}
-        self._session: str | None = None
-        #: Every event the page sent, in order.
-        self.events: list[dict[str, Any]] = []
-        self._new_event = trio.Event()
-
-    async def read(self) -> None:
-        """Route replies to their callers and keep events; runs until the socket closes."""
-        while True:
-            try:
-                message = json.loads(await self._ws.get_message())
-            except ConnectionClosed:
-                return
-            if "id" in message:
-                self._replies.pop(message["id"]).send_nowait(message)
-            else:
-                self.events.append(message)
-                self._new_event.set()
-                self._new_event = trio.Event()
-
-    async def call(self, method: str, **params: Any) -> dict[str, Any]:
-        """Send one command and return its result."""
-        message_id = next(self._ids)
-        send, receive = trio.open_memory_channel[dict[str, Any]](1)
-        self._replies[message_id] = send
-        message: dict[str, Any] = {"id": message_id, "method": method, "params": params}
-        if self._session is not None:
-            message["sessionId"] = self._session
-        await self._ws.send_message(json.dumps(message))
-        reply = await receive.receive()
-        assert "error" not in reply, f"{method}: {reply['error']}"
-        result: dict[str, Any] = reply["result"]
-        return result
-
-    async def attach(self) -> None:
-        """Open a tab, then talk to it from now on; fix its viewport to 1400x900 at 1x."""
-        target = await self.call("Target.createTarget", url="about:blank")
-        attached = await self.call(
-            "Target.attachToTarget", targetId=target["targetId"], flatten=True
-        )
-        self._session = attached["sessionId"]
-        await self.call("Page.enable")
-        await self.call("Runtime.enable")
-        await self.call(
-            "Emulation.setDeviceMetricsOverride",
-            width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False,
-        )  # fmt: skip
-
-    async def open(self, path: Path) -> None:
-        """Load a file and wait for its load event."""
-        seen = len(self.events)
-        await self.call("Page.navigate", url=path.as_uri())
-        await self.wait_for("Page.loadEventFired", seen)
-
-    async def wait_for(self, method: str, seen: int) -> dict[str, Any]:
-        """The first event ``method`` after the first ``seen`` events."""
-        while True:
-            new_event = self._new_event  # before looking, so no event slips past
-            for event in self.events[seen:]:
-                if event["method"] == method:
-                    return event
-            await new_event.wait()
-
-    async def evaluate(self, expression: str) -> Any:
-        """Run JavaScript (awaiting a promise it returns) and return its JSON value."""
-        reply = await self.call(
-            "Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True
-        )
-        assert "exceptionDetails" not in reply, reply["exceptionDetails"]
-        return reply["result"].get("value")
-
-    async def screenshot(self, path: Path) -> Image.Image:
-        """Save the viewport as PNG and return it as RGB pixels."""
-        shot = await self.call("Page.captureScreenshot", format="png")
-        return save_png(base64.b64decode(shot["data"]), path)
-
-    async def resize(self, width: int, height: int = HEIGHT) -> None:
-        """Change the viewport, as a narrower or wider browser window would."""
-        await self.call(
-            "Emulation.setDeviceMetricsOverride",
-            width=width, height=height, deviceScaleFactor=1, mobile=False,
-        )  # fmt: skip
-
-    async def hover(self, x: float, y: float) -> None:
-        await self.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
-
-    def errors(self) -> list[str]:
-        """Script exceptions and console errors so far."""
-        found = []
-        for event in self.events:
-            if event["method"] == "Runtime.exceptionThrown":
-                found.append(json.dumps(event["params"]["exceptionDetails"])[:500])
-            elif event["method"] == "Runtime.consoleAPICalled" and event["params"]["type"] in (
-                "error",
-                "assert",
-            ):
-                found.append(json.dumps(event["params"]["args"])[:500])
-        return found
-
-
-@asynccontextmanager
-async def chromium(profile: Path) -> AsyncIterator[Page]:
-    """A headless Chromium with a fresh profile, and a tab in it; killed on the way out."""
-    assert CHROMIUM is not None
-    command = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
-    async with trio.open_nursery() as nursery:
-        # run_process kills Chromium when the nursery is cancelled at the end.
-        run = partial(trio.run_process, command, stderr=subprocess.PIPE, check=False)
-        process: trio.Process = await nursery.start(run)
-        assert process.stderr is not None
-        url = await devtools_url(process.stderr)
-        # Keep reading its chatter: a full pipe would block Chromium.
-        nursery.start_soon(drain, process.stderr)
-        async with (
-            open_websocket_url(url, max_message_size=64 * 2**20) as ws,
-            trio.open_nursery() as reading,  # ends before the socket closes
-        ):
-            page = Page(ws)
-            reading.start_soon(page.read)
-            await page.attach()
-            yield page
-            reading.cancel_scope.cancel()
-        nursery.cancel_scope.cancel()
+async def screenshot(page: Page, path: Path) -> Image.Image:
+    """The viewport, saved (see :func:`save_png`), as RGB pixels."""
+    return save_png(await page.screenshot(path), path)
 
 
 def save_png(data: bytes, path: Path) -> Image.Image:
-    """Write a screenshot (and a copy into ``$TGS_SCREENSHOTS``); return its pixels."""
-    path.write_bytes(data)
+    """Copy a screenshot into ``$TGS_SCREENSHOTS`` if set; return its pixels."""
     if directory := os.environ.get("TGS_SCREENSHOTS"):
         Path(directory).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, Path(directory) / path.name)
     return Image.open(io.BytesIO(data)).convert("RGB")
-
-
-async def devtools_url(stderr: trio.abc.ReceiveStream) -> str:
-    """Chromium prints its DevTools WebSocket address on stderr once it listens."""
-    seen = b""
-    while (found := DEVTOOLS_URL.search(seen)) is None:
-        chunk = await stderr.receive_some()
-        assert chunk, f"Chromium exited without a DevTools address:\n{seen.decode()}"
-        seen += chunk
-    return found[1].decode()
-
-
-async def drain(stream: trio.abc.ReceiveStream) -> None:
-    while await stream.receive_some():
-        pass
 
 
 # -- what the page drew ---------------------------------------------------------------
@@ -328,7 +169,7 @@ async def test_both_pictures_render_in_chromium(tmp_path: Path) -> None:
 
     began = time.perf_counter()
     with trio.fail_after(90):
-        async with chromium(tmp_path / "profile") as page:
+        async with chromium(tmp_path / "profile", WIDTH, HEIGHT) as page:
             await page.open(graph_page)
             await check_graph_picture(page, graph, uids, tmp_path)
             await check_wide_graph(page, tmp_path)
@@ -410,7 +251,7 @@ async def check_graph_picture(
         assert list(dots) == list(graph.conditions)
         assert_fits(info, width)
 
-        image = await page.screenshot(tmp_path / f"graph-{width}.png")
+        image = await screenshot(page, tmp_path / f"graph-{width}.png")
         for uid, task in tasks.items():
             # 4 px inside the box's left side, half-way down: clear of the centred labels.
             box = task["box"]
@@ -474,7 +315,7 @@ async def check_wide_graph(page: Page, tmp_path: Path) -> None:
     info = await graph_drawn(page)
     inner, _ = info["window"]
     assert info["svg"][2] - info["svg"][0] > 2 * inner  # its own size, far wider
-    await page.screenshot(tmp_path / "graph-wide-full.png")
+    await screenshot(page, tmp_path / "graph-wide-full.png")
     await page.resize(WIDTH)
 
 
@@ -574,7 +415,7 @@ async def check_timeline(
         ]  # fmt: skip
         assert_timeline_fits(info, width)
 
-        image = await page.screenshot(tmp_path / f"timeline_{width}.png")
+        image = await screenshot(page, tmp_path / f"timeline_{width}.png")
         for bar in bars:
             function = graph.nodes[bar["uid"]].task_handle
             x0, y0, x1, y1 = bar["box"]
@@ -608,7 +449,7 @@ async def check_timeline(
         r"status: failed\nerror: ValueError: exploded on purpose",
         text,
     ), text
-    await page.screenshot(tmp_path / "timeline_hover.png")
+    await screenshot(page, tmp_path / "timeline_hover.png")
     box = by_marking["earlier"]["box"]
     await page.hover((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
     text = await page.evaluate(TIP)
@@ -631,7 +472,7 @@ async def check_timeline(
     assert [t["text"] for t in zoomed["ticks"]] != [t["text"] for t in before["ticks"]]
     wide = {bar["uid"] for bar in zoomed["bars"] if bar["box"][2] - bar["box"][0] > 60}
     assert wide, "no bar grew when zoomed in"
-    await page.screenshot(tmp_path / "timeline_zoomed.png")
+    await screenshot(page, tmp_path / "timeline_zoomed.png")
     for kind, x in (("mousePressed", middle), ("mouseMoved", middle - 200)):
         await page.call("Input.dispatchMouseEvent", type=kind, x=x, y=box[1], button="left",
                         buttons=1, clickCount=1)  # fmt: skip

@@ -1,10 +1,10 @@
-"""A headless Chromium tab driven over the DevTools protocol, for the dashboard's tests.
+"""A headless Chromium tab driven over the DevTools protocol, for the browser tests.
 
-The dashboard's page keeps a server-sent-events stream open, so ``chromium --dump-dom
---virtual-time-budget`` never finishes (virtual time waits for the network to settle):
-the tests drive a real tab instead, and read the rendered DOM with ``Runtime.evaluate``.
-The same steps as tests/observe/test_pictures_browser.py, cut down to what these tests
-use (kept apart so that each test folder imports only its own helpers).
+The pictures' test (tests/observe/test_pictures_browser.py) and the dashboard's
+(tests/e2e/test_e2e_dashboard.py, scripts/dashboard_screens.py) read what a real browser
+drew: where it laid things out (``Runtime.evaluate``), its pixels (screenshots), what a
+hover shows. ``chromium --dump-dom --virtual-time-budget`` cannot serve the dashboard,
+whose server-sent-events stream keeps the network from ever settling.
 """
 
 from __future__ import annotations
@@ -45,8 +45,10 @@ class Page:
         self._ids = itertools.count(1)
         self._replies: dict[int, trio.MemorySendChannel[dict[str, Any]]] = {}
         self._session: str | None = None
+        self._height = 0
         #: Every event the page sent, in order.
         self.events: list[dict[str, Any]] = []
+        self._new_event = trio.Event()
 
     async def read(self) -> None:
         """Route replies to their callers and keep events; runs until the socket closes."""
@@ -59,6 +61,8 @@ class Page:
                 self._replies.pop(message["id"]).send_nowait(message)
             else:
                 self.events.append(message)
+                self._new_event.set()
+                self._new_event = trio.Event()
 
     async def call(self, method: str, **params: Any) -> dict[str, Any]:
         """Send one command and return its result."""
@@ -75,6 +79,7 @@ class Page:
         return result
 
     async def attach(self, width: int, height: int) -> None:
+        """Open a tab and talk to it from now on, its viewport ``width`` x ``height`` at 1x."""
         target = await self.call("Target.createTarget", url="about:blank")
         attached = await self.call(
             "Target.attachToTarget", targetId=target["targetId"], flatten=True
@@ -82,13 +87,39 @@ class Page:
         self._session = attached["sessionId"]
         await self.call("Page.enable")
         await self.call("Runtime.enable")
+        await self.resize(width, height)
+
+    async def resize(self, width: int, height: int | None = None) -> None:
+        """Change the viewport, as a narrower or wider browser window would (the height
+        stays as it was unless given)."""
+        height = self._height = height or self._height
         await self.call(
             "Emulation.setDeviceMetricsOverride",
             width=width, height=height, deviceScaleFactor=1, mobile=False,
         )  # fmt: skip
 
     async def goto(self, url: str) -> None:
+        """Start loading ``url`` (a page that never stops loading is fine)."""
         await self.call("Page.navigate", url=url)
+
+    async def open(self, path: Path) -> None:
+        """Load a file and wait for its load event."""
+        seen = len(self.events)
+        await self.call("Page.navigate", url=path.as_uri())
+        await self.wait_for_event("Page.loadEventFired", seen)
+
+    async def wait_for_event(self, method: str, seen: int) -> dict[str, Any]:
+        """The first event ``method`` after the first ``seen`` events."""
+        while True:
+            new_event = self._new_event  # before looking, so no event slips past
+            for event in self.events[seen:]:
+                if event["method"] == method:
+                    return event
+            await new_event.wait()
+
+    async def hover(self, x: float, y: float) -> None:
+        """Move the mouse to ``x``, ``y`` (viewport pixels)."""
+        await self.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
 
     async def evaluate(self, expression: str) -> Any:
         """Run JavaScript (awaiting a promise it returns) and return its JSON value."""
@@ -114,10 +145,14 @@ class Page:
         body = await self.evaluate("document.body ? document.body.innerText : ''")
         raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; page:\n{body}")
 
-    async def screenshot(self, path: Path) -> None:
-        """Save the whole page (not only the viewport) as PNG."""
-        shot = await self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-        await trio.Path(path).write_bytes(base64.b64decode(shot["data"]))
+    async def screenshot(self, path: Path, *, full_page: bool = False) -> bytes:
+        """Save the viewport (or the whole page) as PNG; return the PNG's bytes."""
+        shot = await self.call(
+            "Page.captureScreenshot", format="png", captureBeyondViewport=full_page
+        )
+        data = base64.b64decode(shot["data"])
+        await trio.Path(path).write_bytes(data)
+        return data
 
     def errors(self) -> list[str]:
         """Script exceptions and console errors so far."""
