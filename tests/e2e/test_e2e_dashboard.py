@@ -4,7 +4,7 @@ Real processes (a coordinator with ``--dashboard``, two ``tgs-worker``) run
 ``graphs/tgs_e2e_dashboard.py:build_watched``: 20 fetch -> parse pairs (one parse
 raises), a task that raises and the task it skips, and two ``hold`` tasks that run until
 the test creates ``release``, so that the run is still going while the page is read.
-The browser (Debian's ``chromium``, driven over the DevTools protocol: see browser.py)
+The browser (Debian's ``chromium``, driven over the DevTools protocol: see tests/browser.py)
 loads the page; every check reads the page as rendered, waiting with generous limits.
 """
 
