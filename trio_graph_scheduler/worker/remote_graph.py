@@ -204,8 +204,14 @@ class RemoteTaskNode:
         self._predecessors: list[RemoteTaskNode] = []
 
     @classmethod
-    def from_record(cls, graph: RemoteGraph, record: TaskRecord) -> RemoteTaskNode:
-        """A task as a reply describes it."""
+    def from_record(
+        cls, graph: RemoteGraph, record: TaskRecord | PredecessorRecord
+    ) -> RemoteTaskNode:
+        """A task as a reply, or an assignment's list of predecessors, describes it (a
+        predecessor comes without attempts and end reason)."""
+        attempts, end_reason = 0, None
+        if isinstance(record, TaskRecord):
+            attempts, end_reason = record.attempts, record.end_reason
         return cls(
             graph,
             record.task_uid,
@@ -215,8 +221,8 @@ class RemoteTaskNode:
             record.result,
             record.exception_trace,
             key=record.key,
-            attempts=record.attempts,
-            end_reason=record.end_reason,
+            attempts=attempts,
+            end_reason=end_reason,
         )
 
     def __repr__(self) -> str:
@@ -327,16 +333,7 @@ class RemoteGraph:
             self, uid, handle, arguments, TaskStatus.IN_PROGRESS, key=key, attempts=attempts
         )
         for record in records:
-            predecessor = RemoteTaskNode(
-                self,
-                record.task_uid,
-                record.handle,
-                record.arguments,
-                TaskStatus(record.status),
-                record.result,
-                record.exception_trace,
-                key=record.key,
-            )
+            predecessor = RemoteTaskNode.from_record(self, record)
             self.nodes[predecessor.uid] = predecessor
             node._predecessors.append(predecessor)
         self.nodes[uid] = node
