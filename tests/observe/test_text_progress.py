@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+import math
 import sys
 from typing import Any
 
@@ -315,3 +316,25 @@ async def test_log_lines_print_above_the_live_view(
     # The view is erased (cursor up, erase line), the line printed, the view drawn again.
     text = terminal.getvalue()
     assert "\x1b[2Ka log line\n1.00 s elapsed | " in text
+
+
+async def test_the_last_line_of_an_ended_run_says_the_runs_pace_and_time(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # 90 tasks end in the first second, then 1 a second for 20 s: at the end the recent
+    # window (10 s) sees 1/s, but the run did 110 tasks in 21 s. The last line says the
+    # run's pace, and its time stops at the run's end while workers are dismissed.
+    started = trio.current_time()
+
+    def snapshot() -> ProgressSnapshot:
+        elapsed = min(trio.current_time() - started, 21.0)
+        done = 90 * min(elapsed, 1.0) + math.floor(max(elapsed - 1.0, 0.0) + 1e-9)
+        loops = (LoopProgress("default", 2, ready=110 - int(done), succeeded=int(done)),)
+        return ProgressSnapshot(elapsed, loops, finished=int(done) == 110)
+
+    out = io.StringIO()
+    with trio.move_on_after(25.5):
+        await run_progress(snapshot, file=out, interval=1.0, live=False)
+    lines = out.getvalue().splitlines()
+    assert lines[20] == "[20.0s] 109/110 done (1.0/s, ~1s left) | default 0/2 running, 1 ready"
+    assert lines[-1] == "[21.0s] 110/110 done (5.2/s) | default 0/2 running, 0 ready"

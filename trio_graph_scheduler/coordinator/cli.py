@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import importlib
 import inspect
@@ -380,11 +381,14 @@ async def _linger(stopper: SignalStop, seconds: float) -> None:
 
 async def _show_progress(coordinator: Coordinator, outputs: Outputs) -> None:
     def snapshot() -> ProgressSnapshot:
-        now = time.time()
+        # After the run's end, time stops there: dismissing workers is not the run's.
+        ended_at = coordinator.ended_at
+        now = time.time() if ended_at is None else ended_at
         started = coordinator.started_at or now
-        return snapshot_of(
+        taken = snapshot_of(
             coordinator.graph, workers=coordinator.sessions, started_at=started, now=now
         )
+        return taken if ended_at is None else dataclasses.replace(taken, finished=True)
 
     await coordinator.wait_started()
     live = sys.stderr.isatty()

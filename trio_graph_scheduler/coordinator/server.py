@@ -77,6 +77,9 @@ class Coordinator:
         self.url = ""
         #: When serving began (``time.time()``), once it has.
         self.started_at: float | None = None
+        #: When the run ended (every task ended, or it was stopped), once it has; the
+        #: dismissal of the workers comes after.
+        self.ended_at: float | None = None
         self.summary: RunSummary | None = None
         self.sessions: set[WorkerSession] = set()
         #: Every worker welcomed during the run, by id, including those that left.
@@ -265,6 +268,7 @@ class Coordinator:
                 if self._interrupted:  # stopped before it started
                     run.end()
                 await run.ended.wait()
+                self.ended_at = time.time()
                 run.stop()  # hand out nothing more, while workers are dismissed
                 self._finished.set()
                 await self._dismiss_workers()

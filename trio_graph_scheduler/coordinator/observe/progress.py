@@ -87,7 +87,11 @@ class ProgressSnapshot:
     #: Workers connected now; ``None`` in-process (no workers to speak of).
     workers: int | None = None
     #: Tasks ended per second over a recent window; ``None`` until it can be measured.
+    #: Once the run has ended, the whole run's rate.
     rate: float | None = None
+    #: True once the run has ended: ``elapsed`` then stops at the end (the shutdown that
+    #: follows is not the run's), and the rate is the whole run's.
+    finished: bool = False
 
     @property
     def ended(self) -> int:
@@ -346,6 +350,9 @@ async def run_progress(
 
     def take() -> ProgressSnapshot:
         snapshot = snapshot_fn()
+        if snapshot.finished and snapshot.elapsed > 0:
+            # The recent window would count the idle shutdown: say the run's own pace.
+            return dataclasses.replace(snapshot, rate=snapshot.ended / snapshot.elapsed)
         return dataclasses.replace(snapshot, rate=meter.add(snapshot.elapsed, snapshot.ended))
 
     if live:
