@@ -54,6 +54,7 @@ class FakeRun:
     workers: dict[str, WorkerRecord] = field(default_factory=dict)
     started_at: float | None = None
     ended: bool = False
+    stopped: bool = False
 
 
 class Driver:
@@ -244,6 +245,7 @@ async def test_applying_every_delta_gives_the_full_snapshot() -> None:
     apply(page, state.update(clock.now))
     assert page == as_page(state.full())
     assert page["run"]["ended"]
+    assert not page["run"]["stopped"]  # every task ended: ended, not stopped
     assert set(page["statuses"]) <= {"s", "f", "k"}
 
 
@@ -258,10 +260,11 @@ async def test_the_run_section_says_pace_and_time_left() -> None:
     section = state.update(clock.now)["run"]
     assert section["rate"] == 2.0
     assert section["left"] == 4.0  # 8 tasks left at 2 a second
-    run.ended = True  # stopped: the pace is the whole run's, and no time is left
+    run.ended = run.stopped = True  # stopped: the pace is the whole run's, no time left
     clock.now += 1
     section = state.update(clock.now)["run"]
     assert (section["rate"], section["left"], section["elapsed"]) == (1.0, None, 2.0)
+    assert section["stopped"]
     clock.now += 5
     assert "run" not in state.update(clock.now)  # the clock stopped with the run
 

@@ -125,6 +125,11 @@ class Coordinator:
         )
 
     @property
+    def stopped(self) -> bool:
+        """True once :meth:`stop` ended the run (a signal, say) before every task ended."""
+        return self._interrupted
+
+    @property
     def ended(self) -> bool:
         """True once every task has ended, or the run was stopped."""
         return self._run is not None and self._run.ended.is_set()

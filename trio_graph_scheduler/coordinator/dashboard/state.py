@@ -96,6 +96,9 @@ class RunView(Protocol):
     @property
     def ended(self) -> bool: ...
 
+    @property
+    def stopped(self) -> bool: ...
+
 
 class _Lanes:
     """A worker's rows in the task stream: each run takes the lowest row free when it
@@ -241,6 +244,8 @@ class DashboardState:
         return {
             "started": run.started_at is not None,
             "ended": run.ended,
+            # Ended by a signal or Coordinator.stop(), not because every task ended.
+            "stopped": run.stopped,
             "elapsed": round(elapsed, 2),
             "total": total,
             "done": ended,

@@ -62,7 +62,8 @@ function draw() {
 }
 function drawHeader() {
   const run = state.run;
-  const word = run.ended ? "ended" : run.started ? "running" : "waiting for workers";
+  const word = run.ended ? (run.stopped ? "stopped" : "ended")
+    : run.started ? "running" : "waiting for workers";
   $("state").textContent = `${word}, ${secs(run.elapsed)}`;
   $("state").className = run.ended ? (run.failed ? "failed" : "ended") : "";
   let text = `${run.done} / ${run.total} done`;
