@@ -47,6 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaos import parse_pair
+
 from trio_graph_scheduler.coordinator.journal import Journal, recorded_events
 
 SCRIPTS = Path(__file__).resolve().parent
@@ -204,12 +206,7 @@ def analyse(cluster: Cluster, env: dict[str, str]) -> dict[str, Any]:
     from chaos_graph import build
 
     graph = trio.run(build)
-    journal = Journal.open(cluster.journal, graph)
-    try:
-        journal.bind(graph)
-        journal.unbind(graph)
-    finally:
-        journal.close()
+    Journal.read_into(cluster.journal, graph)
     final = {"success", "failed", "precondition_failed"}
     statuses = Counter(str(node.task_status) for node in graph.nodes.values())
     lost = sum(n for status, n in statuses.items() if status not in final)
@@ -225,11 +222,6 @@ def analyse(cluster: Cluster, env: dict[str, str]) -> dict[str, Any]:
         "worker_kills": cluster.worker_kills,
         "journal_bytes": cluster.journal.stat().st_size,
     }
-
-
-def parse_pair(text: str) -> tuple[float, float]:
-    low, _, high = text.partition(",")
-    return float(low), float(high or low)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -300,6 +300,23 @@ class Outputs:
     dashboard_linger: float = 0.0
 
 
+async def call_builder(builder: Callable[[], Coroutine[Any, Any, TaskGraph]]) -> TaskGraph:
+    """The graph ``builder`` (the user's ``MODULE:FUNC``) returns.
+
+    Raises:
+        ConfigError: the builder raised (with the user's traceback), or did not return a
+            TaskGraph.
+    """
+    try:
+        graph: object = await builder()
+    except Exception as exc:  # the user's code: anything can go wrong
+        raise ConfigError(f"the graph builder raised {user_traceback(exc)}") from exc
+    if not isinstance(graph, TaskGraph):
+        name = type(graph).__name__
+        raise ConfigError(f"the graph builder returned {name}, not a TaskGraph")
+    return graph
+
+
 async def run_coordinator(
     builder: Callable[[], Coroutine[Any, Any, TaskGraph]],
     config: CoordinatorConfig,
@@ -321,21 +338,15 @@ async def run_coordinator(
     """
     building = trio.CancelScope()
 
-    async def build() -> object:
+    async def build() -> TaskGraph | None:
         with building:  # a signal stops the builder too
-            try:
-                return await builder()
-            except Exception as exc:  # the user's code: anything can go wrong
-                raise ConfigError(f"the graph builder raised {user_traceback(exc)}") from exc
+            return await call_builder(builder)
         return None
 
     with stopper.receiving():  # from the start, so that no signal finds us deaf
         graph = await run_beside(build, functools.partial(stopper.watch, building.cancel))
-        if stopper.signal is not None:
+        if stopper.signal is not None or graph is None:
             raise StoppedWhileBuilding
-        if not isinstance(graph, TaskGraph):
-            name = type(graph).__name__
-            raise ConfigError(f"the graph builder returned {name}, not a TaskGraph")
         coordinator = Coordinator(graph, config)
         helpers = [functools.partial(stopper.watch, coordinator.stop)]
         if outputs.progress:
@@ -535,18 +546,8 @@ def report_from_journal(
     for, running nothing. Return the exit status: 0 once written."""
 
     async def rebuild() -> TaskGraph:
-        try:
-            graph = await builder()
-        except Exception as exc:  # the user's code: anything can go wrong
-            raise ConfigError(f"the graph builder raised {exc!r}") from exc
-        if not isinstance(graph, TaskGraph):
-            raise ConfigError(f"the graph builder returned {type(graph).__name__}, not a TaskGraph")
-        journal = Journal.open(path, graph)
-        try:
-            journal.bind(graph)
-            journal.unbind(graph)
-        finally:
-            journal.close()
+        graph = await call_builder(builder)
+        Journal.read_into(path, graph)
         return graph
 
     try:

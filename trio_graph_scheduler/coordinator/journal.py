@@ -158,20 +158,29 @@ class Journal:
         """
         if graph.scheduler.started:
             raise JournalError("a journal must be bound to a graph before it runs")
-        rows = self._connection.execute("SELECT seq, events FROM batches ORDER BY seq").fetchall()
-        if rows:
-            resumed = _replay(graph, rows, self.path)
-        else:
+        resumed = self._replay_into(graph)
+        if not resumed.events:
             self._pending.extend(_snapshot(graph, self._packer))
-            resumed = Resumed(0, 0, 0)
         graph.scheduler.recorder = self
         return resumed
 
-    def unbind(self, graph: TaskGraphCore) -> None:
-        """Stop recording ``graph``'s changes and write what is buffered."""
-        if graph.scheduler.recorder is self:
-            graph.scheduler.recorder = None
-        self.flush()
+    @classmethod
+    def read_into(cls, path: str | Path, graph: TaskGraphCore) -> Resumed:
+        """Rebuild ``graph`` from the journal at ``path`` and write nothing to it (to read
+        a run that crashed); a journal with no run leaves the graph as it is.
+
+        Raises:
+            JournalError: as :meth:`open` and :meth:`bind`.
+        """
+        journal = cls.open(path, graph)
+        try:
+            return journal._replay_into(graph)
+        finally:
+            journal._connection.close()
+
+    def _replay_into(self, graph: TaskGraphCore) -> Resumed:
+        rows = self._connection.execute("SELECT seq, events FROM batches ORDER BY seq").fetchall()
+        return _replay(graph, rows, self.path) if rows else Resumed(0, 0, 0)
 
     # -- recording (GraphRecorder) -----------------------------------------------------
 
