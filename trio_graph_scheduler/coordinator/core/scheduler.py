@@ -242,7 +242,6 @@ class Scheduler:
                 node._loop.release()
             self.on_retry(node, policy.retry_delay(failures))
             return
-        self.failed.append(node)
         self._end_running(node, TaskStatus.FAILED, exception_trace, reason, slot_busy, exception)
 
     def task_cancelled(self, node: TaskNode, *, slot_busy: bool = False) -> None:
@@ -253,7 +252,6 @@ class Scheduler:
         """
         reason = self.cancelling.pop(node, "cancelled")
         trace = cancelled_trace(reason)
-        self.failed.append(node)
         self._end_running(node, TaskStatus.FAILED, trace, EndReason.CANCELLED, slot_busy)
 
     def slot_freed(self, node: TaskNode) -> None:
@@ -294,7 +292,6 @@ class Scheduler:
             if node.losses >= self.max_lost_attempts:
                 times = "once" if node.losses == 1 else f"{node.losses} times"
                 trace = f"killed its worker {times} (the last: {reason})\n"
-                self.failed.append(node)
                 self._end_running(node, TaskStatus.FAILED, trace, EndReason.WORKER_LOST)
                 return
         else:
@@ -412,6 +409,8 @@ class Scheduler:
     ) -> None:
         self._expect_in_progress(node)
         node.task_status = status
+        if status is TaskStatus.FAILED:
+            self.failed.append(node)
         node.end_reason = reason
         node.ended_at = self.clock()
         if trace is not None:
