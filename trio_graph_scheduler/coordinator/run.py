@@ -89,17 +89,14 @@ def summarize_run(graph: TaskGraph, *, interrupted: bool = False) -> RunSummary:
     """
     scheduler = graph.scheduler
     failed = [_failed_task(node) for node in scheduler.failed]
-    if scheduler.unfinished == 0:
-        counts = {
-            TaskStatus.SUCCESS: len(graph.nodes) - len(failed) - scheduler.skipped,
-            TaskStatus.FAILED: len(failed),
-            TaskStatus.PRECONDITION_FAILED: scheduler.skipped,
-        }
-    else:
-        counts = {}
-        for node in graph.nodes.values():
-            counts[node.task_status] = counts.get(node.task_status, 0) + 1
-    ordered = {str(s): counts[s] for s in TaskStatus if counts.get(s)}
+    if scheduler.unfinished:
+        return RunSummary(graph.statistics().tasks_by_status, interrupted, tuple(failed))
+    counts = {
+        TaskStatus.SUCCESS: len(graph.nodes) - len(failed) - scheduler.skipped,
+        TaskStatus.FAILED: len(failed),
+        TaskStatus.PRECONDITION_FAILED: scheduler.skipped,
+    }
+    ordered = {str(s): n for s, n in counts.items() if n}
     return RunSummary(ordered, interrupted, tuple(failed))
 
 
