@@ -112,8 +112,6 @@ class Journal:
         self._wake = trio.Event()
         # Only one thread writes at a time: the flusher's, or the caller of flush().
         self._write_lock = threading.Lock()
-        #: Events written so far (this process).
-        self.events_written = 0
 
     # -- opening -----------------------------------------------------------------------
 
@@ -263,7 +261,6 @@ class Journal:
                 connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
-            self.events_written += len(batch)
 
 
 # -- the events ----------------------------------------------------------------------------
