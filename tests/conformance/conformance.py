@@ -192,6 +192,12 @@ def check_values(outcome: Outcome) -> None:
     assert outcome.keyed("produce")["result_type"] == "dict"
 
 
+def check_arguments(outcome: Outcome) -> None:
+    outcome.expect_statuses(
+        {"small": "success", "big": "success", "reads": "success", "soon": "success"}
+    )
+
+
 def check_errors(outcome: Outcome) -> None:
     outcome.expect_statuses({"http": "failed", "no_kwargs": "failed"})
     http = outcome.keyed("http")["error"]
@@ -224,6 +230,7 @@ CASES: list[Case] = [
     Case("retries", check_retries, real=True),
     Case("timeouts", check_timeouts, real=True),
     Case("values", check_values, real=True),
+    Case("arguments", check_arguments, real=True),
     Case("errors", check_errors, real=True),
     Case("contexts", check_contexts, real=True),
 ]

@@ -401,6 +401,55 @@ async def build_values() -> TaskGraph:
     return graph
 
 
+# -- a predecessor's arguments -----------------------------------------------------------
+
+#: Larger than an assignment carries of a predecessor's arguments (64 KiB encoded).
+BIG_ARGUMENTS = b"a" * 200_000
+
+
+async def takes(data: bytes, **_: Any) -> int:
+    return len(data)
+
+
+async def reads_arguments(*, task_node: Any, **_: Any) -> str:
+    nodes = {node.task_handle: node for node in task_node.get_predecessor_task_nodes()}
+    small, big = nodes["takes"], nodes["takes_big"]
+    # Small arguments come with the task in every mode.
+    assert small.task_arguments == ((b"s",), {}), small.task_arguments
+    # Large ones: the awaited form works everywhere...
+    assert await big.aget_task_arguments() == ((BIG_ARGUMENTS,), {})
+    # ... and, once asked, the plain one too.
+    assert big.task_arguments == ((BIG_ARGUMENTS,), {})
+    return "read"
+
+
+async def reads_too_soon(*, task_node: Any, **_: Any) -> str:
+    """``task_arguments`` of a large predecessor's, without asking: in-process it is
+    there; on a worker it raises, naming the awaitable form."""
+    from trio_graph_scheduler.shared.errors import NotOnWorkerError
+
+    (big,) = task_node.get_predecessor_task_nodes()
+    try:
+        arguments = big.task_arguments
+    except NotOnWorkerError as exc:
+        if "await node.aget_task_arguments()" not in str(exc):
+            raise
+        return "raised"
+    assert arguments == ((BIG_ARGUMENTS,), {})
+    return "there"
+
+
+async def build_arguments() -> TaskGraph:
+    graph = _graph(
+        {"takes": takes, "takes_big": takes, "reads": reads_arguments, "soon": reads_too_soon}
+    )
+    small = await graph.create_task("takes", ((b"s",), {}), key="small")
+    big = await graph.create_task("takes_big", ((BIG_ARGUMENTS,), {}), key="big")
+    await graph.create_task("reads", waits_on=[small.uid, big.uid], key="reads")
+    await graph.create_task("soon", waits_on=[big.uid], key="soon")
+    return graph
+
+
 # -- errors -------------------------------------------------------------------------------
 
 

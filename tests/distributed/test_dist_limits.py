@@ -1,5 +1,7 @@
-"""Frame limits: what a worker accepts travels in its hello, and a task whose arguments
-need a larger frame fails alone and cleanly, from the graph builder or from a task."""
+"""Frame and value limits: what a worker accepts travels in its hello; a value larger
+than a frame goes as a stream of frames each side accepts (issue 10), and a task whose
+value is larger than the other side takes in (``--max-value-bytes``) fails alone and
+cleanly, from the graph builder or from a task."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ SMALL_FRAME = 2**16
 MIDDLE = 100_000
 #: Arguments that fit no frame of the default limit (16 MiB).
 HUGE = 17 * 2**20
+#: A value limit that ``MIDDLE`` is over.
+SMALL_VALUE = 2**16
 
 
 async def size(payload: bytes, **_: Any) -> int:
@@ -56,14 +60,14 @@ async def test_builder_argument_over_the_workers_limit_fails_that_task_only(
 
     with trio.fail_after(TIME_LIMIT):
         async with open_cluster(graph) as cluster:
-            worker = cluster.start_worker(max_frame_bytes=SMALL_FRAME)
+            worker = cluster.start_worker(max_value_bytes=SMALL_VALUE)
     coordinator = cluster.coordinator
 
     assert big.task_status == "failed"
     assert big.end_reason is EndReason.UNSENDABLE
     assert big.exception_trace is not None
     assert "cannot send the task to a worker" in big.exception_trace
-    assert f"accepts at most {SMALL_FRAME} (--max-frame-bytes)" in big.exception_trace
+    assert "more than the peer takes in (65,536 bytes, --max-value-bytes)" in big.exception_trace
     assert [t.task_result for t in small] == [1, 2, 3, 4]
     # Nothing was lost and nobody was dropped: one connection did it all.
     assert coordinator.statistics().workers_lost == 0
@@ -82,7 +86,7 @@ async def test_every_later_batch_still_carries_the_function_once(
     small = [await graph.create_task("size", ((b"x" * n,), {})) for n in (5, 6)]
 
     with trio.fail_after(TIME_LIMIT):
-        summary, [worker] = await run_cluster(graph, 1, max_frame_bytes=SMALL_FRAME)
+        summary, [worker] = await run_cluster(graph, 1, max_value_bytes=SMALL_VALUE)
 
     assert big.end_reason is EndReason.UNSENDABLE
     assert [t.task_result for t in small] == [5, 6]
@@ -90,21 +94,22 @@ async def test_every_later_batch_still_carries_the_function_once(
     assert worker.statistics().connections == 1
 
 
-async def test_a_worker_accepting_more_than_the_coordinator_still_gets_its_tasks(
+async def test_a_value_larger_than_both_frame_limits_goes_as_a_stream(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    # The coordinator's own limit is the smaller one: MIDDLE fits neither way.
+    # Issue 10: MIDDLE fits no frame either side takes (it used to fail the task); it
+    # goes as a stream of frames the smaller side (the coordinator's) accepts.
     graph = sizes_graph()
     big = await graph.create_task("size", ((b"x" * MIDDLE,), {}))
     fine = await graph.create_task("size", ((b"x" * 10,), {}))
     config = CoordinatorConfig(max_frame_bytes=SMALL_FRAME)
 
     with trio.fail_after(TIME_LIMIT):
-        summary, _ = await run_cluster(graph, 1, config=config)
+        summary, _ = await run_cluster(graph, 1, config=config, max_frame_bytes=SMALL_FRAME)
 
-    assert big.end_reason is EndReason.UNSENDABLE
+    assert big.task_result == MIDDLE
     assert fine.task_result == 10
-    assert summary.tasks_by_status == {"success": 1, "failed": 1}
+    assert summary.tasks_by_status == {"success": 2}
 
 
 async def test_awaited_create_task_over_the_limit_raises_in_the_calling_task(
@@ -114,13 +119,14 @@ async def test_awaited_create_task_over_the_limit_raises_in_the_calling_task(
     caller = await graph.create_task("spawn", ((HUGE, True), {}))
     beside = await graph.create_task("size", ((b"x" * 7,), {}))
 
+    config = CoordinatorConfig(max_value_bytes=2**20)
     with trio.fail_after(TIME_LIMIT):
-        summary, [worker] = await run_cluster(graph, 1)
+        summary, [worker] = await run_cluster(graph, 1, config=config)
 
     assert caller.task_status == "success"
     assert isinstance(caller.task_result, str)
     assert caller.task_result.startswith("ValueTooLargeError: the arguments of the new 'size'")
-    assert "--max-frame-bytes" in caller.task_result
+    assert "(1,048,576 bytes, --max-value-bytes)" in caller.task_result
     assert beside.task_result == 7
     # The task was never created on the coordinator.
     assert summary.tasks_by_status == {"success": 2}
@@ -134,8 +140,9 @@ async def test_unawaited_create_task_over_the_limit_fails_the_calling_task(
     caller = await graph.create_task("spawn", ((HUGE, False), {}))
     beside = await graph.create_task("size", ((b"x" * 7,), {}))
 
+    config = CoordinatorConfig(max_value_bytes=2**20)
     with trio.fail_after(TIME_LIMIT):
-        summary, [worker] = await run_cluster(graph, 1)
+        summary, [worker] = await run_cluster(graph, 1, config=config)
 
     assert caller.task_status == "failed"
     assert caller.end_reason is EndReason.CALL_FAILED
@@ -216,12 +223,13 @@ async def big_result(**_: Any) -> bytes:
 async def test_a_result_larger_than_the_coordinator_accepts_fails_that_task_only(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    # The worker accepts 16 MiB, the coordinator 64 KiB: the welcome said so, and the
-    # worker sends no larger frame (it used to, and the coordinator closed with 1009).
+    # The worker takes values of 1 GiB, the coordinator of 64 KiB: the welcome said so,
+    # and the worker fails the task instead of sending it (its frames, of 64 KiB at
+    # most, would carry the value as a stream).
     graph = TaskGraph({"big": big_result, "size": size}, [WorkerLoop("default", 4)])
     big = await graph.create_task("big")
     fine = [await graph.create_task("size", ((b"x" * n,), {})) for n in (1, 2)]
-    config = CoordinatorConfig(max_frame_bytes=SMALL_FRAME)
+    config = CoordinatorConfig(max_frame_bytes=SMALL_FRAME, max_value_bytes=SMALL_VALUE)
 
     with trio.fail_after(TIME_LIMIT):
         async with open_cluster(graph, config) as cluster:

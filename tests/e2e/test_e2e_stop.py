@@ -83,17 +83,22 @@ def test_signal_while_the_graph_is_built_stops_with_one_line(procs: Processes, s
     assert last == "tgs-coordinator: stopped while building the graph", procs.logs()
 
 
-def test_worker_with_a_smaller_frame_limit_fails_only_the_task_too_large_for_it(
+def test_worker_with_a_smaller_value_limit_fails_only_the_task_too_large_for_it(
     procs: Processes,
 ) -> None:
+    # Issue 10: a value over the worker's frame limit goes as a stream; one over its
+    # value limit fails its task (it used to be one over its frame limit).
     procs.add_graph_module(MODULE)
     coordinator = procs.coordinator(f"{MODULE}:build_sizes", raw_spec=True)
-    worker = procs.worker(coordinator.wait_listening(), "--max-frame-bytes", "65536")
+    worker = procs.worker(
+        coordinator.wait_listening(), "--max-frame-bytes", "65536", "--max-value-bytes", "65536"
+    )
     assert procs.wait(coordinator) == 1, procs.logs()  # a task failed
     assert procs.wait(worker) == 0, procs.logs()
     assert coordinator.summary() == {"success": 4, "failed": 1}
     assert "task task-big cannot be sent to a worker" in coordinator.stderr, procs.logs()
-    assert "accepts at most 65536" in coordinator.stdout + coordinator.stderr, procs.logs()
+    output = coordinator.stdout + coordinator.stderr
+    assert "more than the peer takes in (65,536 bytes, --max-value-bytes)" in output, procs.logs()
     # The worker was never dropped, nor did it crash: one connection, no protocol error.
     assert "dropped" not in coordinator.stderr, procs.logs()
     assert "lost the coordinator" not in worker.stderr, procs.logs()
@@ -103,8 +108,14 @@ def test_worker_with_a_smaller_frame_limit_fails_only_the_task_too_large_for_it(
 def test_create_task_over_the_limit_on_a_worker_fails_cleanly(procs: Processes) -> None:
     procs.add_graph_module(MODULE)
     report = procs.root / "report.json"
+    # Issue 10: 20 MiB arguments are over a value limit of 1 MiB (no longer over a frame).
     coordinator = procs.coordinator(
-        f"{MODULE}:build_spawn_big", "--report", str(report), raw_spec=True
+        f"{MODULE}:build_spawn_big",
+        "--report",
+        str(report),
+        "--max-value-bytes",
+        str(2**20),
+        raw_spec=True,
     )
     worker = procs.worker(coordinator.wait_listening())
     assert procs.wait(coordinator) == 1, procs.logs()

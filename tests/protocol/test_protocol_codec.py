@@ -50,6 +50,7 @@ from trio_graph_scheduler.protocol import (
     TaskRecord,
     TaskSucceeded,
     UnreadableValue,
+    ValueChunk,
     ValueEncodeError,
     Welcome,
     WorkerStatus,
@@ -456,6 +457,10 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
     (Cancelled(lease=12), {"type": "cancelled", "lease": 12}),
     (Cancelled(lease=12, slot_busy=True), {"type": "cancelled", "lease": 12, "slot_busy": True}),
     (SlotFreed(lease=12), {"type": "slot_freed", "lease": 12}),
+    (
+        ValueChunk(stream=3, offset=4, total=6, data=b"ab"),
+        {"type": "value_chunk", "stream": 3, "offset": 4, "total": 6, "data": b"ab"},
+    ),
     (
         LoopBlocked(task_uid="task-1", handle="h", seconds=2.5),
         {"type": "loop_blocked", "task_uid": "task-1", "handle": "h", "seconds": 2.5},
@@ -1260,6 +1265,11 @@ MESSAGE_STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {
     Cancel: st.builds(Cancel, lease=ints),
     Cancelled: st.builds(Cancelled, lease=ints, slot_busy=st.booleans()),
     SlotFreed: st.builds(SlotFreed, lease=ints),
+    ValueChunk: st.builds(
+        lambda data, extra: ValueChunk(stream=1, offset=0, total=len(data) + extra, data=data),
+        st.binary(min_size=1, max_size=20),
+        st.integers(0, 5),
+    ),
     LoopBlocked: st.builds(
         LoopBlocked, task_uid=names, handle=names, seconds=st.floats(min_value=1e-3, max_value=1e6)
     )

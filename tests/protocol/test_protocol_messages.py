@@ -241,8 +241,8 @@ def test_registry_holds_every_message_class_once() -> None:
     }
     assert set(MESSAGE_TYPES.values()) == classes
     assert (
-        len(MESSAGE_TYPES) == 23
-    )  # issue 12 added task_query, cancel_task_request, successors_request
+        len(MESSAGE_TYPES) == 24
+    )  # issue 12 added task_query, cancel_task_request, successors_request; 10 value_chunk
     for tag, cls in MESSAGE_TYPES.items():
         assert tag == cls.TAG
         assert "type" not in {field.name for field in msgspec.structs.fields(cls)}

@@ -469,6 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tls_key=args.tls_key,
             min_workers=args.min_workers,
             max_frame_bytes=args.max_frame_bytes,
+            max_value_bytes=args.max_value_bytes,
             journal=args.journal,
             dashboard=args.dashboard,
         )

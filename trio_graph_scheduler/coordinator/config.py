@@ -7,6 +7,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Final
 
+from ..protocol.chunks import MAX_VALUE_BYTES
 from ..protocol.codec import MAX_FRAME_BYTES
 from ..shared.errors import ConfigError
 from .core.scheduler import DEFAULT_MAX_LOST_ATTEMPTS
@@ -38,6 +39,8 @@ class CoordinatorConfig:
         heartbeat_timeout: seconds of silence after which a worker is dropped.
         handshake_timeout: seconds a new connection has to say hello.
         max_frame_bytes: the largest frame accepted or sent.
+        max_value_bytes: the largest value a worker may send (a result, a graph call's
+            arguments), as a stream of frames; a larger one fails its task.
         shutdown_grace: seconds to wait for workers to leave after the graph ended.
         max_lost_attempts: a task whose worker is lost this many times while it ran
             there alone fails ("killed its worker 3 times") instead of running again.
@@ -60,6 +63,7 @@ class CoordinatorConfig:
     heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT
     handshake_timeout: float = 10.0
     max_frame_bytes: int = MAX_FRAME_BYTES
+    max_value_bytes: int = MAX_VALUE_BYTES
     shutdown_grace: float = 5.0
     max_lost_attempts: int = DEFAULT_MAX_LOST_ATTEMPTS
     max_connections: int = 1024
@@ -96,6 +100,8 @@ class CoordinatorConfig:
             raise ConfigError("a TLS key needs its certificate (tls_cert)")
         if self.max_frame_bytes < 2**16:
             raise ConfigError(f"max_frame_bytes must be at least 65536, got {self.max_frame_bytes}")
+        if self.max_value_bytes < 1:
+            raise ConfigError(f"max_value_bytes must be at least 1, got {self.max_value_bytes}")
 
     @property
     def dashboard_address(self) -> tuple[str, int]:

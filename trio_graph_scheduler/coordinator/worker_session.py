@@ -65,7 +65,7 @@ from ..protocol.messages import (
     Welcome,
 )
 from ..protocol.session import CloseCode, ProtocolSession, Role, SessionState
-from ..protocol.values import find_unreadable, unreadable_values_decoded
+from ..protocol.values import ValueEncodeError, find_unreadable, unreadable_values_decoded
 from ..shared.errors import (
     GraphDefinitionError,
     LocalProtocolError,
@@ -159,7 +159,9 @@ class WorkerSession:
         self._scheduler = coordinator.graph.scheduler
         self._ws = ws
         self._protocol = ProtocolSession(
-            Role.COORDINATOR, max_frame_bytes=coordinator.config.max_frame_bytes
+            Role.COORDINATOR,
+            max_frame_bytes=coordinator.config.max_frame_bytes,
+            max_value_bytes=coordinator.config.max_value_bytes,
         )
         self.worker_id = ""
         self.worker_name = ""
@@ -217,6 +219,8 @@ class WorkerSession:
                 CancelTaskRequest: self._on_cancel_task,
                 SuccessorsRequest: self._on_successors,
             },
+            streaming=lambda: self._protocol.streaming,
+            stream_frames=self._protocol.stream_frames,
         )
 
     @property
@@ -273,6 +277,7 @@ class WorkerSession:
         else:
             record.left_because = "stopped" if self._stopped else "dismissed"
         self._coordinator.sessions.discard(self)
+        self._protocol.release_streams()
         self._free_slot_indexes()
         self._coordinator.membership_changed()
         record.lost_while_running = self._release()
@@ -377,6 +382,7 @@ class WorkerSession:
             context_inits=coordinator.pickled_context_inits(loops),
             max_frame_bytes=coordinator.config.max_frame_bytes,
             slot_indexes=self._slot_indexes,
+            max_value_bytes=coordinator.config.max_value_bytes,
         )
         try:
             await self._send_now([welcome])
@@ -867,11 +873,14 @@ class WorkerSession:
     def _encode(self, messages: list[Message]) -> list[bytes]:
         """The batch as frames; a function counts as sent once a frame carries it."""
         while True:
+            mark = self._protocol.mark()
             try:
                 frames = encode_batches(self._protocol, messages, self._on_unsendable)
             except _FunctionNotSent:
                 # Rare (a task whose own value cannot be sent): the frames made so far
-                # are dropped and the batch is made again without the failed tasks.
+                # (and the streams of their values) are dropped and the batch is made
+                # again without the failed tasks.
+                self._protocol.rollback(mark)
                 messages = self._carry_functions_again(messages)
                 continue
             self._functions_sent |= self._functions_carried
@@ -940,6 +949,8 @@ class WorkerSession:
             if isinstance(error, FrameTooLargeError):
                 detail = f"it needs a frame of {error.size} bytes and at most {error.limit} go"
                 refusal: TGSError = ValueTooLargeError(f"{what}: {detail}")
+            elif isinstance(error, ValueEncodeError) and error.too_large:
+                refusal = ValueTooLargeError(f"{what}: {error}")
             else:
                 refusal = TGSError(f"{what}: {error}")
             return Reply(

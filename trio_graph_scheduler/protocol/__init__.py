@@ -3,11 +3,15 @@
 Bytes in, typed and validated messages out, and back: no sockets, no trio. Messages are
 frozen dataclasses (``messages``), a frame is a msgpack array of them (``codec``), task
 values travel through the value codec (``values``), and ``session`` checks the order of
-messages on one connection.
+messages on one connection; values larger than a frame travel as streams of chunks
+(``chunks``).
 """
 
 from ..shared.errors import LocalProtocolError as LocalProtocolError
 from ..shared.errors import RemoteProtocolError as RemoteProtocolError
+from .chunks import MAX_VALUE_BYTES as MAX_VALUE_BYTES
+from .chunks import InboundValues as InboundValues
+from .chunks import OutgoingValues as OutgoingValues
 from .codec import MAX_FRAME_BYTES as MAX_FRAME_BYTES
 from .codec import FrameTooLargeError as FrameTooLargeError
 from .codec import decode_frame as decode_frame
@@ -45,6 +49,7 @@ from .messages import TaskFilter as TaskFilter
 from .messages import TaskQuery as TaskQuery
 from .messages import TaskRecord as TaskRecord
 from .messages import TaskSucceeded as TaskSucceeded
+from .messages import ValueChunk as ValueChunk
 from .messages import Welcome as Welcome
 from .messages import WorkerStatus as WorkerStatus
 from .session import HANDSHAKE_MAX_FRAME_BYTES as HANDSHAKE_MAX_FRAME_BYTES
@@ -57,6 +62,7 @@ from .values import EXT_BIG_INT as EXT_BIG_INT
 from .values import EXT_FROZENSET as EXT_FROZENSET
 from .values import EXT_PICKLE as EXT_PICKLE
 from .values import EXT_SET as EXT_SET
+from .values import EXT_STREAMED as EXT_STREAMED
 from .values import EXT_TUPLE as EXT_TUPLE
 from .values import UnreadableValue as UnreadableValue
 from .values import ValueEncodeError as ValueEncodeError

@@ -3,7 +3,8 @@
 A batch mixes messages of many tasks. If one task's value cannot be serialised, or one
 message alone is larger than a frame may be, only that message is taken out (its owner
 decides what to send instead, e.g. a ``TaskFailed``); the rest still go. A batch that is
-too large as a whole is split into several frames.
+too large as a whole is split into several frames. A value too large for any frame goes
+as a stream (see ``chunks``): its message waits in the session, not in these frames.
 """
 
 from __future__ import annotations
@@ -35,12 +36,14 @@ def encode_batches(
             returns (if anything) is sent in its place.
 
     Returns:
-        The frames, possibly none if nothing could be sent.
+        The frames, possibly none if nothing could be sent (or everything waits for its
+        values' streams: :meth:`ProtocolSession.stream_frames` sends it).
     """
     batch = list(messages)
     while batch:
         try:
-            return [session.send(batch)]
+            frame = session.send_streamed(batch)
+            return [frame] if frame is not None else []
         except ValueEncodeError as exc:
             index = exc.message_index if exc.message_index is not None else 0
             replacement = on_unsendable(batch[index], exc)

@@ -21,8 +21,22 @@ from typing import Annotated, Any, Final, Union, get_args, get_origin
 import msgspec
 
 from ..shared.errors import LocalProtocolError, RemoteProtocolError
-from .messages import MESSAGE_TYPES, VALUE_MARKER, Message, Record
-from .values import ValueEncodeError, ValuePacker, value_ext_hook
+from .messages import (
+    MAX_SHIPPED_ARGUMENTS,
+    MESSAGE_TYPES,
+    SMALL_MARKER,
+    VALUE_MARKER,
+    Message,
+    Record,
+)
+from .values import (
+    EXT_NOT_SENT,
+    ValueEncodeError,
+    ValuePacker,
+    check_containers,
+    qualified_type_name,
+    value_ext_hook,
+)
 
 #: The largest frame either side sends or accepts. The WebSocket layer must allow
 #: messages of this size (trio-websocket's own default is only 1 MiB).
@@ -33,7 +47,27 @@ MAX_FRAME_BYTES: Final = 16 * 2**20  # 16 MiB
 #: string) stays cheap.
 _NATIVE_VALUE_TYPES: Final = frozenset({type(None), bool, int, float, str, bytes})
 
-_Pack = Callable[[Any, ValuePacker], Any]
+#: Called with a value's packed bytes when they are larger than the pass's ``spill_above``:
+#: returns what the frame carries instead (an ``EXT_STREAMED`` reference). ``index`` is
+#: the message holding the value.
+Spill = Callable[[int, bytes], bytes]
+
+
+class _Packing:
+    """One encoding pass: the value packer, and where large values go (if anywhere)."""
+
+    __slots__ = ("index", "spill", "spill_above", "spill_limit", "values")
+
+    def __init__(self, spill: Spill | None, spill_above: int, spill_limit: int) -> None:
+        self.values = ValuePacker()
+        self.spill = spill
+        self.spill_above = spill_above
+        self.spill_limit = spill_limit
+        #: The index of the message being packed.
+        self.index = 0
+
+
+_Pack = Callable[[Any, _Packing], Any]
 
 
 class FrameTooLargeError(LocalProtocolError):
@@ -50,10 +84,49 @@ class FrameTooLargeError(LocalProtocolError):
         super().__init__(f"frame of {size} bytes exceeds the limit of {limit} bytes")
 
 
-def _pack_value(value: Any, packer: ValuePacker) -> Any:
-    if type(value) in _NATIVE_VALUE_TYPES and (type(value) is not int or -(2**63) <= value < 2**64):
+def _pack_value(value: Any, packing: _Packing) -> Any:
+    kind = type(value)
+    # A native value stays as it is, unless it is a long string or bytes that may spill.
+    if (
+        kind in _NATIVE_VALUE_TYPES
+        and (kind is not int or -(2**63) <= value < 2**64)
+        and (packing.spill is None or kind not in (bytes, str) or len(value) <= packing.spill_above)
+    ):
         return value
-    return msgspec.Raw(packer.pack(value))
+    return _packed(value, packing.values.pack(value), packing)
+
+
+#: What a value left out is on the wire: an ``EXT_NOT_SENT`` with no data (an ext 8 of
+#: length 0).
+_NOT_SENT_RAW: Final = msgspec.Raw(bytes((0xC7, 0, EXT_NOT_SENT)))
+
+
+def _pack_small_value(value: Any, packing: _Packing) -> Any:
+    """A value sent only when its encoded form is at most ``MAX_SHIPPED_ARGUMENTS``."""
+    kind = type(value)
+    if (
+        kind in _NATIVE_VALUE_TYPES
+        and (kind is not int or -(2**63) <= value < 2**64)
+        and (kind not in (bytes, str) or len(value) <= MAX_SHIPPED_ARGUMENTS // 4)
+    ):
+        return value
+    packed = packing.values.pack(value)
+    if len(packed) > MAX_SHIPPED_ARGUMENTS:
+        return _NOT_SENT_RAW
+    return _packed(value, packed, packing)
+
+
+def _packed(value: Any, packed: bytes, packing: _Packing) -> Any:
+    if packing.spill is not None and len(packed) > packing.spill_above:
+        if len(packed) > packing.spill_limit:
+            raise ValueEncodeError(
+                qualified_type_name(value),
+                f"its {len(packed):,} encoded bytes are more than the peer takes in "
+                f"({packing.spill_limit:,} bytes, --max-value-bytes)",
+                too_large=True,
+            )
+        return msgspec.Raw(packing.spill(packing.index, packed))
+    return msgspec.Raw(packed)
 
 
 def _struct_packer(cls: type[msgspec.Struct], *, names_field: bool) -> _Pack | None:
@@ -69,7 +142,7 @@ def _struct_packer(cls: type[msgspec.Struct], *, names_field: bool) -> _Pack | N
     if not plans:
         return None
 
-    def pack_struct(struct: Any, packer: ValuePacker) -> Any:
+    def pack_struct(struct: Any, packer: _Packing) -> Any:
         changes = {}
         for name, pack in plans:
             value = getattr(struct, name)
@@ -78,7 +151,9 @@ def _struct_packer(cls: type[msgspec.Struct], *, names_field: bool) -> _Pack | N
             except ValueEncodeError as exc:
                 if not names_field:
                     raise
-                raise ValueEncodeError(exc.type_name, exc.reason, field=name) from exc
+                raise ValueEncodeError(
+                    exc.type_name, exc.reason, field=name, too_large=exc.too_large
+                ) from exc
             if packed is not value:
                 changes[name] = packed
         # Most values are native (None, a number, a string): then nothing is copied.
@@ -91,7 +166,9 @@ def _field_packer(annotation: Any) -> _Pack | None:
     origin = get_origin(annotation)
     if origin is Annotated:
         base, *extras = get_args(annotation)
-        return _pack_value if VALUE_MARKER in extras else _field_packer(base)
+        if VALUE_MARKER in extras:
+            return _pack_small_value if SMALL_MARKER in extras else _pack_value
+        return _field_packer(base)
     if isinstance(annotation, type) and issubclass(annotation, Record):
         return _struct_packer(annotation, names_field=False)
     if origin is list:
@@ -99,7 +176,7 @@ def _field_packer(annotation: Any) -> _Pack | None:
         if inner is None:
             return None
 
-        def pack_items(items: list[Any], packer: ValuePacker) -> list[Any]:
+        def pack_items(items: list[Any], packer: _Packing) -> list[Any]:
             packed = [inner(item, packer) for item in items]
             same = all(new is old for new, old in zip(packed, items, strict=True))
             return items if same else packed
@@ -141,9 +218,35 @@ def encode_frame(messages: Sequence[Message], *, max_frame_bytes: int = MAX_FRAM
         LocalProtocolError: ``messages`` is empty or holds something that is not a
             message (a bug).
     """
+    return encode_wire(pack_messages(messages), max_frame_bytes=max_frame_bytes)
+
+
+def pack_messages(
+    messages: Sequence[Message],
+    *,
+    spill: Spill | None = None,
+    spill_above: int = 0,
+    spill_limit: int = 0,
+) -> list[Any]:
+    """The messages with their values packed: what :func:`encode_wire` encodes.
+
+    Args:
+        messages: At least one message.
+        spill: Where values whose packed form is larger than ``spill_above`` bytes go
+            (their place in the message holds what ``spill`` returns); ``None``: every
+            value stays in its message.
+        spill_above: See ``spill``.
+        spill_limit: The largest value ``spill`` takes (the peer's limit): a larger one
+            raises ``ValueEncodeError``.
+
+    Raises:
+        ValueEncodeError: A value cannot be serialised (``message_index``, ``field``);
+            whatever ``spill`` raised, likewise.
+        LocalProtocolError: ``messages`` is empty or holds a non-message (a bug).
+    """
     if not messages:
         raise LocalProtocolError("a frame needs at least one message")
-    packer = ValuePacker()
+    packing = _Packing(spill, spill_above, spill_limit)
     wire = list(messages)
     for index, message in enumerate(messages):
         try:
@@ -153,12 +256,26 @@ def encode_frame(messages: Sequence[Message], *, max_frame_bytes: int = MAX_FRAM
                 f"message {index} is a {type(message).__name__}, not a message"
             ) from None
         if pack is not None:
+            packing.index = index
             try:
-                wire[index] = pack(message, packer)
+                wire[index] = pack(message, packing)
             except ValueEncodeError as exc:
                 raise ValueEncodeError(
-                    exc.type_name, exc.reason, message_index=index, field=exc.field
+                    exc.type_name,
+                    exc.reason,
+                    message_index=index,
+                    field=exc.field,
+                    too_large=exc.too_large,
                 ) from exc
+    return wire
+
+
+def encode_wire(wire: Sequence[Any], *, max_frame_bytes: int = MAX_FRAME_BYTES) -> bytes:
+    """One frame of messages packed by :func:`pack_messages`.
+
+    Raises:
+        FrameTooLargeError: The frame would exceed ``max_frame_bytes``.
+    """
     frame = _ENCODER.encode(wire)
     if len(frame) > max_frame_bytes:
         raise FrameTooLargeError(len(frame), max_frame_bytes)
@@ -186,7 +303,10 @@ def decode_frame(
         RemoteProtocolError: The frame is too large, not msgpack, not a non-empty array
             of message maps, or a message is unknown, lacks or adds a field, or has a
             field of the wrong type or value; the text says which, e.g.
-            ``Expected `int`, got `str` - at `$[0].lease```.
+            ``Expected `int`, got `str` - at `$[0].lease```. Also a frame holding
+            more lists and dicts than its size allows (``values.check_containers``),
+            and a reference to a streamed value that the session's stream source (see
+            ``values.streams_from``) does not hold.
     """
     if isinstance(data, str):
         raise RemoteProtocolError("frame must be binary, got a text message")
@@ -195,6 +315,7 @@ def decode_frame(
             f"frame of {len(data)} bytes exceeds the limit of {max_frame_bytes} bytes"
         )
     try:
+        check_containers(data)
         messages: list[Message] = _DECODERS[allow_pickle].decode(data)
     except msgspec.ValidationError as exc:
         raise RemoteProtocolError(f"invalid message: {exc}") from None

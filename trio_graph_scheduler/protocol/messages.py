@@ -58,6 +58,13 @@ Name = Annotated[str, msgspec.Meta(min_length=1)]
 Seconds = Annotated[float, msgspec.Meta(gt=0, le=MAX_SECONDS)]
 #: Any task value (arguments, a result): whatever the value codec can carry.
 Value = Annotated[Any, VALUE_MARKER]
+#: Marks the value fields left out when their encoded form is larger than
+#: :data:`MAX_SHIPPED_ARGUMENTS`: they arrive as ``values.NOT_SENT``.
+SMALL_MARKER: Final = "tgs-small-value"
+#: A value sent only when small: a predecessor's arguments, which few tasks read.
+SmallValue = Annotated[Any, VALUE_MARKER, SMALL_MARKER]
+#: The largest encoded predecessor's arguments an assignment carries (64 KiB).
+MAX_SHIPPED_ARGUMENTS: Final = 64 * 2**10
 
 
 class InvalidFieldError(LocalProtocolError, ValueError):
@@ -121,7 +128,9 @@ class Hello(Message, frozen=True, kw_only=True, tag="hello", omit_defaults=True)
     ``loops`` empty means every loop of the graph; ``max_tasks`` 0 means the worker puts
     no cap of its own on how many tasks it runs at once. ``max_frame_bytes`` is the
     largest frame the worker accepts: the coordinator sends it nothing larger (0, or left
-    out on the wire by an older worker: it did not say).
+    out on the wire by an older worker: it did not say). ``max_value_bytes`` is the
+    largest value the worker takes in as a stream of :class:`ValueChunk` (0, or left
+    out: it takes no streams, so values must fit a frame).
     """
 
     version: Count
@@ -130,6 +139,7 @@ class Hello(Message, frozen=True, kw_only=True, tag="hello", omit_defaults=True)
     loops: list[Name]
     max_tasks: Count
     max_frame_bytes: Count = 0
+    max_value_bytes: Count = 0
 
     def __post_init__(self) -> None:
         if len(set(self.loops)) != len(self.loops):
@@ -146,7 +156,8 @@ class Welcome(Message, frozen=True, kw_only=True, tag="welcome", omit_defaults=T
     the largest frame the coordinator accepts (0, or left out: it did not say).
     ``slot_indexes`` gives, per loop, the ``worker_index`` of each of the worker's slots
     (one number per slot, unique among the connected workers' slots of that loop); a
-    loop left out numbers its slots from 0 (an older coordinator).
+    loop left out numbers its slots from 0 (an older coordinator). ``max_value_bytes``:
+    as in :class:`Hello`, for the coordinator.
     """
 
     version: Count
@@ -157,6 +168,7 @@ class Welcome(Message, frozen=True, kw_only=True, tag="welcome", omit_defaults=T
     context_inits: dict[Name, bytes]
     max_frame_bytes: Count = 0
     slot_indexes: dict[Name, list[Count]] = msgspec.field(default_factory=dict)
+    max_value_bytes: Count = 0
 
     def __post_init__(self) -> None:
         for loop, indexes in self.slot_indexes.items():
@@ -190,12 +202,14 @@ class PredecessorRecord(Record, frozen=True, kw_only=True, omit_defaults=True):
     """A predecessor of an assigned task, as the task sees it (nested in :class:`Assign`).
 
     ``key`` is the key it was created with (``None``, left out on the wire: none).
+    ``arguments`` is left out (``values.NOT_SENT``) when its encoded form is larger than
+    :data:`MAX_SHIPPED_ARGUMENTS`: the task asks for it if it reads it.
     """
 
     task_uid: Name
     handle: Name
     status: TaskStatus
-    arguments: Value
+    arguments: SmallValue
     result: Value
     exception_trace: str | None
     key: Value = None
@@ -440,6 +454,30 @@ class Reply(Message, frozen=True, kw_only=True, tag="reply", omit_defaults=True)
             raise InvalidFieldError(self.TAG, "a reply carries an answer or an error, not both")
         if self.conditions and len(self.conditions) != len(self.tasks):
             raise InvalidFieldError(self.TAG, "conditions must pair with tasks one to one")
+
+
+# Values larger than a frame.
+
+
+@_register
+class ValueChunk(Message, frozen=True, kw_only=True, tag="value_chunk"):
+    """Either way: the bytes ``[offset, offset + len(data))`` of stream ``stream``, a value
+    of ``total`` bytes (the value codec's form of it) that a later message refers to with
+    an ``EXT_STREAMED`` reference. Streams are numbered upwards from 1 by their sender,
+    chunks of one stream come in order, and the message referring to a stream comes after
+    its last chunk, in a later frame. Only sent to a peer that said ``max_value_bytes``.
+    """
+
+    stream: AtLeastOne
+    offset: Count
+    total: AtLeastOne
+    data: bytes
+
+    def __post_init__(self) -> None:
+        if not self.data or self.offset + len(self.data) > self.total:
+            raise InvalidFieldError(
+                self.TAG, f"{len(self.data)} bytes at {self.offset} of a {self.total}-byte value"
+            )
 
 
 # Liveness and the end.

@@ -37,7 +37,15 @@ from enum import Enum, IntEnum
 from typing import TYPE_CHECKING, Final, final
 
 from ..shared.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from .codec import MAX_FRAME_BYTES, FrameTooLargeError, decode_frame, encode_frame
+from .chunks import MAX_VALUE_BYTES, InboundValues, OutgoingValues, chunk_size, spill_size
+from .codec import (
+    MAX_FRAME_BYTES,
+    FrameTooLargeError,
+    decode_frame,
+    encode_frame,
+    encode_wire,
+    pack_messages,
+)
 from .messages import (
     PROTOCOL_VERSION,
     Assign,
@@ -63,9 +71,10 @@ from .messages import (
     TaskFailed,
     TaskQuery,
     TaskSucceeded,
+    ValueChunk,
     Welcome,
 )
-from .values import ValueEncodeError
+from .values import EXT_STREAMED, ValueEncodeError, streams_from
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -137,6 +146,7 @@ TRANSITIONS: Final[Mapping[Role, Mapping[SessionState, Mapping[type[Message], Se
             SlotFreed: _S.ACTIVE,
             LoopBlocked: _S.ACTIVE,
             Heartbeat: _S.ACTIVE,
+            ValueChunk: _S.ACTIVE,
         },
     },
     Role.COORDINATOR: {
@@ -147,6 +157,7 @@ TRANSITIONS: Final[Mapping[Role, Mapping[SessionState, Mapping[type[Message], Se
             Reply: _S.ACTIVE,
             Cancel: _S.ACTIVE,
             Heartbeat: _S.ACTIVE,
+            ValueChunk: _S.ACTIVE,
             Shutdown: _S.CLOSED,
         },
     },
@@ -166,9 +177,16 @@ class ProtocolSession:
         for message in session.receive(await ws.get_message()):
             ...
 
+    Values larger than a frame (see ``chunks``): :meth:`send_streamed` takes them out of
+    their messages as streams, which :meth:`stream_frames` sends a chunk at a time, and
+    holds back the messages that refer to them until their streams went; :meth:`receive`
+    takes chunks in and hands out only the other messages. Only a peer that said it takes
+    streams (``max_value_bytes`` in its hello or welcome) is sent any.
+
     Args:
         role: Which end this is.
         max_frame_bytes: The largest frame sent or accepted once the session is active.
+        max_value_bytes: The largest value taken in as a stream.
 
     Attributes:
         role: Which end this is.
@@ -177,12 +195,24 @@ class ProtocolSession:
             say how much each accepts, and the session applies it (:meth:`limit_sends`).
         hello: The worker's hello, once it has passed.
         welcome: The coordinator's welcome, once it has passed.
+        peer_max_value_bytes: The largest value the peer takes in as a stream (0: it
+            takes none).
     """
 
-    def __init__(self, role: Role, *, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+    def __init__(
+        self,
+        role: Role,
+        *,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
+        max_value_bytes: int = MAX_VALUE_BYTES,
+    ) -> None:
         self.role: Final = role
         self.max_frame_bytes: Final = max_frame_bytes
+        self.max_value_bytes: Final = max_value_bytes
         self.max_send_bytes = max_frame_bytes
+        self.peer_max_value_bytes = 0
+        self._outgoing = OutgoingValues()
+        self._inbound = InboundValues(max_value_bytes)
         self.hello: Hello | None = None
         self.welcome: Welcome | None = None
         self._state = SessionState.AWAITING_HELLO
@@ -223,12 +253,132 @@ class ProtocolSession:
         self._we_closed = state is SessionState.CLOSED
         return frame
 
+    def send_streamed(self, messages: Sequence[Message]) -> bytes | None:
+        """As :meth:`send`, but a value too large for a frame goes as a stream.
+
+        Such a value's message, and every later message of the same lease, is held
+        until the stream went (:meth:`stream_frames`); the others go now.
+
+        Returns:
+            The frame of the messages that go now; ``None`` if every one is held.
+
+        Raises:
+            ValueEncodeError: A value cannot be serialised, or is larger than the peer
+                takes in; the session is unchanged.
+            FrameTooLargeError: The frame is too large; the session is unchanged.
+            LocalProtocolError: As :meth:`send`.
+        """
+        if not self.peer_max_value_bytes or self._state is not SessionState.ACTIVE:
+            return self.send(messages)
+        self._check_usable()
+        try:
+            state = self._walk(self.role, messages, LocalProtocolError)
+        except ProtocolError:
+            self._state = SessionState.ERROR
+            raise
+        # A value over the peer's limit is refused here whatever its size: it spills.
+        spill_above = min(spill_size(self.max_send_bytes), self.peer_max_value_bytes)
+        try:
+            frame = self._hold_streamed(messages, spill_above)
+        except FrameTooLargeError:
+            if len(messages) != 1 or spill_above <= _SMALL_SPILL:
+                raise
+            # One message of many mid-sized values: every value but the smallest goes
+            # as a stream.
+            frame = self._hold_streamed(messages, _SMALL_SPILL)
+        self._commit(messages, state)
+        self._we_closed = state is SessionState.CLOSED
+        return frame
+
+    def _hold_streamed(self, messages: Sequence[Message], spill_above: int) -> bytes | None:
+        outgoing = self._outgoing
+        streams: list[tuple[int, bytes]] = []
+        spilled: dict[int, set[int]] = {}
+
+        def spill(index: int, packed: bytes) -> bytes:
+            stream = outgoing.new_stream()
+            streams.append((stream, packed))
+            spilled.setdefault(index, set()).add(stream)
+            return _stream_reference(stream)
+
+        wire = pack_messages(
+            messages, spill=spill, spill_above=spill_above, spill_limit=self.peer_max_value_bytes
+        )
+        if not spilled and not outgoing.busy:
+            return encode_wire(wire, max_frame_bytes=self.max_send_bytes)
+        ready = []
+        held = []
+        held_now: set[object] = set()
+        for index, message in enumerate(messages):
+            keys = _order_keys(message)
+            waiting = spilled.get(index)
+            if waiting is not None or any(k in held_now or outgoing.holds(k) for k in keys):
+                held_now.update(keys)
+                alone = encode_wire([wire[index]], max_frame_bytes=self.max_send_bytes)
+                held.append(outgoing.held(alone, keys, waiting or set()))
+            else:
+                ready.append(wire[index])
+        frame = encode_wire(ready, max_frame_bytes=self.max_send_bytes) if ready else None
+        outgoing.add(streams, held)
+        return frame
+
+    @property
+    def streaming(self) -> bool:
+        """Whether chunks, or messages waiting for them, remain to be sent."""
+        return self._outgoing.busy
+
+    def stream_frames(self) -> list[bytes]:
+        """The next chunk's frame, and the frames of the messages it let go (in order).
+
+        Empty once the session is no longer active: whatever waited is dropped.
+        """
+        if self._state is not SessionState.ACTIVE:
+            self._outgoing.clear()
+            return []
+        limit = self.max_send_bytes
+        return self._outgoing.next_frames(
+            lambda chunk: encode_frame([chunk], max_frame_bytes=limit), chunk_size(limit)
+        )
+
+    def mark(self) -> tuple[int, int]:
+        """Where the outgoing streams end now: a batch built again rolls back to it."""
+        return self._outgoing.mark()
+
+    def rollback(self, mark: tuple[int, int]) -> None:
+        """Forget the streams and held messages queued since ``mark``; none was sent."""
+        self._outgoing.rollback(mark)
+
+    def check_sendable(self, message: Message) -> None:
+        """Raise if ``message`` cannot be sent, as :meth:`send_streamed` would send it.
+
+        Raises:
+            ValueEncodeError: a value cannot be serialised, or is larger than the peer
+                takes in.
+            FrameTooLargeError: it needs a larger frame than the peer takes.
+        """
+        if not self.peer_max_value_bytes:
+            encode_frame([message], max_frame_bytes=self.max_send_bytes)
+            return
+        wire = pack_messages(
+            [message],
+            spill=lambda index, packed: _stream_reference(1),
+            spill_above=_SMALL_SPILL,
+            spill_limit=self.peer_max_value_bytes,
+        )
+        encode_wire(wire, max_frame_bytes=self.max_send_bytes)
+
+    def release_streams(self) -> None:
+        """Forget every value on its way, both ways (the connection ended)."""
+        self._outgoing.clear()
+        self._inbound.release()
+
     def receive(self, data: bytes | bytearray | memoryview | str) -> list[Message]:
         """Decode a frame from the peer and check that it may send these messages now.
 
         Returns:
-            The messages, in order. Empty only when we had already sent ``Reject`` or
-            ``Shutdown``: frames that crossed ours are dropped unread.
+            The messages, in order, but for the value chunks, which are taken in here.
+            Empty when the frame held only chunks, or when we had already sent
+            ``Reject`` or ``Shutdown``: frames that crossed ours are dropped unread.
 
         Raises:
             RemoteProtocolError: The frame is malformed or breaks the order (a hello with
@@ -240,17 +390,31 @@ class ProtocolSession:
             return []
         active = self._state is SessionState.ACTIVE
         try:
-            messages = decode_frame(
-                data,
-                allow_pickle=active,
-                max_frame_bytes=self._receive_limit(active),
-            )
+            with streams_from(self._inbound if active else None):
+                messages = decode_frame(
+                    data,
+                    allow_pickle=active,
+                    max_frame_bytes=self._receive_limit(active),
+                )
             state = self._walk(_PEER[self.role], messages, RemoteProtocolError)
+            if any(type(message) is ValueChunk for message in messages):
+                messages = self._take_chunks(messages)
         except RemoteProtocolError:
             self._state = SessionState.ERROR
             raise
         self._commit(messages, state)
         return messages
+
+    def _take_chunks(self, messages: list[Message]) -> list[Message]:
+        if not self.max_value_bytes:
+            raise RemoteProtocolError("value_chunk: this end takes no streamed values")
+        others = []
+        for message in messages:
+            if type(message) is ValueChunk:
+                self._inbound.receive(message)
+            else:
+                others.append(message)
+        return others
 
     def _receive_limit(self, active: bool) -> int:
         # Before the token was checked, the coordinator accepts only a small frame. A
@@ -292,11 +456,33 @@ class ProtocolSession:
                 self.hello = message
                 if self.role is Role.COORDINATOR:
                     self.limit_sends(message.max_frame_bytes)
+                    self.peer_max_value_bytes = message.max_value_bytes
             elif isinstance(message, Welcome):
                 self.welcome = message
                 if self.role is Role.WORKER:
                     self.limit_sends(message.max_frame_bytes)
+                    self.peer_max_value_bytes = message.max_value_bytes
         self._state = state
+
+
+def _order_keys(message: Message) -> tuple[object, ...]:
+    """What a message must not overtake: the held messages of its lease, and (an
+    assignment) the held assignments of its function, one of which may carry it."""
+    lease = getattr(message, "lease", None)
+    if lease is None:
+        return ()
+    if type(message) is Assign:
+        return (lease, ("function", message.handle))
+    return (lease,)
+
+
+#: The spill size of a message too large for a frame with its values in it.
+_SMALL_SPILL: Final = 1024
+
+
+def _stream_reference(stream: int) -> bytes:
+    """The msgpack of an ``EXT_STREAMED`` reference to ``stream`` (an ext 8)."""
+    return bytes((0xD7, EXT_STREAMED)) + stream.to_bytes(8, "big")
 
 
 def _refuse(

@@ -11,6 +11,12 @@ Everything else travels as a msgpack extension type (``ExtType(code, data)``):
 ``EXT_BIG_INT`` (4)        an ``int`` outside 64 bits; big-endian two's complement bytes
 ``EXT_PICKLE`` (5)         anything else (subclasses such as namedtuple, StrEnum or
                            defaultdict, datetimes, user objects): cloudpickle bytes
+``EXT_STREAMED`` (6)       a value too large for its frame, sent before it as a stream
+                           of ``value_chunk`` messages; ``data`` is the stream's id (8
+                           bytes, big-endian). Only at the top of a value field.
+``EXT_NOT_SENT`` (7)       a value left out on purpose (a predecessor's arguments over
+                           ``MAX_SHIPPED_ARGUMENTS``): decodes as :data:`NOT_SENT`;
+                           ``data`` is empty.
 =========================  ============================================================
 
 Tuples, sets and big ints have codes of their own so that plain data never needs pickle,
@@ -23,6 +29,11 @@ A well-formed pickle that fails to load on this side (a class only the sender ha
 value it is and the connection carries on. Bytes that are not a pickle at all (a peer
 sending garbage) still fail the frame.
 
+Decoding is bounded: data larger than :data:`CHECKED_ABOVE` bytes may hold at most one
+list or dict (tuples and sets included) per :data:`BYTES_PER_CONTAINER` bytes, checked
+before anything is built, so that a frame of a few MiB of empty lists cannot make this
+side allocate 70 times its size (a Python list is 56 bytes, its msgpack form one byte).
+
 Two losses are known and accepted: ``bytearray`` and ``memoryview`` arrive as ``bytes``
 (msgpack packs them natively, before any hook can see them), and a ``msgpack.ExtType`` or
 ``msgpack.Timestamp`` inside a value is packed as itself.
@@ -31,18 +42,31 @@ Two losses are known and accepted: ``bytearray`` and ``memoryview`` arrive as ``
 from __future__ import annotations
 
 import pickle
-from typing import Any, Final, final
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Final, Protocol, final
 
 import cloudpickle
 import msgpack
 
 from ..shared.errors import LocalProtocolError, RemoteProtocolError
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 EXT_TUPLE: Final = 1
 EXT_SET: Final = 2
 EXT_FROZENSET: Final = 3
 EXT_BIG_INT: Final = 4
 EXT_PICKLE: Final = 5
+EXT_STREAMED: Final = 6
+EXT_NOT_SENT: Final = 7
+
+#: Data up to this size is decoded without counting its containers: whatever it holds,
+#: it cannot make this side allocate more than a few MiB.
+CHECKED_ABOVE: Final = 64 * 2**10
+#: Larger data may hold at most one container (list, dict, tuple, set) per this many
+#: bytes: decoding then allocates at most about 16 times the data's size.
+BYTES_PER_CONTAINER: Final = 4
 
 #: How many tuples, sets and frozensets may nest inside one another. Each level costs a few
 #: Python frames on both sides; deeper values are pickled whole when encoding, and refused
@@ -61,6 +85,7 @@ class ValueEncodeError(LocalProtocolError):
         reason: Why, as the underlying library put it.
         message_index: Set by ``encode_frame``: the index of the message holding the value.
         field: Set by ``encode_frame``: the field of that message holding the value.
+        too_large: The value could be serialised, but it is larger than the peer takes in.
     """
 
     def __init__(
@@ -70,11 +95,13 @@ class ValueEncodeError(LocalProtocolError):
         *,
         message_index: int | None = None,
         field: str | None = None,
+        too_large: bool = False,
     ) -> None:
         self.type_name = type_name
         self.reason = reason
         self.message_index = message_index
         self.field = field
+        self.too_large = too_large
         where = ""
         if message_index is not None:
             where = f"message {message_index}" + (f", field {field!r}" if field else "") + ": "
@@ -225,6 +252,123 @@ def find_unreadable(value: Any) -> UnreadableValue | None:
 
 
 @final
+class NotSent:
+    """Stands for a value the sender left out on purpose (see ``EXT_NOT_SENT``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<not sent>"
+
+    def __reduce__(self) -> str:
+        return "NOT_SENT"
+
+
+#: The one :class:`NotSent`.
+NOT_SENT: Final = NotSent()
+
+
+@final
+class StreamRefused:
+    """What a stream source gives for a value it refused to take in (too large)."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class StreamSource(Protocol):
+    """Where the values that came as streams wait for the message that refers to them."""
+
+    def take(self, stream: int) -> bytes | bytearray | StreamRefused:
+        """The stream's whole value (it is forgotten here), or why it was refused.
+
+        Raises:
+            RemoteProtocolError: no such stream was finished.
+        """
+        ...
+
+
+# The source the frame being decoded takes its streamed values from (decoding is
+# synchronous: set around one decode by :func:`streams_from`).
+_streams: StreamSource | None = None
+
+
+@contextmanager
+def streams_from(source: StreamSource | None) -> Iterator[None]:
+    """Resolve ``EXT_STREAMED`` references from ``source`` while decoding in this block."""
+    global _streams
+    previous, _streams = _streams, source
+    try:
+        yield
+    finally:
+        _streams = previous
+
+
+_CONTAINER_HEADERS: Final = bytes([*range(0x80, 0xA0), 0xDC, 0xDD, 0xDE, 0xDF])
+_NOT_CONTAINER_HEADERS: Final = bytes(b for b in range(256) if b not in _CONTAINER_HEADERS)
+_NESTED_EXTS: Final = (EXT_TUPLE, EXT_SET, EXT_FROZENSET)
+
+
+class _TooManyContainers(Exception):
+    pass
+
+
+def check_containers(data: bytes | bytearray | memoryview) -> None:
+    """Refuse msgpack data holding more containers than its size allows.
+
+    At most one list, dict, tuple or set per :data:`BYTES_PER_CONTAINER` bytes of data
+    larger than :data:`CHECKED_ABOVE` bytes (tuples and sets inside extension types
+    count too). A first pass in C counts the bytes that could start a container; only
+    when they are too many is the data walked to count the real ones, which stops as
+    soon as the limit is passed, so the check itself allocates no more than the limit.
+
+    Raises:
+        RemoteProtocolError: too many containers for the data's size.
+    """
+    size = len(data)
+    if size <= CHECKED_ABOVE:
+        return
+    budget = size // BYTES_PER_CONTAINER
+    if len(bytes(data).translate(None, _NOT_CONTAINER_HEADERS)) <= budget:
+        return  # an upper bound on the containers is within the limit
+    count = 0
+
+    def counted(obj: Any) -> Any:
+        nonlocal count
+        count += 1
+        if count > budget:
+            raise _TooManyContainers
+        return obj
+
+    def ext(code: int, payload: bytes) -> None:
+        if code in _NESTED_EXTS:
+            counted(None)
+            walk(payload)
+
+    def walk(payload: bytes | bytearray | memoryview) -> None:
+        msgpack.unpackb(
+            payload,
+            list_hook=counted,
+            object_hook=counted,
+            ext_hook=ext,
+            raw=True,
+            strict_map_key=False,
+        )
+
+    try:
+        walk(data)
+    except _TooManyContainers:
+        raise RemoteProtocolError(
+            f"a value of {size} bytes holds more than {budget} lists, dicts, tuples or "
+            f"sets (one per {BYTES_PER_CONTAINER} bytes at most): refused before decoding"
+        ) from None
+    except Exception:
+        return  # malformed: the decoder says how
+
+
+@final
 class _Decoder:
     """The ``ext_hook`` of one decoding pass; it counts ext nesting depth."""
 
@@ -250,6 +394,10 @@ class _Decoder:
     def ext_hook(self, code: int, data: bytes | memoryview) -> Any:
         if code == EXT_PICKLE:
             return self._unpickle(data)
+        if code == EXT_STREAMED:
+            return self._streamed(data)
+        if code == EXT_NOT_SENT and self.depth == 0 and not data:
+            return NOT_SENT
         if code == EXT_BIG_INT:
             value = int.from_bytes(data, "big", signed=True)
             if _INT64_MIN <= value <= _UINT64_MAX:
@@ -278,6 +426,23 @@ class _Decoder:
                 f"tuple or set extension must hold an array, got {type(items).__name__}"
             )
         return items
+
+    def _streamed(self, data: bytes | memoryview) -> Any:
+        source = _streams
+        if source is None or self.depth > 0 or len(data) != 8:
+            raise RemoteProtocolError("a streamed value where none may be")
+        got = source.take(int.from_bytes(data, "big"))
+        if isinstance(got, StreamRefused):
+            global _unreadable_decoded
+            _unreadable_decoded += 1
+            return UnreadableValue(got.reason)
+        check_containers(got)
+        # A streamed value holds no streamed value: the depth says it is nested.
+        self.depth += 1
+        try:
+            return self.unpack(got)
+        finally:
+            self.depth -= 1
 
     def _unpickle(self, data: bytes | memoryview) -> Any:
         if not self.allow_pickle:
@@ -334,6 +499,7 @@ def unpack(data: bytes | bytearray | memoryview, *, allow_pickle: bool) -> Any:
             unknown or malformed extension, or a pickle that is refused or broken.
     """
     try:
+        check_containers(data)
         return _Decoder(allow_pickle=allow_pickle).unpack(data)
     except RemoteProtocolError:
         raise

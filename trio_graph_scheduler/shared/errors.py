@@ -205,8 +205,9 @@ class JournalError(TGSError):
 
 
 class ValueTooLargeError(TGSError, ValueError):
-    """A task's arguments need a larger frame than the other end accepts
-    (``--max-frame-bytes``), so the task cannot travel."""
+    """A value is larger than the other end takes in (``--max-value-bytes``), or a
+    message needs a larger frame than it accepts (``--max-frame-bytes``), so the task
+    or the graph call cannot travel."""
 
 
 class LinkError(TGSError):

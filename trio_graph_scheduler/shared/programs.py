@@ -77,6 +77,11 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: ``--max-value-bytes`` by default (the protocol's ``chunks.MAX_VALUE_BYTES``; ``shared``
+#: sits below ``protocol``, and a test checks that the two agree).
+DEFAULT_MAX_VALUE_BYTES = 2**30
+
+
 def add_frame_option(parser: argparse.ArgumentParser, default: int) -> None:
     """``--max-frame-bytes``, spelled the same in both programs (``default``: the
     protocol's limit, passed in because ``shared`` sits below ``protocol``)."""
@@ -85,9 +90,19 @@ def add_frame_option(parser: argparse.ArgumentParser, default: int) -> None:
         type=int,
         metavar="N",
         default=default,
-        help="the largest frame accepted; a task whose value needs more fails. Each side "
-        "tells the other, which sends no larger frame "
+        help="the largest frame accepted. Each side tells the other, which sends no "
+        "larger frame; a larger value goes as a stream of frames "
         f"(default: {default}, {default // 2**20} MiB)",
+    )
+    parser.add_argument(
+        "--max-value-bytes",
+        type=int,
+        metavar="N",
+        default=DEFAULT_MAX_VALUE_BYTES,
+        help="the largest value (a task's result, its arguments) taken in from the other "
+        "side; a larger one fails its task, refused before it is stored. Values being "
+        "received may add up to twice this "
+        f"(default: {DEFAULT_MAX_VALUE_BYTES}, {DEFAULT_MAX_VALUE_BYTES // 2**30} GiB)",
     )
 
 

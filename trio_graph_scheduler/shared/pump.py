@@ -52,6 +52,8 @@ class ConnectionPump(Generic[_M]):
         "_handlers",
         "_heartbeat",
         "_may_send",
+        "_stream_frames",
+        "_streaming",
         "_take_outbox",
         "_wake",
         "_ws",
@@ -67,6 +69,8 @@ class ConnectionPump(Generic[_M]):
         take_outbox: Callable[[], list[_M]],
         may_send: Callable[[], bool],
         handlers: Mapping[type[_M], Callable[[Any], None]],
+        streaming: Callable[[], bool] = lambda: False,
+        stream_frames: Callable[[], list[bytes]] = list,
     ) -> None:
         """Set up the pump; nothing moves until the owner runs its loops.
 
@@ -85,6 +89,12 @@ class ConnectionPump(Generic[_M]):
                 (after a ``Shutdown``, nothing may follow it).
             handlers: the handler for each other message type that may arrive; one
                 raising ends the receiver with that error.
+            streaming: whether large values are on their way out (then the sender
+                does not wait between sends).
+            stream_frames: the next piece of them: one chunk's frame, and the frames
+                of the messages it let go. The sender sends one such piece between two
+                batches of everything else, so nothing queued waits behind a big value
+                longer than one chunk takes.
         """
         self._ws = ws
         self._decode = decode
@@ -93,6 +103,8 @@ class ConnectionPump(Generic[_M]):
         self._take_outbox = take_outbox
         self._may_send = may_send
         self._handlers: dict[type[_M], Callable[[Any], None]] = {heartbeat: _ignore, **handlers}
+        self._streaming = streaming
+        self._stream_frames = stream_frames
         self._wake = trio.Event()
 
     def wake(self) -> None:
@@ -135,11 +147,19 @@ class ConnectionPump(Generic[_M]):
             trio_websocket.ConnectionClosed: the connection closed under a send.
         """
         while self._may_send():
-            with trio.move_on_after(heartbeat_interval) as idle:
-                await self._wake.wait()
+            idle = False
+            if not self._streaming():
+                with trio.move_on_after(heartbeat_interval) as waited:
+                    await self._wake.wait()
+                idle = waited.cancelled_caught
             # A fresh event before taking the outbox: a wake from here on is not lost.
             self._wake = trio.Event()
-            await self.flush(heartbeat=idle.cancelled_caught)
+            await self.flush(heartbeat=idle)
+            if self._streaming() and self._may_send():
+                # One chunk between two batches of everything else (each send is a
+                # checkpoint: what was queued meanwhile goes in the next batch).
+                for frame in self._stream_frames():
+                    await self._ws.send_message(frame)
 
     async def flush(self, *, heartbeat: bool = False) -> None:
         """Send everything queued, in order (or a heartbeat, if asked and nothing is).

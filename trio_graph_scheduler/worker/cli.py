@@ -122,6 +122,7 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
         connect_timeout=args.connect_timeout,
         tls_ca=args.tls_ca,
         max_frame_bytes=args.max_frame_bytes,
+        max_value_bytes=args.max_value_bytes,
         blocked_loop_warning=args.blocked_loop_warning,
         **extra,
     )

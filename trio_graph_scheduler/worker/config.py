@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Final
 
+from ..protocol.chunks import MAX_VALUE_BYTES
 from ..protocol.codec import MAX_FRAME_BYTES
 from ..shared.errors import ConfigError
 
@@ -39,6 +40,8 @@ class WorkerConfig:
         connect_timeout: seconds to keep trying to reach the coordinator, at start and
             after losing it, before giving up.
         max_frame_bytes: the largest frame accepted or sent.
+        max_value_bytes: the largest value the coordinator may send (arguments, a
+            predecessor's result), as a stream of frames; a larger one fails its task.
         tls_ca: for ``wss://``, a PEM file of the certificate authorities to trust
             instead of the system's.
         blocked_loop_warning: seconds the worker's event loop may stay blocked (by a
@@ -53,6 +56,7 @@ class WorkerConfig:
     name: str = field(default_factory=_default_name)
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     max_frame_bytes: int = MAX_FRAME_BYTES
+    max_value_bytes: int = MAX_VALUE_BYTES
     tls_ca: str | None = None
     blocked_loop_warning: float = DEFAULT_BLOCKED_LOOP_WARNING
 
@@ -60,3 +64,5 @@ class WorkerConfig:
         # 0 used to mean "no cap"; a cap of 0 would run nothing, so neither is accepted.
         if self.max_tasks is not None and self.max_tasks < 1:
             raise ConfigError(f"max_tasks must be at least 1 (None: no cap), got {self.max_tasks}")
+        if self.max_value_bytes < 1:
+            raise ConfigError(f"max_value_bytes must be at least 1, got {self.max_value_bytes}")

@@ -43,7 +43,6 @@ import trio
 import trio_websocket
 
 from ..protocol.batching import encode_batches
-from ..protocol.codec import encode_frame
 from ..protocol.messages import (
     MAX_SECONDS,
     PROTOCOL_VERSION,
@@ -170,7 +169,11 @@ class CoordinatorLink:
         self._doubtful: list[tuple[float, BlockedLoop]] = []
         self._ws = ws
         self._counts = counts
-        self._protocol = ProtocolSession(Role.WORKER, max_frame_bytes=config.max_frame_bytes)
+        self._protocol = ProtocolSession(
+            Role.WORKER,
+            max_frame_bytes=config.max_frame_bytes,
+            max_value_bytes=config.max_value_bytes,
+        )
         self.welcome: Welcome | None = None
         self._outbox: list[Message] = []
         self._credit: dict[str, int] = {}
@@ -206,6 +209,8 @@ class CoordinatorLink:
                 Cancel: self._on_cancel,
                 Shutdown: self._on_shutdown,
             },
+            streaming=lambda: self._protocol.streaming,
+            stream_frames=self._protocol.stream_frames,
         )
 
     # -- life --------------------------------------------------------------------------
@@ -226,6 +231,7 @@ class CoordinatorLink:
             loops=list(config.loops),
             max_tasks=config.max_tasks or 0,  # 0 on the wire: no cap of its own
             max_frame_bytes=config.max_frame_bytes,
+            max_value_bytes=config.max_value_bytes,
         )
         await self._ws.send_message(self._protocol.send([hello]))
         (answer,) = self._protocol.receive(await self._ws.get_message())
@@ -263,6 +269,8 @@ class CoordinatorLink:
             nursery.start_soon(self._send_loop, welcome.heartbeat_interval)
             await self._receive_loop(welcome.heartbeat_timeout)
         end = self._end or LinkEnd.LOST
+        # Values half received (or half sent) die with the connection.
+        self._protocol.release_streams()
         if end is LinkEnd.PROTOCOL_ERROR:
             await self._pump.close(CloseCode.PROTOCOL_ERROR, "protocol error")
             assert self._protocol_error is not None
@@ -446,14 +454,15 @@ class CoordinatorLink:
         return next(self._request_ids)
 
     def check_sendable(self, message: Message) -> None:
-        """Raise if ``message`` cannot be sent even alone in a frame (the coordinator
-        accepts no larger frame than its welcome said).
+        """Raise if ``message`` cannot be sent (the coordinator accepts no larger frame,
+        and no larger value, than its welcome said).
 
         Raises:
-            ValueEncodeError: a value in it cannot be serialised.
+            ValueEncodeError: a value in it cannot be serialised, or is larger than the
+                coordinator takes in.
             FrameTooLargeError: it needs a larger frame than may be sent.
         """
-        encode_frame([message], max_frame_bytes=self._protocol.max_send_bytes)
+        self._protocol.check_sendable(message)
 
     def fail_call(self, lease: int, error: Exception) -> None:
         """An unawaited graph call of the task of ``lease`` failed here: the task fails

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ..protocol.codec import FrameTooLargeError
 from ..protocol.messages import (
+    MAX_SHIPPED_ARGUMENTS,
     CancelTaskRequest,
     CreateConditionRequest,
     CreateTaskRequest,
@@ -41,6 +42,7 @@ from ..protocol.messages import (
     TaskQuery,
     TaskRecord,
 )
+from ..protocol.values import NotSent, ValueEncodeError
 from ..shared import errors
 from ..shared.errors import NotOnWorkerError, TGSError, ValueTooLargeError
 from ..shared.states import ConditionStatus, EndReason, TaskStatus
@@ -157,20 +159,24 @@ class RemoteTaskNode:
     """A task as seen from a remote worker: its state when the worker learnt it.
 
     Attributes:
-        uid, task_handle, task_arguments, key: as on the coordinator.
+        uid, task_handle, task_arguments, key: as on the coordinator. A predecessor's
+            arguments come with the assignment only when small (encoded, at most
+            ``MAX_SHIPPED_ARGUMENTS``, 64 KiB): ``task_arguments`` on one that did not
+            raises :class:`NotOnWorkerError`, and ``await aget_task_arguments()`` asks
+            the coordinator.
         task_status, task_result, exception_trace, end_reason, attempts: as the
             coordinator had them when it sent them (with the assignment, or in the
             answer to a query); a query asks again.
     """
 
     __slots__ = (
+        "_arguments",
         "_predecessors",
         "attempts",
         "end_reason",
         "exception_trace",
         "graph",
         "key",
-        "task_arguments",
         "task_handle",
         "task_result",
         "task_status",
@@ -194,7 +200,8 @@ class RemoteTaskNode:
         self.graph = graph
         self.uid = uid
         self.task_handle = task_handle
-        self.task_arguments = task_arguments
+        #: NOT_SENT: a predecessor's arguments, too large to come with the assignment.
+        self._arguments: TaskArguments | NotSent = task_arguments
         self.task_status = task_status
         self.task_result = task_result
         self.exception_trace = exception_trace
@@ -233,6 +240,35 @@ class RemoteTaskNode:
         if name in _NODE_ONLY_IN_PROCESS:
             raise _not_on_worker(f"task_node.{name}", _NODE_ONLY_IN_PROCESS[name])
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def task_arguments(self) -> TaskArguments:
+        """``((args...), {kwargs})`` or ``None``, as the task was created with.
+
+        Raises:
+            NotOnWorkerError: a predecessor's arguments too large to come with the
+                assignment; ``await aget_task_arguments()`` asks the coordinator.
+        """
+        arguments = self._arguments
+        if isinstance(arguments, NotSent):
+            raise _not_on_worker(
+                f"task_node.task_arguments of predecessor {self.uid} ({self.task_handle}), "
+                f"larger than {MAX_SHIPPED_ARGUMENTS // 2**10} KiB encoded,",
+                "use `await node.aget_task_arguments()`, which asks the coordinator",
+            )
+        return arguments
+
+    async def aget_task_arguments(self) -> TaskArguments:
+        """The task's arguments; asked of the coordinator if they did not come with the
+        assignment (a predecessor's, larger than 64 KiB encoded), then kept.
+
+        Raises:
+            UnknownUidError: the coordinator has no task with this uid.
+        """
+        if isinstance(self._arguments, NotSent):
+            # The reply brings them up to date on this very node (see RemoteGraph._known).
+            await self.graph.aget_task(self.uid, with_result=False)
+        return self.task_arguments
 
     def get_predecessor_task_nodes(self) -> list[RemoteTaskNode]:
         """Every task this one waits on, with the status and result it had when assigned."""
@@ -495,6 +531,7 @@ class RemoteGraph:
         node.attempts = record.attempts
         node.end_reason = record.end_reason
         node.key = record.key
+        node._arguments = record.arguments  # a reply carries them whole, whatever the size
         if with_result:
             node.task_result = record.result
         return node
@@ -534,7 +571,9 @@ class RemoteGraph:
         sendable: CreateTaskRequest | None = request
         try:
             self._link.check_sendable(request)
-        except FrameTooLargeError as exc:
+        except (FrameTooLargeError, ValueEncodeError) as exc:
+            if isinstance(exc, ValueEncodeError) and not exc.too_large:
+                raise
             if awaited:
                 raise _too_large(task_handle, exc) from None
             self._link.fail_call(self.lease, _too_large(task_handle, exc))
@@ -572,11 +611,17 @@ def _condition_too_large(uid: str, error: FrameTooLargeError) -> ValueTooLargeEr
     )
 
 
-def _too_large(handle: str, error: FrameTooLargeError) -> ValueTooLargeError:
+def _too_large(handle: str, error: FrameTooLargeError | ValueEncodeError) -> ValueTooLargeError:
+    if isinstance(error, FrameTooLargeError):
+        detail = (
+            f"they need a frame of {error.size} bytes and at most {error.limit} go "
+            "(--max-frame-bytes)"
+        )
+    else:
+        detail = f"a {error.type_name} in them: {error.reason}"
     return ValueTooLargeError(
         f"the arguments of the new {handle!r} task are too large to send to the "
-        f"coordinator: they need a frame of {error.size} bytes and at most {error.limit} "
-        "go (--max-frame-bytes)"
+        f"coordinator: {detail}"
     )
 
 

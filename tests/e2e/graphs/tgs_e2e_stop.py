@@ -18,11 +18,10 @@ from trio_graph_scheduler import TaskGraph, WorkerLoop
 
 #: The longest a stubborn task runs, so that nothing outlives a failed test for long.
 STUBBORN_LIMIT = 60.0
-#: The size of the argument that fits a 64 KiB frame and of the one that needs more.
+#: The size of an argument under a 64 KiB value limit, and of one over it.
 SMALL_BYTES = 1_000
-#: Fits the coordinator's default frame (1 MiB) but not a worker's 64 KiB one.
 MIDDLE_BYTES = 200_000
-#: Fits no frame at all with the default limits (16 MiB is the protocol's largest).
+#: Over a value limit of 1 MiB (and larger than a frame of the default 16 MiB).
 HUGE_BYTES = 20 * 2**20
 #: How many small ``size`` tasks run beside the one with a big argument.
 SMALL_TASKS = 4

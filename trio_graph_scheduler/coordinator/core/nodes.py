@@ -168,6 +168,11 @@ class TaskNode:
             if successor.task_handle == task_handle
         ]
 
+    async def aget_task_arguments(self) -> TaskArguments:
+        """``task_arguments``, awaitable: the form that works on a worker too, where a
+        predecessor's large arguments are not sent with the task (it asks for them)."""
+        return self.task_arguments
+
     async def aget_successors(
         self, task_handle: str
     ) -> list[tuple[TaskNode, GenericSchedulingCondition]]:
