@@ -38,6 +38,7 @@ from trio_graph_scheduler.protocol import (
     Reject,
     RemoteProtocolError,
     Reply,
+    ResultsDropped,
     RunningTask,
     Shutdown,
     SlotFreed,
@@ -457,6 +458,7 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
     (Cancelled(lease=12), {"type": "cancelled", "lease": 12}),
     (Cancelled(lease=12, slot_busy=True), {"type": "cancelled", "lease": 12, "slot_busy": True}),
     (SlotFreed(lease=12), {"type": "slot_freed", "lease": 12}),
+    (ResultsDropped(uids=["task-1"]), {"type": "results_dropped", "uids": ["task-1"]}),
     (
         ValueChunk(stream=3, offset=4, total=6, data=b"ab"),
         {"type": "value_chunk", "stream": 3, "offset": 4, "total": 6, "data": b"ab"},
@@ -1265,6 +1267,7 @@ MESSAGE_STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {
     Cancel: st.builds(Cancel, lease=ints),
     Cancelled: st.builds(Cancelled, lease=ints, slot_busy=st.booleans()),
     SlotFreed: st.builds(SlotFreed, lease=ints),
+    ResultsDropped: st.builds(ResultsDropped, uids=st.lists(names, max_size=3)),
     ValueChunk: st.builds(
         lambda data, extra: ValueChunk(stream=1, offset=0, total=len(data) + extra, data=data),
         st.binary(min_size=1, max_size=20),

@@ -241,8 +241,9 @@ def test_registry_holds_every_message_class_once() -> None:
     }
     assert set(MESSAGE_TYPES.values()) == classes
     assert (
-        len(MESSAGE_TYPES) == 24
-    )  # issue 12 added task_query, cancel_task_request, successors_request; 10 value_chunk
+        len(MESSAGE_TYPES) == 25
+    )  # issue 12 added task_query, cancel_task_request, successors_request; 10 value_chunk,
+    # results_dropped
     for tag, cls in MESSAGE_TYPES.items():
         assert tag == cls.TAG
         assert "type" not in {field.name for field in msgspec.structs.fields(cls)}

@@ -31,6 +31,7 @@ from trio_graph_scheduler.protocol import (
     Reject,
     RemoteProtocolError,
     Reply,
+    ResultsDropped,
     Role,
     SessionState,
     Shutdown,
@@ -97,6 +98,7 @@ SAMPLES: dict[type[Message], Message] = {
     Cancel: Cancel(lease=1),
     Cancelled: Cancelled(lease=1),
     SlotFreed: SlotFreed(lease=1),
+    ResultsDropped: ResultsDropped(uids=["task-1"]),
     ValueChunk: ValueChunk(stream=1, offset=0, total=3, data=b"abc"),
     LoopBlocked: LoopBlocked(task_uid="task-1", handle="h", seconds=3.0),
     Shutdown: Shutdown(reason="done", graph_succeeded=True),
@@ -152,7 +154,7 @@ def test_a_whole_conversation() -> None:
     pair.coordinator_sends(SAMPLES[Reply], SAMPLES[Cancel])
     pair.worker_sends(SAMPLES[Cancelled], SAMPLES[TaskSucceeded], SAMPLES[TaskFailed])
     pair.worker_sends(SAMPLES[PrependRequest], SAMPLES[HandBack])
-    pair.worker_sends(SAMPLES[SlotFreed], SAMPLES[LoopBlocked])
+    pair.worker_sends(SAMPLES[SlotFreed], SAMPLES[LoopBlocked], SAMPLES[ResultsDropped])
     pair.coordinator_sends(SAMPLES[Shutdown])
     assert pair.states() == (SessionState.CLOSED, SessionState.CLOSED)
 

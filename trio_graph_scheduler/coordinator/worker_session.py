@@ -35,6 +35,7 @@ import trio
 import trio_websocket
 
 from ..protocol.batching import encode_batches
+from ..protocol.chunks import CACHED_FROM, result_size
 from ..protocol.codec import FrameTooLargeError
 from ..protocol.messages import (
     Assign,
@@ -54,6 +55,7 @@ from ..protocol.messages import (
     PrependRequest,
     Reject,
     Reply,
+    ResultsDropped,
     Shutdown,
     SlotFreed,
     StatusRequest,
@@ -181,6 +183,12 @@ class WorkerSession:
         self._functions_sent: set[str] = set()
         # Functions the batch being sent carries, once it went (see _encode).
         self._functions_carried: set[str] = set()
+        #: Tasks whose large result the worker keeps (it ran them, or was sent their
+        #: result), as far as it told: an assignment marks them ``cached`` instead of
+        #: carrying them again (see worker/result_cache.py).
+        self.worker_results: set[str] = set()
+        # The budget of the worker's cache (its hello): a larger result is not kept.
+        self._cache_budget = 0
         # Tasks handed to this session whose Assign is not built yet: building (and
         # pickling a function) happens in the sender, outside the scheduling core.
         self._to_assign: list[tuple[int, TaskNode]] = []
@@ -218,6 +226,7 @@ class WorkerSession:
                 TaskQuery: self._on_task_query,
                 CancelTaskRequest: self._on_cancel_task,
                 SuccessorsRequest: self._on_successors,
+                ResultsDropped: self._on_results_dropped,
             },
             streaming=lambda: self._protocol.streaming,
             stream_frames=self._protocol.stream_frames,
@@ -365,6 +374,7 @@ class WorkerSession:
         coordinator = self._coordinator
         self.worker_id = coordinator.new_worker_id()
         self.worker_name = hello.worker_name
+        self._cache_budget = hello.result_cache_bytes
         loops = hello.loops or list(self._scheduler.loops)
         self._claims = {loop: LoopClaim(self, loop) for loop in loops}
         concurrency = {loop: self._scheduler.loops[loop].concurrency for loop in loops}
@@ -592,6 +602,8 @@ class WorkerSession:
             log_task_failure(node)
         else:
             self._scheduler.task_succeeded(node, message.result)
+            if self._kept(message.result):
+                self.worker_results.add(node.uid)  # the worker keeps it too
         self._lease_ended(node)
 
     def _on_task_failed(self, message: TaskFailed) -> None:
@@ -653,6 +665,9 @@ class WorkerSession:
             message.seconds,
             clip(by),  # the worker's words: a handle may be as long as it likes
         )
+
+    def _on_results_dropped(self, message: ResultsDropped) -> None:
+        self.worker_results.difference_update(message.uids)
 
     def _on_hand_back(self, message: HandBack) -> None:
         # The worker is stopping: it must be handed nothing more, not even the tasks it
@@ -917,12 +932,34 @@ class WorkerSession:
             handle=node.task_handle,
             loop=node._loop.name,
             arguments=node.task_arguments,
-            predecessors=[_record(p) for p in node.get_predecessor_task_nodes()],
+            predecessors=self._predecessor_records(node),
             function=function,
             timeout=self._coordinator.graph.task_functions[node.task_handle].policy.timeout,
             attempts=node.attempts,
             key=node.key,
         )
+
+    def _predecessor_records(self, node: TaskNode) -> list[PredecessorRecord]:
+        """The predecessors as the assignment carries them: a large result the worker
+        keeps is marked ``cached`` instead of sent, and one sent is kept there from now.
+
+        A mark the worker cannot honour (it dropped the result meanwhile, or an
+        assignment carrying it could not be sent) only makes it ask for the result."""
+        held = self.worker_results
+        records = []
+        for predecessor in node.get_predecessor_task_nodes():
+            if predecessor.uid in held:
+                records.append(_record(predecessor, cached=True))
+                continue
+            record = _record(predecessor)
+            if self._kept(record.result):
+                held.add(predecessor.uid)
+            records.append(record)
+        return records
+
+    def _kept(self, result: object) -> bool:
+        """Whether the worker keeps this result (the rule of worker/result_cache.py)."""
+        return CACHED_FROM <= result_size(result) <= self._cache_budget
 
     def _fail_unsendable(self, lease: int, error: Exception) -> None:
         node = self.leases.pop(lease)
@@ -1005,15 +1042,16 @@ def offer_suspects(sessions: Iterable[WorkerSession]) -> None:
             session.take_suspect()
 
 
-def _record(node: TaskNode) -> PredecessorRecord:
+def _record(node: TaskNode, *, cached: bool = False) -> PredecessorRecord:
     return PredecessorRecord(
         task_uid=node.uid,
         handle=node.task_handle,
         status=node.task_status,
         arguments=node.task_arguments,
-        result=node.task_result,
+        result=None if cached else node.task_result,
         exception_trace=node.exception_trace,
         key=node.key,
+        cached=cached,
     )
 
 

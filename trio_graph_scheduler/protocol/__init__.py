@@ -38,6 +38,7 @@ from .messages import PredecessorRecord as PredecessorRecord
 from .messages import PrependRequest as PrependRequest
 from .messages import Reject as Reject
 from .messages import Reply as Reply
+from .messages import ResultsDropped as ResultsDropped
 from .messages import RunningTask as RunningTask
 from .messages import Shutdown as Shutdown
 from .messages import SlotFreed as SlotFreed

@@ -47,6 +47,24 @@ SPILL_BYTES: Final = 256 * 2**10
 CHUNK_OVERHEAD: Final = 128
 
 
+#: A result at least this large (by :func:`result_size`) is kept by the worker that ran the
+#: task or was sent it (within its ``--result-cache-bytes``), and is not sent to it again
+#: while it holds it: both ends apply the same rule, each keeps its account.
+CACHED_FROM: Final = SPILL_BYTES
+
+
+def result_size(value: object) -> int:
+    """The size a result counts for when a worker keeps it: the length of ``bytes``,
+    ``bytearray`` and ``str``, a ``memoryview``'s bytes; 0 (never kept) for anything else,
+    whose size would cost a walk or an encoding to know. O(1)."""
+    kind = type(value)
+    if kind is bytes or kind is bytearray or kind is str:
+        return len(value)  # type: ignore[arg-type]
+    if isinstance(value, memoryview):
+        return value.nbytes
+    return 0
+
+
 def spill_size(max_send_bytes: int) -> int:
     """Values encoded larger than this go as streams to a peer taking such frames."""
     return min(SPILL_BYTES, max_send_bytes // 16)

@@ -130,7 +130,9 @@ class Hello(Message, frozen=True, kw_only=True, tag="hello", omit_defaults=True)
     largest frame the worker accepts: the coordinator sends it nothing larger (0, or left
     out on the wire by an older worker: it did not say). ``max_value_bytes`` is the
     largest value the worker takes in as a stream of :class:`ValueChunk` (0, or left
-    out: it takes no streams, so values must fit a frame).
+    out: it takes no streams, so values must fit a frame). ``result_cache_bytes`` is the
+    budget of the large results the worker keeps (see :class:`ResultsDropped`; 0, or
+    left out: it keeps none, and is never sent a ``cached`` predecessor).
     """
 
     version: Count
@@ -140,6 +142,7 @@ class Hello(Message, frozen=True, kw_only=True, tag="hello", omit_defaults=True)
     max_tasks: Count
     max_frame_bytes: Count = 0
     max_value_bytes: Count = 0
+    result_cache_bytes: Count = 0
 
     def __post_init__(self) -> None:
         if len(set(self.loops)) != len(self.loops):
@@ -203,7 +206,10 @@ class PredecessorRecord(Record, frozen=True, kw_only=True, omit_defaults=True):
 
     ``key`` is the key it was created with (``None``, left out on the wire: none).
     ``arguments`` is left out (``values.NOT_SENT``) when its encoded form is larger than
-    :data:`MAX_SHIPPED_ARGUMENTS`: the task asks for it if it reads it.
+    :data:`MAX_SHIPPED_ARGUMENTS`: the task asks for it if it reads it. ``cached``: the
+    worker holds the result already (it ran the task, or was sent its result before, and
+    has not said it dropped it: see :class:`ResultsDropped`), so ``result`` is ``None``;
+    left out on the wire when false.
     """
 
     task_uid: Name
@@ -213,6 +219,7 @@ class PredecessorRecord(Record, frozen=True, kw_only=True, omit_defaults=True):
     result: Value
     exception_trace: str | None
     key: Value = None
+    cached: bool = False
 
 
 class TaskRecord(Record, frozen=True, kw_only=True, omit_defaults=True):
@@ -302,6 +309,15 @@ class TaskFailed(Message, frozen=True, kw_only=True, tag="task_failed", omit_def
     def __post_init__(self) -> None:
         if self.slot_busy and self.reason is not EndReason.TIMED_OUT:
             raise InvalidFieldError(self.TAG, "slot_busy goes only with reason timed_out")
+
+
+@_register
+class ResultsDropped(Message, frozen=True, kw_only=True, tag="results_dropped"):
+    """Worker to coordinator: the large results of these tasks are no longer kept here
+    (its cache was full, or one was larger than the whole cache): an assignment that
+    needs one must carry it again."""
+
+    uids: list[Name]
 
 
 @_register

@@ -23,6 +23,7 @@ from ..shared.programs import (
     token_from_args,
 )
 from .config import DEFAULT_BLOCKED_LOOP_WARNING, DEFAULT_CONNECT_TIMEOUT, WorkerConfig
+from .result_cache import DEFAULT_RESULT_CACHE_BYTES
 from .runner import Worker
 
 if TYPE_CHECKING:
@@ -70,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="run at most N tasks of each loop at once here, below the loop's cluster-wide "
         "limit; N is 1 or more (default: no cap of its own)",
     )
+    parser.add_argument(
+        "--result-cache-bytes",
+        type=int,
+        metavar="N",
+        default=DEFAULT_RESULT_CACHE_BYTES,
+        help="keep up to N bytes of large results (256 KiB or more) of tasks run here or "
+        "sent here, so that the coordinator need not send them again; 0: keep none "
+        f"(default: {DEFAULT_RESULT_CACHE_BYTES}, {DEFAULT_RESULT_CACHE_BYTES // 2**20} MiB)",
+    )
     parser.add_argument("--name", help="the name the coordinator logs (default: HOST:PID)")
     parser.add_argument(
         "--tls-ca",
@@ -104,6 +114,10 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
     """
     if args.max_tasks is not None and args.max_tasks < 1:
         raise ConfigError(NO_CAP_IS_NO_OPTION)
+    if args.result_cache_bytes < 0:
+        raise ConfigError(
+            f"--result-cache-bytes must not be negative, got {args.result_cache_bytes}"
+        )
     if args.max_frame_bytes < 2**16:
         raise ConfigError(f"--max-frame-bytes must be at least 65536, got {args.max_frame_bytes}")
     if not args.connect_timeout > 0:
@@ -123,6 +137,7 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
         tls_ca=args.tls_ca,
         max_frame_bytes=args.max_frame_bytes,
         max_value_bytes=args.max_value_bytes,
+        result_cache_bytes=args.result_cache_bytes,
         blocked_loop_warning=args.blocked_loop_warning,
         **extra,
     )

@@ -10,6 +10,7 @@ from typing import Final
 from ..protocol.chunks import MAX_VALUE_BYTES
 from ..protocol.codec import MAX_FRAME_BYTES
 from ..shared.errors import ConfigError
+from .result_cache import DEFAULT_RESULT_CACHE_BYTES
 
 #: Seconds a worker keeps trying to reach its coordinator (at start and after losing it)
 #: before it gives up.
@@ -42,6 +43,9 @@ class WorkerConfig:
         max_frame_bytes: the largest frame accepted or sent.
         max_value_bytes: the largest value the coordinator may send (arguments, a
             predecessor's result), as a stream of frames; a larger one fails its task.
+        result_cache_bytes: the large results (256 KiB or more) of tasks run here, or
+            sent here, kept so that the coordinator need not send them again; 0 keeps
+            none.
         tls_ca: for ``wss://``, a PEM file of the certificate authorities to trust
             instead of the system's.
         blocked_loop_warning: seconds the worker's event loop may stay blocked (by a
@@ -57,6 +61,7 @@ class WorkerConfig:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     max_frame_bytes: int = MAX_FRAME_BYTES
     max_value_bytes: int = MAX_VALUE_BYTES
+    result_cache_bytes: int = DEFAULT_RESULT_CACHE_BYTES
     tls_ca: str | None = None
     blocked_loop_warning: float = DEFAULT_BLOCKED_LOOP_WARNING
 
@@ -66,3 +71,7 @@ class WorkerConfig:
             raise ConfigError(f"max_tasks must be at least 1 (None: no cap), got {self.max_tasks}")
         if self.max_value_bytes < 1:
             raise ConfigError(f"max_value_bytes must be at least 1, got {self.max_value_bytes}")
+        if self.result_cache_bytes < 0:
+            raise ConfigError(
+                f"result_cache_bytes must not be negative, got {self.result_cache_bytes}"
+            )

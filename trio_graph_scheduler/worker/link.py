@@ -43,6 +43,7 @@ import trio
 import trio_websocket
 
 from ..protocol.batching import encode_batches
+from ..protocol.chunks import CACHED_FROM, result_size
 from ..protocol.messages import (
     MAX_SECONDS,
     PROTOCOL_VERSION,
@@ -57,6 +58,7 @@ from ..protocol.messages import (
     Message,
     Reject,
     Reply,
+    ResultsDropped,
     Shutdown,
     SlotFreed,
     TaskFailed,
@@ -74,9 +76,10 @@ from ..shared.states import EndReason
 from ..shared.task_calls import is_async_function
 from ..shared.task_errors import pickle_exception
 from .remote_graph import RemoteGraph
+from .result_cache import MISSING, ResultCache
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable, Coroutine, Mapping
 
     from ..shared.errors import LocalProtocolError
     from ..shared.watchdog import BlockedLoop
@@ -114,6 +117,10 @@ class WorkerStatistics:
     tasks_cancelled: int = 0
     #: Connections the coordinator welcomed.
     connections: int = 0
+    #: Predecessors' large results a task took from this worker's cache instead of the
+    #: assignment, and those it had to ask the coordinator for (dropped meanwhile).
+    results_from_cache: int = 0
+    results_fetched: int = 0
 
 
 @dataclass(slots=True)
@@ -126,6 +133,8 @@ class WorkerCounts:
     tasks_handed_back: int = 0
     tasks_cancelled: int = 0
     connections: int = 0
+    results_from_cache: int = 0
+    results_fetched: int = 0
 
     def snapshot(self) -> WorkerStatistics:
         """The counts as they are now."""
@@ -189,6 +198,8 @@ class CoordinatorLink:
         self._unreadable: dict[int, str] = {}
         self._unreadable_in_frame = False
         self._replies: dict[int, tuple[trio.Event, list[Reply]]] = {}
+        #: Large results of tasks run here or sent here (see result_cache.py).
+        self._results = ResultCache(config.result_cache_bytes)
         # Unawaited graph calls that failed here, by lease: they fail the calling task.
         self._call_errors: dict[int, Exception] = {}
         self._request_ids = itertools.count(1)
@@ -232,6 +243,7 @@ class CoordinatorLink:
             max_tasks=config.max_tasks or 0,  # 0 on the wire: no cap of its own
             max_frame_bytes=config.max_frame_bytes,
             max_value_bytes=config.max_value_bytes,
+            result_cache_bytes=config.result_cache_bytes,
         )
         await self._ws.send_message(self._protocol.send([hello]))
         (answer,) = self._protocol.receive(await self._ws.get_message())
@@ -421,6 +433,49 @@ class CoordinatorLink:
         else:
             self._grant(loop, 1)
 
+    def _keep_result(self, uid: str, value: Any) -> None:
+        """Keep a large result (the coordinator keeps the same account); tell it what
+        had to go to make room."""
+        size = result_size(value)
+        if size >= CACHED_FROM:
+            dropped = self._results.put(uid, value, size)
+            if dropped:
+                self.send_nowait(ResultsDropped(uids=dropped))
+
+    def _take_cached(self, assign: Assign, node: RemoteTaskNode) -> list[RemoteTaskNode]:
+        """Give the predecessors marked ``cached`` their results from the cache, and keep
+        the large ones that came; return those the cache no longer holds."""
+        missing = []
+        pairs = list(zip(assign.predecessors, node.get_predecessor_task_nodes(), strict=True))
+        for record, predecessor in pairs:
+            if record.cached:
+                value = self._results.get(record.task_uid)
+                if value is MISSING:
+                    missing.append(predecessor)
+                else:
+                    predecessor.task_result = value
+                    self._counts.results_from_cache += 1
+        # Then what came: keeping it may drop what was just taken, never before.
+        for record, _ in pairs:
+            if not record.cached:
+                self._keep_result(record.task_uid, record.result)
+        return missing
+
+    async def _fetch_then(
+        self, graph: RemoteGraph, missing: list[RemoteTaskNode], call: Coroutine[Any, Any, Any]
+    ) -> Any:
+        """Ask the coordinator for the results the cache dropped, then run the task."""
+        try:
+            for predecessor in missing:
+                # The reply brings the node up to date (RemoteGraph._known).
+                await graph.aget_task(predecessor.uid, with_result=True)
+                self._counts.results_fetched += 1
+                self._keep_result(predecessor.uid, predecessor.task_result)
+        except BaseException:
+            call.close()
+            raise
+        return await call
+
     def _slot_freed(self, loop: str, lease: int) -> None:
         """The thread of ``lease``'s task returned: its slot, and its credit, are free."""
         if lease in self._busy:
@@ -609,6 +664,7 @@ class _LinkSlot:
             key=assign.key,
             attempts=assign.attempts,
         )
+        missing = link._take_cached(assign, node) if assign.predecessors else []
         call = invoke_task_function(
             loaded.function,  # type: ignore[arg-type]  # None only with an error
             loaded.is_async,
@@ -617,10 +673,13 @@ class _LinkSlot:
             slot.thread,
             time_limit=assign.timeout,
         )
+        if missing:  # rare: dropped here while the assignment was on its way
+            return link._fetch_then(graph, missing, call), node
         return call, node
 
     def succeeded(self, assign: Assign, result: Any) -> None:
         self._answer(assign, TaskSucceeded(lease=assign.lease, result=result))
+        self._link._keep_result(assign.task_uid, result)
 
     def failed(self, assign: Assign, error: Exception | None, *, slot_busy: bool = False) -> None:
         if error is None:  # the seed let a task mark itself failed and return
