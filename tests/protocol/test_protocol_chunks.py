@@ -204,8 +204,8 @@ def test_values_waiting_may_add_up_to_twice_the_limit() -> None:
     inbound.receive(ValueChunk(stream=2, offset=0, total=100, data=b"b" * 100))
     inbound.receive(ValueChunk(stream=3, offset=0, total=1, data=b"c"))  # one too many
     assert inbound.held_bytes == 200
-    assert inbound.take(1) == b"a" * 100
-    assert not isinstance(inbound.take(3), bytearray)  # refused
+    assert inbound.take(1) == [b"a" * 100]
+    assert not isinstance(inbound.take(3), list)  # refused
     assert inbound.held_bytes == 100
 
 
@@ -371,3 +371,30 @@ def test_both_programs_default_to_the_protocols_value_limit() -> None:
     from trio_graph_scheduler.shared.programs import DEFAULT_MAX_VALUE_BYTES
 
     assert DEFAULT_MAX_VALUE_BYTES == MAX_VALUE_BYTES == 2**30
+
+
+def test_a_frame_posing_as_a_chunk_is_not_counted_and_builds_nothing() -> None:
+    # A frame of one value chunk skips the count of containers (a MiB of a value is
+    # checked for nothing); one whose fields hold containers fails validation first.
+    count = 2 * 10**6
+    fields = b"\xa6stream\x01\xa6offset\x00\xa5total\x01\xa4data"
+    frame = b"\x91\x85\xa4type\xabvalue_chunk" + fields + b"\xdd" + count.to_bytes(4, "big")
+    frame += b"\x90" * count
+    tracemalloc.start()
+    try:
+        with pytest.raises(RemoteProtocolError, match="Expected `bytes`, got `array`"):
+            decode_frame(frame, allow_pickle=False)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < len(frame), peak
+
+
+def test_a_streamed_bytes_value_is_joined_without_its_header() -> None:
+    from trio_graph_scheduler.protocol.values import _one_bin
+
+    # The header may span pieces (chunks of a few bytes, from a peer with tiny frames).
+    assert _one_bin([b"\xc6", b"\x00\x00", b"\x00\x03ab", b"c"]) == b"abc"
+    assert _one_bin([b"\xc4\x02ab"]) == b"ab"
+    assert _one_bin([b"\xc4\x03ab"]) is None  # not exactly one bin
+    assert _one_bin([encode_value([1, 2])]) is None  # not a bin at all

@@ -208,13 +208,14 @@ class OutgoingValues:
 
 @final
 class _Inbound:
-    __slots__ = ("buffer", "received", "refused", "total")
+    __slots__ = ("pieces", "received", "refused", "total")
 
     def __init__(self, total: int, refused: str | None) -> None:
         self.total = total
         self.received = 0
         self.refused = refused
-        self.buffer = bytearray() if refused is None else None
+        # The chunks as they came, joined once when taken (one copy, not one per chunk).
+        self.pieces: list[bytes] | None = [] if refused is None else None
 
 
 @final
@@ -264,8 +265,8 @@ class InboundValues:
                 f"value_chunk: stream {stream} jumps from byte {inbound.received} to {chunk.offset}"
             )
         inbound.received += len(chunk.data)
-        if inbound.buffer is not None:
-            inbound.buffer += chunk.data
+        if inbound.pieces is not None:
+            inbound.pieces.append(chunk.data)
         if inbound.received == inbound.total:
             self._done[stream] = self._partial.pop(stream)
 
@@ -283,8 +284,9 @@ class InboundValues:
         self.held_bytes += total
         return _Inbound(total, None)
 
-    def take(self, stream: int) -> bytearray | StreamRefused:
-        """The whole value of a finished stream, forgotten here; or why it was refused.
+    def take(self, stream: int) -> list[bytes] | StreamRefused:
+        """The whole value of a finished stream in pieces, forgotten here; or why it was
+        refused.
 
         Raises:
             RemoteProtocolError: no stream ``stream`` finished (never sent, not finished
@@ -293,11 +295,11 @@ class InboundValues:
         inbound = self._done.pop(stream, None)
         if inbound is None:
             raise RemoteProtocolError(f"a reference to stream {stream}, which is not finished")
-        if inbound.buffer is None:
+        if inbound.pieces is None:
             assert inbound.refused is not None
             return StreamRefused(inbound.refused)
         self.held_bytes -= inbound.total
-        return inbound.buffer
+        return inbound.pieces
 
     @property
     def pending(self) -> int:

@@ -93,7 +93,18 @@ def _pack_value(value: Any, packing: _Packing) -> Any:
         and (packing.spill is None or kind not in (bytes, str) or len(value) <= packing.spill_above)
     ):
         return value
+    if kind is bytes and packing.spill is not None and len(value) > packing.spill_above:
+        # A large bytes value (the usual big result): its msgpack form is a header and
+        # the bytes, one copy (a Packer grows its buffer and copies it out: three).
+        return _packed(value, _bin_header(len(value)) + value, packing)
     return _packed(value, packing.values.pack(value), packing)
+
+
+def _bin_header(size: int) -> bytes:
+    """The msgpack header of a bin of ``size`` bytes (over 255: bin 16 or bin 32)."""
+    if size < 2**16:
+        return b"\xc5" + size.to_bytes(2, "big")
+    return b"\xc6" + size.to_bytes(4, "big")
 
 
 #: What a value left out is on the wire: an ``EXT_NOT_SENT`` with no data (an ext 8 of
@@ -282,6 +293,12 @@ def encode_wire(wire: Sequence[Any], *, max_frame_bytes: int = MAX_FRAME_BYTES) 
     return frame
 
 
+#: How a frame of exactly one value chunk starts (as this package encodes it). Its other
+#: fields are ints and bytes: a container there fails validation before it is built, so
+#: such a frame (a MiB of a value) needs no count of its containers.
+_ONE_CHUNK: Final = b"\x91\x85\xa4type\xabvalue_chunk"
+
+
 def decode_frame(
     data: bytes | bytearray | memoryview | str,
     *,
@@ -315,7 +332,8 @@ def decode_frame(
             f"frame of {len(data)} bytes exceeds the limit of {max_frame_bytes} bytes"
         )
     try:
-        check_containers(data)
+        if data[: len(_ONE_CHUNK)] != _ONE_CHUNK:
+            check_containers(data)
         messages: list[Message] = _DECODERS[allow_pickle].decode(data)
     except msgspec.ValidationError as exc:
         raise RemoteProtocolError(f"invalid message: {exc}") from None

@@ -281,8 +281,9 @@ class StreamRefused:
 class StreamSource(Protocol):
     """Where the values that came as streams wait for the message that refers to them."""
 
-    def take(self, stream: int) -> bytes | bytearray | StreamRefused:
-        """The stream's whole value (it is forgotten here), or why it was refused.
+    def take(self, stream: int) -> list[bytes] | StreamRefused:
+        """The stream's whole value in pieces (it is forgotten here), or why it was
+        refused.
 
         Raises:
             RemoteProtocolError: no such stream was finished.
@@ -315,6 +316,34 @@ class _TooManyContainers(Exception):
     pass
 
 
+_BIN_HEADERS: Final = {0xC4: 1, 0xC5: 2, 0xC6: 4}
+
+
+def _one_bin(pieces: list[bytes]) -> bytes | None:
+    """The bytes of a value that is one msgpack bin, joined from its pieces without its
+    header (one copy); ``None`` if it is anything else."""
+    head = pieces[0][:5] if len(pieces[0]) >= 5 else b"".join(pieces)[:5]
+    if not head or head[0] not in _BIN_HEADERS:
+        return None
+    skip = 1 + _BIN_HEADERS[head[0]]
+    if len(head) < skip or _bin_length(head) != sum(len(piece) for piece in pieces):
+        return None
+    views = [memoryview(piece) for piece in pieces]
+    while skip:  # drop the header, which may span the first pieces
+        cut = min(skip, len(views[0]))
+        views[0] = views[0][cut:]
+        skip -= cut
+        if not views[0]:
+            views.pop(0)
+    return b"".join(views)
+
+
+def _bin_length(data: bytes | bytearray | memoryview) -> int:
+    """The size of ``data`` if it is one msgpack bin (header and bytes), else -1."""
+    width = _BIN_HEADERS[data[0]]
+    return 1 + width + int.from_bytes(data[1 : 1 + width], "big")
+
+
 def check_containers(data: bytes | bytearray | memoryview) -> None:
     """Refuse msgpack data holding more containers than its size allows.
 
@@ -331,7 +360,10 @@ def check_containers(data: bytes | bytearray | memoryview) -> None:
     if size <= CHECKED_ABOVE:
         return
     budget = size // BYTES_PER_CONTAINER
-    if len(bytes(data).translate(None, _NOT_CONTAINER_HEADERS)) <= budget:
+    if data[0] in _BIN_HEADERS and _bin_length(data) == size:
+        return  # one bytes value, the usual large one: no container at all
+    whole = data if isinstance(data, bytes | bytearray) else bytes(data)
+    if len(whole.translate(None, _NOT_CONTAINER_HEADERS)) <= budget:
         return  # an upper bound on the containers is within the limit
     count = 0
 
@@ -431,16 +463,20 @@ class _Decoder:
         source = _streams
         if source is None or self.depth > 0 or len(data) != 8:
             raise RemoteProtocolError("a streamed value where none may be")
-        got = source.take(int.from_bytes(data, "big"))
-        if isinstance(got, StreamRefused):
+        pieces = source.take(int.from_bytes(data, "big"))
+        if isinstance(pieces, StreamRefused):
             global _unreadable_decoded
             _unreadable_decoded += 1
-            return UnreadableValue(got.reason)
-        check_containers(got)
+            return UnreadableValue(pieces.reason)
+        value = _one_bin(pieces)
+        if value is not None:
+            return value  # the usual large value: bytes, made in one copy
+        whole = b"".join(pieces)
+        check_containers(whole)
         # A streamed value holds no streamed value: the depth says it is nested.
         self.depth += 1
         try:
-            return self.unpack(got)
+            return self.unpack(whole)
         finally:
             self.depth -= 1
 
