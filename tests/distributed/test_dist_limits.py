@@ -241,3 +241,42 @@ async def test_a_result_larger_than_the_coordinator_accepts_fails_that_task_only
     assert [t.task_result for t in fine] == [1, 2]
     assert cluster.coordinator.statistics().workers_lost == 0
     assert worker.statistics().connections == 1
+
+
+async def test_values_larger_than_a_frame_travel_every_way(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Issue 10, with default settings: a task's 17 MiB arguments from the builder, from a
+    # task (an awaited and an unawaited create_task), and a 17 MiB result read by a
+    # successor, all over the 16 MiB frame limit.
+    graph = TaskGraph(
+        {"size": size, "spawn": spawn, "big": big_result_of, "read": read_size},
+        [WorkerLoop("default", 4)],
+    )
+    given = await graph.create_task("size", ((b"x" * HUGE,), {}))
+    awaited = await graph.create_task("spawn", ((HUGE, True), {}))
+    unawaited = await graph.create_task("spawn", ((HUGE, False), {}))
+    made = await graph.create_task("big", ((HUGE,), {}))
+    read = await graph.create_task("read", None, [made.uid])
+    with trio.fail_after(TIME_LIMIT):
+        summary, [worker] = await run_cluster(graph, 1)
+    assert summary.succeeded, summary
+    assert (given.task_result, awaited.task_result, unawaited.task_result) == (
+        HUGE,
+        "created",
+        "asked",
+    )
+    assert read.task_result == HUGE
+    created = [n for n in graph.nodes.values() if n.task_handle == "size" and n is not given]
+    assert [n.task_result for n in created] == [HUGE, HUGE]
+    assert worker.statistics().connections == 1
+
+
+async def big_result_of(nbytes: int, **_: Any) -> bytes:
+    return b"y" * nbytes
+
+
+async def read_size(*, task_node: Any, **_: Any) -> int:
+    (made,) = task_node.get_predecessor_task_nodes()
+    assert made.task_result == b"y" * len(made.task_result)
+    return len(made.task_result)
