@@ -398,3 +398,41 @@ def test_a_streamed_bytes_value_is_joined_without_its_header() -> None:
     assert _one_bin([b"\xc4\x02ab"]) == b"ab"
     assert _one_bin([b"\xc4\x03ab"]) is None  # not exactly one bin
     assert _one_bin([encode_value([1, 2])]) is None  # not a bin at all
+
+
+def test_a_predecessors_large_arguments_stay_behind_for_a_new_peer_only() -> None:
+    from trio_graph_scheduler.protocol import PredecessorRecord
+    from trio_graph_scheduler.protocol.values import NOT_SENT
+
+    def with_predecessor(arguments: Any) -> Assign:
+        record = PredecessorRecord(
+            task_uid="task-0",
+            handle="f",
+            status="success",  # type: ignore[arg-type]
+            arguments=arguments,
+            result=1,
+            exception_trace=None,
+        )
+        return Assign(
+            lease=1,
+            task_uid="task-1",
+            handle="f",
+            loop="default",
+            arguments=None,
+            predecessors=[record],
+            function=None,
+            timeout=None,
+        )
+
+    big, small = ((b"a" * 70_000,), {}), ((b"a" * 60_000,), {})
+    worker, coordinator = pair()
+    for arguments, expected in [(big, NOT_SENT), (small, small)]:
+        frame = coordinator.send_streamed([with_predecessor(arguments)])
+        got = ([] if frame is None else worker.receive(frame)) + drain(coordinator, worker)
+        [assign] = got
+        assert isinstance(assign, Assign)
+        assert assign.predecessors[0].arguments == expected
+    # A peer that takes no streams (an older one) gets them whole, as before.
+    [old] = decode_frame(encode_frame([with_predecessor(big)]), allow_pickle=False)
+    assert isinstance(old, Assign)
+    assert old.predecessors[0].arguments == big

@@ -113,7 +113,8 @@ _NOT_SENT_RAW: Final = msgspec.Raw(bytes((0xC7, 0, EXT_NOT_SENT)))
 
 
 def _pack_small_value(value: Any, packing: _Packing) -> Any:
-    """A value sent only when its encoded form is at most ``MAX_SHIPPED_ARGUMENTS``."""
+    """A value sent only when its encoded form is at most ``MAX_SHIPPED_ARGUMENTS``, to a
+    peer that takes streams (an older one does not know ``EXT_NOT_SENT``)."""
     kind = type(value)
     if (
         kind in _NATIVE_VALUE_TYPES
@@ -122,7 +123,7 @@ def _pack_small_value(value: Any, packing: _Packing) -> Any:
     ):
         return value
     packed = packing.values.pack(value)
-    if len(packed) > MAX_SHIPPED_ARGUMENTS:
+    if len(packed) > MAX_SHIPPED_ARGUMENTS and packing.spill is not None:
         return _NOT_SENT_RAW
     return _packed(value, packed, packing)
 
