@@ -47,6 +47,7 @@ from .observe.progress import ProgressSnapshot, run_progress, snapshot_of
 from .observe.report import build_report, write_report
 from .observe.summary import format_summary
 from .observe.text_table import output_width
+from .result_store import default_memory_limit, format_size, parse_size
 from .server import Coordinator
 from .task_graph import TaskGraph
 
@@ -194,6 +195,29 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="keep serving the dashboard S seconds after the run ended, with links to the "
         "report and pictures written (default: 0; a signal ends the wait)",
+    )
+    default_limit = default_memory_limit()
+    parser.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        default=None,
+        help="keep at most SIZE of task results in memory (e.g. 128MiB, 2GiB, 500MB); past "
+        "it the coldest go to a SQLite file in a temporary directory (see --spill-dir) and "
+        "come back when a task reads them (default: a quarter of this "
+        f"machine's memory, {format_size(default_limit)} here)",
+    )
+    parser.add_argument(
+        "--release-results",
+        action="store_true",
+        help="drop a task's result once every task waiting on it has ended; the results of "
+        "tasks nothing waits on, and of tasks created with keep_result=True, are kept "
+        "(default: keep every result)",
+    )
+    parser.add_argument(
+        "--spill-dir",
+        metavar="DIR",
+        help="make the temporary directory of results past --memory-limit in DIR, removed "
+        "at exit (default: the system's temporary directory, $TMPDIR or /tmp)",
     )
     parser.add_argument(
         "--max-lost-attempts",
@@ -471,6 +495,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_frame_bytes=args.max_frame_bytes,
             journal=args.journal,
             dashboard=args.dashboard,
+            memory_limit=(
+                default_memory_limit()
+                if args.memory_limit is None
+                else parse_size(args.memory_limit)
+            ),
+            release_results=args.release_results,
+            spill_dir=args.spill_dir,
         )
         server_tls_context(config)  # a bad certificate is a usage error, said now
         if args.report_only:

@@ -18,6 +18,7 @@ from .config import CoordinatorConfig, server_tls_context
 from .dashboard.server import Dashboard
 from .journal import Journal
 from .listeners import CappedListener
+from .result_store import configure_results
 from .run import GraphRun, RunSummary, summarize_run
 from .shipping import pickle_for_workers
 from .throttle import FailedHandshakes
@@ -213,9 +214,15 @@ class Coordinator:
             TGSError: the graph is already executing.
             JournalError: ``config.journal`` records another graph, or is damaged.
         """
-        journal = (
-            None if self.config.journal is None else Journal.open(self.config.journal, self.graph)
+        config = self.config
+        # Before the journal is replayed: the results it holds respect the limit too.
+        configure_results(
+            self.graph,
+            memory_limit=config.memory_limit,
+            release_results=config.release_results,
+            spill_dir=config.spill_dir,
         )
+        journal = None if config.journal is None else Journal.open(config.journal, self.graph)
         try:
             return await self._serve(listeners, journal, task_status)
         finally:

@@ -683,6 +683,7 @@ class WorkerSession:
                     request.waits_on,
                     key=request.key,
                     uid=request.uid,
+                    keep_result=request.keep_result,
                 )
             )
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ...shared.states import ConditionStatus, EndReason, TaskStatus
+from ..core.results import result_type_name
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -258,7 +259,7 @@ def _task(node: TaskNode) -> dict[str, Any]:
         "ended_at": ended,
         "duration": None if started is None or ended is None else max(0.0, ended - started),
         "error": node.exception_trace,
-        "result_type": _type_name(node.task_result) if succeeded else None,
+        "result_type": result_type_name(node) if succeeded else None,
         "waits_on": [condition.uid for condition in node.waits_on],
         "earlier_runs": [_earlier_run(run) for run in node.earlier_runs or ()],
     }
@@ -279,13 +280,6 @@ def key_json(key: object) -> str | None:
     if key is None or isinstance(key, str):
         return key
     return repr(key)
-
-
-def _type_name(value: object) -> str:
-    kind = type(value)
-    if kind.__module__ == "builtins":
-        return kind.__qualname__
-    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _worker(record: WorkerRecord, tasks: list[str]) -> dict[str, Any]:
