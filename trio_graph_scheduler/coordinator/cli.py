@@ -44,7 +44,7 @@ from .config import (
 from .core.scheduler import DEFAULT_MAX_LOST_ATTEMPTS
 from .journal import Journal
 from .observe.progress import ProgressSnapshot, run_progress, snapshot_of
-from .observe.report import build_report, write_report
+from .observe.report import stream_report
 from .observe.summary import format_summary
 from .observe.text_table import output_width
 from .result_store import default_memory_limit, format_size, parse_size
@@ -459,14 +459,14 @@ def write_outputs(
     """Write the report and pictures asked for; return a line about each."""
     done: list[str] = []
     if outputs.report:
-        report = build_report(
+        stream_report(
+            outputs.report,
             graph,
             workers=workers,
             counters=counters,
             started_at=started_at,
             ended_at=ended_at,
         )
-        write_report(outputs.report, report)
         done.append(f"report written to {outputs.report}")
     pictures = [(outputs.graph_html, graph.draw), (outputs.timeline_html, graph.draw_timeline)]
     for path, draw in pictures:
