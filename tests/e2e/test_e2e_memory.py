@@ -79,6 +79,7 @@ def test_peak_memory_stays_under_the_limit_and_every_result_reads_back(
     assert procs.wait(coordinator) == 0, procs.logs()
     assert coordinator.summary() == {"success": 1000 + 250 + 1}
     assert re.search(r"results past the memory limit go to ", coordinator.stderr)
+    assert re.search(r"results: \d+ moved to disk, \d+ read back", coordinator.stderr)
     assert os.listdir(spill) == []  # removed at exit
     print(f"coordinator VmHWM {peak / MIB:.0f} MiB under --memory-limit 128MiB")
     assert peak < LIMIT + OVERHEAD, (peak / MIB, procs.logs())

@@ -47,7 +47,7 @@ from .observe.progress import ProgressSnapshot, run_progress, snapshot_of
 from .observe.report import stream_report
 from .observe.summary import format_summary
 from .observe.text_table import output_width
-from .result_store import default_memory_limit, format_size, parse_size
+from .result_store import configure_results, default_memory_limit, format_size, parse_size
 from .server import Coordinator
 from .task_graph import TaskGraph
 
@@ -523,7 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dashboard_linger=args.dashboard_linger,
     )
     if args.report_only:
-        return report_from_journal(builder, args.journal, outputs)
+        return report_from_journal(builder, args.journal, outputs, config)
     stopper = SignalStop(PROG)
     try:
         coordinator, summary, written = trio.run(run_coordinator, builder, config, stopper, outputs)
@@ -571,13 +571,26 @@ def check_report_only(args: argparse.Namespace) -> None:
 
 
 def report_from_journal(
-    builder: Callable[[], Coroutine[Any, Any, TaskGraph]], path: str, outputs: Outputs
+    builder: Callable[[], Coroutine[Any, Any, TaskGraph]],
+    path: str,
+    outputs: Outputs,
+    config: CoordinatorConfig | None = None,
 ) -> int:
     """Rebuild the run recorded in the journal at ``path`` and write what ``outputs`` ask
-    for, running nothing. Return the exit status: 0 once written."""
+    for, running nothing. Return the exit status: 0 once written.
+
+    The results read back keep to ``config.memory_limit`` (spilling to disk) as a
+    resumed run's do."""
 
     async def rebuild() -> TaskGraph:
         graph = await call_builder(builder)
+        if config is not None:
+            configure_results(
+                graph,
+                memory_limit=config.memory_limit,
+                release_results=False,  # a report of the run as it stood: nothing dropped
+                spill_dir=config.spill_dir,
+            )
         Journal.read_into(path, graph)
         return graph
 

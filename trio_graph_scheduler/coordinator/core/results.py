@@ -141,9 +141,10 @@ class ResultHolder:
 
     def put(self, node: TaskNode, value: Any) -> None:
         """Make ``value`` the result of ``node`` (which may have had one)."""
-        self._forget(node)
+        if node._result is not None:  # a None result never took anything here
+            self._forget(node)
         node._result = value
-        if self.limit is None or value is None:
+        if value is None or self.limit is None:
             return
         assert self.spill is not None
         size = self.spill.measure(value)
