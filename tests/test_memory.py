@@ -91,6 +91,32 @@ async def test_results_past_the_limit_spill_to_disk_and_read_back(tmp_path: Path
     assert entries(tmp_path) == []
 
 
+def digest_in_a_thread(**kwargs: Any) -> list[str]:
+    """The sync twin of digest: it runs in a worker thread, and reads from there."""
+    return [
+        hashlib.sha256(p.task_result).hexdigest()
+        for p in kwargs["task_node"].get_predecessor_task_nodes()
+    ]
+
+
+async def test_a_sync_task_reads_spilled_results_from_its_thread(tmp_path: Path) -> None:
+    graph = TaskGraph(
+        {"make": make, "digest": digest_in_a_thread}, [WorkerLoop("default", 4, None)]
+    )
+    makers = [await graph.create_task("make", ((i,), None)) for i in range(8)]
+    reader = await graph.create_task("digest", None, [m.uid for m in makers])
+
+    summary = await execute_graph(graph, memory_limit="16KiB", spill_dir=tmp_path)
+
+    assert summary.succeeded, reader.exception_trace
+    assert reader.task_result == [hashlib.sha256(blob(i)).hexdigest() for i in range(8)]
+    holder = graph.scheduler.results
+    assert holder is not None
+    # Read in the task's thread, the results stayed on disk: the counts are the loop's.
+    assert holder.loaded == 0
+    graph.check_invariants()
+
+
 async def test_a_run_under_its_limit_touches_no_disk(tmp_path: Path) -> None:
     graph = make_graph()
     maker = await graph.create_task("make", ((1,), None))

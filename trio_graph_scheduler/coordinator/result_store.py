@@ -26,6 +26,7 @@ import re
 import shutil
 import sqlite3
 import tempfile
+import threading
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -120,6 +121,8 @@ class DiskSpill:
         self._directory: Path | None = None
         self._db: sqlite3.Connection | None = None
         self._finalizer: weakref.finalize[Any, DiskSpill] | None = None
+        # The event loop writes; a sync task function's thread may read at the same time.
+        self._lock = threading.Lock()
         # One packer for every value (making one costs more than packing a small value).
         self._packer = ValuePacker()
         self._warned = False
@@ -147,9 +150,10 @@ class DiskSpill:
         cannot be encoded or the disk refuses it."""
         try:
             data = self._packer.pack(value)
-            self._connection().execute(
-                "INSERT OR REPLACE INTO results (uid, value) VALUES (?, ?)", (uid, data)
-            )
+            with self._lock:
+                self._connection().execute(
+                    "INSERT OR REPLACE INTO results (uid, value) VALUES (?, ?)", (uid, data)
+                )
         except (ValueEncodeError, sqlite3.Error, OSError) as exc:
             if not self._warned:
                 self._warned = True
@@ -163,18 +167,20 @@ class DiskSpill:
         return True
 
     def read(self, uid: str) -> Any:
-        """The value written for ``uid``."""
-        if self._db is None:
-            raise TGSInternalError(f"no result of {uid} was written")
-        row = self._db.execute("SELECT value FROM results WHERE uid = ?", (uid,)).fetchone()
+        """The value written for ``uid`` (from any thread)."""
+        with self._lock:
+            if self._db is None:
+                raise TGSInternalError(f"no result of {uid} was written")
+            row = self._db.execute("SELECT value FROM results WHERE uid = ?", (uid,)).fetchone()
         if row is None:
             raise TGSInternalError(f"no result of {uid} was written")
         return decode_value(row[0], allow_pickle=True)
 
     def delete(self, uid: str) -> None:
         """Forget the value written for ``uid``."""
-        if self._db is not None:
-            self._db.execute("DELETE FROM results WHERE uid = ?", (uid,))
+        with self._lock:
+            if self._db is not None:
+                self._db.execute("DELETE FROM results WHERE uid = ?", (uid,))
 
     def close(self) -> None:
         """Close the file and remove its directory (also done at garbage collection and
@@ -187,7 +193,10 @@ class DiskSpill:
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
             directory = Path(tempfile.mkdtemp(prefix="tgs-results-", dir=self._parent))
-            db = sqlite3.connect(directory / "results.sqlite", isolation_level=None)
+            # Any thread may read (under the lock): sync task functions run in threads.
+            db = sqlite3.connect(
+                directory / "results.sqlite", isolation_level=None, check_same_thread=False
+            )
             # Not TemporaryDirectory: its cleanup at garbage collection warns, and the
             # graph (which holds this) is often dropped without a word.
             self._finalizer = weakref.finalize(self, _remove, db, directory)

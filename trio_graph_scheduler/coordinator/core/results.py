@@ -11,8 +11,10 @@ its node, as in the seed, and nothing here runs. With one (``graph.scheduler.res
   :class:`ResultAway` marker. Reading ``node.task_result`` brings such a result back
   (and counts it again, which may push another out): successors' assignments and the
   user read the same property. A result read back keeps its copy on disk, so pushing it
-  out again writes nothing. Smaller results stay with their node, uncounted (a counted
-  entry costs about a hundred bytes of its own).
+  out again writes nothing. A sync task function reading one in its thread gets a copy
+  and leaves it on disk: only the event loop's thread changes what is held. Smaller
+  results stay with their node, uncounted (a counted entry costs about a hundred bytes
+  of its own).
 - **Release** (``release_results``). A task's result is *needed by nobody* once the task
   has at least one successor (a task waiting on a condition over it) and every one of
   them has ended. Then it is dropped, in memory and on disk, unless the task is a sink (no
@@ -29,6 +31,7 @@ directory (``coordinator/result_store.py``), the tests' a dictionary.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Final, Protocol, final
 
@@ -57,7 +60,8 @@ class ResultSpill(Protocol):
         then stays in memory, uncounted)."""
 
     def read(self, uid: str) -> Any:
-        """The value written for ``uid`` (a copy of it)."""
+        """The value written for ``uid`` (a copy of it). Called from other threads too
+        (a sync task function reading its predecessors' results)."""
 
     def delete(self, uid: str) -> None:
         """Forget the value written for ``uid``, if any."""
@@ -136,6 +140,8 @@ class ResultHolder:
         self._written: set[str] = set()
         # Per task that has had successors: how many of them have not ended (release).
         self._readers: dict[TaskNode, int] = {}
+        # The thread the graph is run in (the event loop's): only it changes the counts.
+        self._thread = threading.get_ident()
 
     # -- storing and reading -------------------------------------------------------------
 
@@ -163,6 +169,10 @@ class ResultHolder:
             raise ResultReleasedError(node.uid)
         assert self.spill is not None
         value = self.spill.read(node.uid)
+        if threading.get_ident() != self._thread:
+            # A sync task function reads it in its own thread: it gets its copy, and the
+            # event loop's thread stays the only one that changes what is held.
+            return value
         self.loaded += 1
         node._result = value
         self._hold(node, away.size)  # may push it out again at once: it is returned anyway
