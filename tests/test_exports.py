@@ -17,7 +17,7 @@ def test_public_names() -> None:
         "LinkError", "CoordinatorUnreachableError", "WorkerRejectedError", "NotOnWorkerError",
         "Coordinator", "CoordinatorConfig", "RunSummary", "serve_coordinator",
         "Worker", "WorkerConfig", "run_worker", "TaskPolicy", "JournalError",
-        "FailedTask", "RemoteTaskError", "TasksFailedError",
+        "FailedTask", "RemoteTaskError", "TasksFailedError", "ResultReleasedError",
     }  # fmt: skip
     # Sub-packages appear as attributes once imported; they are namespaces, not API names.
     assert public - {"coordinator", "shared", "worker", "protocol", "graph", "execution",

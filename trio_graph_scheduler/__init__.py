@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .shared.errors import ProtocolError as ProtocolError
     from .shared.errors import RemoteProtocolError as RemoteProtocolError
     from .shared.errors import RemoteTaskError as RemoteTaskError
+    from .shared.errors import ResultReleasedError as ResultReleasedError
     from .shared.errors import TasksFailedError as TasksFailedError
     from .shared.errors import TGSError as TGSError
     from .shared.errors import UnknownFunctionError as UnknownFunctionError
@@ -78,6 +79,7 @@ _EXPORTS: dict[str, str] = {
     "ProtocolError": ".shared.errors",
     "RemoteProtocolError": ".shared.errors",
     "RemoteTaskError": ".shared.errors",
+    "ResultReleasedError": ".shared.errors",
     "TasksFailedError": ".shared.errors",
     "TGSError": ".shared.errors",
     "UnknownFunctionError": ".shared.errors",

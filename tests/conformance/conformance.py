@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import tgs_conformance_cases as cases
 
-from trio_graph_scheduler import execute_graph
+from trio_graph_scheduler import CoordinatorConfig, execute_graph
 from trio_graph_scheduler.coordinator.observe.report import build_report
 from trio_graph_scheduler.testing import run_local_cluster
 
@@ -95,6 +95,23 @@ class Case:
     real: bool = False
     #: Workers in the distributed modes.
     workers: int = 2
+    #: Run with ``release_results`` and this ``memory_limit`` (bytes; None: none), in
+    #: every mode (the options of execute_graph, CoordinatorConfig and tgs-coordinator).
+    release_results: bool = False
+    memory_limit: int | None = None
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments of execute_graph and CoordinatorConfig."""
+        return {"release_results": self.release_results, "memory_limit": self.memory_limit}
+
+    @property
+    def cli_options(self) -> list[str]:
+        """The same, as ``tgs-coordinator`` options."""
+        options = ["--release-results"] if self.release_results else []
+        if self.memory_limit is not None:
+            options += ["--memory-limit", str(self.memory_limit)]
+        return options
 
     @property
     def builder(self) -> Callable[[], Awaitable[TaskGraph]]:
@@ -109,13 +126,14 @@ class Case:
 
 async def run_in_process(case: Case) -> Outcome:
     graph = await case.builder()
-    await execute_graph(graph)
+    await execute_graph(graph, **case.options)
     return Outcome(build_report(graph, started_at=0.0, ended_at=None))
 
 
 async def run_in_memory(case: Case) -> Outcome:
     graph = await case.builder()
-    await run_local_cluster(graph, workers=case.workers, in_memory=True)
+    config = CoordinatorConfig(**case.options)
+    await run_local_cluster(graph, workers=case.workers, config=config, in_memory=True)
     return Outcome(build_report(graph, started_at=0.0, ended_at=None))
 
 
@@ -219,6 +237,13 @@ def check_contexts(outcome: Outcome) -> None:
     assert "no database today" in failed, failed
 
 
+def check_results(outcome: Outcome) -> None:
+    keys = ["released", "kept", "reader", "probe", "spawned", "dropped", "spawned_reader"]
+    outcome.expect_statuses(dict.fromkeys([*keys, "check_spawned"], "success"))
+    # Released or on disk, a result's type is still known (the marker keeps it).
+    assert outcome.keyed("released")["result_type"] == "bytes"
+
+
 #: Every case of the suite.
 CASES: list[Case] = [
     Case("conditions", check_conditions, real=True),
@@ -233,4 +258,11 @@ CASES: list[Case] = [
     Case("arguments", check_arguments, real=True),
     Case("errors", check_errors, real=True),
     Case("contexts", check_contexts, real=True),
+    Case(
+        "results",
+        check_results,
+        real=True,
+        release_results=True,
+        memory_limit=cases.RESULTS_LIMIT,
+    ),
 ]

@@ -56,7 +56,7 @@ def test_real_processes(case: Case, tmp_path: Path) -> None:
         (processes.graph_dir / source.name).write_bytes(source.read_bytes())
         report = processes.out_dir / "report.json"
         coordinator = processes.coordinator(
-            case.spec, "--report", str(report), "--no-progress", raw_spec=True
+            case.spec, "--report", str(report), "--no-progress", *case.cli_options, raw_spec=True
         )
         url = coordinator.wait_listening(timeout=REAL_LIMIT)
         for _ in range(case.workers):

@@ -28,6 +28,7 @@ import trio
 from trio_graph_scheduler import (
     GenericSchedulingCondition,
     GraphDefinitionError,
+    ResultReleasedError,
     TaskGraph,
     TaskPolicy,
     UnknownUidError,
@@ -513,4 +514,87 @@ async def build_contexts() -> TaskGraph:
         await graph.create_task("uses_context", key=f"context-{index}")
     await graph.create_task("uses_db", key="db_task")
     await graph.create_task("ok", key="plain")
+    return graph
+
+
+# -- results (run with release_results and a memory limit of RESULTS_LIMIT) ---------------
+
+#: The case's memory limit: smaller than one blob, so every blob goes to disk at once and
+#: each read comes back from there.
+RESULTS_LIMIT = 4096
+
+
+def blob(n: int) -> bytes:
+    return bytes([n]) * 8192
+
+
+async def make_blob(n: int, **_: Any) -> bytes:
+    return blob(n)
+
+
+async def read_blobs(*numbers: int, task_node: Any, **_: Any) -> int:
+    """Each predecessor's result is the blob of the number given in the same place."""
+    results = [p.task_result for p in task_node.get_predecessor_task_nodes()]
+    if results != [blob(n) for n in numbers]:
+        raise AssertionError(f"read {[r[:1] for r in results]}, not the blobs of {numbers}")
+    return len(results)
+
+
+async def _released(graph: Any, uid: str) -> bool:
+    try:
+        node = await graph.aget_task(uid)  # a worker is told here...
+        node.task_result  # noqa: B018 - ... the graph's owner here
+    except ResultReleasedError:
+        return True
+    return False
+
+
+async def probe_results(released: str, kept: str, *, graph: Any, **_: Any) -> str:
+    """A released result raises when read or waited on; a kept one reads back."""
+    if not await _released(graph, released):
+        raise AssertionError("a released result was read")
+    if (await graph.aget_task(kept)).task_result != blob(2):
+        raise AssertionError("the kept result did not read back")
+    try:
+        await graph.create_task("ok", waits_on=[released])
+    except ResultReleasedError:
+        pass
+    else:
+        raise AssertionError("a task was made to wait on a released result")
+    # keep_result from a task (on a worker, the request carries it).
+    spawned = await graph.create_task("make_blob", ((3,), {}), key="spawned", keep_result=True)
+    dropped = await graph.create_task("make_blob", ((4,), {}), key="dropped")
+    reader = await graph.create_task(
+        "read_blobs", ((3, 4), {}), [spawned.uid, dropped.uid], key="spawned_reader"
+    )
+    await graph.create_task(
+        "check_spawned", ((spawned.uid, dropped.uid), {}), [reader.uid], key="check_spawned"
+    )
+    return "probed"
+
+
+async def check_spawned(kept: str, dropped: str, *, graph: Any, **_: Any) -> None:
+    if (await graph.aget_task(kept)).task_result != blob(3):
+        raise AssertionError("keep_result from a task did not keep it")
+    if not await _released(graph, dropped):
+        raise AssertionError("a result nobody waits for any more was not released")
+
+
+async def build_results() -> TaskGraph:
+    graph = _graph(
+        {
+            "make_blob": make_blob,
+            "read_blobs": read_blobs,
+            "probe_results": probe_results,
+            "check_spawned": check_spawned,
+        }
+    )
+    released = await graph.create_task("make_blob", ((1,), {}), key="released")
+    kept = await graph.create_task("make_blob", ((2,), {}), key="kept", keep_result=True)
+    reader = await graph.create_task(
+        "read_blobs", ((1, 2), {}), [released.uid, kept.uid], key="reader"
+    )
+    await graph.create_task(
+        "probe_results", ((released.uid, kept.uid), {}), [reader.uid], key="probe"
+    )
     return graph

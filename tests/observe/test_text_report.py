@@ -21,6 +21,7 @@ from trio_graph_scheduler.coordinator.observe.report import (
     SCHEMA_VERSION,
     build_report,
     schema_errors,
+    stream_report,
     write_report,
 )
 from trio_graph_scheduler.coordinator.server import CoordinatorStatistics
@@ -260,6 +261,7 @@ def test_report_of_a_distributed_run_lists_workers_and_their_tasks() -> None:
             "lost_while_running": [],
         },
     ]
+
     (task_b,) = (task for task in report["tasks"] if task["uid"] == b.uid)
     assert (task_b["attempts"], task_b["losses"], task_b["duration"]) == (2, 1, 1.0)
     assert report["summary"]["lost"] == 1
@@ -348,3 +350,24 @@ def test_docs_list_exactly_the_schema_fields_with_their_types() -> None:
 def test_the_example_in_the_docs_fits_the_schema() -> None:
     (example,) = re.findall(r"```json\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.S)
     assert schema_errors(json.loads(example)) == []
+
+
+def test_a_streamed_report_is_the_same_file_as_one_built_whole(tmp_path: Path) -> None:
+    # stream_report writes a task at a time what write_report(build_report(...)) writes.
+    graph = make_graph({"html": 1})
+    a, b = graph.create_task_nowait("f"), graph.create_task_nowait("html", key="ünïcode")
+    graph.create_task_nowait("f", None, [a.uid, b.uid])
+    hand = Hand(graph)
+    hand.run(a, worker="worker-1")
+    hand.run(b, worker="worker-1")
+    workers = [WorkerRecord("worker-1", "a:1", ["default", "html"], 1.0)]
+    counters = CoordinatorStatistics(workers_joined=1)
+    arguments: dict[str, Any] = {"workers": workers, "counters": counters}
+    for name, extra in (("run", arguments), ("empty", {})):
+        whole, streamed = tmp_path / f"{name}-whole.json", tmp_path / f"{name}-streamed.json"
+        report = build_report(graph, **extra, started_at=0.0, ended_at=2.0)
+        write_report(whole, report)
+        stream_report(streamed, graph, **extra, started_at=0.0, ended_at=2.0)
+        assert streamed.read_bytes() == whole.read_bytes()
+        assert stat.S_IMODE(streamed.stat().st_mode) == 0o600
+        graph = make_graph()  # then a graph with no tasks: empty arrays

@@ -44,9 +44,10 @@ from .config import (
 from .core.scheduler import DEFAULT_MAX_LOST_ATTEMPTS
 from .journal import Journal
 from .observe.progress import ProgressSnapshot, run_progress, snapshot_of
-from .observe.report import build_report, write_report
+from .observe.report import stream_report
 from .observe.summary import format_summary
 from .observe.text_table import output_width
+from .result_store import configure_results, default_memory_limit, format_size, parse_size
 from .server import Coordinator
 from .task_graph import TaskGraph
 
@@ -194,6 +195,29 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="keep serving the dashboard S seconds after the run ended, with links to the "
         "report and pictures written (default: 0; a signal ends the wait)",
+    )
+    default_limit = default_memory_limit()
+    parser.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        default=None,
+        help="keep at most SIZE of task results in memory (e.g. 128MiB, 2GiB, 500MB); past "
+        "it the coldest go to a SQLite file in a temporary directory (see --spill-dir) and "
+        "come back when a task reads them (default: a quarter of this "
+        f"machine's memory, {format_size(default_limit)} here)",
+    )
+    parser.add_argument(
+        "--release-results",
+        action="store_true",
+        help="drop a task's result once every task waiting on it has ended; the results of "
+        "tasks nothing waits on, and of tasks created with keep_result=True, are kept "
+        "(default: keep every result)",
+    )
+    parser.add_argument(
+        "--spill-dir",
+        metavar="DIR",
+        help="make the temporary directory of results past --memory-limit in DIR, removed "
+        "at exit (default: the system's temporary directory, $TMPDIR or /tmp)",
     )
     parser.add_argument(
         "--max-lost-attempts",
@@ -435,14 +459,14 @@ def write_outputs(
     """Write the report and pictures asked for; return a line about each."""
     done: list[str] = []
     if outputs.report:
-        report = build_report(
+        stream_report(
+            outputs.report,
             graph,
             workers=workers,
             counters=counters,
             started_at=started_at,
             ended_at=ended_at,
         )
-        write_report(outputs.report, report)
         done.append(f"report written to {outputs.report}")
     pictures = [(outputs.graph_html, graph.draw), (outputs.timeline_html, graph.draw_timeline)]
     for path, draw in pictures:
@@ -472,6 +496,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_value_bytes=args.max_value_bytes,
             journal=args.journal,
             dashboard=args.dashboard,
+            memory_limit=(
+                default_memory_limit()
+                if args.memory_limit is None
+                else parse_size(args.memory_limit)
+            ),
+            release_results=args.release_results,
+            spill_dir=args.spill_dir,
         )
         server_tls_context(config)  # a bad certificate is a usage error, said now
         if args.report_only:
@@ -493,7 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dashboard_linger=args.dashboard_linger,
     )
     if args.report_only:
-        return report_from_journal(builder, args.journal, outputs)
+        return report_from_journal(builder, args.journal, outputs, config)
     stopper = SignalStop(PROG)
     try:
         coordinator, summary, written = trio.run(run_coordinator, builder, config, stopper, outputs)
@@ -541,13 +572,26 @@ def check_report_only(args: argparse.Namespace) -> None:
 
 
 def report_from_journal(
-    builder: Callable[[], Coroutine[Any, Any, TaskGraph]], path: str, outputs: Outputs
+    builder: Callable[[], Coroutine[Any, Any, TaskGraph]],
+    path: str,
+    outputs: Outputs,
+    config: CoordinatorConfig | None = None,
 ) -> int:
     """Rebuild the run recorded in the journal at ``path`` and write what ``outputs`` ask
-    for, running nothing. Return the exit status: 0 once written."""
+    for, running nothing. Return the exit status: 0 once written.
+
+    The results read back keep to ``config.memory_limit`` (spilling to disk) as a
+    resumed run's do."""
 
     async def rebuild() -> TaskGraph:
         graph = await call_builder(builder)
+        if config is not None:
+            configure_results(
+                graph,
+                memory_limit=config.memory_limit,
+                release_results=False,  # a report of the run as it stood: nothing dropped
+                spill_dir=config.spill_dir,
+            )
         Journal.read_into(path, graph)
         return graph
 

@@ -54,6 +54,13 @@ class CoordinatorConfig:
         dashboard: ``HOST:PORT`` to serve the live web dashboard on (``https://`` with
             ``tls_cert``), or ``None`` for none (the default). With a token, the dashboard
             asks for it; an address other than loopback needs one, as ``host`` does.
+        memory_limit: bytes of results to keep in memory; past it the coldest go to a
+            SQLite file in a temporary directory and come back when read. ``None`` (the
+            default here; ``tgs-coordinator`` defaults to a quarter of the machine's
+            memory): no limit. See docs/operations.md, "Memory".
+        release_results: drop a result once every task waiting on it has ended (not the
+            results of sinks, nor of tasks created with ``keep_result=True``).
+        spill_dir: where to make that temporary directory (default: the system's).
     """
 
     host: str = "127.0.0.1"
@@ -72,6 +79,9 @@ class CoordinatorConfig:
     tls_key: str | None = None
     journal: str | None = None
     dashboard: str | None = None
+    memory_limit: int | None = None
+    release_results: bool = False
+    spill_dir: str | None = None
 
     def __post_init__(self) -> None:
         self._check_token(self.host, "listen", "could run code on the workers")
@@ -98,6 +108,8 @@ class CoordinatorConfig:
             raise ConfigError(f"max_connections must be at least 1, got {self.max_connections}")
         if self.tls_key is not None and self.tls_cert is None:
             raise ConfigError("a TLS key needs its certificate (tls_cert)")
+        if self.memory_limit is not None and self.memory_limit <= 0:
+            raise ConfigError(f"memory_limit must be positive, got {self.memory_limit}")
         if self.max_frame_bytes < 2**16:
             raise ConfigError(f"max_frame_bytes must be at least 65536, got {self.max_frame_bytes}")
         if self.max_value_bytes < 1:

@@ -21,6 +21,7 @@ from ..shared.states import EndReason
 from ..shared.task_errors import without_frames
 from .core.nodes import LOCAL_WORKER
 from .journal import Journal
+from .result_store import configure_results, parse_size
 from .run import GraphRun, log_task_failure, summarize_run, task_logger
 
 if TYPE_CHECKING:
@@ -39,6 +40,9 @@ async def execute_graph(
     *,
     raise_on_failure: bool = False,
     journal: str | Path | None = None,
+    memory_limit: int | str | None = None,
+    release_results: bool = False,
+    spill_dir: str | Path | None = None,
 ) -> RunSummary:
     """Run the graph's tasks in this process until every task has ended.
 
@@ -62,6 +66,17 @@ async def execute_graph(
             journal's (look them up in ``graph.nodes`` afterwards; the nodes the builder
             returned are not the graph's any more), tasks that had ended keep their
             outcome and do not run again, and the rest run.
+        memory_limit: keep at most this many bytes of results in memory (an int, or a
+            size such as ``"128MiB"``); the coldest of the rest go to a SQLite file in a
+            temporary directory and come back when read (``node.task_result``, a copy).
+            ``None`` (the default): every result stays in memory, as in the seed (results
+            already on disk stay readable). See docs/operations.md, "Memory".
+        release_results: drop a result once every task waiting on it has ended, except
+            the results of sinks (tasks no task waits on) and of tasks created with
+            ``keep_result=True``; reading a dropped one raises
+            :class:`~trio_graph_scheduler.ResultReleasedError`.
+        spill_dir: where to make the temporary directory of ``memory_limit`` (default:
+            the system's, ``TMPDIR``).
 
     Raises:
         GraphStalledError: tasks remain that can never run (a dependency cycle).
@@ -69,7 +84,13 @@ async def execute_graph(
             carries the summary.
         TGSError: the graph is already executing.
         JournalError: the journal records another graph, or is damaged.
+        ConfigError: ``memory_limit`` is no size.
     """
+    if isinstance(memory_limit, str):
+        memory_limit = parse_size(memory_limit, "memory_limit")
+    configure_results(
+        graph, memory_limit=memory_limit, release_results=release_results, spill_dir=spill_dir
+    )
     if journal is None:
         await _execute(graph, None)
     else:

@@ -52,7 +52,7 @@ from .core.conditions import GenericSchedulingCondition
 from .core.nodes import EarlierRun
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
     from .core.graph import TaskGraphCore
     from .core.nodes import TaskNode
@@ -177,8 +177,13 @@ class Journal:
             journal._connection.close()
 
     def _replay_into(self, graph: TaskGraphCore) -> Resumed:
-        rows = self._connection.execute("SELECT seq, events FROM batches ORDER BY seq").fetchall()
-        return _replay(graph, rows, self.path) if rows else Resumed(0, 0, 0)
+        connection = self._connection
+        if connection.execute("SELECT 1 FROM batches LIMIT 1").fetchone() is None:
+            return Resumed(0, 0, 0)
+        # One batch at a time, not fetchall(): the results it holds go through the
+        # graph's memory limit as they are replayed, instead of all being read first.
+        rows = connection.execute("SELECT seq, events FROM batches ORDER BY seq")
+        return _replay(graph, rows, self.path)
 
     # -- recording (GraphRecorder) -----------------------------------------------------
 
@@ -274,16 +279,18 @@ def _condition_event(condition: GenericSchedulingCondition, packer: ValuePacker)
 def _task_event(
     node: TaskNode, conditions: list[GenericSchedulingCondition], packer: ValuePacker
 ) -> bytes:
-    return packer.pack(
-        [
-            _TASK,
-            node.uid,
-            node.task_handle,
-            node.task_arguments,
-            [c.uid for c in conditions],
-            node.key,
-        ]
-    )
+    event = [
+        _TASK,
+        node.uid,
+        node.task_handle,
+        node.task_arguments,
+        [c.uid for c in conditions],
+        node.key,
+    ]
+    kept = node.graph._kept
+    if kept is not None and node in kept:
+        event.append(True)  # keep_result; left out when false (and by older journals)
+    return packer.pack(event)
 
 
 def _end_event(node: TaskNode, packer: ValuePacker) -> bytes:
@@ -405,7 +412,7 @@ def recorded_events(path: str | Path) -> Iterator[list[Any]]:
             yield decode_value(event, allow_pickle=True)
 
 
-def _replay(graph: TaskGraphCore, rows: list[tuple[int, bytes]], path: Path) -> Resumed:
+def _replay(graph: TaskGraphCore, rows: Iterable[tuple[int, bytes]], path: Path) -> Resumed:
     """Rebuild ``graph``'s tasks and conditions from the journal's batches of events."""
     graph._forget_tasks()
     scheduler = graph.scheduler
@@ -441,8 +448,10 @@ def _replay_event(graph: TaskGraphCore, event: Any) -> int:
         _, uid, mode, predecessors = event
         GenericSchedulingCondition(graph, mode, predecessors, uid=uid)
     elif kind == _TASK:
-        _, uid, handle, arguments, conditions, key = event
-        graph.create_task_nowait(handle, arguments, conditions, key=key, uid=uid)
+        _, uid, handle, arguments, conditions, key, *keep = event
+        graph.create_task_nowait(
+            handle, arguments, conditions, key=key, uid=uid, keep_result=bool(keep and keep[0])
+        )
     elif kind == _PREDECESSOR:
         _, condition_uid, uid = event
         graph.scheduler.add_predecessor(graph.conditions[condition_uid], graph.nodes[uid])

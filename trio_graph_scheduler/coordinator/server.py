@@ -18,6 +18,7 @@ from .config import CoordinatorConfig, server_tls_context
 from .dashboard.server import Dashboard
 from .journal import Journal
 from .listeners import CappedListener
+from .result_store import configure_results, format_size
 from .run import GraphRun, RunSummary, summarize_run
 from .shipping import pickle_for_workers
 from .throttle import FailedHandshakes
@@ -213,9 +214,15 @@ class Coordinator:
             TGSError: the graph is already executing.
             JournalError: ``config.journal`` records another graph, or is damaged.
         """
-        journal = (
-            None if self.config.journal is None else Journal.open(self.config.journal, self.graph)
+        config = self.config
+        # Before the journal is replayed: the results it holds respect the limit too.
+        configure_results(
+            self.graph,
+            memory_limit=config.memory_limit,
+            release_results=config.release_results,
+            spill_dir=config.spill_dir,
         )
+        journal = None if config.journal is None else Journal.open(config.journal, self.graph)
         try:
             return await self._serve(listeners, journal, task_status)
         finally:
@@ -284,6 +291,7 @@ class Coordinator:
                 self.dashboard = None
         run.raise_if_stalled()
         self.summary = summarize_run(self.graph, interrupted=self._interrupted)
+        _log_results(self.graph)
         return self.summary
 
     def make_dashboard(self) -> Dashboard:
@@ -386,6 +394,20 @@ async def serve_coordinator(
     """
     coordinator = Coordinator(graph, config or CoordinatorConfig())
     return await coordinator.serve(listeners, task_status=task_status)
+
+
+def _log_results(graph: TaskGraph) -> None:
+    """Say what the memory limit and release did, if anything."""
+    holder = graph.scheduler.results
+    if holder is None or not (holder.spilled or holder.released):
+        return
+    logger.info(
+        "results: %d moved to disk, %d read back from it, %d released; at most %s held in memory",
+        holder.spilled,
+        holder.loaded,
+        holder.released,
+        format_size(holder.peak_held),
+    )
 
 
 def _url_of(listener: trio.abc.Listener[trio.abc.Stream], host: str) -> str:

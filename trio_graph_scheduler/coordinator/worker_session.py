@@ -704,6 +704,7 @@ class WorkerSession:
                     request.waits_on,
                     key=request.key,
                     uid=request.uid,
+                    keep_result=request.keep_result,
                 )
             )
 

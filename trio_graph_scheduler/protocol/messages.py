@@ -345,7 +345,8 @@ class CreateTaskRequest(
     ``awaited`` is true when the task waits for the :class:`Reply` (``await
     graph.create_task``) and false for ``create_task_nowait``. ``key`` is the task's key
     (``None``, left out on the wire: none); a task with one is only ever awaited, since
-    the reply says which task the key names.
+    the reply says which task the key names. ``keep_result`` (left out on the wire when
+    false): ``release_results`` never drops the task's result.
     """
 
     request_id: Count
@@ -356,6 +357,7 @@ class CreateTaskRequest(
     arguments: Value
     waits_on: list[Name]
     key: Value = None
+    keep_result: bool = False
 
     def __post_init__(self) -> None:
         if self.key is not None and not self.awaited:

@@ -7,6 +7,7 @@ Every error the library raises on purpose derives from :class:`TGSError`::
     │   └── UnknownFunctionError                   a function name the graph does not know
     ├── UnknownUidError (also a KeyError)          a task or condition uid the graph does not know
     ├── GraphStalledError                          unfinished tasks, none of which can ever run
+    ├── ResultReleasedError (also a LookupError)   a result release_results dropped
     ├── WorkerContextError                         a loop's worker-context init function raised
     ├── RemoteTaskError                            a task's exception that could not travel
     ├── TasksFailedError                           tasks failed (execute_graph's raise_on_failure)
@@ -86,6 +87,28 @@ class UnknownUidError(TGSError, KeyError):
     def __str__(self) -> str:
         # KeyError's own __str__ shows repr(args[0]); keep the sentence readable.
         return str(self.args[0])
+
+
+class ResultReleasedError(TGSError, LookupError):
+    """A task's result was released by ``release_results`` (``--release-results``): every
+    task that waited on it had ended, so it was dropped to free memory.
+
+    Raised by reading ``node.task_result``, and by making a new task wait on that task
+    (it could only read a wrong value). Keep a result with ``create_task(...,
+    keep_result=True)``, or run without ``release_results``.
+    """
+
+    def __init__(self, uid: str, doing: str = "it cannot be read") -> None:
+        self.uid = uid
+        self.doing = doing
+        super().__init__(
+            f"the result of {uid} was released once every task waiting on it had ended "
+            f"(release_results, --release-results): {doing}; create it with "
+            "keep_result=True to keep it"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.uid, self.doing)
 
 
 class GraphStalledError(TGSError):
@@ -250,6 +273,7 @@ GRAPH_CALL_ERRORS: Final[Mapping[str, type[TGSError]]] = {
         UnknownUidError,
         NotOnWorkerError,
         ValueTooLargeError,
+        ResultReleasedError,
     )
 }
 

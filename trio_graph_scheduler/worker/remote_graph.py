@@ -382,11 +382,13 @@ class RemoteGraph:
         waits_on: Iterable[str] | None = None,
         *,
         key: Any = None,
+        keep_result: bool = False,
     ) -> RemoteTaskNode:
         """Add a task to the coordinator's graph and wait until it is accepted.
 
         With ``key``, the coordinator returns the task that has this key if there is one
         (created by any task, on any worker), and creates one otherwise, in one step.
+        ``keep_result``: ``release_results`` never drops its result.
 
         Raises:
             GraphDefinitionError, UnknownUidError, ...: what the coordinator raised.
@@ -394,7 +396,7 @@ class RemoteGraph:
         if key is not None:
             check_task_key(key)
         request, node = self._task_request(
-            task_handle, task_arguments, waits_on, awaited=True, key=key
+            task_handle, task_arguments, waits_on, awaited=True, key=key, keep_result=keep_result
         )
         assert request is not None  # an awaited call raises instead
         reply = await self._ask(request)
@@ -410,6 +412,7 @@ class RemoteGraph:
         waits_on: Iterable[str] | None = None,
         *,
         key: Any = None,
+        keep_result: bool = False,
     ) -> RemoteTaskNode:
         """Add a task without waiting; if the coordinator refuses it, this task fails.
 
@@ -423,7 +426,9 @@ class RemoteGraph:
                 "a key names a task only the coordinator knows: "
                 "use `await graph.create_task(..., key=K)`",
             )
-        request, node = self._task_request(task_handle, task_arguments, waits_on, awaited=False)
+        request, node = self._task_request(
+            task_handle, task_arguments, waits_on, awaited=False, keep_result=keep_result
+        )
         if request is not None:
             self._send(request)
         return node
@@ -544,6 +549,7 @@ class RemoteGraph:
         *,
         awaited: bool,
         key: Any = None,
+        keep_result: bool = False,
     ) -> tuple[CreateTaskRequest | None, RemoteTaskNode]:
         """The request for a new task, and the task as this graph keeps it.
 
@@ -567,6 +573,7 @@ class RemoteGraph:
             arguments=task_arguments,
             waits_on=_uid_list(waits_on),
             key=key,
+            keep_result=keep_result,
         )
         sendable: CreateTaskRequest | None = request
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from ...shared.errors import (
     GraphDefinitionError,
@@ -25,6 +25,9 @@ from .loops import WorkerLoop, assign_functions_to_loops, build_loop_queues
 from .nodes import TaskNode
 from .policy import DEFAULT_POLICY, TaskPolicy
 from .scheduler import Scheduler
+
+#: What a task that would wait on a released result is told.
+_LATE_SUCCESSOR: Final = "no task can wait on it any more"
 
 #: ``async def init(worker_index) -> context`` per loop (a plain function works too).
 ContextInit = Callable[[int], Any]
@@ -108,6 +111,9 @@ class TaskGraphCore:
         # Tasks by key; made by the first task with a key, so a graph without keys pays
         # nothing for it.
         self._keys: dict[Any, TaskNode] | None = None
+        # Tasks created with keep_result=True (release_results keeps their results);
+        # made by the first such task.
+        self._kept: set[TaskNode] | None = None
         self.worker_loops: list[WorkerLoop] = loops
         self.worker_context_init_functions: dict[str, ContextInit] = init_functions
         self.task_functions: dict[str, TaskFunction] = {
@@ -146,6 +152,7 @@ class TaskGraphCore:
         waits_on: Iterable[str] | None = None,
         *,
         key: Any = None,
+        keep_result: bool = False,
     ) -> TaskNode:
         """Add a task; it runs once every condition it waits on is satisfied.
 
@@ -161,6 +168,9 @@ class TaskGraphCore:
                 task is returned, whatever its function and arguments: the check and the
                 creation are one step at the graph's owner, so two tasks that create the
                 same key, here or on any workers, get the same task.
+            keep_result: keep its result even with ``release_results``, which drops a
+                result once every task waiting on it has ended (a task with a key that
+                exists marks that task).
 
         Returns:
             The new task's node, or the existing one with ``key``.
@@ -170,8 +180,12 @@ class TaskGraphCore:
             UnknownUidError: a uid in ``waits_on`` is unknown.
             GraphDefinitionError: malformed arguments, kwargs that use a reserved name, or
                 a key of another type.
+            ResultReleasedError: it would wait on a task whose result ``release_results``
+                released.
         """
-        return self.create_task_nowait(task_handle, task_arguments, waits_on, key=key)
+        return self.create_task_nowait(
+            task_handle, task_arguments, waits_on, key=key, keep_result=keep_result
+        )
 
     def create_task_nowait(
         self,
@@ -181,6 +195,7 @@ class TaskGraphCore:
         *,
         key: Any = None,
         uid: str | None = None,
+        keep_result: bool = False,
     ) -> TaskNode:
         """The synchronous twin of :meth:`create_task`; same arguments, same errors.
 
@@ -190,9 +205,15 @@ class TaskGraphCore:
         function = self._check_function(task_handle)
         check_task_arguments(task_handle, task_arguments)
         task_uids, conditions = self._split_waits_on(waits_on)
+        releases = self.scheduler.results
+        if conditions and releases is not None and releases.release:
+            for condition in conditions:
+                releases.check_readable(condition.predecessors, _LATE_SUCCESSOR)
         if key is not None:
             check_task_key(key)
             if self._keys is not None and (existing := self._keys.get(key)) is not None:
+                if keep_result:
+                    self._keep(existing)
                 return existing
         if uid is None:
             uid = new_uid("task")
@@ -217,8 +238,15 @@ class TaskGraphCore:
             if self._keys is None:
                 self._keys = {}
             self._keys[key] = node
+        if keep_result:
+            self._keep(node)
         self.scheduler.add_task(node, conditions)
         return node
+
+    def _keep(self, node: TaskNode) -> None:
+        if self._kept is None:
+            self._kept = set()
+        self._kept.add(node)
 
     def get_task_by_key(self, key: Any) -> TaskNode | None:
         """The task created with ``key``, or ``None`` if there is none (or ``key`` is
@@ -295,10 +323,15 @@ class TaskGraphCore:
         if self.scheduler.started:
             raise TGSInternalError(f"{self.uid} is running: its tasks cannot be dropped")
         clock = self.scheduler.clock
+        results = self.scheduler.results
         self.nodes = {}
         self.conditions = {}
         self._keys = None
+        self._kept = None
         self.scheduler = Scheduler(build_loop_queues(self.worker_loops, clock), clock)
+        if results is not None:
+            results.forget_all()
+            self.scheduler.attach_results(results)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -338,6 +371,9 @@ class TaskGraphCore:
                     raise GraphDefinitionError(f"{uid} is a condition; a condition waits on tasks")
                 raise UnknownUidError(uid)
             nodes.append(node)
+        releases = self.scheduler.results
+        if releases is not None and releases.release:
+            releases.check_readable(nodes, _LATE_SUCCESSOR)
         return nodes
 
     def _split_waits_on(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from ...shared.errors import GraphDefinitionError
 from ...shared.states import ConditionStatus, EndReason, TaskStatus
+from .results import ResultAway
 
 if TYPE_CHECKING:
     from ...shared.task_calls import TaskArguments
@@ -50,7 +51,10 @@ class TaskNode:
         task_arguments: ``((args...), {kwargs})`` or ``None``.
         task_status: one of :class:`~trio_graph_scheduler.TaskStatus` (compares equal to the
             seed's strings).
-        task_result: the function's return value once it succeeded.
+        task_result: the function's return value once it succeeded. Under a memory
+            limit it may be on disk, and reading it reads it back (a copy); with
+            ``release_results`` reading one that was released raises
+            :class:`~trio_graph_scheduler.ResultReleasedError`.
         exception_trace: the formatted traceback once it failed (or why it was
             cancelled, or lost); ``None`` again once a retry succeeded.
         task_exception: the exception its last failed run raised, once it failed that
@@ -79,6 +83,7 @@ class TaskNode:
     __slots__ = (
         "_claimant",
         "_loop",
+        "_result",
         "_suspect",
         "_unsatisfied",
         "attempts",
@@ -95,7 +100,6 @@ class TaskNode:
         "task_arguments",
         "task_exception",
         "task_handle",
-        "task_result",
         "task_status",
         "uid",
         "waited_on_by",
@@ -117,7 +121,8 @@ class TaskNode:
         self.task_arguments = task_arguments
         self.key: Any = None
         self.task_status = TaskStatus.WAITING_FOR_PREDECESSORS
-        self.task_result: Any = None
+        # The result, or a ResultAway while it is on disk or released (see task_result).
+        self._result: Any = None
         self.exception_trace: str | None = None
         self.task_exception: BaseException | None = None
         #: Why it ended, once it has (see :class:`~trio_graph_scheduler.shared.states.EndReason`).
@@ -150,6 +155,28 @@ class TaskNode:
 
     def __repr__(self) -> str:
         return f"<TaskNode {self.task_handle} {self.uid} {self.task_status}>"
+
+    @property
+    def task_result(self) -> Any:
+        """The function's return value once it succeeded (see the class's attributes).
+
+        Raises:
+            ResultReleasedError: ``release_results`` released it.
+        """
+        value = self._result
+        if value.__class__ is ResultAway:
+            results = self.graph.scheduler.results
+            assert results is not None  # only a holder leaves one
+            return results.fetch(self)
+        return value
+
+    @task_result.setter
+    def task_result(self, value: Any) -> None:
+        results = self.graph.scheduler.results
+        if results is None:
+            self._result = value
+        else:
+            results.put(self, value)
 
     def get_predecessor_task_nodes(self) -> list[TaskNode]:
         """Every task this one waits on, through all its conditions, in order."""

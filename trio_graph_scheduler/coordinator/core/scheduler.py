@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from .loops import LoopQueue
     from .nodes import TaskNode
     from .recording import GraphRecorder
+    from .results import ResultHolder
 
 #: A task lost with its worker this many times fails (see ``Scheduler.task_lost``).
 DEFAULT_MAX_LOST_ATTEMPTS: Final = 3
@@ -109,6 +110,18 @@ class Scheduler:
         #: a run's summary needs no pass over the graph.
         self.failed: list[TaskNode] = []
         self.skipped = 0
+        #: Keeps results under a memory limit and releases them (see core/results.py);
+        #: ``None``: every result stays in its node, as in the seed.
+        self.results: ResultHolder | None = None
+        # The same holder when it releases results, else None: the hooks of release cost
+        # one test per event when it is off.
+        self._releases: ResultHolder | None = None
+
+    def attach_results(self, holder: ResultHolder | None) -> None:
+        """Keep results with ``holder`` from now on (``None``: in the nodes, as the seed).
+        The caller has let it adopt the tasks made so far (:meth:`ResultHolder.adopt`)."""
+        self.results = holder
+        self._releases = holder if holder is not None and holder.release else None
 
     # -- building ----------------------------------------------------------------------
 
@@ -132,6 +145,8 @@ class Scheduler:
             node.ended_at = self.clock()
             self.skipped += 1
             return
+        if self._releases is not None:
+            self._releases.task_added(node, conditions)
         self.unfinished += 1
         if unsatisfied == 0:
             self._make_ready(node)
@@ -152,6 +167,8 @@ class Scheduler:
         self._link(condition, node)
         if self.recorder is not None:
             self.recorder.predecessor_added(condition, node)
+        if self._releases is not None:
+            self._releases.predecessor_added(condition, node)
         failed: list[TaskNode] = []
         self._settle(condition, failed)
         self._cascade(failed)
@@ -199,7 +216,11 @@ class Scheduler:
 
     def task_succeeded(self, node: TaskNode, result: Any) -> None:
         """A task's function returned ``result``."""
-        node.task_result = result
+        results = self.results
+        if results is None:
+            node._result = result
+        else:
+            results.put(node, result)
         if node.exception_trace is not None:  # it succeeded on a retry: no error now
             node.exception_trace = None
             node.task_exception = None
@@ -370,6 +391,8 @@ class Scheduler:
         self.unfinished -= 1
         if self.recorder is not None:
             self.recorder.task_ended(node)
+        if self._releases is not None:
+            self._releases.task_ended(node)
         self._cascade([node])
         self._check_progress()
 
@@ -421,6 +444,8 @@ class Scheduler:
         self.runnable -= 1
         if self.recorder is not None:
             self.recorder.task_ended(node)
+        if self._releases is not None:
+            self._releases.task_ended(node)
         if slot_busy:
             node._loop.keep_busy()
         else:
@@ -473,6 +498,8 @@ class Scheduler:
                 successor.ended_at = self.clock()
                 self.skipped += 1
                 self.unfinished -= 1
+                if self._releases is not None:
+                    self._releases.task_ended(successor)
                 failed.append(successor)
 
     def _make_ready(self, node: TaskNode) -> None:
@@ -500,6 +527,8 @@ class Scheduler:
             AssertionError: naming the first invariant that does not hold.
         """
         nodes = list(nodes)
+        if self.results is not None:
+            self.results.check_invariants(nodes)
         failed = [n for n in nodes if n.task_status is TaskStatus.FAILED]
         assert sorted(map(id, self.failed)) == sorted(map(id, failed)), "failed tasks"
         skipped = [n for n in nodes if n.task_status is TaskStatus.PRECONDITION_FAILED]

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from ...shared.states import ConditionStatus, EndReason, TaskStatus
+from ..core.results import result_type_name, result_whereabouts
 from .pictures import BACKGROUND, FOREGROUND, UNKNOWN_COLOUR, truncate
 from .wording import task_headline
 
@@ -628,6 +629,9 @@ def _condition_label(condition: GenericSchedulingCondition) -> str:
 def _outcome(node: TaskNode) -> str:
     """A short result repr for a success, the traceback's last line for a failure."""
     if node.task_status == TaskStatus.SUCCESS:
+        away = result_whereabouts(node)
+        if away is not None:  # not read back from disk for a picture (nor readable)
+            return f"<{result_type_name(node)}, {away}>"
         try:
             return truncate(_short_repr.repr(node.task_result))
         except Exception:  # a broken __repr__ must not break the picture

@@ -15,15 +15,17 @@ import dataclasses
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from ...shared.states import ConditionStatus, EndReason, TaskStatus
+from ..core.results import result_type_name
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
+    from ..core.conditions import GenericSchedulingCondition
     from ..core.nodes import EarlierRun, TaskNode
     from ..task_graph import TaskGraph
     from ..worker_session import WorkerRecord
@@ -151,6 +153,9 @@ def build_report(
 ) -> dict[str, Any]:
     """The run's report, as a JSON-ready dict (see ``docs/report.md``).
 
+    To write one to a file, :func:`stream_report` does it a task at a time instead, never
+    holding the whole report in memory.
+
     Args:
         graph: the graph that ran (the coordinator's, in distributed mode).
         workers: every worker of a distributed run, including those that left
@@ -163,15 +168,32 @@ def build_report(
     Returns:
         A dict of plain JSON values that matches :data:`REPORT_SCHEMA`.
     """
+    report = _report_parts(graph, workers, counters, started_at, ended_at)
+    report["tasks"] = list(report["tasks"])
+    report["conditions"] = list(report["conditions"])
+    return report
+
+
+def _report_parts(
+    graph: TaskGraph,
+    workers: Iterable[WorkerRecord] | None,
+    counters: object,
+    started_at: float,
+    ended_at: float | None,
+) -> dict[str, Any]:
+    """The report with its two long lists (``tasks``, ``conditions``) as iterators, made
+    as they are read."""
     by_status = dict.fromkeys(map(str, TaskStatus), 0)
     ran_on: dict[str, list[str]] = {}
-    tasks = []
+    runs = retries = lost = 0
     for node in graph.nodes.values():
         by_status[node.task_status] += 1
         if node.worker is not None:
             ran_on.setdefault(node.worker, []).append(node.uid)
-        tasks.append(_task(node))
-    nodes = graph.nodes.values()
+        runs += node.attempts
+        retries += max(0, node.attempts - 1)
+        lost += node.losses
+    total = len(graph.nodes)
     worker_list = [_worker(record, ran_on.get(record.worker_id, [])) for record in workers or ()]
     return {
         "schema_version": SCHEMA_VERSION,
@@ -181,12 +203,12 @@ def build_report(
         "ended_at": ended_at,
         "duration": None if ended_at is None else max(0.0, ended_at - started_at),
         "summary": {
-            "tasks": len(tasks),
+            "tasks": total,
             "by_status": by_status,
-            "succeeded": by_status[TaskStatus.SUCCESS] == len(tasks),
-            "runs": sum(node.attempts for node in nodes),
-            "retries": sum(max(0, node.attempts - 1) for node in nodes),
-            "lost": sum(node.losses for node in nodes),
+            "succeeded": by_status[TaskStatus.SUCCESS] == total,
+            "runs": runs,
+            "retries": retries,
+            "lost": lost,
             "conditions": len(graph.conditions),
             "workers": len(worker_list),
         },
@@ -199,20 +221,21 @@ def build_report(
             }
             for loop in graph.worker_loops
         ],
-        "tasks": tasks,
-        "conditions": [
-            {
-                "uid": condition.uid,
-                "mode": str(condition.mode),
-                "status": str(condition.condition_status),
-                "predecessors": [node.uid for node in condition.predecessors],
-                "successors": [node.uid for node in condition.successors],
-                "successes": condition.successes,
-                "completions": condition.completions,
-            }
-            for condition in graph.conditions.values()
-        ],
+        "tasks": map(_task, list(graph.nodes.values())),
+        "conditions": map(_condition, list(graph.conditions.values())),
         "workers": worker_list,
+    }
+
+
+def _condition(condition: GenericSchedulingCondition) -> dict[str, Any]:
+    return {
+        "uid": condition.uid,
+        "mode": str(condition.mode),
+        "status": str(condition.condition_status),
+        "predecessors": [node.uid for node in condition.predecessors],
+        "successors": [node.uid for node in condition.successors],
+        "successes": condition.successes,
+        "completions": condition.completions,
     }
 
 
@@ -227,13 +250,65 @@ def write_report(path: str | os.PathLike[str], report: Mapping[str, Any]) -> Non
         OSError: the file cannot be written.
         ValueError: the report holds a value JSON cannot carry (NaN, for one).
     """
+    _write_atomically(path, lambda file: _dump(file, report))
+
+
+def stream_report(
+    path: str | os.PathLike[str],
+    graph: TaskGraph,
+    *,
+    workers: Iterable[WorkerRecord] | None = None,
+    counters: object = None,
+    started_at: float,
+    ended_at: float | None,
+) -> None:
+    """Write the run's report to ``path`` as :func:`write_report` writes
+    :func:`build_report`'s (the same bytes), one task and one condition at a time: the
+    memory it takes does not grow with the graph (a 200,000-task report is ~100 MB of
+    text, which would otherwise be built whole, and its dict too, before a byte is
+    written).
+
+    Raises:
+        OSError: the file cannot be written.
+        ValueError: the report holds a value JSON cannot carry (NaN, for one).
+    """
+    report = _report_parts(graph, workers, counters, started_at, ended_at)
+    _write_atomically(path, lambda file: _dump(file, report))
+
+
+def _dump(file: TextIO, report: Mapping[str, Any]) -> None:
+    """``json.dump(report, file, indent=2)`` and a newline, with any iterator among the
+    report's values written as a JSON array, item by item."""
+    file.write("{")
+    for index, (key, value) in enumerate(report.items()):
+        file.write(f"{',' if index else ''}\n  {_json(key)}: ")
+        if isinstance(value, Iterator):
+            _dump_array(file, value)
+        else:
+            file.write(_json(value).replace("\n", "\n  "))
+    file.write("\n}\n")
+
+
+def _dump_array(file: TextIO, items: Iterator[Any]) -> None:
+    empty = True
+    for item in items:
+        file.write("[\n    " if empty else ",\n    ")
+        file.write(_json(item).replace("\n", "\n    "))
+        empty = False
+    file.write("[]" if empty else "\n  ]")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
+
+
+def _write_atomically(path: str | os.PathLike[str], write: Callable[[TextIO], None]) -> None:
     target = Path(path)
-    text = json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    # mkstemp creates the file 0600, and os.replace keeps the mode: see the docstring.
+    # mkstemp creates the file 0600, and os.replace keeps the mode: see write_report.
     fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
+            write(file)
         os.replace(temporary, target)
     except BaseException:
         os.unlink(temporary)
@@ -258,7 +333,7 @@ def _task(node: TaskNode) -> dict[str, Any]:
         "ended_at": ended,
         "duration": None if started is None or ended is None else max(0.0, ended - started),
         "error": node.exception_trace,
-        "result_type": _type_name(node.task_result) if succeeded else None,
+        "result_type": result_type_name(node) if succeeded else None,
         "waits_on": [condition.uid for condition in node.waits_on],
         "earlier_runs": [_earlier_run(run) for run in node.earlier_runs or ()],
     }
@@ -279,13 +354,6 @@ def key_json(key: object) -> str | None:
     if key is None or isinstance(key, str):
         return key
     return repr(key)
-
-
-def _type_name(value: object) -> str:
-    kind = type(value)
-    if kind.__module__ == "builtins":
-        return kind.__qualname__
-    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _worker(record: WorkerRecord, tasks: list[str]) -> dict[str, Any]:
