@@ -41,6 +41,7 @@ from trio_graph_scheduler.protocol import (
     RunningTask,
     Shutdown,
     SlotFreed,
+    Started,
     StatusReply,
     StatusRequest,
     SuccessorsRequest,
@@ -456,6 +457,7 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
     (Cancelled(lease=12), {"type": "cancelled", "lease": 12}),
     (Cancelled(lease=12, slot_busy=True), {"type": "cancelled", "lease": 12, "slot_busy": True}),
     (SlotFreed(lease=12), {"type": "slot_freed", "lease": 12}),
+    (Started(leases=[12, 13]), {"type": "started", "leases": [12, 13]}),
     (
         LoopBlocked(task_uid="task-1", handle="h", seconds=2.5),
         {"type": "loop_blocked", "task_uid": "task-1", "handle": "h", "seconds": 2.5},
@@ -1260,6 +1262,7 @@ MESSAGE_STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {
     Cancel: st.builds(Cancel, lease=ints),
     Cancelled: st.builds(Cancelled, lease=ints, slot_busy=st.booleans()),
     SlotFreed: st.builds(SlotFreed, lease=ints),
+    Started: st.builds(Started, leases=st.lists(ints, max_size=5)),
     LoopBlocked: st.builds(
         LoopBlocked, task_uid=names, handle=names, seconds=st.floats(min_value=1e-3, max_value=1e6)
     )

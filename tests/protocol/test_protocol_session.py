@@ -35,6 +35,7 @@ from trio_graph_scheduler.protocol import (
     SessionState,
     Shutdown,
     SlotFreed,
+    Started,
     StatusReply,
     StatusRequest,
     SuccessorsRequest,
@@ -96,6 +97,7 @@ SAMPLES: dict[type[Message], Message] = {
     Cancel: Cancel(lease=1),
     Cancelled: Cancelled(lease=1),
     SlotFreed: SlotFreed(lease=1),
+    Started: Started(leases=[1]),
     LoopBlocked: LoopBlocked(task_uid="task-1", handle="h", seconds=3.0),
     Shutdown: Shutdown(reason="done", graph_succeeded=True),
     StatusRequest: StatusRequest(version=PROTOCOL_VERSION, token="t", why=None),
@@ -144,7 +146,7 @@ def test_a_whole_conversation() -> None:
     pair.coordinator_sends(WELCOME)
     assert pair.states() == (SessionState.ACTIVE, SessionState.ACTIVE)
     assert pair.worker.welcome == WELCOME
-    pair.worker_sends(SAMPLES[Claim], SAMPLES[Heartbeat])
+    pair.worker_sends(SAMPLES[Claim], SAMPLES[Started], SAMPLES[Heartbeat])
     pair.coordinator_sends(SAMPLES[Assign], SAMPLES[Heartbeat])
     pair.worker_sends(SAMPLES[CreateTaskRequest], SAMPLES[CreateConditionRequest])
     pair.coordinator_sends(SAMPLES[Reply], SAMPLES[Cancel])

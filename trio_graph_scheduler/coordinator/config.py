@@ -51,6 +51,10 @@ class CoordinatorConfig:
         dashboard: ``HOST:PORT`` to serve the live web dashboard on (``https://`` with
             ``tls_cert``), or ``None`` for none (the default). With a token, the dashboard
             asks for it; an address other than loopback needs one, as ``host`` does.
+        prefetch: at most this many tasks sent to one worker and not yet started there,
+            per loop; ``None`` (the default): an eighth of the worker's slots on the
+            loop, at least 2. A worker that stops answering holds no more than what it
+            was running plus this (docs/operations.md, "How work is spread").
     """
 
     host: str = "127.0.0.1"
@@ -68,6 +72,7 @@ class CoordinatorConfig:
     tls_key: str | None = None
     journal: str | None = None
     dashboard: str | None = None
+    prefetch: int | None = None
 
     def __post_init__(self) -> None:
         self._check_token(self.host, "listen", "could run code on the workers")
@@ -88,6 +93,8 @@ class CoordinatorConfig:
             raise ConfigError(f"shutdown_grace must not be negative, got {self.shutdown_grace}")
         if self.max_lost_attempts < 1:
             raise ConfigError(f"max_lost_attempts must be at least 1, got {self.max_lost_attempts}")
+        if self.prefetch is not None and self.prefetch < 1:
+            raise ConfigError(f"prefetch must be at least 1, got {self.prefetch}")
         if self.min_workers < 0:
             raise ConfigError(f"min_workers must not be negative, got {self.min_workers}")
         if self.max_connections < 1:

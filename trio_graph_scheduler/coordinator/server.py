@@ -16,6 +16,7 @@ from ..protocol.session import HANDSHAKE_MAX_FRAME_BYTES, CloseCode
 from ..shared.pump import RECEIVE_BUFFER_BYTES
 from .config import CoordinatorConfig, server_tls_context
 from .dashboard.server import Dashboard
+from .dispatch import PrefetchLedger
 from .journal import Journal
 from .listeners import CappedListener
 from .run import GraphRun, RunSummary, summarize_run
@@ -25,7 +26,7 @@ from .unserved import warn_about_unserved_loops
 from .worker_session import WorkerRecord, WorkerSession
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from .task_graph import TaskGraph
 
@@ -44,6 +45,8 @@ class CoordinatorStatistics:
     tasks_lost: int = 0
     #: Answers for leases their worker did not hold: never recorded (fencing).
     results_dropped: int = 0
+    #: Tasks taken back from a worker that had not started them, for a waiting worker.
+    tasks_taken_back: int = 0
 
 
 #: The URL of a coordinator served on in-memory listeners (host and port mean nothing).
@@ -111,6 +114,10 @@ class Coordinator:
         self.failed_handshakes = FailedHandshakes()
         # Per loop, the worker_index numbers the connected workers' slots hold.
         self._slot_indexes: dict[str, set[int]] = {}
+        #: The clock of the dispatch's timestamps (trio's: a test's autojump clock too).
+        self.clock: Callable[[], float] = trio.current_time
+        #: Tasks sent to workers and not started there, oldest first (see dispatch.py).
+        self.prefetched = PrefetchLedger(after=config.heartbeat_interval)
 
     def statistics(self) -> CoordinatorStatistics:
         """What happened to workers and results so far."""

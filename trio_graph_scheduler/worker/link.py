@@ -60,6 +60,7 @@ from ..protocol.messages import (
     Reply,
     Shutdown,
     SlotFreed,
+    Started,
     TaskFailed,
     TaskSucceeded,
     Welcome,
@@ -178,6 +179,11 @@ class CoordinatorLink:
         self._functions: dict[str, _LoadedFunction] = {}
         #: Leases assigned here and not yet answered, with the slot running each, if any.
         self._leases: dict[int, Slot[Assign] | None] = {}
+        #: The loop of each lease assigned here and not started yet.
+        self._queued: dict[int, str] = {}
+        #: Leases started since the last frame: the coordinator hears of those still
+        #: running in the next one (``started``); an answer says it for the others.
+        self._started: list[int] = []
         self._cancelled: set[int] = set()
         #: Leases answered with ``slot_busy``: their thread runs on, their slot is taken.
         self._busy: set[int] = set()
@@ -310,6 +316,7 @@ class CoordinatorLink:
             self._counts.tasks_handed_back += len(self._leases)
             logger.info("handing back %d unfinished task(s)", len(self._leases))
         self._leases.clear()
+        self._queued.clear()
         if self._protocol.state is not SessionState.ACTIVE:
             return  # dismissed meanwhile: nothing may follow the coordinator's Shutdown
         with trio.move_on_after(1):
@@ -356,6 +363,7 @@ class CoordinatorLink:
         elif assign.handle not in self._functions:
             raise RemoteProtocolError(f"assign: function {assign.handle!r} was never sent")
         self._leases[assign.lease] = None
+        self._queued[assign.lease] = assign.loop
         channel.send_nowait(assign)
 
     def _on_reply(self, reply: Reply) -> None:
@@ -375,7 +383,11 @@ class CoordinatorLink:
             return  # it ended already; its result is on the way
         slot = self._leases[cancel.lease]
         if slot is None:
-            self._cancelled.add(cancel.lease)  # not started: the slot will skip it
+            # Not started: answered now, and the slot that takes it skips it. Either the
+            # task was cancelled, or the coordinator took it back to give it to a worker
+            # with a free slot: it hears at once that this one will not start it.
+            self._cancelled.add(cancel.lease)
+            self._queue_answer(self._queued.pop(cancel.lease), Cancelled(lease=cancel.lease))
         else:
             slot.cancel()
 
@@ -479,6 +491,13 @@ class CoordinatorLink:
         # Answers and graph calls first, then the credit their slots gave back: the
         # coordinator hears that a task ended before it may hand its slot a new one.
         messages, self._outbox = self._outbox, []
+        if self._started:
+            # Said only of the tasks still running: an answer says it of the others.
+            leases = self._leases
+            running = [lease for lease in self._started if lease in leases]
+            self._started = []
+            if running:
+                messages.insert(0, Started(leases=running))
         if self._blocked_loops:  # rare: per frame, not per task
             messages.extend(self._take_blocked_loops())
         if self._credit:
@@ -571,11 +590,13 @@ class _LinkSlot:
     ) -> tuple[Awaitable[Any], RemoteTaskNode] | None:
         link = self._link
         lease = assign.lease
-        if lease in link._cancelled:  # cancelled before it started
+        if lease in link._cancelled:  # cancelled before it started: answered already
             link._cancelled.discard(lease)
-            link._queue_answer(self._loop, Cancelled(lease=lease))
             return None
         link._leases[lease] = slot
+        del link._queued[lease]
+        link._started.append(lease)
+        link._pump.wake()  # the coordinator may wait for it to send this worker more
         logger.debug("task %s (%s) started, lease %d", assign.task_uid, assign.handle, lease)
         loaded = link._functions[assign.handle]
         context = self._context
