@@ -24,6 +24,7 @@ from trio_graph_scheduler.protocol import (
     Assign,
     Cancel,
     Claim,
+    Heartbeat,
     Hello,
     Message,
     Started,
@@ -208,3 +209,31 @@ async def test_a_worker_is_sent_more_as_it_starts_what_it_has(
             cluster.start_worker()
     assert sum(n.task_status is TaskStatus.SUCCESS for n in graph.nodes.values()) == TASKS
     graph.check_invariants()
+
+
+async def test_what_a_worker_that_still_talks_was_sent_is_left_to_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Taking a task back from a worker that is alive would race its start and could run
+    # the task twice with no failure at all: only a silent worker's tasks are taken back.
+    graph = sleepy_graph()
+    config = CoordinatorConfig(heartbeat_interval=1, heartbeat_timeout=60)
+    with trio.fail_after(TIME_LIMIT * 3):
+        async with open_cluster(graph, config) as cluster, stalled_worker(cluster) as talker:
+            coordinator = cluster.coordinator
+            await talker.join(credit=CONCURRENCY)
+            await talker.read_for(0.5)
+            sent = talker.of_type(Assign)
+            assert len(sent) == 2
+            cluster.start_worker(max_tasks=CONCURRENCY)
+            for _ in range(30):  # 3 s: three times the take-back age
+                await talker.send(Heartbeat())
+                await talker.read_for(0.1)
+            assert talker.of_type(Cancel) == []
+            assert coordinator.statistics().tasks_taken_back == 0
+            # It falls silent: now they go to the waiting worker.
+            while len(talker.of_type(Cancel)) < 2:
+                await talker.read_for(0.1)
+            assert coordinator.statistics().tasks_taken_back == 2
+            await coordinator.wait_ended()
+    assert all(n.task_status is TaskStatus.SUCCESS for n in graph.nodes.values())

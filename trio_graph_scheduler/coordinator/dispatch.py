@@ -9,13 +9,16 @@ it too). A worker that keeps up starts what it gets at once and gets more as fas
 starts them, so the loop's slots go to the workers that return them; a slow link, or a
 worker that is frozen or cut off, holds no more than what it was running plus its window.
 
-A task sent and not started for :attr:`PrefetchLedger.after` seconds, while another
-worker of its loop waits for work, is *taken back*: the session sends ``cancel`` for its
+A task sent and not started for :attr:`PrefetchLedger.after` seconds, to a worker that
+has said nothing for as long, while another worker of its loop waits for work, is *taken
+back*: the session sends ``cancel`` for its
 lease, forgets the lease (a late ``started`` or answer for it is ignored: fenced, as the
 leases of a lost worker are) and hands the task back to the front of its queue, where the
 waiting worker takes it. The taken-back lease stays counted in its worker's window until
 the worker answers the ``cancel`` (it answers at once, unless it is frozen or cut off),
-so that a stalled worker is given nothing more meanwhile.
+so that a stalled worker is given nothing more meanwhile. A worker that still talks is
+left its tasks: it is busy, not stalled, and will start them; taking them back would race
+its start, and run them twice without any failure.
 
 Nothing here polls: staleness is looked at when a frame arrives from a worker that waits
 for work (its heartbeats come every ``heartbeat_interval`` while it is idle), and the
@@ -59,6 +62,8 @@ class Holder(Protocol):
 
     #: Leases sent and not yet started, with when they were sent (trio time).
     unstarted: dict[int, float]
+    #: When its worker's last frame arrived (trio time).
+    heard_at: float
 
     def take_back(self, lease: int) -> None:
         """Take the task of ``lease`` (unstarted) back from the worker: the loop queue
@@ -88,21 +93,36 @@ class PrefetchLedger:
 
     def take_back_stale(self, queue: LoopQueue, now: float) -> int:
         """While claimants of ``queue``'s loop wait, take back the tasks sent longest
-        ago and not started for :attr:`after` seconds.
+        ago and not started for :attr:`after` seconds, from workers silent as long.
+
+        A stale task of a worker that still talks goes to the back of the line (looked
+        at again later, at most :data:`SKIPS_PER_LOOK` of them each time).
 
         Returns:
             How many were taken back.
         """
         line = self._lines.get(queue.name)
-        taken = 0
+        taken = skipped = 0
+        after = self.after
         while line and queue.waiting_claimants:
             sent_at, holder, lease = line[0]
             if lease not in holder.unstarted:
                 line.popleft()  # started, answered, or its worker left
                 continue
-            if now - sent_at < self.after:
+            if now - sent_at < after:
                 break
             line.popleft()
+            if now - holder.heard_at < after:
+                # Busy, not stalled: it starts the task once a slot is free.
+                line.append((sent_at, holder, lease))
+                skipped += 1
+                if skipped >= SKIPS_PER_LOOK:
+                    break
+                continue
             holder.take_back(lease)
             taken += 1
         return taken
+
+
+#: How many stale tasks of workers that still talk one look passes over.
+SKIPS_PER_LOOK: Final = 16

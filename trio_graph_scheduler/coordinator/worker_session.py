@@ -191,6 +191,8 @@ class WorkerSession:
         self.suspect: TaskNode | None = None
         #: Leases sent and not yet started, with when they were sent (trio time).
         self.unstarted: dict[int, float] = {}
+        #: When the worker's last frame arrived (trio time): a stalled worker is silent.
+        self.heard_at = 0.0
         # Leases taken back (see take_back) that the worker has not answered yet: their
         # late start or answer is ignored.
         self._revoked: dict[int, LoopClaim] = {}
@@ -511,6 +513,7 @@ class WorkerSession:
             raise _SessionClosed(CloseCode.PROTOCOL_ERROR, f"protocol error: {exc}") from None
         # Values are searched for unreadable markers only in the rare frame that has one.
         self._unreadable_in_frame = unreadable_values_decoded() != before
+        self.heard_at = self._coordinator.clock()
         if any(claim.waiting for claim in self._claims.values()):
             self._take_back_stale()
         return messages
@@ -559,7 +562,8 @@ class WorkerSession:
 
     def _take_back_stale(self) -> None:
         """This worker waits for work: give it tasks other workers were sent long ago
-        and have not started (they may be frozen or cut off, or busy)."""
+        and have not started, if those workers have been silent as long (frozen, cut
+        off)."""
         now = self._coordinator.clock()
         ledger = self._coordinator.prefetched
         for claim in list(self._claims.values()):
@@ -587,8 +591,8 @@ class WorkerSession:
         self._pump.wake()
         self._coordinator.count(tasks_taken_back=1)
         logger.info(
-            "task %s (function %s) taken back from %s (%s): sent and not started for "
-            "%g s or more, while another worker waits",
+            "task %s (function %s) taken back from %s (%s): sent and not started, and the "
+            "worker silent, for %g s or more, while another worker waits",
             node.uid,
             node.task_handle,
             self.worker_id,
