@@ -2,11 +2,15 @@
 
 Theory of operation
 -------------------
-After the handshake the worker serves each loop the coordinator welcomed it for with a
-fixed number of *slots* (the loop's concurrency, capped by the worker's ``max_tasks``),
+After the handshake the worker serves each loop the coordinator welcomed it for with up
+to a number of *slots* (the loop's concurrency, capped by the worker's ``max_tasks``),
 and grants the coordinator that much credit on the loop: the coordinator never sends
 more assignments than granted, so an assignment always finds a slot that is free or
-about to be. Each finished task hands one credit back.
+about to be. Each finished task hands one credit back. A loop with a worker-context init
+starts all its slots at once (each sets up its context); one without starts a slot when
+an assignment finds none idle, and lets a slot go after :data:`SLOT_IDLE_SECONDS`
+without a task (:class:`_SlotPool`). The next frame after a slot starts a task says so
+(``started``): the coordinator sends a worker only a small prefetch beyond what it runs.
 
 Three kinds of trio task serve the connection:
 
@@ -30,6 +34,7 @@ timeout.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import itertools
 import logging
 import math
@@ -176,6 +181,8 @@ class CoordinatorLink:
         self._outbox: list[Message] = []
         self._credit: dict[str, int] = {}
         self._channels: dict[str, trio.MemorySendChannel[Assign]] = {}
+        # The slots of each loop that has no worker context, started on demand.
+        self._pools: dict[str, _SlotPool] = {}
         self._functions: dict[str, _LoadedFunction] = {}
         #: Leases assigned here and not yet answered, with the slot running each, if any.
         self._leases: dict[int, Slot[Assign] | None] = {}
@@ -302,8 +309,14 @@ class CoordinatorLink:
         send, receive = trio.open_memory_channel[Assign](math.inf)
         self._channels[loop] = send
         # The coordinator numbers the slots across the cluster (checked at the welcome).
-        for index in indexes if indexes is not None else range(slots):
-            nursery.start_soon(self._run_slot, loop, index, receive, init)
+        numbers = list(indexes if indexes is not None else range(slots))
+        if init is None:
+            # No worker context to set up per slot: slots start as work comes.
+            self._pools[loop] = _SlotPool(self, nursery, loop, receive, numbers)
+        else:
+            # Each slot's context is set up once, up front, for its worker_index.
+            for index in numbers:
+                nursery.start_soon(self._run_slot, loop, index, receive, init)
         self._grant(loop, slots)
 
     async def _hand_back_all(self) -> None:
@@ -365,6 +378,9 @@ class CoordinatorLink:
         self._leases[assign.lease] = None
         self._queued[assign.lease] = assign.loop
         channel.send_nowait(assign)
+        pool = self._pools.get(assign.loop)
+        if pool is not None:
+            pool.assigned()
 
     def _on_reply(self, reply: Reply) -> None:
         waiter = self._replies.pop(reply.request_id, None)
@@ -672,6 +688,119 @@ class _LinkSlot:
     ) -> None:
         logger.debug("task %s %s", assign.task_uid, _OUTCOMES[type(answer)])
         self._link._queue_answer(self._loop, answer, slot_busy=slot_busy)
+
+
+class _SlotIdle(Exception):
+    """A slot of a :class:`_SlotPool` had nothing to do for a while: it stops."""
+
+
+class _SlotPool:
+    """The slots of one loop without a worker context, started on demand.
+
+    A slot starts when an assignment arrives and no slot is idle to take it (up to the
+    worker's slots on the loop), and stops after :data:`SLOT_IDLE_SECONDS` without a
+    task: a worker serving a loop of thousands holds trio tasks for what it runs, not
+    for the loop's whole concurrency. Each slot takes the lowest free ``worker_index``.
+    """
+
+    __slots__ = (
+        "_link",
+        "_loop",
+        "_numbers",
+        "_nursery",
+        "_receive",
+        "idle",
+        "live",
+        "queued",
+        "starting",
+    )
+
+    def __init__(
+        self,
+        link: CoordinatorLink,
+        nursery: trio.Nursery,
+        loop: str,
+        receive: trio.MemoryReceiveChannel[Assign],
+        numbers: list[int],
+    ) -> None:
+        self._link = link
+        self._nursery = nursery
+        self._loop = loop
+        self._receive = receive
+        #: The worker_index numbers no running slot holds (a heap).
+        self._numbers = sorted(numbers)
+        #: Slots running, slots parked waiting for a task, slots started that have not
+        #: run yet, and assignments no slot has taken yet.
+        self.live = 0
+        self.idle = 0
+        self.starting = 0
+        self.queued = 0
+
+    def assigned(self) -> None:
+        """An assignment was queued: start a slot if no idle one will take it."""
+        self.queued += 1
+        self._start_wanted()
+
+    def _start_wanted(self) -> None:
+        while self.queued > self.idle + self.starting and self._numbers:
+            self.live += 1
+            self.starting += 1
+            self._nursery.start_soon(self._run, heapq.heappop(self._numbers))
+
+    async def _run(self, index: int) -> None:
+        # From here to its first take (or park) the slot runs without a checkpoint.
+        self.starting -= 1
+        owner = _PooledLinkSlot(self._link, self._loop, self._receive, {}, self)
+        try:
+            await run_slot(Slot(), owner)
+        except _SlotIdle:
+            pass
+        finally:
+            self.live -= 1
+            heapq.heappush(self._numbers, index)
+            # An assignment may have come as this slot gave up waiting.
+            self._start_wanted()
+
+
+class _PooledLinkSlot(_LinkSlot):
+    """A slot of a :class:`_SlotPool`: it counts what it takes, and stops when idle."""
+
+    __slots__ = ("_pool",)
+
+    def __init__(
+        self,
+        link: CoordinatorLink,
+        loop: str,
+        assignments: trio.MemoryReceiveChannel[Assign],
+        context: Any,
+        pool: _SlotPool,
+    ) -> None:
+        super().__init__(link, loop, assignments, context)
+        self._pool = pool
+
+    def take_nowait(self) -> Assign | None:
+        try:
+            assign = self._assignments.receive_nowait()
+        except trio.WouldBlock:
+            return None
+        self._pool.queued -= 1
+        return assign
+
+    async def wait_for_task(self) -> Assign:
+        pool = self._pool
+        pool.idle += 1
+        try:
+            with trio.move_on_after(SLOT_IDLE_SECONDS):
+                assign = await self._assignments.receive()
+                pool.queued -= 1
+                return assign
+        finally:
+            pool.idle -= 1
+        raise _SlotIdle
+
+
+#: A slot started on demand stops after this many seconds without a task.
+SLOT_IDLE_SECONDS: Final = 5.0
 
 
 def _log_outlived(assign: Assign, what: str) -> None:
