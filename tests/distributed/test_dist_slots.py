@@ -4,13 +4,14 @@ whole concurrency up front. Time is trio's autojump clock."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import trio
 import trio.testing
 from memcluster import TIME_LIMIT, open_cluster, peak_overlap, timed
 
-from trio_graph_scheduler import TaskGraph, TaskStatus, WorkerLoop
+from trio_graph_scheduler import Coordinator, CoordinatorConfig, TaskGraph, TaskStatus, WorkerLoop
 from trio_graph_scheduler.worker.link import SLOT_IDLE_SECONDS
 
 BIG_LOOP = 3000
@@ -68,3 +69,23 @@ async def test_idle_slots_go_and_come_back_when_work_does(
     # The first wave's 4 slots went after idling; the second wave started 3 again.
     assert 0 in lows
     assert peak_overlap(n.task_result for n in later) == 3
+
+
+def test_slot_numbers_are_the_lowest_free_whatever_the_order_of_joins_and_leaves() -> None:
+    # take_slot_indexes is O(count log n) now (it scanned every number held per join:
+    # 150 workers of a loop of 3,000 cost seconds of the coordinator's time to join).
+    graph = TaskGraph({"timed": timed}, [WorkerLoop("default", 3)])
+    coordinator = Coordinator(graph, CoordinatorConfig())
+    rng = random.Random(15)
+    held: list[list[int]] = []
+    for _ in range(500):
+        if held and rng.random() < 0.4:
+            gone = held.pop(rng.randrange(len(held)))
+            coordinator.free_slot_indexes("default", gone)
+            continue
+        count = rng.randint(1, 5)
+        in_use = {number for numbers in held for number in numbers}
+        lowest = [n for n in range(len(in_use) + count) if n not in in_use][:count]
+        taken = coordinator.take_slot_indexes("default", count)
+        assert taken == lowest
+        held.append(taken)
