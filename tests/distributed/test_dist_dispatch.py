@@ -24,6 +24,7 @@ from trio_graph_scheduler.protocol import (
     Assign,
     Cancel,
     Claim,
+    HandBack,
     Heartbeat,
     Hello,
     Message,
@@ -237,3 +238,28 @@ async def test_what_a_worker_that_still_talks_was_sent_is_left_to_it(
             assert coordinator.statistics().tasks_taken_back == 2
             await coordinator.wait_ended()
     assert all(n.task_status is TaskStatus.SUCCESS for n in graph.nodes.values())
+
+
+async def test_tasks_a_stopping_worker_hands_back_unstarted_are_not_taken_back_again(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    graph = sleepy_graph()
+    config = CoordinatorConfig(heartbeat_interval=1, heartbeat_timeout=60)
+    with trio.fail_after(TIME_LIMIT * 3):
+        async with open_cluster(graph, config) as cluster, stalled_worker(cluster) as stopping:
+            coordinator = cluster.coordinator
+            await stopping.join(credit=CONCURRENCY)
+            await stopping.read_for(0.5)
+            sent = stopping.of_type(Assign)
+            assert len(sent) == 2
+            # It stops: it hands back what it never started, and then says nothing more.
+            await stopping.send(HandBack(leases=[a.lease for a in sent]))
+            await stopping.read_for(0.1)
+            (session,) = coordinator.sessions
+            assert session.unstarted == {}
+            cluster.start_worker(max_tasks=CONCURRENCY)
+            await coordinator.wait_ended()
+    assert coordinator.statistics().tasks_taken_back == 0
+    for node in graph.nodes.values():
+        assert node.task_status is TaskStatus.SUCCESS, node
+        assert node.attempts == 1

@@ -579,7 +579,7 @@ class WorkerSession:
         a frozen worker is given nothing more meanwhile.
         """
         node = self.leases.pop(lease)
-        del self.unstarted[lease]
+        del self.unstarted[lease]  # only held leases are unstarted (see _take_lease)
         claim = self._claims[node._loop.name]
         claim.revoked += 1
         self._revoked[lease] = claim
@@ -804,6 +804,8 @@ class WorkerSession:
         for lease in message.leases:
             node = self.leases.pop(lease, None)
             if node is not None:
+                if self.unstarted.pop(lease, None) is not None:
+                    self._claims[node._loop.name].unstarted -= 1  # no longer to take back
                 self._handed_back += 1
                 self._call_errors.pop(lease, None)
                 if node is self.suspect:
