@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 CONCURRENCY = 8
 TASKS = 20
+#: The prefetch window these tests set (the default is half the worker's slots).
+WINDOW = 2
 
 
 async def timed(seconds: float, **_: Any) -> str:
@@ -100,10 +102,10 @@ async def stalled_worker(cluster: Cluster) -> AsyncIterator[StalledWorker]:
             nursery.cancel_scope.cancel()
 
 
-def test_the_default_window_is_an_eighth_of_the_slots_and_at_least_two() -> None:
-    assert prefetch_window(8, None) == 2
-    assert prefetch_window(64, None) == 8
-    assert prefetch_window(1000, None) == 125
+def test_the_default_window_is_half_the_slots_and_at_least_two() -> None:
+    assert prefetch_window(1, None) == 2
+    assert prefetch_window(8, None) == 4
+    assert prefetch_window(1000, None) == 500
     assert prefetch_window(1000, 3) == 3
 
 
@@ -111,7 +113,7 @@ async def test_a_stalled_worker_gets_only_its_window_and_loses_it_to_a_waiting_o
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     graph = sleepy_graph()
-    config = CoordinatorConfig(heartbeat_interval=1, heartbeat_timeout=60)
+    config = CoordinatorConfig(heartbeat_interval=1, heartbeat_timeout=60, prefetch=WINDOW)
     with trio.fail_after(TIME_LIMIT * 3):
         async with open_cluster(graph, config) as cluster, stalled_worker(cluster) as stalled:
             coordinator = cluster.coordinator
@@ -119,7 +121,7 @@ async def test_a_stalled_worker_gets_only_its_window_and_loses_it_to_a_waiting_o
             await stalled.read_for(0.5)
             # It granted credit for all 8 slots, and was sent its window: 2.
             sent = stalled.of_type(Assign)
-            assert len(sent) == prefetch_window(CONCURRENCY, None) == 2
+            assert len(sent) == WINDOW == 2
             (session,) = coordinator.sessions
             assert set(session.unstarted) == {a.lease for a in sent}
             # A task sent and not started is no run yet... though it was handed out.
@@ -162,7 +164,7 @@ async def test_tasks_a_lost_worker_never_started_are_no_runs(
 ) -> None:
     graph = sleepy_graph()
     with trio.fail_after(TIME_LIMIT * 3):
-        async with open_cluster(graph) as cluster:
+        async with open_cluster(graph, CoordinatorConfig(prefetch=WINDOW)) as cluster:
             coordinator = cluster.coordinator
             async with stalled_worker(cluster) as stalled:
                 await stalled.join(credit=CONCURRENCY)
@@ -192,7 +194,7 @@ async def test_a_worker_is_sent_more_as_it_starts_what_it_has(
 ) -> None:
     graph = sleepy_graph()
     with trio.fail_after(TIME_LIMIT * 3):
-        async with open_cluster(graph) as cluster:
+        async with open_cluster(graph, CoordinatorConfig(prefetch=WINDOW)) as cluster:
             async with stalled_worker(cluster) as stalled:
                 await stalled.join(credit=CONCURRENCY)
                 await stalled.read_for(0.5)
@@ -218,7 +220,7 @@ async def test_what_a_worker_that_still_talks_was_sent_is_left_to_it(
     # Taking a task back from a worker that is alive would race its start and could run
     # the task twice with no failure at all: only a silent worker's tasks are taken back.
     graph = sleepy_graph()
-    config = CoordinatorConfig(heartbeat_interval=1, heartbeat_timeout=60)
+    config = CoordinatorConfig(heartbeat_interval=1, heartbeat_timeout=60, prefetch=WINDOW)
     with trio.fail_after(TIME_LIMIT * 3):
         async with open_cluster(graph, config) as cluster, stalled_worker(cluster) as talker:
             coordinator = cluster.coordinator
@@ -244,7 +246,7 @@ async def test_tasks_a_stopping_worker_hands_back_unstarted_are_not_taken_back_a
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     graph = sleepy_graph()
-    config = CoordinatorConfig(heartbeat_interval=1, heartbeat_timeout=60)
+    config = CoordinatorConfig(heartbeat_interval=1, heartbeat_timeout=60, prefetch=WINDOW)
     with trio.fail_after(TIME_LIMIT * 3):
         async with open_cluster(graph, config) as cluster, stalled_worker(cluster) as stopping:
             coordinator = cluster.coordinator

@@ -36,6 +36,8 @@ SPREAD_TASKS = 600
 FREEZE_TASKS = 400
 #: The delay line's delay, each way.
 DELAY = 0.025
+#: The prefetch window of the delay-line test (of 32 slots per worker).
+FAR_PREFETCH = 4
 #: How long the test waits for progress it expects (generous: the machine is shared).
 PATIENCE = 120.0
 
@@ -84,7 +86,11 @@ def read_report(procs: Processes) -> dict[str, Any]:
 
 def test_a_worker_behind_a_delay_line_runs_a_small_share(procs: Processes) -> None:
     # Both workers are there before the first task goes out, so neither starts ahead.
-    coordinator = start_coordinator(procs, "build_spread", "--min-workers", "2")
+    # The window is set small, as operations.md advises for a cluster with far workers
+    # (the default, half a worker's slots, favours batching on a near cluster).
+    coordinator = start_coordinator(
+        procs, "build_spread", "--min-workers", "2", "--prefetch", str(FAR_PREFETCH)
+    )
     url = coordinator.wait_listening()
     far_url = start_delay_line(procs, url, DELAY)
     far = procs.worker(far_url, "--name", "far")

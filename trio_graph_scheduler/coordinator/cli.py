@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         default=None,
         help="at most N tasks sent to a worker and not yet started there, per loop "
-        "(default: an eighth of the worker's slots on the loop, at least 2); a worker "
+        "(default: half the worker's slots on the loop, at least 2); a worker "
         "that stops answering holds what it ran plus these, which go to a waiting worker "
         "after --heartbeat-interval of silence",
     )

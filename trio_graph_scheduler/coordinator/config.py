@@ -52,7 +52,7 @@ class CoordinatorConfig:
             ``tls_cert``), or ``None`` for none (the default). With a token, the dashboard
             asks for it; an address other than loopback needs one, as ``host`` does.
         prefetch: at most this many tasks sent to one worker and not yet started there,
-            per loop; ``None`` (the default): an eighth of the worker's slots on the
+            per loop; ``None`` (the default): half the worker's slots on the
             loop, at least 2. A worker that stops answering holds no more than what it
             was running plus this (docs/operations.md, "How work is spread").
     """

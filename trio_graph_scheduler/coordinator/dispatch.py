@@ -39,9 +39,13 @@ NO_WINDOW: Final = 2**62
 #: The smallest prefetch window: one task in flight while another starts.
 MIN_PREFETCH: Final = 2
 #: By default a worker's window is this share of its slots on the loop (at least
-#: :data:`MIN_PREFETCH`): enough to batch well, little enough that a worker that stops
-#: answering holds few tasks it never started.
-PREFETCH_SHARE: Final = 1 / 8
+#: :data:`MIN_PREFETCH`). Tasks shorter than a round trip are never seen started (their
+#: answer says it), so the window bounds a worker's tasks in flight: an eighth halved
+#: the throughput of no-op tasks on loopback and doubled the CPU per task on both sides
+#: (scripts/bench_cli.py at concurrency 64, two workers); half costs nothing measurable
+#: there, and a worker that stops answering holds at most what it ran plus half its
+#: slots, until they are taken back.
+PREFETCH_SHARE: Final = 1 / 2
 
 
 def prefetch_window(slots: int, configured: int | None) -> int:
