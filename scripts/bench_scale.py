@@ -56,6 +56,8 @@ MAX_FRAME = ("--max-frame-bytes", str(64 * 2**20))
 HEARTBEAT_TIMEOUT = 120
 #: Workers started at once.
 START_BATCH = 10
+#: The coordinator's --prefetch, if the command line gave one.
+PREFETCH: list[int] = []
 #: A token for the namespace runs (the coordinator listens beyond loopback there).
 TOKEN = "bench-scale-token-0123456789"
 
@@ -151,6 +153,7 @@ def _run_once(
                 # Starting 150 Python processes on a small machine starves everyone for
                 # a while: no worker may be dropped as silent meanwhile.
                 *("--heartbeat-timeout", str(HEARTBEAT_TIMEOUT)),
+                *(("--prefetch", str(PREFETCH[0])) if PREFETCH else ()),
             ],
             cwd=SCRIPTS,
             env=env,
@@ -306,7 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=0.02, help="far worker's delay each way")
     parser.add_argument("--far-tasks", type=int, default=20_000, help="leaves per far run")
     parser.add_argument("--far-concurrency", type=int, default=64, help="loop concurrency there")
+    parser.add_argument("--prefetch", type=int, help="the coordinator's --prefetch (its default)")
     args = parser.parse_args(argv)
+    if args.prefetch is not None:
+        PREFETCH.append(args.prefetch)
     with tempfile.TemporaryDirectory(prefix="tgs-bench-scale-") as directory:
         work = Path(directory)
         scale(args, work)
