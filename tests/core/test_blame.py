@@ -176,3 +176,23 @@ def test_one_poison_task_among_innocents_never_fails_an_innocent() -> None:
     assert poison.task_status == "failed"
     assert poison.exception_trace is not None
     assert poison.exception_trace.startswith("killed its worker 3 times (the last: worker-")
+
+
+def test_a_task_lost_before_its_worker_said_it_started_counts_no_run() -> None:
+    # Issue 15: of the tasks a lost worker held, those it never said it started may never
+    # have reached it. They count no attempt and no loss; they are suspects all the same
+    # (one of them may have started and killed the worker before the word came).
+    graph = make_graph()
+    a, b = graph.create_task_nowait("f"), graph.create_task_nowait("f")
+    driver = Driver(graph)
+    assert [driver.claim(), driver.claim()] == [a, b]
+    graph.scheduler.task_lost(a, "w-1 (host:1): connection lost", alone=False)
+    graph.check_invariants()
+    graph.scheduler.task_lost(b, "w-1 (host:1): connection lost", alone=False, started=False)
+    graph.check_invariants()
+    assert (a.attempts, a.shared_losses, a.losses) == (1, 1, 0)
+    assert (b.attempts, b.shared_losses, b.losses) == (0, 0, 0)
+    assert b.earlier_runs is None
+    assert b._suspect
+    assert b.task_status is TaskStatus.READY_FOR_EXECUTION
+    assert list(graph.scheduler.loops["default"].suspects) == [a, b]

@@ -27,6 +27,9 @@ async def test_a_task_that_kills_its_workers_is_blamed_alone(
     graph = TaskGraph({"poison": poison, "timed": timed}, [WorkerLoop("default", 4)])
     node = await graph.create_task("poison")
     innocents = [await graph.create_task("timed", ((0.5,), None)) for _ in range(6)]
+    # One innocent outlives the kills: the run must not end while a killed worker
+    # reconnects (it would find the listener closed).
+    innocents.append(await graph.create_task("timed", ((20.0,), None)))
     kills: list[int] = []  # how many leases the killed worker held each time
 
     with trio.fail_after(6 * TIME_LIMIT):

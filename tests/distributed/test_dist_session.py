@@ -23,6 +23,7 @@ def session_with_leases(count: int) -> tuple[TaskGraph, WorkerSession, list[Task
     for _ in range(count):
         graph.create_task_nowait("f")
     coordinator = Coordinator(graph, CoordinatorConfig())
+    coordinator.clock = lambda: 0.0  # no trio run here
     session = WorkerSession(coordinator, None)  # type: ignore[arg-type]  # never used here
     graph.scheduler.start()
     queue = graph.scheduler.loops["default"]

@@ -238,6 +238,7 @@ def test_report_of_a_distributed_run_lists_workers_and_their_tasks() -> None:
         "workers_lost": 1,
         "tasks_lost": 1,
         "results_dropped": 0,
+        "tasks_taken_back": 0,
     }
     assert report["workers"] == [
         {

@@ -42,6 +42,7 @@ from trio_graph_scheduler.protocol import (
     RunningTask,
     Shutdown,
     SlotFreed,
+    Started,
     StatusReply,
     StatusRequest,
     SuccessorsRequest,
@@ -463,6 +464,7 @@ GOLDEN: list[tuple[Message, dict[str, Any]]] = [
         ValueChunk(stream=3, offset=4, total=6, data=b"ab"),
         {"type": "value_chunk", "stream": 3, "offset": 4, "total": 6, "data": b"ab"},
     ),
+    (Started(leases=[12, 13]), {"type": "started", "leases": [12, 13]}),
     (
         LoopBlocked(task_uid="task-1", handle="h", seconds=2.5),
         {"type": "loop_blocked", "task_uid": "task-1", "handle": "h", "seconds": 2.5},
@@ -1273,6 +1275,7 @@ MESSAGE_STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {
         st.binary(min_size=1, max_size=20),
         st.integers(0, 5),
     ),
+    Started: st.builds(Started, leases=st.lists(ints, max_size=5)),
     LoopBlocked: st.builds(
         LoopBlocked, task_uid=names, handle=names, seconds=st.floats(min_value=1e-3, max_value=1e6)
     )

@@ -36,6 +36,7 @@ from trio_graph_scheduler.protocol import (
     SessionState,
     Shutdown,
     SlotFreed,
+    Started,
     StatusReply,
     StatusRequest,
     SuccessorsRequest,
@@ -100,6 +101,7 @@ SAMPLES: dict[type[Message], Message] = {
     SlotFreed: SlotFreed(lease=1),
     ResultsDropped: ResultsDropped(uids=["task-1"]),
     ValueChunk: ValueChunk(stream=1, offset=0, total=3, data=b"abc"),
+    Started: Started(leases=[1]),
     LoopBlocked: LoopBlocked(task_uid="task-1", handle="h", seconds=3.0),
     Shutdown: Shutdown(reason="done", graph_succeeded=True),
     StatusRequest: StatusRequest(version=PROTOCOL_VERSION, token="t", why=None),
@@ -148,7 +150,7 @@ def test_a_whole_conversation() -> None:
     pair.coordinator_sends(WELCOME)
     assert pair.states() == (SessionState.ACTIVE, SessionState.ACTIVE)
     assert pair.worker.welcome == WELCOME
-    pair.worker_sends(SAMPLES[Claim], SAMPLES[Heartbeat])
+    pair.worker_sends(SAMPLES[Claim], SAMPLES[Started], SAMPLES[Heartbeat])
     pair.coordinator_sends(SAMPLES[Assign], SAMPLES[Heartbeat])
     pair.worker_sends(SAMPLES[CreateTaskRequest], SAMPLES[CreateConditionRequest])
     pair.coordinator_sends(SAMPLES[Reply], SAMPLES[Cancel])

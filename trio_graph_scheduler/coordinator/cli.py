@@ -125,6 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
         f"elsewhere (default: {DEFAULT_HEARTBEAT_TIMEOUT:g})",
     )
     parser.add_argument(
+        "--prefetch",
+        type=int,
+        metavar="N",
+        default=None,
+        help="at most N tasks sent to a worker and not yet started there, per loop "
+        "(default: half the worker's slots on the loop, at least 2); a worker "
+        "that stops answering holds what it ran plus these, which go to a waiting worker "
+        "after --heartbeat-interval of silence",
+    )
+    parser.add_argument(
         "--tls-cert",
         metavar="PEM",
         help="serve wss:// (TLS) with this certificate chain (workers then connect to wss://)",
@@ -492,6 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             min_workers=args.min_workers,
+            prefetch=args.prefetch,
             max_frame_bytes=args.max_frame_bytes,
             max_value_bytes=args.max_value_bytes,
             journal=args.journal,

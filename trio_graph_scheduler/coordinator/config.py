@@ -61,6 +61,10 @@ class CoordinatorConfig:
         release_results: drop a result once every task waiting on it has ended (not the
             results of sinks, nor of tasks created with ``keep_result=True``).
         spill_dir: where to make that temporary directory (default: the system's).
+        prefetch: at most this many tasks sent to one worker and not yet started there,
+            per loop; ``None`` (the default): half the worker's slots on the
+            loop, at least 2. A worker that stops answering holds no more than what it
+            was running plus this (docs/operations.md, "How work is spread").
     """
 
     host: str = "127.0.0.1"
@@ -82,6 +86,7 @@ class CoordinatorConfig:
     memory_limit: int | None = None
     release_results: bool = False
     spill_dir: str | None = None
+    prefetch: int | None = None
 
     def __post_init__(self) -> None:
         self._check_token(self.host, "listen", "could run code on the workers")
@@ -102,6 +107,8 @@ class CoordinatorConfig:
             raise ConfigError(f"shutdown_grace must not be negative, got {self.shutdown_grace}")
         if self.max_lost_attempts < 1:
             raise ConfigError(f"max_lost_attempts must be at least 1, got {self.max_lost_attempts}")
+        if self.prefetch is not None and self.prefetch < 1:
+            raise ConfigError(f"prefetch must be at least 1, got {self.prefetch}")
         if self.min_workers < 0:
             raise ConfigError(f"min_workers must not be negative, got {self.min_workers}")
         if self.max_connections < 1:

@@ -58,6 +58,7 @@ from ..protocol.messages import (
     ResultsDropped,
     Shutdown,
     SlotFreed,
+    Started,
     StatusRequest,
     SuccessorsRequest,
     TaskFailed,
@@ -80,6 +81,7 @@ from ..shared.pump import ConnectionPump
 from ..shared.states import EndReason
 from ..shared.task_errors import unpickle_exception
 from .core.conditions import GenericSchedulingCondition
+from .dispatch import NO_WINDOW, prefetch_window
 from .observe.status_reply import build_status_reply
 from .observe.wording import worker_lost_line
 from .run import log_task_failure
@@ -131,22 +133,37 @@ class LoopClaim:
     """A worker's claim on one loop: the claimant its loop queue deals with.
 
     ``credit`` is how many more tasks the worker accepts on the loop (it grants more with
-    ``claim`` messages); each handed task gets a lease of the session.
+    ``claim`` messages); each handed task gets a lease of the session. The claim stays in
+    line only while the worker has credit and fewer than ``window`` tasks sent to it are
+    not started yet (see dispatch.py).
     """
 
-    __slots__ = ("credit", "loop", "session", "waiting")
+    __slots__ = ("credit", "loop", "revoked", "session", "unstarted", "waiting", "window")
 
-    def __init__(self, session: WorkerSession, loop: str) -> None:
+    def __init__(self, session: WorkerSession, loop: str, window: int | None = None) -> None:
         self.session = session
         self.loop = loop
         self.credit = 0
         #: Whether the loop queue holds this claimant in line.
         self.waiting = False
+        #: Tasks handed to it that its worker has not said it started (nor answered),
+        #: taken-back ones included until the worker answers their ``cancel``.
+        self.unstarted = 0
+        #: The most ``unstarted`` may be: the prefetch window (``None``: no limit).
+        self.window = window if window is not None else NO_WINDOW
+        #: Tasks taken back from it that its worker has not answered yet: meanwhile it
+        #: is given nothing (it may be frozen or cut off).
+        self.revoked = 0
+
+    def may_wait(self) -> bool:
+        """Whether it may stand in its loop's line for another task."""
+        return self.credit > 0 and self.unstarted < self.window and not self.revoked
 
     def deliver(self, node: TaskNode) -> bool:
         self.credit -= 1
+        self.unstarted += 1
         self.session._lease(node)
-        self.waiting = self.credit > 0
+        self.waiting = self.credit > 0 and self.unstarted < self.window and not self.revoked
         return self.waiting
 
     def cancel(self, node: TaskNode) -> None:
@@ -176,6 +193,15 @@ class WorkerSession:
         self.busy_slots: dict[int, TaskNode] = {}
         #: The suspect it runs alone, if any: meanwhile it is in no loop's line.
         self.suspect: TaskNode | None = None
+        #: Leases sent and not yet started, with when they were sent (trio time).
+        self.unstarted: dict[int, float] = {}
+        #: When the worker's last frame arrived (trio time): a stalled worker is silent.
+        self.heard_at = 0.0
+        # Leases taken back (see take_back) that the worker has not answered yet: their
+        # late start or answer is ignored.
+        self._revoked: dict[int, LoopClaim] = {}
+        # Taken-back leases answered with slot_busy: a slot_freed for each may follow.
+        self._revoked_busy: set[int] = set()
         self._claims: dict[str, LoopClaim] = {}
         #: Per loop, the worker_index numbers of its worker's slots (see Welcome).
         self._slot_indexes: dict[str, list[int]] = {}
@@ -214,6 +240,7 @@ class WorkerSession:
             may_send=lambda: self._protocol.state is SessionState.ACTIVE,
             handlers={
                 Claim: self._on_claim,
+                Started: self._on_started,
                 TaskSucceeded: self._on_task_succeeded,
                 TaskFailed: self._on_task_failed,
                 HandBack: self._on_hand_back,
@@ -376,12 +403,16 @@ class WorkerSession:
         self.worker_name = hello.worker_name
         self._cache_budget = hello.result_cache_bytes
         loops = hello.loops or list(self._scheduler.loops)
-        self._claims = {loop: LoopClaim(self, loop) for loop in loops}
         concurrency = {loop: self._scheduler.loops[loop].concurrency for loop in loops}
-        # As many numbers as the worker runs slots: the concurrency, capped by its own.
+        # The worker's slots per loop: the concurrency, capped by its own.
+        slots = {loop: min(n, hello.max_tasks or n) for loop, n in concurrency.items()}
+        prefetch = coordinator.config.prefetch
+        self._claims = {
+            loop: LoopClaim(self, loop, prefetch_window(slots[loop], prefetch)) for loop in loops
+        }
+        # As many numbers as the worker runs slots.
         self._slot_indexes = {
-            loop: coordinator.take_slot_indexes(loop, min(n, hello.max_tasks or n))
-            for loop, n in concurrency.items()
+            loop: coordinator.take_slot_indexes(loop, n) for loop, n in slots.items()
         }
         welcome = Welcome(
             version=hello.version,
@@ -423,12 +454,15 @@ class WorkerSession:
         for claim in self._claims.values():
             self._scheduler.loops[claim.loop].withdraw(claim)
             claim.waiting = False
-            claim.credit = 0
+            claim.credit = claim.unstarted = claim.revoked = 0
         # Whatever threads still run there, they are no longer this cluster's slots.
         busy, self.busy_slots = self.busy_slots, {}
         for node in busy.values():
             self._scheduler.slot_freed(node)
         leases, self.leases = self.leases, {}
+        unstarted, self.unstarted = self.unstarted, {}
+        self._revoked.clear()
+        self._revoked_busy.clear()
         self._to_assign.clear()
         self.suspect = None
         if not leases:
@@ -438,20 +472,24 @@ class WorkerSession:
             for node in leases.values():
                 self._scheduler.hand_back(node)
             return []
+        # Blame on evidence: only a task that ran alone on the worker is charged.
+        alone = len(leases) == 1
+        # Every task it held is named: one it never said it started may have (a task
+        # that kills its worker at once never gets to say so). But a task it never said
+        # it started counts no run, unless it was all the worker held.
         running = [(node.uid, node.task_handle) for node in leases.values()]
+        runs_lost = sum(1 for lease in leases if alone or lease not in unstarted)
         logger.warning(
             "%s", worker_lost_line(self.worker_id, self.worker_name, running, self._closed.reason)
         )
         reason = f"{self.worker_id} ({self.worker_name}): {self._closed.reason}"
-        # Blame on evidence: only a task that ran alone on the worker is charged.
-        alone = len(leases) == 1
         blocked = self._coordinator.loop_blockers
-        for node in leases.values():
+        for lease, node in leases.items():
             why = reason
             if node.uid in blocked:  # a worker said so earlier: name what the task does
                 why += f"; it blocked a worker's event loop for {blocked[node.uid]:.1f} s before"
-            self._scheduler.task_lost(node, why, alone=alone)
-        self._coordinator.count(tasks_lost=len(leases))
+            self._scheduler.task_lost(node, why, alone=alone, started=lease not in unstarted)
+        self._coordinator.count(tasks_lost=runs_lost)
         offer_suspects(self._coordinator.sessions)
         return running
 
@@ -491,6 +529,9 @@ class WorkerSession:
             raise _SessionClosed(CloseCode.PROTOCOL_ERROR, f"protocol error: {exc}") from None
         # Values are searched for unreadable markers only in the rare frame that has one.
         self._unreadable_in_frame = unreadable_values_decoded() != before
+        self.heard_at = self._coordinator.clock()
+        if any(claim.waiting for claim in self._claims.values()):
+            self._take_back_stale()
         return messages
 
     def _on_claim(self, message: Claim) -> None:
@@ -506,13 +547,94 @@ class WorkerSession:
 
     def _add_credit(self, claim: LoopClaim, credit: int) -> None:
         claim.credit += credit
+        self._rejoin(claim)
+
+    def _rejoin(self, claim: LoopClaim) -> None:
+        """Put ``claim`` back in its loop's line if it may stand there (or hand its
+        worker a suspect, if it is idle)."""
         if self.suspect is not None:
             return  # it runs a suspect alone: it stays out of every line until that ends
         if not self.leases and self.take_suspect():
             return
-        if not claim.waiting:
+        if not claim.waiting and claim.may_wait():
             claim.waiting = True
             self._scheduler.loops[claim.loop].wait(claim)
+
+    # -- prefetch: what a worker started, and taking back what it did not -------------
+
+    def _on_started(self, message: Started) -> None:
+        unstarted = self.unstarted
+        for lease in message.leases:
+            if unstarted.pop(lease, None) is None:
+                if lease in self._revoked or lease in self.leases:
+                    continue  # taken back (fenced), or said twice
+                raise _SessionClosed(
+                    CloseCode.PROTOCOL_ERROR,
+                    f"started: lease {lease}, which this worker does not hold",
+                )
+            claim = self._claims[self.leases[lease]._loop.name]
+            claim.unstarted -= 1
+            self._rejoin(claim)
+
+    def _take_back_stale(self) -> None:
+        """This worker waits for work: give it tasks other workers were sent long ago
+        and have not started, if those workers have been silent as long (frozen, cut
+        off)."""
+        now = self._coordinator.clock()
+        ledger = self._coordinator.prefetched
+        for claim in list(self._claims.values()):
+            if claim.waiting:
+                ledger.take_back_stale(self._scheduler.loops[claim.loop], now)
+
+    def take_back(self, lease: int) -> None:
+        """Take the task of ``lease``, sent and not started, back from this worker: it
+        goes to the front of its loop's queue, and the worker is told not to start it.
+
+        The lease is fenced from now on (its late start or answer is ignored), and it
+        stays counted in the worker's window until the worker answers the ``cancel``:
+        a frozen worker is given nothing more meanwhile.
+        """
+        node = self.leases.pop(lease)
+        del self.unstarted[lease]  # only held leases are unstarted (see _take_lease)
+        claim = self._claims[node._loop.name]
+        claim.revoked += 1
+        self._revoked[lease] = claim
+        if claim.waiting:
+            self._scheduler.loops[claim.loop].withdraw(claim)
+            claim.waiting = False
+        self._call_errors.pop(lease, None)
+        self._outbox.append(Cancel(lease=lease))
+        self._pump.wake()
+        self._coordinator.count(tasks_taken_back=1)
+        logger.info(
+            "task %s (function %s) taken back from %s (%s): sent and not started, and the "
+            "worker silent, for %g s or more, while another worker waits",
+            node.uid,
+            node.task_handle,
+            self.worker_id,
+            self.worker_name,
+            self._coordinator.prefetched.after,
+        )
+        was_suspect = node is self.suspect
+        if was_suspect:
+            self.suspect = None
+        self._scheduler.hand_back(node)  # the loop queue hands it to a waiting claimant
+        if was_suspect:
+            offer_suspects(self._coordinator.sessions)
+
+    def _answer_revoked(self, lease: int, *, slot_busy: bool) -> bool:
+        """The worker answered a lease taken back from it: ignored (fenced), and the
+        worker is in line again. Returns whether ``lease`` was one."""
+        claim = self._revoked.pop(lease, None)
+        if claim is None:
+            return False
+        self._coordinator.count(results_dropped=1)
+        if slot_busy:
+            self._revoked_busy.add(lease)
+        claim.unstarted -= 1
+        claim.revoked -= 1
+        self._rejoin(claim)
+        return True
 
     def take_suspect(self) -> bool:
         """If this worker holds nothing, hand it the oldest suspect of a loop it has credit
@@ -521,7 +643,7 @@ class WorkerSession:
         Returns:
             Whether it took one.
         """
-        if self.leases or self.busy_slots or self.suspect is not None:
+        if self.leases or self.busy_slots or self._revoked or self.suspect is not None:
             return False  # not alone: a thread of an ended sync task may still run too
         if self._protocol.state is not SessionState.ACTIVE:
             return False  # dismissed: nothing more may be sent
@@ -537,6 +659,7 @@ class WorkerSession:
                     self._scheduler.loops[other.loop].withdraw(other)
                     other.waiting = False
             claim.credit -= 1
+            claim.unstarted += 1
             self.suspect = node
             self._lease(node)
             logger.info(
@@ -557,31 +680,45 @@ class WorkerSession:
             self.suspect = None
             if not self.take_suspect():
                 for claim in self._claims.values():  # back in line for ordinary work
-                    if claim.credit > 0 and not claim.waiting:
+                    if not claim.waiting and claim.may_wait():
                         claim.waiting = True
                         self._scheduler.loops[claim.loop].wait(claim)
         elif not self.leases:
             self.take_suspect()
+        claim = self._claims[node._loop.name]
+        if not claim.waiting and self.suspect is None and claim.may_wait():
+            # Its window may have room again: an answer for a task it had not said it
+            # started came (with no credit after it, if its slot stays busy).
+            claim.waiting = True
+            node._loop.wait(claim)
         queue = node._loop
         if queue.suspects and queue.running < queue.concurrency:
             # A slot is free that an idle worker could not take before (the loop was full).
             offer_suspects(self._coordinator.sessions)
 
-    def _take_lease(self, lease: int) -> TaskNode:
+    def _take_lease(self, lease: int, *, slot_busy: bool = False) -> TaskNode | None:
+        """The task of an answered lease; ``None`` for a lease taken back (ignored)."""
         node = self.leases.pop(lease, None)
-        if node is None:
-            # Fencing: a lease this worker does not hold (answered already, or never its
-            # own) is never recorded. A worker that follows the protocol cannot send one:
-            # leases live as long as their connection, so this one is broken or hostile.
-            self._coordinator.count(results_dropped=1)
-            raise _SessionClosed(
-                CloseCode.PROTOCOL_ERROR,
-                f"an answer for lease {lease}, which this worker does not hold",
-            )
-        return node
+        if node is not None:
+            if self.unstarted and self.unstarted.pop(lease, None) is not None:
+                # It ended before the worker said it started: the answer says it.
+                self._claims[node._loop.name].unstarted -= 1
+            return node
+        if self._answer_revoked(lease, slot_busy=slot_busy):
+            return None
+        # Fencing: a lease this worker does not hold (answered already, or never its
+        # own) is never recorded. A worker that follows the protocol cannot send one:
+        # leases live as long as their connection, so this one is broken or hostile.
+        self._coordinator.count(results_dropped=1)
+        raise _SessionClosed(
+            CloseCode.PROTOCOL_ERROR,
+            f"an answer for lease {lease}, which this worker does not hold",
+        )
 
     def _on_task_succeeded(self, message: TaskSucceeded) -> None:
         node = self._take_lease(message.lease)
+        if node is None:
+            return
         call_error = self._call_errors.pop(message.lease, None)
         unreadable = self._unreadable_in_frame and find_unreadable(message.result)
         if call_error is not None:
@@ -607,7 +744,9 @@ class WorkerSession:
         self._lease_ended(node)
 
     def _on_task_failed(self, message: TaskFailed) -> None:
-        node = self._take_lease(message.lease)
+        node = self._take_lease(message.lease, slot_busy=message.slot_busy)
+        if node is None:
+            return
         self._call_errors.pop(message.lease, None)
         if message.reason is EndReason.MARKED_FAILED:
             self._scheduler.task_marked_failed(node)
@@ -630,7 +769,9 @@ class WorkerSession:
         self._lease_ended(node)
 
     def _on_cancelled(self, message: Cancelled) -> None:
-        node = self._take_lease(message.lease)
+        node = self._take_lease(message.lease, slot_busy=message.slot_busy)
+        if node is None:
+            return
         self._call_errors.pop(message.lease, None)
         if message.slot_busy:
             self.busy_slots[message.lease] = node
@@ -641,6 +782,9 @@ class WorkerSession:
     def _on_slot_freed(self, message: SlotFreed) -> None:
         node = self.busy_slots.pop(message.lease, None)
         if node is None:
+            if message.lease in self._revoked_busy:  # taken back: not this cluster's slot
+                self._revoked_busy.discard(message.lease)
+                return
             raise _SessionClosed(
                 CloseCode.PROTOCOL_ERROR,
                 f"slot_freed for lease {message.lease}, whose slot was not kept busy",
@@ -681,6 +825,8 @@ class WorkerSession:
         for lease in message.leases:
             node = self.leases.pop(lease, None)
             if node is not None:
+                if self.unstarted.pop(lease, None) is not None:
+                    self._claims[node._loop.name].unstarted -= 1  # no longer to take back
                 self._handed_back += 1
                 self._call_errors.pop(lease, None)
                 if node is self.suspect:
@@ -851,7 +997,9 @@ class WorkerSession:
                 # the credit it granted for it.
                 self._to_assign = [pair for pair in self._to_assign if pair[0] != lease]
                 del self.leases[lease]
-                self._add_credit(self._claims[node._loop.name], 1)
+                claim = self._claims[node._loop.name]
+                claim.unstarted -= 1
+                self._add_credit(claim, 1)
                 self._scheduler.task_cancelled(node)
                 self._lease_ended(node)
             else:
@@ -882,9 +1030,23 @@ class WorkerSession:
             for lease, node in assignments
             if lease in self.leases  # not handed back in the meantime
         ]
+        if assignments:
+            self._sent_unstarted(assignments)
         messages += self._outbox
         self._outbox = []
         return messages
+
+    def _sent_unstarted(self, assignments: list[tuple[int, TaskNode]]) -> None:
+        """Note when each assignment went: until its worker says it started, it may be
+        taken back once it waited long enough (see dispatch.py)."""
+        now = self._coordinator.clock()
+        unstarted = self.unstarted
+        leases = self.leases
+        sent = self._coordinator.prefetched.sent
+        for lease, node in assignments:
+            if lease in leases:
+                unstarted[lease] = now
+                sent(node._loop.name, self, lease, now)
 
     def _encode(self, messages: list[Message]) -> list[bytes]:
         """The batch as frames; a function counts as sent once a frame carries it."""
@@ -966,7 +1128,10 @@ class WorkerSession:
         node = self.leases.pop(lease)
         logger.warning("task %s cannot be sent to a worker: %s", node.uid, error)
         # The worker never saw it: the credit it spent on it is still its own.
-        self._add_credit(self._claims[node._loop.name], 1)
+        self.unstarted.pop(lease, None)
+        claim = self._claims[node._loop.name]
+        claim.unstarted -= 1
+        self._add_credit(claim, 1)
         if isinstance(error, FrameTooLargeError):
             error_text = (
                 f"its arguments and its predecessors' results need a frame of "

@@ -42,6 +42,7 @@ from .messages import ResultsDropped as ResultsDropped
 from .messages import RunningTask as RunningTask
 from .messages import Shutdown as Shutdown
 from .messages import SlotFreed as SlotFreed
+from .messages import Started as Started
 from .messages import StatusReply as StatusReply
 from .messages import StatusRequest as StatusRequest
 from .messages import SuccessorsRequest as SuccessorsRequest

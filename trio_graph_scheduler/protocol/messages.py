@@ -201,6 +201,19 @@ class Claim(Message, frozen=True, kw_only=True, tag="claim"):
     credit: AtLeastOne
 
 
+@_register
+class Started(Message, frozen=True, kw_only=True, tag="started"):
+    """Worker to coordinator: the tasks of ``leases`` have started running here.
+
+    Sent in the next frame after a slot takes a task, for the leases still running then
+    (an answer says as much for a task that ended first). Until it hears this, the
+    coordinator counts a task as sent and not started: at most a small prefetch of those
+    go to one worker, and one left unstarted too long may be taken back (a ``cancel``).
+    """
+
+    leases: list[Count]
+
+
 class PredecessorRecord(Record, frozen=True, kw_only=True, omit_defaults=True):
     """A predecessor of an assigned task, as the task sees it (nested in :class:`Assign`).
 

@@ -66,6 +66,7 @@ from .messages import (
     ResultsDropped,
     Shutdown,
     SlotFreed,
+    Started,
     StatusReply,
     StatusRequest,
     SuccessorsRequest,
@@ -134,6 +135,7 @@ TRANSITIONS: Final[Mapping[Role, Mapping[SessionState, Mapping[type[Message], Se
         _S.AWAITING_HELLO: {Hello: _S.AWAITING_WELCOME, StatusRequest: _S.AWAITING_STATUS},
         _S.ACTIVE: {
             Claim: _S.ACTIVE,
+            Started: _S.ACTIVE,
             TaskSucceeded: _S.ACTIVE,
             TaskFailed: _S.ACTIVE,
             HandBack: _S.ACTIVE,

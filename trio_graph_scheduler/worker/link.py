@@ -2,11 +2,15 @@
 
 Theory of operation
 -------------------
-After the handshake the worker serves each loop the coordinator welcomed it for with a
-fixed number of *slots* (the loop's concurrency, capped by the worker's ``max_tasks``),
+After the handshake the worker serves each loop the coordinator welcomed it for with up
+to a number of *slots* (the loop's concurrency, capped by the worker's ``max_tasks``),
 and grants the coordinator that much credit on the loop: the coordinator never sends
 more assignments than granted, so an assignment always finds a slot that is free or
-about to be. Each finished task hands one credit back.
+about to be. Each finished task hands one credit back. A loop with a worker-context init
+starts all its slots at once (each sets up its context); one without starts a slot when
+an assignment finds none idle, and lets a slot go after :data:`SLOT_IDLE_SECONDS`
+without a task (:class:`_SlotPool`). The next frame after a slot starts a task says so
+(``started``): the coordinator sends a worker only a small prefetch beyond what it runs.
 
 Three kinds of trio task serve the connection:
 
@@ -30,6 +34,7 @@ timeout.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import itertools
 import logging
 import math
@@ -61,6 +66,7 @@ from ..protocol.messages import (
     ResultsDropped,
     Shutdown,
     SlotFreed,
+    Started,
     TaskFailed,
     TaskSucceeded,
     Welcome,
@@ -187,9 +193,16 @@ class CoordinatorLink:
         self._outbox: list[Message] = []
         self._credit: dict[str, int] = {}
         self._channels: dict[str, trio.MemorySendChannel[Assign]] = {}
+        # The slots of each loop that has no worker context, started on demand.
+        self._pools: dict[str, _SlotPool] = {}
         self._functions: dict[str, _LoadedFunction] = {}
         #: Leases assigned here and not yet answered, with the slot running each, if any.
         self._leases: dict[int, Slot[Assign] | None] = {}
+        #: The loop of each lease assigned here and not started yet.
+        self._queued: dict[int, str] = {}
+        #: Leases started since the last frame: the coordinator hears of those still
+        #: running in the next one (``started``); an answer says it for the others.
+        self._started: list[int] = []
         self._cancelled: set[int] = set()
         #: Leases answered with ``slot_busy``: their thread runs on, their slot is taken.
         self._busy: set[int] = set()
@@ -316,8 +329,14 @@ class CoordinatorLink:
         send, receive = trio.open_memory_channel[Assign](math.inf)
         self._channels[loop] = send
         # The coordinator numbers the slots across the cluster (checked at the welcome).
-        for index in indexes if indexes is not None else range(slots):
-            nursery.start_soon(self._run_slot, loop, index, receive, init)
+        numbers = list(indexes if indexes is not None else range(slots))
+        if init is None:
+            # No worker context to set up per slot: slots start as work comes.
+            self._pools[loop] = _SlotPool(self, nursery, loop, receive, numbers)
+        else:
+            # Each slot's context is set up once, up front, for its worker_index.
+            for index in numbers:
+                nursery.start_soon(self._run_slot, loop, index, receive, init)
         self._grant(loop, slots)
 
     async def _hand_back_all(self) -> None:
@@ -330,6 +349,7 @@ class CoordinatorLink:
             self._counts.tasks_handed_back += len(self._leases)
             logger.info("handing back %d unfinished task(s)", len(self._leases))
         self._leases.clear()
+        self._queued.clear()
         if self._protocol.state is not SessionState.ACTIVE:
             return  # dismissed meanwhile: nothing may follow the coordinator's Shutdown
         with trio.move_on_after(1):
@@ -376,7 +396,11 @@ class CoordinatorLink:
         elif assign.handle not in self._functions:
             raise RemoteProtocolError(f"assign: function {assign.handle!r} was never sent")
         self._leases[assign.lease] = None
+        self._queued[assign.lease] = assign.loop
         channel.send_nowait(assign)
+        pool = self._pools.get(assign.loop)
+        if pool is not None:
+            pool.assigned()
 
     def _on_reply(self, reply: Reply) -> None:
         waiter = self._replies.pop(reply.request_id, None)
@@ -395,7 +419,11 @@ class CoordinatorLink:
             return  # it ended already; its result is on the way
         slot = self._leases[cancel.lease]
         if slot is None:
-            self._cancelled.add(cancel.lease)  # not started: the slot will skip it
+            # Not started: answered now, and the slot that takes it skips it. Either the
+            # task was cancelled, or the coordinator took it back to give it to a worker
+            # with a free slot: it hears at once that this one will not start it.
+            self._cancelled.add(cancel.lease)
+            self._queue_answer(self._queued.pop(cancel.lease), Cancelled(lease=cancel.lease))
         else:
             slot.cancel()
 
@@ -543,6 +571,13 @@ class CoordinatorLink:
         # Answers and graph calls first, then the credit their slots gave back: the
         # coordinator hears that a task ended before it may hand its slot a new one.
         messages, self._outbox = self._outbox, []
+        if self._started:
+            # Said only of the tasks still running: an answer says it of the others.
+            leases = self._leases
+            running = [lease for lease in self._started if lease in leases]
+            self._started = []
+            if running:
+                messages.insert(0, Started(leases=running))
         if self._blocked_loops:  # rare: per frame, not per task
             messages.extend(self._take_blocked_loops())
         if self._credit:
@@ -635,11 +670,13 @@ class _LinkSlot:
     ) -> tuple[Awaitable[Any], RemoteTaskNode] | None:
         link = self._link
         lease = assign.lease
-        if lease in link._cancelled:  # cancelled before it started
+        if lease in link._cancelled:  # cancelled before it started: answered already
             link._cancelled.discard(lease)
-            link._queue_answer(self._loop, Cancelled(lease=lease))
             return None
         link._leases[lease] = slot
+        del link._queued[lease]
+        link._started.append(lease)
+        link._pump.wake()  # the coordinator may wait for it to send this worker more
         logger.debug("task %s (%s) started, lease %d", assign.task_uid, assign.handle, lease)
         loaded = link._functions[assign.handle]
         context = self._context
@@ -719,6 +756,119 @@ class _LinkSlot:
     ) -> None:
         logger.debug("task %s %s", assign.task_uid, _OUTCOMES[type(answer)])
         self._link._queue_answer(self._loop, answer, slot_busy=slot_busy)
+
+
+class _SlotIdle(Exception):
+    """A slot of a :class:`_SlotPool` had nothing to do for a while: it stops."""
+
+
+class _SlotPool:
+    """The slots of one loop without a worker context, started on demand.
+
+    A slot starts when an assignment arrives and no slot is idle to take it (up to the
+    worker's slots on the loop), and stops after :data:`SLOT_IDLE_SECONDS` without a
+    task: a worker serving a loop of thousands holds trio tasks for what it runs, not
+    for the loop's whole concurrency. Each slot takes the lowest free ``worker_index``.
+    """
+
+    __slots__ = (
+        "_link",
+        "_loop",
+        "_numbers",
+        "_nursery",
+        "_receive",
+        "idle",
+        "live",
+        "queued",
+        "starting",
+    )
+
+    def __init__(
+        self,
+        link: CoordinatorLink,
+        nursery: trio.Nursery,
+        loop: str,
+        receive: trio.MemoryReceiveChannel[Assign],
+        numbers: list[int],
+    ) -> None:
+        self._link = link
+        self._nursery = nursery
+        self._loop = loop
+        self._receive = receive
+        #: The worker_index numbers no running slot holds (a heap).
+        self._numbers = sorted(numbers)
+        #: Slots running, slots parked waiting for a task, slots started that have not
+        #: run yet, and assignments no slot has taken yet.
+        self.live = 0
+        self.idle = 0
+        self.starting = 0
+        self.queued = 0
+
+    def assigned(self) -> None:
+        """An assignment was queued: start a slot if no idle one will take it."""
+        self.queued += 1
+        self._start_wanted()
+
+    def _start_wanted(self) -> None:
+        while self.queued > self.idle + self.starting and self._numbers:
+            self.live += 1
+            self.starting += 1
+            self._nursery.start_soon(self._run, heapq.heappop(self._numbers))
+
+    async def _run(self, index: int) -> None:
+        # From here to its first take (or park) the slot runs without a checkpoint.
+        self.starting -= 1
+        owner = _PooledLinkSlot(self._link, self._loop, self._receive, {}, self)
+        try:
+            await run_slot(Slot(), owner)
+        except _SlotIdle:
+            pass
+        finally:
+            self.live -= 1
+            heapq.heappush(self._numbers, index)
+            # An assignment may have come as this slot gave up waiting.
+            self._start_wanted()
+
+
+class _PooledLinkSlot(_LinkSlot):
+    """A slot of a :class:`_SlotPool`: it counts what it takes, and stops when idle."""
+
+    __slots__ = ("_pool",)
+
+    def __init__(
+        self,
+        link: CoordinatorLink,
+        loop: str,
+        assignments: trio.MemoryReceiveChannel[Assign],
+        context: Any,
+        pool: _SlotPool,
+    ) -> None:
+        super().__init__(link, loop, assignments, context)
+        self._pool = pool
+
+    def take_nowait(self) -> Assign | None:
+        try:
+            assign = self._assignments.receive_nowait()
+        except trio.WouldBlock:
+            return None
+        self._pool.queued -= 1
+        return assign
+
+    async def wait_for_task(self) -> Assign:
+        pool = self._pool
+        pool.idle += 1
+        try:
+            with trio.move_on_after(SLOT_IDLE_SECONDS):
+                assign = await self._assignments.receive()
+                pool.queued -= 1
+                return assign
+        finally:
+            pool.idle -= 1
+        raise _SlotIdle
+
+
+#: A slot started on demand stops after this many seconds without a task.
+SLOT_IDLE_SECONDS: Final = 5.0
 
 
 def _log_outlived(assign: Assign, what: str) -> None:

@@ -220,9 +220,13 @@ class LoopQueue:
         self._dispatch()
 
     def push_suspect(self, node: TaskNode) -> None:
-        """Queue a suspect (``node._suspect`` is set): it waits for a lone claimant."""
+        """Queue a suspect (``node._suspect`` is set): it waits for a lone claimant.
+
+        The slot it held may be free now: ready tasks go to claimants in line.
+        """
         node.queued_at = self.clock()
         self.suspects.append(node)
+        self._dispatch()
 
     def claim_suspect(self, claimant: Claimant) -> TaskNode | None:
         """Take the oldest suspect for ``claimant`` if the loop has a free slot; else

@@ -294,7 +294,9 @@ class Scheduler:
         node.attempts -= 1
         self._requeue_running(node)
 
-    def task_lost(self, node: TaskNode, reason: str, *, alone: bool = True) -> None:
+    def task_lost(
+        self, node: TaskNode, reason: str, *, alone: bool = True, started: bool = True
+    ) -> None:
         """A running task's worker was lost (``reason`` names the worker and why).
 
         With ``alone`` (the worker ran nothing else) the task is charged the loss, and
@@ -302,8 +304,18 @@ class Scheduler:
         the worker's tasks killed it: none is charged (``shared_losses`` counts the run,
         and it counts against no retry policy). Either way a task that runs again is a
         suspect: handed out only alone.
+
+        Without ``started`` (the worker never said it started the task, and held others)
+        the hand-out was no run: it counts no attempt and leaves no earlier run, but the
+        task is still a suspect, since it may have started and killed the worker before
+        the word came.
         """
         self._expect_in_progress(node)
+        if not started and not alone:
+            node.attempts -= 1
+            node._suspect = True
+            self._requeue_running(node)
+            return
         if node in self.cancelling:  # it was being cancelled: it has stopped, so it ends
             node.losses += alone
             self.task_cancelled(node)
