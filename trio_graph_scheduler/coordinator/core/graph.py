@@ -187,6 +187,8 @@ class TaskGraphCore:
         ``uid`` is for remote workers, which choose the uids of the tasks they create (a
         task returned for its ``key`` keeps its own uid).
         """
+        if waits_on is None and key is None and uid is None:
+            return self._create_free_task(task_handle, task_arguments)
         function = self._check_function(task_handle)
         check_task_arguments(task_handle, task_arguments)
         task_uids, conditions = self._split_waits_on(waits_on)
@@ -218,6 +220,26 @@ class TaskGraphCore:
                 self._keys = {}
             self._keys[key] = node
         self.scheduler.add_task(node, conditions)
+        return node
+
+    def _create_free_task(self, task_handle: str, task_arguments: TaskArguments) -> TaskNode:
+        """:meth:`create_task_nowait` of a task that waits on nothing, has no key and no
+        given uid: the calls of a big build, with only the steps such a task needs (a
+        million of them are built in about a second)."""
+        try:
+            function = self.task_functions[task_handle]
+        except (KeyError, TypeError):
+            raise UnknownFunctionError(task_handle, list(self.task_functions)) from None
+        if task_arguments is not None:
+            check_task_arguments(task_handle, task_arguments)
+        node = TaskNode(
+            self, new_uid("task"), task_handle, task_arguments, self.scheduler.loops[function.loop]
+        )
+        recorder = self.scheduler.recorder
+        if recorder is not None:
+            recorder.task_created(node, [])  # may refuse it: nothing is changed yet
+        self.nodes[node.uid] = node
+        self.scheduler.add_free_task(node)
         return node
 
     def get_task_by_key(self, key: Any) -> TaskNode | None:
