@@ -191,7 +191,7 @@ class TaskGraphCore:
             return self._create_free_task(task_handle, task_arguments)
         function = self._check_function(task_handle)
         check_task_arguments(task_handle, task_arguments)
-        task_uids, conditions = self._split_waits_on(waits_on)
+        predecessors, conditions = self._split_waits_on(waits_on)
         if key is not None:
             check_task_key(key)
             if self._keys is not None and (existing := self._keys.get(key)) is not None:
@@ -200,8 +200,8 @@ class TaskGraphCore:
             uid = new_uid("task")
         else:
             self._check_new_uid(uid, "task-")
-        if task_uids:
-            conditions.append(GenericSchedulingCondition(self, "SUCCESS__ALL", task_uids))
+        if predecessors:
+            conditions.append(GenericSchedulingCondition._all_succeeded(self, predecessors))
         node = TaskNode(
             self,
             uid,
@@ -364,23 +364,26 @@ class TaskGraphCore:
 
     def _split_waits_on(
         self, waits_on: Iterable[str] | None
-    ) -> tuple[list[str], list[GenericSchedulingCondition]]:
+    ) -> tuple[list[TaskNode], list[GenericSchedulingCondition]]:
+        """The tasks (duplicates dropped, order kept) and the conditions of ``waits_on``."""
         if waits_on is None:
             return [], []
         if isinstance(waits_on, str):
             raise GraphDefinitionError(
                 f"waits_on must be a list of uids, not the string {waits_on!r}"
             )
-        task_uids: list[str] = []
+        nodes = self.nodes
+        predecessors: list[TaskNode] = []
         conditions: list[GenericSchedulingCondition] = []
         for uid in dict.fromkeys(waits_on):
-            if uid in self.nodes:
-                task_uids.append(uid)
+            node = nodes.get(uid)
+            if node is not None:
+                predecessors.append(node)
             elif uid in self.conditions:
                 conditions.append(self.conditions[uid])
             else:
                 raise UnknownUidError(uid)
-        return task_uids, conditions
+        return predecessors, conditions
 
     def _add_condition(
         self, condition: GenericSchedulingCondition, waits_on: Iterable[str]
@@ -392,6 +395,12 @@ class TaskGraphCore:
             raise GraphDefinitionError(
                 f"{condition.mode} needs at least {target} predecessors, got {len(predecessors)}"
             )
+        self._register_condition(condition, predecessors)
+
+    def _register_condition(
+        self, condition: GenericSchedulingCondition, predecessors: list[TaskNode]
+    ) -> None:
+        """Register a condition whose predecessors are resolved and checked."""
         self._check_new_uid(condition.uid, "condition-")
         self.conditions[condition.uid] = condition
         self.scheduler.add_condition(condition, predecessors)

@@ -140,7 +140,10 @@ class Scheduler:
     def add_free_task(self, node: TaskNode) -> None:
         """:meth:`add_task` of a task that waits on nothing: it is ready at once."""
         self.unfinished += 1
-        self._make_ready(node)
+        # _make_ready's steps, inlined: one call fewer per task of a big build.
+        node.task_status = TaskStatus.READY_FOR_EXECUTION if self.started else TaskStatus.CREATED
+        self.runnable += 1
+        node._loop.push(node)
 
     def add_condition(
         self, condition: GenericSchedulingCondition, predecessors: list[TaskNode]
