@@ -2,11 +2,13 @@
 MODULE:FUNC (``bench_cli_graph:build``).
 
 Read from the environment so that the benchmark can size them: ``BENCH_SHAPE`` (``fan``,
-``independent``, ``chains``, ``fan-in`` or ``chain``), ``BENCH_TASKS`` (the shape's size:
-tasks for ``fan``, ``independent`` and ``chain``; ``chains`` makes BENCH_TASKS / 5 chains
-of 5, ``fan-in`` BENCH_TASKS leaves and their join), ``BENCH_CONCURRENCY`` (the loop's
-concurrency), ``BENCH_OUT`` (the file the last task writes its stamps to; the builder
-writes its own CPU and memory figures to ``BENCH_OUT.build``).
+``independent``, ``chains``, ``fan-in`` or ``chain``; ``free`` builds BENCH_TASKS tasks
+that wait on nothing, without the frame below, for the coordinator's memory alone),
+``BENCH_TASKS`` (the shape's size: tasks for ``fan``, ``independent`` and ``chain``;
+``chains`` makes BENCH_TASKS / 5 chains of 5, ``fan-in`` BENCH_TASKS leaves and their
+join), ``BENCH_CONCURRENCY`` (the loop's concurrency), ``BENCH_OUT`` (the file the last
+task writes its stamps to; the builder writes its own CPU and memory figures to
+``BENCH_OUT.build``).
 
 Every shape is framed the same way: one ``start`` task, the shape's tasks (those that wait
 on nothing wait on ``start``), and one ``join`` waiting on every task of the shape. So
@@ -94,6 +96,11 @@ async def build() -> TaskGraph:
     )
     rss_before = _rss_bytes()
     cpu_before = time.process_time()
+    if shape == "free":  # only for the coordinator's memory: tasks that wait on nothing
+        for _ in range(tasks):
+            graph.create_task_nowait("noop")
+        _write_build_figures(out, time.process_time() - cpu_before, rss_before, tasks)
+        return graph
     first = graph.create_task_nowait("start").uid
     gated = _Gated(graph, first, "stamp" if shape == "chain" else "noop")
     if shape in ("fan", "independent"):
@@ -107,11 +114,15 @@ async def build() -> TaskGraph:
     else:
         raise ValueError(f"unknown BENCH_SHAPE {shape!r}")
     graph.create_task_nowait("join", ((out,), {}), [first, *gated.uids])
+    _write_build_figures(out, time.process_time() - cpu_before, rss_before, len(gated.uids) + 2)
+    return graph
+
+
+def _write_build_figures(out: str, cpu_s: float, rss_before: int, tasks: int) -> None:
     figures = {
-        "build_cpu_s": time.process_time() - cpu_before,
+        "build_cpu_s": cpu_s,
         "rss_before": rss_before,
         "rss_built": _rss_bytes(),
-        "tasks": len(gated.uids) + 2,
+        "tasks": tasks,
     }
-    Path(out + ".build").write_text(json.dumps(figures))  # noqa: ASYNC240 (before serving)
-    return graph
+    Path(out + ".build").write_text(json.dumps(figures))

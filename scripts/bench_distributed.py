@@ -72,6 +72,8 @@ the build and the shutdown are left out):
 * one fan-out of ``--cpu-tasks`` (100,000) no-ops: CPU per task of the coordinator (running,
   and building in the builder) and of the workers (``/proc/PID/stat``, from both workers
   joined to the join's start), and the coordinator's RSS growth per task;
+* a graph of ``--memory-tasks`` (1,000,000) independent no-ops built by
+  ``tgs-coordinator`` alone: its RSS growth per task over the build;
 * the idle round trip: a chain of ``--chain`` links at concurrency 4, the median gap
   between two links' start stamps;
 * Dask distributed on the same shapes and the fan-out, in the same run (ratios).
@@ -428,6 +430,48 @@ def cli_run(shape: str, tasks: int, concurrency: int, work: Path) -> CliRun:
     )
 
 
+def cli_build_memory(tasks: int, work: Path) -> dict[str, float]:
+    """The coordinator's memory for a graph of ``tasks`` independent no-ops: RSS growth per
+    task over the build (in the builder) and the whole process's RSS once it listens. It
+    is stopped before any worker joins (the join of so many tasks would not fit a frame)."""
+    out = work / f"memory-{tasks}.json"
+    built = Path(f"{out}.build")
+    built.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        "BENCH_SHAPE": "free",
+        "BENCH_TASKS": str(tasks),
+        "BENCH_CONCURRENCY": "64",
+        "BENCH_OUT": str(out),
+    }
+    log = work / f"coordinator-memory-{tasks}.err"
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    with log.open("wb") as err:
+        coordinator = subprocess.Popen(
+            [
+                str(BIN / "tgs-coordinator"),
+                "bench_cli_graph:build",
+                *("--listen", f"{HOST}:{free_port()}", "--no-progress"),
+            ],
+            cwd=SCRIPTS,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        wait_until(lambda: "listening on" in log.read_text(), "the coordinator", deadline)
+        rss = proc_rss_bytes(coordinator.pid)
+    finally:
+        coordinator.kill()
+        coordinator.wait()
+    build = json.loads(built.read_text())
+    return {
+        "rss_per_task": (build["rss_built"] - build["rss_before"]) / build["tasks"],
+        "rss_mib": rss / 2**20,
+        "build_s": build["build_cpu_s"],
+    }
+
+
 def cli_median(shape: str, tasks: int, concurrency: int, work: Path, repeats: int) -> CliRun:
     """The run of median tasks/s among ``repeats``."""
     runs = sorted(
@@ -457,6 +501,8 @@ def measure_cli(args: argparse.Namespace) -> int:
         ]
         cpu = cli_run("fan", cpu_tasks, args.concurrency, work)
         chain = cli_run("chain", args.chain, 4, work) if args.chain else None
+        memory_tasks = args.memory_tasks // scale
+        memory = cli_build_memory(memory_tasks, work) if memory_tasks else None
     api, api_latency = measure_tgs(args, shape_list)
     fan_shape = fan_out_shape(fan_tasks)
     peers = []
@@ -512,6 +558,12 @@ def measure_cli(args: argparse.Namespace) -> int:
         f"  coordinator RSS growth per task:     {cpu.rss_built_per_task:6.0f} B after "
         f"the build, {cpu.rss_end_per_task:.0f} B at the end"
     )
+    if memory is not None:
+        print(
+            f"  a graph of {memory_tasks:,} independent no-ops, built by tgs-coordinator: "
+            f"{memory['rss_per_task']:.0f} B of RSS per task, {memory['rss_mib']:,.0f} MiB "
+            f"in all once it listens; built in {memory['build_s']:.2f} s of CPU"
+        )
     if chain is not None:
         gaps = [b - a for a, b in itertools.pairwise(chain.stamps)]
         line = (
@@ -783,6 +835,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--tasks", type=int, default=20_000, help="--cli: the fan-out's no-ops (20,000)"
+    )
+    parser.add_argument(
+        "--memory-tasks",
+        type=int,
+        default=1_000_000,
+        help="--cli: the independent no-ops tgs-coordinator builds for its RSS per task, "
+        "stopped before it runs them (1,000,000; 0 skips it)",
     )
     parser.add_argument(
         "--cpu-tasks",
