@@ -60,7 +60,27 @@ such tasks would pick (here it did as well as 64 or better on every shape, 1,024
 slower, and 16 two to five times slower). Each worker opens that many slots for the
 loop; the coordinator never has more than the limit out in total.
 
+``--cli``: speed as users run it (issue 14). The real ``tgs-coordinator`` (building
+``scripts/bench_cli_graph.py``'s graphs) and two ``tgs-worker`` processes, fresh for every
+run, with times stamped inside the tasks (a start task's end to a join's start, so start-up,
+the build and the shutdown are left out):
+
+* the fan-out/fan-in shape (1 -> ``--tasks`` no-ops -> 1) at each loop concurrency of
+  ``--sweep`` (4, 16, 64, 256): tasks/s, and each side's CPU per task;
+* the three shapes at ``--concurrency`` (64), each between a start task and a join, next to
+  the same shapes served through the API as above;
+* one fan-out of ``--cpu-tasks`` (100,000) no-ops: CPU per task of the coordinator (running,
+  and building in the builder) and of the workers (``/proc/PID/stat``, from both workers
+  joined to the join's start), and the coordinator's RSS growth per task;
+* a graph of ``--memory-tasks`` (1,000,000) independent no-ops built by
+  ``tgs-coordinator`` alone: its RSS growth per task over the build;
+* the idle round trip: a chain of ``--chain`` links at concurrency 4, the median gap
+  between two links' start stamps;
+* Dask distributed on the same shapes and the fan-out, in the same run (ratios).
+
 Usage (from the repository root)::
+
+    python scripts/bench_distributed.py --cli         # what docs/performance.md shows
 
     python scripts/bench_distributed.py               # full run (3 to 4 minutes with peers)
     python scripts/bench_distributed.py --quick       # sizes / 10, for a smoke run
@@ -80,9 +100,12 @@ import itertools
 import json
 import os
 import platform
+import re
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -91,7 +114,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
-from bench_shapes import Shape, independent_shape, shapes
+from bench_shapes import Shape, fan_out_shape, independent_shape, shapes
 
 import trio_graph_scheduler
 from trio_graph_scheduler import Coordinator, CoordinatorConfig, TaskGraph, WorkerLoop
@@ -262,6 +285,298 @@ def shared_monotonic_clock() -> bool:
     """Whether perf_counter stamps taken in two processes of this machine compare."""
     info = time.get_clock_info("perf_counter")
     return sys.platform == "linux" and "CLOCK_MONOTONIC" in info.implementation
+
+
+# -- measuring tgs through its CLIs (--cli) ---------------------------------------------------
+
+SCRIPTS = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+TICKS = os.sysconf("SC_CLK_TCK")
+#: The join's assignment carries every task's (empty) result: over the default 1 MiB frame
+#: beyond about 12,000 tasks.
+CLI_MAX_FRAME = ("--max-frame-bytes", str(64 * 2**20))
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process so far (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def proc_rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], what: str, deadline: float) -> None:
+    # Start-up and the run's end, from outside the processes: a coarse poll is fine, the
+    # figures are taken inside the tasks and from /proc.
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+@dataclass
+class CliRun:
+    """One run through ``tgs-coordinator`` and two ``tgs-worker`` processes."""
+
+    shape: str
+    tasks: int
+    concurrency: int
+    #: Tasks of the shape / (the join's start - the start task's end), stamped in the tasks.
+    tasks_per_s: float
+    #: CPU of each side per task, from both workers joining to the join's start.
+    coordinator_run_us: float
+    workers_run_us: float
+    #: The coordinator's CPU building the graph (in the builder), per task.
+    coordinator_build_us: float
+    #: The coordinator's RSS growth per task: after the build, and at the join's start.
+    rss_built_per_task: float
+    rss_end_per_task: float
+    #: The chain's links' start stamps (the chain shape only).
+    stamps: list[float] = field(default_factory=list)
+
+
+def cli_run(shape: str, tasks: int, concurrency: int, work: Path) -> CliRun:
+    """Runs ``bench_cli_graph:build`` through the CLIs on loopback."""
+    out = work / f"{shape}-{tasks}-{concurrency}.json"
+    built = Path(f"{out}.build")
+    out.unlink(missing_ok=True)
+    built.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        "BENCH_SHAPE": shape,
+        "BENCH_TASKS": str(tasks),
+        "BENCH_CONCURRENCY": str(concurrency),
+        "BENCH_OUT": str(out),
+    }
+    address = f"{HOST}:{free_port()}"
+    log = work / f"coordinator-{shape}-{tasks}-{concurrency}.err"
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    gc.collect()
+    with log.open("wb") as err:
+        coordinator = subprocess.Popen(
+            [
+                str(BIN / "tgs-coordinator"),
+                "bench_cli_graph:build",
+                *("--listen", address, "--min-workers", str(WORKERS), "--no-progress"),
+                *CLI_MAX_FRAME,
+            ],
+            cwd=SCRIPTS,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    processes = [coordinator]
+    try:
+        wait_until(lambda: "listening on" in log.read_text(), "the coordinator", deadline)
+        processes.extend(
+            subprocess.Popen(
+                [
+                    str(BIN / "tgs-worker"),
+                    *("--connect", f"ws://{address}", "--log-level", "warning"),
+                    *("--name", f"bench-worker-{index + 1}", *CLI_MAX_FRAME),
+                ],
+                cwd=work,
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
+            for index in range(WORKERS)
+        )
+        wait_until(
+            lambda: len(re.findall(r"worker worker-\d+ \(.*\) joined", log.read_text())) >= WORKERS,
+            f"{WORKERS} workers",
+            deadline,
+        )
+        pids = [process.pid for process in processes]
+        before = [proc_cpu_s(pid) for pid in pids]
+        wait_until(out.exists, "the join", deadline)
+        after = [proc_cpu_s(pid) for pid in pids]
+        rss_end = proc_rss_bytes(coordinator.pid)
+        for process in processes:
+            process.wait(RUN_TIMEOUT_S)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    if coordinator.returncode != 0:
+        raise SystemExit(f"tgs-coordinator exited with {coordinator.returncode}: see {log}")
+    stamps = json.loads(out.read_text())
+    build = json.loads(built.read_text())
+    all_tasks = build["tasks"]
+    return CliRun(
+        shape=shape,
+        tasks=tasks,
+        concurrency=concurrency,
+        tasks_per_s=(all_tasks - 2) / (stamps["last_start"] - stamps["first_end"]),
+        coordinator_run_us=1e6 * (after[0] - before[0]) / all_tasks,
+        workers_run_us=1e6
+        * sum(a - b for a, b in zip(after[1:], before[1:], strict=True))
+        / all_tasks,
+        coordinator_build_us=1e6 * build["build_cpu_s"] / all_tasks,
+        rss_built_per_task=(build["rss_built"] - build["rss_before"]) / all_tasks,
+        rss_end_per_task=(rss_end - build["rss_before"]) / all_tasks,
+        stamps=stamps["stamps"],
+    )
+
+
+def cli_build_memory(tasks: int, work: Path) -> dict[str, float]:
+    """The coordinator's memory for a graph of ``tasks`` independent no-ops: RSS growth per
+    task over the build (in the builder) and the whole process's RSS once it listens. It
+    is stopped before any worker joins (the join of so many tasks would not fit a frame)."""
+    out = work / f"memory-{tasks}.json"
+    built = Path(f"{out}.build")
+    built.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        "BENCH_SHAPE": "free",
+        "BENCH_TASKS": str(tasks),
+        "BENCH_CONCURRENCY": "64",
+        "BENCH_OUT": str(out),
+    }
+    log = work / f"coordinator-memory-{tasks}.err"
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    with log.open("wb") as err:
+        coordinator = subprocess.Popen(
+            [
+                str(BIN / "tgs-coordinator"),
+                "bench_cli_graph:build",
+                *("--listen", f"{HOST}:{free_port()}", "--no-progress"),
+            ],
+            cwd=SCRIPTS,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        wait_until(lambda: "listening on" in log.read_text(), "the coordinator", deadline)
+        rss = proc_rss_bytes(coordinator.pid)
+    finally:
+        coordinator.kill()
+        coordinator.wait()
+    build = json.loads(built.read_text())
+    return {
+        "rss_per_task": (build["rss_built"] - build["rss_before"]) / build["tasks"],
+        "rss_mib": rss / 2**20,
+        "build_s": build["build_cpu_s"],
+    }
+
+
+def cli_median(shape: str, tasks: int, concurrency: int, work: Path, repeats: int) -> CliRun:
+    """The run of median tasks/s among ``repeats``."""
+    runs = sorted(
+        (cli_run(shape, tasks, concurrency, work) for _ in range(repeats)),
+        key=lambda run: run.tasks_per_s,
+    )
+    return runs[len(runs) // 2]
+
+
+def measure_cli(args: argparse.Namespace) -> int:
+    """``--cli``: the real programs, a concurrency sweep, CPU and memory per task, the idle
+    round trip; the API-served coordinator and Dask distributed beside them."""
+    scale = 10 if args.quick else 1
+    fan_tasks = args.tasks // scale
+    cpu_tasks = args.cpu_tasks // scale
+    sweep = [int(c) for c in args.sweep.split(",")]
+    print_header(args, [DaskPeer] if dask_wanted(args) else [], cli=True)
+    with tempfile.TemporaryDirectory(prefix="tgs-bench-cli-") as directory:
+        work = Path(directory)
+        fan = {c: cli_median("fan", fan_tasks, c, work, args.repeats) for c in sweep}
+        shape_list = shapes(scale)
+        cli_shapes = [
+            cli_median(
+                name, shape.tasks - (shape.name == "fan-in"), args.concurrency, work, args.repeats
+            )
+            for name, shape in zip(("independent", "chains", "fan-in"), shape_list, strict=True)
+        ]
+        cpu = cli_run("fan", cpu_tasks, args.concurrency, work)
+        chain = cli_run("chain", args.chain, 4, work) if args.chain else None
+        memory_tasks = args.memory_tasks // scale
+        memory = cli_build_memory(memory_tasks, work) if memory_tasks else None
+    api, api_latency = measure_tgs(args, shape_list)
+    fan_shape = fan_out_shape(fan_tasks)
+    peers = []
+    fan_result = ShapeResult(fan_shape.name, fan_shape.description, fan_shape.tasks, 0, 1, 0)
+    if dask_wanted(args) and measure_peer(
+        DaskPeer, args, [*shape_list, fan_shape], [*api, fan_result], api_latency
+    ):
+        peers.append("dask")
+    dask_fan = fan_result.peer_tasks_per_s("dask")
+
+    print(
+        f"fan-out/fan-in through the CLIs (1 -> {fan_tasks:,} no-ops -> 1), median of "
+        f"{args.repeats}; CPU per task from /proc, both workers joined to the join's start"
+    )
+    head = (
+        f"{'concurrency':>11} {'tasks/s':>9} {'dask tasks/s':>13} {'tgs/dask':>9} "
+        f"{'coordinator CPU':>16} {'workers CPU':>12}"
+    )
+    print(head)
+    print("-" * len(head))
+    for concurrency, run in fan.items():
+        print(
+            f"{concurrency:>11} {run.tasks_per_s:>9,.0f} {fmt_rate(dask_fan):>13} "
+            f"{fmt_ratio(run.tasks_per_s, dask_fan):>9} "
+            f"{run.coordinator_run_us:>13.1f} us {run.workers_run_us:>9.1f} us"
+        )
+    print(
+        f"\nshapes at concurrency {args.concurrency}: through the CLIs (between a start "
+        f"task and a join), and served through the API (as without --cli)"
+    )
+    head = (
+        f"{'shape':<22} {'CLI tasks/s':>12} {'API tasks/s':>12} {'dask tasks/s':>13} "
+        f"{'CLI/dask':>9} {'API/dask':>9}"
+    )
+    print(head)
+    print("-" * len(head))
+    for run, result in zip(cli_shapes, api, strict=True):
+        theirs = result.peer_tasks_per_s("dask")
+        print(
+            f"{result.description:<22} {run.tasks_per_s:>12,.0f} "
+            f"{result.tgs_tasks_per_s:>12,.0f} {fmt_rate(theirs):>13} "
+            f"{fmt_ratio(run.tasks_per_s, theirs):>9} "
+            f"{fmt_ratio(result.tgs_tasks_per_s, theirs):>9}"
+        )
+    print(
+        f"\nCPU and memory per task through the CLIs: 1 -> {cpu_tasks:,} no-ops -> 1 at "
+        f"concurrency {args.concurrency}, one run ({cpu.tasks_per_s:,.0f} tasks/s)"
+    )
+    print(f"  coordinator CPU per task, running:   {cpu.coordinator_run_us:6.1f} us")
+    print(f"  coordinator CPU per task, building:  {cpu.coordinator_build_us:6.1f} us")
+    print(f"  workers' CPU per task (both summed): {cpu.workers_run_us:6.1f} us")
+    print(
+        f"  coordinator RSS growth per task:     {cpu.rss_built_per_task:6.0f} B after "
+        f"the build, {cpu.rss_end_per_task:.0f} B at the end"
+    )
+    if memory is not None:
+        print(
+            f"  a graph of {memory_tasks:,} independent no-ops, built by tgs-coordinator: "
+            f"{memory['rss_per_task']:.0f} B of RSS per task, {memory['rss_mib']:,.0f} MiB "
+            f"in all once it listens; built in {memory['build_s']:.2f} s of CPU"
+        )
+    if chain is not None:
+        gaps = [b - a for a, b in itertools.pairwise(chain.stamps)]
+        line = (
+            f"\nidle round trip, a chain of {args.chain:,} links at concurrency 4, median "
+            f"per link: CLI {fmt_us(statistics.median(gaps))} us"
+        )
+        if api_latency is not None and api_latency.tgs_median_link_s is not None:
+            line += f", API {fmt_us(api_latency.tgs_median_link_s)} us"
+            theirs = api_latency.peer_wall_per_link_s.get("dask")
+            if theirs is not None:
+                line += f" (dask: wall time / links {fmt_us(theirs)} us)"
+        print(line)
+    return 0
 
 
 # -- measuring peers ---------------------------------------------------------------------------
@@ -493,9 +808,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--concurrency",
         type=int,
-        default=256,
+        default=None,
         help="the default loop's concurrency, a cluster-wide limit on tasks in flight "
-        "(sent to a worker, not yet answered) (default 256)",
+        "(sent to a worker, not yet answered) (default 256; 64 with --cli)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (median; 3)")
     parser.add_argument("--quick", action="store_true", help="every size / 10, for a smoke run")
@@ -508,9 +823,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask comparison")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray comparison")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
+    parser.add_argument(
+        "--cli",
+        action="store_true",
+        help="run through the real tgs-coordinator and tgs-worker programs: a concurrency "
+        "sweep of the fan-out/fan-in shape, the shapes, CPU and memory per task, the idle "
+        "round trip; the API-served figures and Dask distributed beside them (Ray not run)",
+    )
+    parser.add_argument(
+        "--sweep", default="4,16,64,256", help="--cli: the loop concurrencies (4,16,64,256)"
+    )
+    parser.add_argument(
+        "--tasks", type=int, default=20_000, help="--cli: the fan-out's no-ops (20,000)"
+    )
+    parser.add_argument(
+        "--memory-tasks",
+        type=int,
+        default=1_000_000,
+        help="--cli: the independent no-ops tgs-coordinator builds for its RSS per task, "
+        "stopped before it runs them (1,000,000; 0 skips it)",
+    )
+    parser.add_argument(
+        "--cpu-tasks",
+        type=int,
+        default=100_000,
+        help="--cli: the fan-out's no-ops in the CPU and memory run (100,000)",
+    )
     args = parser.parse_args(argv)
     if args.chain is None:
         args.chain = 100 if args.quick else 1_000
+    if args.concurrency is None:
+        args.concurrency = 64 if args.cli else 256
     if args.concurrency < 1 or args.repeats < 1 or args.chain < 0 or args.chain == 1:
         parser.error("--concurrency and --repeats must be at least 1, --chain 0 or at least 2")
     return args
@@ -576,28 +919,30 @@ def measure_peer(
     return True
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    peer_classes: list[type[DaskPeer] | type[RayPeer]] = []
-    peer_notes = []
-    for peer_class, skipped in ((DaskPeer, args.no_dask), (RayPeer, args.no_ray)):
-        version = None if skipped else peer_class.version()
-        if skipped:
-            peer_notes.append(f"{peer_class.name} comparison skipped (--no-{peer_class.name})")
-        elif version is None:
-            peer_notes.append(f"{peer_class.name} not installed: pip install it to compare")
-        else:
-            peer_classes.append(peer_class)
-            peer_notes.append(version)
+def dask_wanted(args: argparse.Namespace) -> bool:
+    return not args.no_dask and DaskPeer.version() is not None
 
+
+def print_header(
+    args: argparse.Namespace,
+    peer_classes: list[type[DaskPeer] | type[RayPeer]],
+    peer_notes: list[str] | None = None,
+    *,
+    cli: bool = False,
+) -> None:
     print(
         f"trio-graph-scheduler {importlib.metadata.version('trio-graph-scheduler')}, "
         f"trio {trio.__version__}, Python {platform.python_version()}, "
-        f"{platform.machine()} x {os.cpu_count()} CPUs"
+        f"{platform.machine()} x {os.cpu_count()} CPUs ({cpu_model()})"
     )
+    if cli:
+        print(
+            f"tgs through its CLIs: tgs-coordinator + {WORKERS} tgs-worker processes on "
+            f"{HOST}, fresh for every run; times stamped inside the tasks"
+        )
     print(
-        f"tgs: 1 coordinator (this process) + {WORKERS} tgs-worker processes on {HOST}, "
-        f"fresh for every run, start-up excluded"
+        f"tgs through the API: 1 coordinator (this process) + {WORKERS} tgs-worker processes "
+        f"on {HOST}, fresh for every run, start-up excluded"
     )
     print(
         f"no-op tasks, default loop concurrency {args.concurrency} (cluster-wide: at most "
@@ -611,17 +956,47 @@ def main(argv: list[str] | None = None) -> int:
         )
     if any(cls is RayPeer for cls in peer_classes):
         print(f"ray: ray.init(num_cpus={WORKERS}), remote no-op tasks, refs as dependencies")
-    for note in peer_notes:
+    for note in peer_notes or [cls.version() or "" for cls in peer_classes]:
         print(note)
     if peer_classes:
         print("tgs/peer: tgs's rate over the peer's (above 1: tgs is faster)")
     library = Path(trio_graph_scheduler.__file__).parent
-    load_at_start = os.getloadavg()[0]
     print(
         f"library: {library}{library_revision(library)}; "
-        f"load average at start: {load_at_start:.2f} (other work on the machine skews the figures)"
+        f"load average at start: {os.getloadavg()[0]:.2f} "
+        "(other work on the machine skews the figures)"
     )
-    print()
+    print(flush=True)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.cli:
+        return measure_cli(args)
+    peer_classes: list[type[DaskPeer] | type[RayPeer]] = []
+    peer_notes = []
+    for peer_class, skipped in ((DaskPeer, args.no_dask), (RayPeer, args.no_ray)):
+        version = None if skipped else peer_class.version()
+        if skipped:
+            peer_notes.append(f"{peer_class.name} comparison skipped (--no-{peer_class.name})")
+        elif version is None:
+            peer_notes.append(f"{peer_class.name} not installed: pip install it to compare")
+        else:
+            peer_classes.append(peer_class)
+            peer_notes.append(version)
+    print_header(args, peer_classes, peer_notes)
+    library = Path(trio_graph_scheduler.__file__).parent
+    load_at_start = os.getloadavg()[0]
 
     shape_list = shapes(10 if args.quick else 1)
     results, latency = measure_tgs(args, shape_list)

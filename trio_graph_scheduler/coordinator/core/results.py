@@ -39,7 +39,7 @@ from ...shared.errors import ResultReleasedError, TGSInternalError
 from ...shared.states import FINAL_TASK_STATUSES, TaskStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from .conditions import GenericSchedulingCondition
     from .nodes import TaskNode
@@ -235,7 +235,7 @@ class ResultHolder:
 
     # -- release -------------------------------------------------------------------------
 
-    def task_added(self, node: TaskNode, conditions: list[GenericSchedulingCondition]) -> None:
+    def task_added(self, node: TaskNode, conditions: Sequence[GenericSchedulingCondition]) -> None:
         """A task that has not ended waits on ``conditions``: their predecessors have one
         more reader. (Called only with ``release``.)"""
         readers = self._readers

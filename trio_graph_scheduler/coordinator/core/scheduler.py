@@ -127,7 +127,8 @@ class Scheduler:
 
     def add_task(self, node: TaskNode, conditions: list[GenericSchedulingCondition]) -> None:
         """Add a new task that waits on ``conditions`` (possibly none)."""
-        node.waits_on = conditions
+        if conditions:
+            node.waits_on = conditions
         unsatisfied = 0
         failed = False
         for condition in conditions:
@@ -150,6 +151,14 @@ class Scheduler:
         self.unfinished += 1
         if unsatisfied == 0:
             self._make_ready(node)
+
+    def add_free_task(self, node: TaskNode) -> None:
+        """:meth:`add_task` of a task that waits on nothing: it is ready at once."""
+        self.unfinished += 1
+        # _make_ready's steps, inlined: one call fewer per task of a big build.
+        node.task_status = TaskStatus.READY_FOR_EXECUTION if self.started else TaskStatus.CREATED
+        self.runnable += 1
+        node._loop.push(node)
 
     def add_condition(
         self, condition: GenericSchedulingCondition, predecessors: list[TaskNode]
@@ -176,7 +185,11 @@ class Scheduler:
 
     def _link(self, condition: GenericSchedulingCondition, node: TaskNode) -> None:
         condition.predecessors.append(node)
-        node.waited_on_by.append(condition)
+        waited_on_by = node.waited_on_by
+        if isinstance(waited_on_by, list):
+            waited_on_by.append(condition)
+        else:  # the first: a list of its own instead of the shared empty tuple
+            node.waited_on_by = [condition]
         if node.task_status in FINAL_TASK_STATUSES:
             condition._record_end(node.task_status is TaskStatus.SUCCESS)
 
