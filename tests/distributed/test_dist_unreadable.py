@@ -10,7 +10,9 @@ import trio.testing
 from memcluster import TIME_LIMIT, run_cluster, timed
 
 from trio_graph_scheduler import TaskGraph, TaskStatus, WorkerLoop
+from trio_graph_scheduler.protocol.values import UnreadableValue
 from trio_graph_scheduler.shared.states import EndReason
+from trio_graph_scheduler.worker.link import _unreadable_input
 
 
 def _refuse_to_load() -> None:
@@ -93,3 +95,18 @@ async def test_an_argument_the_worker_cannot_read_fails_that_task_only(
     assert all(node.task_status is TaskStatus.SUCCESS for node in innocents)
     assert summary.tasks_by_status == {"success": 6, "failed": 1, "precondition_failed": 1}
     assert [worker.statistics().connections for worker in workers] == [1, 1]
+
+
+def test_a_value_refused_for_its_size_is_not_blamed_on_a_missing_class() -> None:
+    # A stream refused by the worker (an older coordinator that did not know its limit)
+    # fails the task with the size, not with the unpickling hint.
+    why = "a value of 3,000 bytes, more than this side takes in (2,048 bytes, --max-value-bytes)"
+    refused = _unreadable_input(7, UnreadableValue(why, refused=True))
+    assert (
+        refused.message
+        == f"the task's arguments or a predecessor's result was refused by this worker: {why}"
+    )
+    assert "only installed" not in refused.message
+    unpickled = _unreadable_input(7, UnreadableValue("ImportError: No module named 'x'"))
+    assert "is its class only installed on the coordinator?" in unpickled.message
+    assert refused.reason is unpickled.reason is EndReason.UNSENDABLE

@@ -293,6 +293,14 @@ def test_a_value_that_fails_to_load_decodes_as_unreadable_wherever_it_is() -> No
     assert repr(marker) == "<unreadable value: ValueError: not on this side>"
 
 
+def test_a_refused_value_stays_refused_as_it_travels_on() -> None:
+    refused = UnreadableValue("a value of 3,000 bytes, more than this side takes in", refused=True)
+    assert refused != UnreadableValue(refused.error)  # not an unpickling failure
+    assert pickle.loads(pickle.dumps(refused)) == refused
+    assert decode_value(encode_value([refused]), allow_pickle=True) == [refused]
+    assert repr(refused).startswith("<refused value: a value of 3,000 bytes")
+
+
 # Property: every value built from these round-trips with its exact types.
 _scalars = (
     st.none()

@@ -199,28 +199,44 @@ class ValuePacker:
 
 @final
 class UnreadableValue:
-    """Stands for a pickled value that this side could not load; ``error`` says why.
+    """Stands for a value that this side could not take in; ``error`` says why.
+
+    Either a pickled value that failed to load here (a class only the sender has, a
+    module missing), or, with ``refused``, a value streamed to this side that it refused
+    unread (larger than ``--max-value-bytes``, or too much waiting already).
 
     It travels on as itself (it pickles by reference to this class), so a value that a
     worker sent and the coordinator cannot read never turns into a different value.
     """
 
-    __slots__ = ("error",)
+    __slots__ = ("error", "refused")
 
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, *, refused: bool = False) -> None:
         self.error = error
+        self.refused = refused
 
     def __repr__(self) -> str:
-        return f"<unreadable value: {self.error}>"
+        return f"<{'refused' if self.refused else 'unreadable'} value: {self.error}>"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is UnreadableValue and other.error == self.error
+        return (
+            type(other) is UnreadableValue
+            and other.error == self.error
+            and other.refused == self.refused
+        )
 
     def __hash__(self) -> int:
-        return hash((UnreadableValue, self.error))
+        return hash((UnreadableValue, self.error, self.refused))
 
-    def __reduce__(self) -> tuple[type[UnreadableValue], tuple[str]]:
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self.refused:
+            return (_refused_value, (self.error,))
         return (UnreadableValue, (self.error,))
+
+
+def _refused_value(error: str) -> UnreadableValue:
+    """Unpickles a refused :class:`UnreadableValue` (``__reduce__`` takes no keywords)."""
+    return UnreadableValue(error, refused=True)
 
 
 # How many UnreadableValues this process has decoded: a reader compares it before and
@@ -467,7 +483,7 @@ class _Decoder:
         if isinstance(pieces, StreamRefused):
             global _unreadable_decoded
             _unreadable_decoded += 1
-            return UnreadableValue(pieces.reason)
+            return UnreadableValue(pieces.reason, refused=True)
         value = _one_bin(pieces)
         if value is not None:
             return value  # the usual large value: bytes, made in one copy

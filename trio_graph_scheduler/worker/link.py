@@ -72,7 +72,7 @@ from ..protocol.messages import (
     Welcome,
 )
 from ..protocol.session import CloseCode, ProtocolSession, Role, SessionState
-from ..protocol.values import find_unreadable, unreadable_values_decoded
+from ..protocol.values import UnreadableValue, find_unreadable, unreadable_values_decoded
 from ..shared.errors import RemoteProtocolError, WorkerRejectedError
 from ..shared.invoke import failure_reason, format_exception_trace, invoke_task_function
 from ..shared.pump import ConnectionPump
@@ -208,7 +208,7 @@ class CoordinatorLink:
         self._busy: set[int] = set()
         # Leases whose arguments or predecessors' results could not be unpickled here,
         # with why: they fail at start instead of running with a marker for a value.
-        self._unreadable: dict[int, str] = {}
+        self._unreadable: dict[int, UnreadableValue] = {}
         self._unreadable_in_frame = False
         self._replies: dict[int, tuple[trio.Event, list[Reply]]] = {}
         #: Large results of tasks run here or sent here (see result_cache.py).
@@ -385,7 +385,7 @@ class CoordinatorLink:
                 [(p.arguments, p.result) for p in assign.predecessors]
             )
             if bad is not None:
-                self._unreadable[assign.lease] = bad.error
+                self._unreadable[assign.lease] = bad
         channel = self._channels.get(assign.loop)
         if channel is None:
             raise RemoteProtocolError(f"assign: loop {assign.loop!r} is not served here")
@@ -688,9 +688,11 @@ class _LinkSlot:
             self._answer(assign, _context_failed(lease, context))
             return None
         if link._unreadable and lease in link._unreadable:
-            why = link._unreadable.pop(lease)
-            logger.warning("task %s (%s) cannot run here: %s", assign.task_uid, assign.handle, why)
-            self._answer(assign, _unreadable_input(lease, why))
+            bad = link._unreadable.pop(lease)
+            logger.warning(
+                "task %s (%s) cannot run here: %s", assign.task_uid, assign.handle, bad.error
+            )
+            self._answer(assign, _unreadable_input(lease, bad))
             return None
         graph = RemoteGraph(link, lease)
         node = graph.adopt_task(
@@ -944,12 +946,19 @@ def _worker_error(lease: int, error_type: str, message: str) -> TaskFailed:
     return _failed_here(lease, error_type, message, EndReason.WORKER_ERROR)
 
 
-def _unreadable_input(lease: int, why: str) -> TaskFailed:
-    """The task's arguments or a predecessor's result could not be unpickled here."""
-    message = (
-        "the task's arguments or a predecessor's result cannot be read on this worker "
-        f"(is its class only installed on the coordinator?): {why}"
-    )
+def _unreadable_input(lease: int, bad: UnreadableValue) -> TaskFailed:
+    """The task's arguments or a predecessor's result could not be taken in here: refused
+    for its size, or failed to unpickle."""
+    if bad.refused:
+        message = (
+            "the task's arguments or a predecessor's result was refused by this worker: "
+            f"{bad.error}"
+        )
+    else:
+        message = (
+            "the task's arguments or a predecessor's result cannot be read on this worker "
+            f"(is its class only installed on the coordinator?): {bad.error}"
+        )
     return _failed_here(lease, "UnreadableValue", message, EndReason.UNSENDABLE)
 
 
