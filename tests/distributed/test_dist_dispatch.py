@@ -12,13 +12,20 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+import pytest
 import trio
 import trio.testing
 import trio_websocket
 from memcluster import TIME_LIMIT, Cluster, open_cluster
 
 from trio_graph_scheduler import CoordinatorConfig, TaskGraph, TaskStatus, WorkerLoop
-from trio_graph_scheduler.coordinator.dispatch import prefetch_window
+from trio_graph_scheduler.coordinator.dispatch import (
+    Pace,
+    Turnaround,
+    adapted_window,
+    prefetch_window,
+)
+from trio_graph_scheduler.coordinator.worker_session import LoopClaim
 from trio_graph_scheduler.protocol import (
     PROTOCOL_VERSION,
     Assign,
@@ -28,6 +35,7 @@ from trio_graph_scheduler.protocol import (
     Heartbeat,
     Hello,
     Message,
+    Shutdown,
     Started,
     TaskSucceeded,
     Welcome,
@@ -107,6 +115,134 @@ def test_the_default_window_is_half_the_slots_and_at_least_two() -> None:
     assert prefetch_window(8, None) == 4
     assert prefetch_window(1000, None) == 500
     assert prefetch_window(1000, 3) == 3
+
+
+def test_a_window_is_full_while_its_worker_keeps_up_and_shrinks_as_it_falls_behind() -> None:
+    # Keeping up: a turnaround at most twice the loop's pace.
+    assert adapted_window(16, 0.002, 0.001) == 16
+    # Four times slower than that: a quarter of the full window.
+    assert adapted_window(16, 0.008, 0.001) == 4
+    # Far behind: one task, never none.
+    assert adapted_window(16, 1.0, 0.001) == 1
+
+
+def test_a_turnaround_moves_by_a_sixteenth_of_each_sample() -> None:
+    turnaround = Turnaround()
+    assert turnaround.add(0.016) == 0.016  # the first sample is the average
+    assert turnaround.add(0.032) == pytest.approx(0.017)
+    assert Turnaround().add(0.0) > 0.0  # 0.0 stays "no sample yet"
+
+
+def test_the_pace_is_the_best_turnaround_among_the_workers() -> None:
+    pace = Pace()
+    a, b = object(), object()
+    assert pace.update(a, 0.010) == 0.010
+    assert pace.update(b, 0.001) == 0.001  # b takes the lead
+    assert pace.update(a, 0.005) == 0.001  # a is slower: b keeps it
+    assert pace.update(b, 0.007) == 0.007  # the leader is followed up, too...
+    assert pace.update(a, 0.005) == 0.005  # ...until a lower average takes the lead
+    pace.forget(b)  # not the leader: nothing changes
+    assert pace.seconds == 0.005
+    pace.forget(a)
+    assert pace.update(b, 0.007) == 0.007  # the leader left: the next sample sets it
+
+
+def test_a_claims_window_follows_its_workers_turnaround() -> None:
+    pace = Pace()
+    session: Any = None  # the window's arithmetic never reaches the session
+
+    def claim(configured: int | None) -> LoopClaim:
+        window = prefetch_window(16, configured)
+        return LoopClaim(session, "default", window, adapts=configured is None, pace=pace)
+
+    near, far, fixed = claim(None), claim(None), claim(3)
+    assert near.window == far.window == 8  # the full window: half the slots
+    for frame in range(20):
+        now = 1.0 + frame
+        near.heard_started(now - 0.001, now)
+        far.heard_started(now - 0.050, now)
+        far.heard_started(now - 0.001, now)  # one sample per frame: the first
+        fixed.heard_started(now - 0.050, now)
+    assert near.window == 8
+    assert far.window == 1  # 25 times the pace's double: a task at a time
+    assert fixed.window == 3  # --prefetch: as set
+    for frame in range(100):
+        now = 100.0 + frame
+        far.heard_started(now - 0.001, now)  # it came closer (or its host calmed down)
+    assert far.window == 8
+
+
+class ScriptedWorker(StalledWorker):
+    """A worker that says it started each task ``start_after`` seconds after it came, and
+    answers it ``run_for`` seconds later (with the credit back): how a worker behind a
+    long link looks, with ``start_after`` its round trip."""
+
+    def __init__(self, ws: trio_websocket.WebSocketConnection) -> None:
+        super().__init__(ws)
+        self.ran = 0
+
+    async def serve(self, start_after: float, run_for: float) -> None:
+        """Run what it is sent, until the coordinator says the run is over."""
+        async with trio.open_nursery() as nursery:
+            while True:
+                for message in decode_frame(await self.ws.get_message(), allow_pickle=True):
+                    if isinstance(message, Assign):
+                        nursery.start_soon(self._run, message.lease, start_after, run_for)
+                    elif isinstance(message, Shutdown):
+                        return
+
+    async def _run(self, lease: int, start_after: float, run_for: float) -> None:
+        await trio.sleep(start_after)
+        await self.send(Started(leases=[lease]))
+        await trio.sleep(run_for)
+        await self.send(TaskSucceeded(lease=lease, result="ran"), Claim(loop="default", credit=1))
+        self.ran += 1
+
+
+async def far_workers_share(prefetch: int | None) -> tuple[int, int]:
+    """How many of 300 tasks a near and a far worker ran (16 slots each, on a loop of
+    16), the far one's starts heard 50 ms after its tasks were sent, the near one's 1 ms
+    after."""
+    graph = TaskGraph({"timed": timed}, [WorkerLoop("default", 16)])
+    for _ in range(300):
+        graph.create_task_nowait("timed", ((1.0,), None))
+    config = CoordinatorConfig(prefetch=prefetch, min_workers=2)
+    async with open_cluster(graph, config) as cluster, trio.open_nursery() as connections:
+        workers = []
+        for _ in range(2):
+            worker = ScriptedWorker(await connections.start(scripted_ws, cluster))
+            await worker.join(credit=16)
+            workers.append(worker)
+        async with trio.open_nursery() as serving:
+            for worker, start_after in zip(workers, (0.001, 0.050), strict=True):
+                serving.start_soon(worker.serve, start_after, 0.010)
+        connections.cancel_scope.cancel()
+    assert not graph.scheduler.unfinished
+    near, far = workers
+    assert near.ran + far.ran == 300
+    return near.ran, far.ran
+
+
+async def scripted_ws(
+    cluster: Cluster, task_status: trio.TaskStatus[trio_websocket.WebSocketConnection]
+) -> None:
+    """A raw WebSocket client of ``cluster``, open until cancelled."""
+    async with stalled_worker(cluster) as stalled:
+        task_status.started(stalled.ws)
+        await trio.sleep_forever()
+
+
+async def test_a_worker_slow_to_start_its_tasks_gets_a_smaller_window(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(TIME_LIMIT * 3):
+        adapted = await far_workers_share(None)
+        fixed = await far_workers_share(8)  # half the slots, as the window was before
+    print(f"near, far: {adapted} with the default window, {fixed} with --prefetch 8")
+    # A fixed window lets the far worker hold half its slots in flight all along; the
+    # default one shrinks to a task or two once its turnaround is known.
+    assert adapted[1] * 3 < fixed[1], (adapted, fixed)
+    assert adapted[0] > 10 * adapted[1], adapted
 
 
 async def test_a_stalled_worker_gets_only_its_window_and_loses_it_to_a_waiting_one(

@@ -1,8 +1,9 @@
 """Dispatch that follows the workers that keep up (issue 15), with real processes.
 
 - A worker behind a delay line (25 ms each way, on loopback: this kernel has no netem)
-  beside one that is not: the near worker runs most tasks. Before, tasks went out in
-  strict rotation and the two ran about as many each.
+  beside one that is not, with the default prefetch window: the near worker runs almost
+  every task. Before issue 15, tasks went out in strict rotation and the two ran about as
+  many each; with a fixed window of half the slots, the far one still ran a quarter.
 - One of two workers frozen (SIGSTOP): the other keeps completing tasks while it is,
   long before any heartbeat timeout; the frozen one holds what it was running plus a
   small prefetch, which is taken back. Before, the frozen worker absorbed every slot of
@@ -36,8 +37,6 @@ SPREAD_TASKS = 600
 FREEZE_TASKS = 400
 #: The delay line's delay, each way.
 DELAY = 0.025
-#: The prefetch window of the delay-line test (of 32 slots per worker).
-FAR_PREFETCH = 4
 #: How long the test waits for progress it expects (generous: the machine is shared).
 PATIENCE = 120.0
 
@@ -86,11 +85,8 @@ def read_report(procs: Processes) -> dict[str, Any]:
 
 def test_a_worker_behind_a_delay_line_runs_a_small_share(procs: Processes) -> None:
     # Both workers are there before the first task goes out, so neither starts ahead.
-    # The window is set small, as operations.md advises for a cluster with far workers
-    # (the default, half a worker's slots, favours batching on a near cluster).
-    coordinator = start_coordinator(
-        procs, "build_spread", "--min-workers", "2", "--prefetch", str(FAR_PREFETCH)
-    )
+    # The default window: it follows each worker's turnaround, so the far one's shrinks.
+    coordinator = start_coordinator(procs, "build_spread", "--min-workers", "2")
     url = coordinator.wait_listening()
     far_url = start_delay_line(procs, url, DELAY)
     far = procs.worker(far_url, "--name", "far")
@@ -104,8 +100,12 @@ def test_a_worker_behind_a_delay_line_runs_a_small_share(procs: Processes) -> No
     shares = f"near ran {ends[near.pid]}, far ran {ends[far.pid]} of {SPREAD_TASKS}"
     print(f"\ndelay line of {DELAY * 1000:g} ms each way: {shares}")
     assert ends[near.pid] + ends[far.pid] >= SPREAD_TASKS, shares
-    # Strict rotation gave each about half; the near worker now runs most of them.
-    assert ends[near.pid] > 2 * ends[far.pid], shares
+    # Strict rotation gave each about half; a fixed window of half the slots gave the far
+    # worker a fifth to a quarter. The default window follows the turnaround: the far
+    # worker ran 29 to 50 on a quiet machine, 100 with the machine loaded 50 times over
+    # (the near worker's own turnaround grows then). tests/distributed/
+    # test_dist_dispatch.py compares the two windows on a virtual clock.
+    assert ends[near.pid] > 3 * ends[far.pid], shares
     assert read_report(procs)["summary"]["runs"] == SPREAD_TASKS
 
 

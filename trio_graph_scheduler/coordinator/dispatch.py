@@ -9,6 +9,14 @@ it too). A worker that keeps up starts what it gets at once and gets more as fas
 starts them, so the loop's slots go to the workers that return them; a slow link, or a
 worker that is frozen or cut off, holds no more than what it was running plus its window.
 
+The window follows each worker (unless ``--prefetch`` fixes it): the coordinator keeps a
+moving average of each worker's *turnaround* on a loop (from sending a task to hearing
+that it started; one sample per frame that says so), and the loop's *pace*, the best of
+those averages. A worker that keeps up (a turnaround at most twice the pace) has the full
+window, half its slots (at least 2); one k times slower than that has 1/k of it, at least
+one task. So a worker 25 ms away beside workers on the same host holds a task or two in
+flight, not half its slots, and workers that all sit as far away keep their full windows.
+
 A task sent and not started for :attr:`PrefetchLedger.after` seconds, to a worker that
 has said nothing for as long, while another worker of its loop waits for work, is *taken
 back*: the session sends ``cancel`` for its
@@ -22,7 +30,8 @@ its start, and run them twice without any failure.
 
 Nothing here polls: staleness is looked at when a frame arrives from a worker that waits
 for work (its heartbeats come every ``heartbeat_interval`` while it is idle), and the
-ledger is a FIFO per loop, pruned from its head, so each task costs O(1).
+ledger is a FIFO per loop, pruned from its head, and a turnaround sample updates one
+moving average and compares it with the pace, so each task costs O(1).
 """
 
 from __future__ import annotations
@@ -36,20 +45,31 @@ if TYPE_CHECKING:
 
 #: A window that never limits (a claim made without one).
 NO_WINDOW: Final = 2**62
-#: The smallest prefetch window: one task in flight while another starts.
+#: The smallest full window: one task in flight while another starts.
 MIN_PREFETCH: Final = 2
-#: By default a worker's window is this share of its slots on the loop (at least
+#: The full window is this share of a worker's slots on the loop (at least
 #: :data:`MIN_PREFETCH`). Tasks shorter than a round trip are never seen started (their
 #: answer says it), so the window bounds a worker's tasks in flight: an eighth halved
 #: the throughput of no-op tasks on loopback and doubled the CPU per task on both sides
-#: (scripts/bench_cli.py at concurrency 64, two workers); half costs nothing measurable
-#: there, and a worker that stops answering holds at most what it ran plus half its
-#: slots, until they are taken back.
+#: (concurrency 64, two workers); half costs nothing measurable there (two workers then
+#: take turns, each answering its half of the loop in one frame), and a worker that
+#: stops answering holds at most what it ran plus half its slots, until they are taken
+#: back. All the slots would let one worker hold every task of a loop of 4 (fewer
+#: frames, on a machine that runs the workers and the coordinator on two cores; no
+#: parallelism between the workers, and a frozen worker stalls the loop).
 PREFETCH_SHARE: Final = 1 / 2
+#: How much one turnaround sample moves its moving average: 1/16, so that a worker's
+#: window follows a change within a few dozen frames and one late frame moves it little.
+TURNAROUND_WEIGHT: Final = 1 / 16
+#: A worker keeps up while its turnaround is at most this many times its loop's pace:
+#: workers on one host differ by less (scheduling noise), a far or overloaded one by
+#: more.
+KEEPS_UP: Final = 2.0
 
 
 def prefetch_window(slots: int, configured: int | None) -> int:
-    """How many tasks sent to a worker may be unstarted there at once, on one loop.
+    """How many tasks sent to a worker may be unstarted there at once, on one loop: the
+    full window, or the one ``configured``.
 
     Args:
         slots: the worker's slots on the loop (the loop's concurrency, capped by the
@@ -59,6 +79,62 @@ def prefetch_window(slots: int, configured: int | None) -> int:
     if configured is not None:
         return configured
     return max(MIN_PREFETCH, math.ceil(slots * PREFETCH_SHARE))
+
+
+def adapted_window(full: int, turnaround: float, pace: float) -> int:
+    """A worker's window from its turnaround and its loop's pace (seconds): the ``full``
+    window while it keeps up, a share as much smaller as it is slower, at least one."""
+    keeps_up = KEEPS_UP * pace
+    if turnaround <= keeps_up:
+        return full
+    return max(1, math.ceil(full * keeps_up / turnaround))
+
+
+class Turnaround:
+    """A moving average of the time from sending a task to hearing that it started."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self) -> None:
+        #: The average; 0.0 until the first sample.
+        self.seconds = 0.0
+
+    def add(self, sample: float) -> float:
+        """Count one task's turnaround; returns the new average."""
+        average = self.seconds
+        average = sample if average == 0.0 else average + (sample - average) * TURNAROUND_WEIGHT
+        # Never 0.0 again (a sample of 0 s on a coarse clock): 0.0 means "none yet".
+        self.seconds = average or 1e-9
+        return self.seconds
+
+
+class Pace:
+    """A loop's pace: the best turnaround among its workers (their moving averages).
+
+    Kept in O(1) per sample: a lower average takes the lead; the leader's own average
+    is followed as it moves, up too (another worker takes the lead at its next sample
+    if it is then lower); a leader that leaves is forgotten.
+    """
+
+    __slots__ = ("leader", "seconds")
+
+    def __init__(self) -> None:
+        #: The pace; 0.0 while no worker of the loop has a turnaround.
+        self.seconds = 0.0
+        self.leader: object = None
+
+    def update(self, worker: object, turnaround: float) -> float:
+        """``worker``'s average is now ``turnaround``; returns the pace."""
+        if worker is self.leader or turnaround < self.seconds or self.seconds == 0.0:
+            self.seconds = turnaround
+            self.leader = worker
+        return self.seconds
+
+    def forget(self, worker: object) -> None:
+        """``worker`` left its loop: if it set the pace, the next sample sets it."""
+        if worker is self.leader:
+            self.seconds = 0.0
+            self.leader = None
 
 
 class Holder(Protocol):
@@ -78,12 +154,20 @@ class Holder(Protocol):
 class PrefetchLedger:
     """Every loop's leases sent and not started, oldest first, across all workers."""
 
-    __slots__ = ("_lines", "after")
+    __slots__ = ("_lines", "_paces", "after")
 
     def __init__(self, after: float) -> None:
         #: Seconds a task may sit sent and unstarted before a waiting worker may take it.
         self.after = after
         self._lines: dict[str, deque[tuple[float, Holder, int]]] = {}
+        self._paces: dict[str, Pace] = {}
+
+    def pace(self, loop: str) -> Pace:
+        """The pace of ``loop``: the best turnaround among its workers."""
+        found = self._paces.get(loop)
+        if found is None:
+            found = self._paces[loop] = Pace()
+        return found
 
     def sent(self, loop: str, holder: Holder, lease: int, now: float) -> None:
         """``lease`` (``holder``'s, of ``loop``) went to its worker at ``now``."""

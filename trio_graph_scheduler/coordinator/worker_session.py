@@ -81,7 +81,7 @@ from ..shared.pump import ConnectionPump
 from ..shared.states import EndReason
 from ..shared.task_errors import unpickle_exception
 from .core.conditions import GenericSchedulingCondition
-from .dispatch import NO_WINDOW, prefetch_window
+from .dispatch import NO_WINDOW, Pace, Turnaround, adapted_window, prefetch_window
 from .observe.status_reply import build_status_reply
 from .observe.wording import worker_lost_line
 from .run import log_task_failure
@@ -134,13 +134,34 @@ class LoopClaim:
 
     ``credit`` is how many more tasks the worker accepts on the loop (it grants more with
     ``claim`` messages); each handed task gets a lease of the session. The claim stays in
-    line only while the worker has credit and fewer than ``window`` tasks sent to it are
-    not started yet (see dispatch.py).
+    line only while the worker has credit and fewer tasks sent to it are not started yet
+    than its prefetch window allows (see dispatch.py).
     """
 
-    __slots__ = ("credit", "loop", "revoked", "session", "unstarted", "waiting", "window")
+    __slots__ = (
+        "adapts",
+        "base_window",
+        "credit",
+        "loop",
+        "pace",
+        "revoked",
+        "sampled_at",
+        "session",
+        "turnaround",
+        "unstarted",
+        "waiting",
+        "window",
+    )
 
-    def __init__(self, session: WorkerSession, loop: str, window: int | None = None) -> None:
+    def __init__(
+        self,
+        session: WorkerSession,
+        loop: str,
+        window: int | None = None,
+        *,
+        adapts: bool = False,
+        pace: Pace | None = None,
+    ) -> None:
         self.session = session
         self.loop = loop
         self.credit = 0
@@ -151,6 +172,16 @@ class LoopClaim:
         self.unstarted = 0
         #: The most ``unstarted`` may be: the prefetch window (``None``: no limit).
         self.window = window if window is not None else NO_WINDOW
+        #: The window of a worker that keeps up; ``window`` shrinks from it as its
+        #: worker's turnaround grows beyond the loop's pace (see dispatch.py).
+        self.base_window = self.window
+        #: Whether the window follows the turnaround (not when ``--prefetch`` set it).
+        self.adapts = adapts
+        #: Its worker's turnaround on the loop, and the loop's pace.
+        self.turnaround = Turnaround()
+        self.pace = pace if pace is not None else Pace()
+        #: When the frame of its last turnaround sample arrived.
+        self.sampled_at = -1.0
         #: Tasks taken back from it that its worker has not answered yet: meanwhile it
         #: is given nothing (it may be frozen or cut off).
         self.revoked = 0
@@ -165,6 +196,18 @@ class LoopClaim:
         self.session._lease(node)
         self.waiting = self.credit > 0 and self.unstarted < self.window and not self.revoked
         return self.waiting
+
+    def heard_started(self, sent_at: float, heard_at: float) -> None:
+        """A task sent at ``sent_at`` was started (or answered), as a frame that arrived
+        at ``heard_at`` says: its window follows. One sample per frame: the tasks a
+        frame answers were mostly sent together, and a sample costs a microsecond."""
+        if heard_at == self.sampled_at:
+            return
+        self.sampled_at = heard_at
+        turnaround = self.turnaround.add(heard_at - sent_at)
+        pace = self.pace.update(self, turnaround)
+        if self.adapts:
+            self.window = adapted_window(self.base_window, turnaround, pace)
 
     def cancel(self, node: TaskNode) -> None:
         self.session.cancel(node)
@@ -408,7 +451,15 @@ class WorkerSession:
         slots = {loop: min(n, hello.max_tasks or n) for loop, n in concurrency.items()}
         prefetch = coordinator.config.prefetch
         self._claims = {
-            loop: LoopClaim(self, loop, prefetch_window(slots[loop], prefetch)) for loop in loops
+            loop: LoopClaim(
+                self,
+                loop,
+                prefetch_window(slots[loop], prefetch),
+                # A window set by --prefetch stays as set; the default one adapts.
+                adapts=prefetch is None,
+                pace=coordinator.prefetched.pace(loop),
+            )
+            for loop in loops
         }
         # As many numbers as the worker runs slots.
         self._slot_indexes = {
@@ -455,6 +506,7 @@ class WorkerSession:
             self._scheduler.loops[claim.loop].withdraw(claim)
             claim.waiting = False
             claim.credit = claim.unstarted = claim.revoked = 0
+            claim.pace.forget(claim)
         # Whatever threads still run there, they are no longer this cluster's slots.
         busy, self.busy_slots = self.busy_slots, {}
         for node in busy.values():
@@ -564,8 +616,10 @@ class WorkerSession:
 
     def _on_started(self, message: Started) -> None:
         unstarted = self.unstarted
+        heard_at = self.heard_at
         for lease in message.leases:
-            if unstarted.pop(lease, None) is None:
+            sent_at = unstarted.pop(lease, None)
+            if sent_at is None:
                 if lease in self._revoked or lease in self.leases:
                     continue  # taken back (fenced), or said twice
                 raise _SessionClosed(
@@ -574,6 +628,7 @@ class WorkerSession:
                 )
             claim = self._claims[self.leases[lease]._loop.name]
             claim.unstarted -= 1
+            claim.heard_started(sent_at, heard_at)
             self._rejoin(claim)
 
     def _take_back_stale(self) -> None:
@@ -700,9 +755,12 @@ class WorkerSession:
         """The task of an answered lease; ``None`` for a lease taken back (ignored)."""
         node = self.leases.pop(lease, None)
         if node is not None:
-            if self.unstarted and self.unstarted.pop(lease, None) is not None:
+            sent_at = self.unstarted.pop(lease, None) if self.unstarted else None
+            if sent_at is not None:
                 # It ended before the worker said it started: the answer says it.
-                self._claims[node._loop.name].unstarted -= 1
+                claim = self._claims[node._loop.name]
+                claim.unstarted -= 1
+                claim.heard_started(sent_at, self.heard_at)
             return node
         if self._answer_revoked(lease, slot_busy=slot_busy):
             return None
