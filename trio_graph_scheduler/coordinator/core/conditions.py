@@ -21,6 +21,12 @@ if TYPE_CHECKING:
     from .graph import TaskGraphCore
     from .nodes import TaskNode
 
+# The statuses, read once: reading one off its enum class costs about 250 ns
+# (EnumType.__getattr__), and a condition is evaluated each time a predecessor ends.
+_WAITING: Final = ConditionStatus.WAITING_ON_TASKS
+_SATISFIED: Final = ConditionStatus.SATISFIED
+_FAILED: Final = ConditionStatus.FAILED
+
 #: The modes' two halves: what counts, and how many must.
 _CRITERIA: Final = {"SUCCESS": True, "COMPLETE": False}
 
@@ -124,7 +130,7 @@ class GenericSchedulingCondition:
         self.mode = ConditionMode.parse(mode)
         self.graph = graph
         self.uid = uid or new_uid("condition")
-        self.condition_status = ConditionStatus.WAITING_ON_TASKS
+        self.condition_status = _WAITING
         #: Tasks this condition waits on, in the order given.
         self.predecessors: list[TaskNode] = []
         #: Tasks that wait on this condition.
@@ -138,19 +144,21 @@ class GenericSchedulingCondition:
         cls, graph: TaskGraphCore, predecessors: list[TaskNode]
     ) -> GenericSchedulingCondition:
         """The implicit ``SUCCESS__ALL`` condition of ``create_task(..., waits_on)``, over
-        predecessors the graph has resolved already: the constructor's steps without
-        parsing the mode or looking the uids up a second time (a graph of chains makes
-        one per task)."""
+        predecessors the graph has resolved already (a list it hands over): the
+        constructor's steps without parsing the mode or looking the uids up a second
+        time (a graph of chains makes one per task)."""
         self = cls.__new__(cls)
         self.mode = _SUCCESS_ALL
         self.graph = graph
-        self.uid = new_uid("condition")
-        self.condition_status = ConditionStatus.WAITING_ON_TASKS
-        self.predecessors = []
+        # A uid of this process's own: no need to check that it is free, as for a task.
+        self.uid = uid = new_uid("condition")
+        self.condition_status = _WAITING
+        self.predecessors = predecessors  # the graph's fresh list, adopted
         self.successors = []
         self._successes = 0
         self._completions = 0
-        graph._register_condition(self, predecessors)
+        graph.conditions[uid] = self
+        graph.scheduler.add_condition(self, predecessors)
         return self
 
     def __repr__(self) -> str:
@@ -171,13 +179,13 @@ class GenericSchedulingCondition:
         needed = total if self.mode.target is None else self.mode.target
         if self.mode.require_success:
             if self._successes >= needed:
-                return ConditionStatus.SATISFIED
+                return _SATISFIED
             failures = self._completions - self._successes
             if total - failures < needed:
-                return ConditionStatus.FAILED
+                return _FAILED
         elif self._completions >= needed:
-            return ConditionStatus.SATISFIED
-        return ConditionStatus.WAITING_ON_TASKS
+            return _SATISFIED
+        return _WAITING
 
     # -- read-only views ----------------------------------------------------------------
 

@@ -61,12 +61,27 @@ if TYPE_CHECKING:
     from .recording import GraphRecorder
     from .results import ResultHolder
 
+#: What ``_settle`` appends to after a success: nothing, since a success fails no condition.
+_NO_FAILURES: Final[list[TaskNode]] = []
+
 #: A task lost with its worker this many times fails (see ``Scheduler.task_lost``).
 DEFAULT_MAX_LOST_ATTEMPTS: Final = 3
 
-_WAITING = TaskStatus.WAITING_FOR_PREDECESSORS
-_COND_WAITING = ConditionStatus.WAITING_ON_TASKS
-_SATISFIED = ConditionStatus.SATISFIED
+# The states as module constants: reading one off its enum class goes through
+# EnumType.__getattr__ (about 250 ns in Python 3.11, more than the rest of a status
+# change), and the scheduler reads them several times per task.
+_CREATED: Final = TaskStatus.CREATED
+_WAITING: Final = TaskStatus.WAITING_FOR_PREDECESSORS
+_READY: Final = TaskStatus.READY_FOR_EXECUTION
+_IN_PROGRESS: Final = TaskStatus.IN_PROGRESS
+_SUCCESS: Final = TaskStatus.SUCCESS
+_FAILED: Final = TaskStatus.FAILED
+_PRECONDITION_FAILED: Final = TaskStatus.PRECONDITION_FAILED
+_COND_WAITING: Final = ConditionStatus.WAITING_ON_TASKS
+_SATISFIED: Final = ConditionStatus.SATISFIED
+_COND_FAILED: Final = ConditionStatus.FAILED
+_SUCCEEDED: Final = EndReason.SUCCEEDED
+_SKIPPED: Final = EndReason.PRECONDITION_FAILED
 
 
 class Scheduler:
@@ -134,15 +149,15 @@ class Scheduler:
         for condition in conditions:
             condition.successors.append(node)
             status = condition.condition_status
-            if status is ConditionStatus.FAILED:
+            if status is _COND_FAILED:
                 failed = True
             elif status is not _SATISFIED:
                 unsatisfied += 1
         node._unsatisfied = unsatisfied
         if failed:
             # It can never run; it has no successors yet, so nothing cascades.
-            node.task_status = TaskStatus.PRECONDITION_FAILED
-            node.end_reason = EndReason.PRECONDITION_FAILED
+            node.task_status = _PRECONDITION_FAILED
+            node.end_reason = _SKIPPED
             node.ended_at = self.clock()
             self.skipped += 1
             return
@@ -156,16 +171,30 @@ class Scheduler:
         """:meth:`add_task` of a task that waits on nothing: it is ready at once."""
         self.unfinished += 1
         # _make_ready's steps, inlined: one call fewer per task of a big build.
-        node.task_status = TaskStatus.READY_FOR_EXECUTION if self.started else TaskStatus.CREATED
+        node.task_status = _READY if self.started else _CREATED
         self.runnable += 1
         node._loop.push(node)
 
     def add_condition(
         self, condition: GenericSchedulingCondition, predecessors: list[TaskNode]
     ) -> None:
-        """Link a new condition to its predecessors, counting those already ended."""
+        """Link a new condition to its predecessors, counting those already ended.
+
+        ``predecessors`` are appended to ``condition.predecessors``, unless they are that
+        very list (a condition that adopted a fresh list of its own).
+        """
+        if predecessors is not condition.predecessors:
+            condition.predecessors.extend(predecessors)
         for node in predecessors:
-            self._link(condition, node)
+            # _link's steps but the append, inlined: a graph of chains links one per task.
+            waited_on_by = node.waited_on_by
+            if waited_on_by.__class__ is list:
+                waited_on_by.append(condition)
+            else:  # the first: a list of its own instead of the shared empty tuple
+                node.waited_on_by = [condition]
+            status = node.task_status
+            if status is _SUCCESS or status is _FAILED or status is _PRECONDITION_FAILED:
+                condition._record_end(status is _SUCCESS)
         # A new condition has no successors yet, so settling it cascades nowhere.
         condition.condition_status = condition._evaluate()
         if self.recorder is not None:
@@ -191,18 +220,22 @@ class Scheduler:
         else:  # the first: a list of its own instead of the shared empty tuple
             node.waited_on_by = [condition]
         if node.task_status in FINAL_TASK_STATUSES:
-            condition._record_end(node.task_status is TaskStatus.SUCCESS)
+            condition._record_end(node.task_status is _SUCCESS)
 
     # -- running -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Let ready tasks be handed out; tasks created earlier become ready_for_execution."""
+        """Let ready tasks be handed out; tasks created earlier become ready_for_execution
+        (and their ``queued_at`` says now)."""
         self.started = True
+        now = self.clock()  # when the tasks queued meanwhile became ready for execution
         for queue in self.loops.values():
             for node in queue.ready:
-                node.task_status = TaskStatus.READY_FOR_EXECUTION
+                node.task_status = _READY
+                node.queued_at = now
             for node in queue.suspects:
-                node.task_status = TaskStatus.READY_FOR_EXECUTION
+                node.task_status = _READY
+                node.queued_at = now
         for queue in self.loops.values():
             queue.open_up()
         self._check_progress()
@@ -217,14 +250,14 @@ class Scheduler:
             self.requeue(node)
         for queue in self.loops.values():
             for node in queue.ready:
-                node.task_status = TaskStatus.CREATED
+                node.task_status = _CREATED
             for node in queue.suspects:
-                node.task_status = TaskStatus.CREATED
+                node.task_status = _CREATED
 
     def task_marked_failed(self, node: TaskNode) -> None:
         """A task set its own status to ``failed`` and returned (the seed allowed it): it
         failed, with no trace; retried like any failure."""
-        node.task_status = TaskStatus.IN_PROGRESS  # the core, not the task, ends it
+        node.task_status = _IN_PROGRESS  # the core, not the task, ends it
         self.task_failed(node, None, EndReason.MARKED_FAILED)
 
     def task_succeeded(self, node: TaskNode, result: Any) -> None:
@@ -239,7 +272,28 @@ class Scheduler:
             node.task_exception = None
         if self.cancelling:  # rare: a cancel that came too late changes nothing
             self.cancelling.pop(node, None)
-        self._end_running(node, TaskStatus.SUCCESS, None, EndReason.SUCCEEDED)
+        # _end_running's steps for a success, inlined (the path of every task): a success
+        # fails no condition, so nothing cascades beyond the conditions it counts in.
+        if node.task_status is not _IN_PROGRESS:
+            self._expect_in_progress(node)
+        node.task_status = _SUCCESS
+        node.end_reason = _SUCCEEDED
+        node.ended_at = self.clock()
+        node._claimant = None
+        self.unfinished -= 1
+        self.runnable -= 1
+        if self.recorder is not None:
+            self.recorder.task_ended(node)
+        if self._releases is not None:
+            self._releases.task_ended(node)
+        node._loop.release()
+        for condition in node.waited_on_by:
+            condition._completions += 1
+            condition._successes += 1
+            if condition.condition_status is _COND_WAITING:
+                self._settle(condition, _NO_FAILURES)
+        if self.started and (self.unfinished == 0 or self.runnable == 0):
+            self._check_progress()
 
     def task_failed(
         self,
@@ -276,7 +330,7 @@ class Scheduler:
                 node._loop.release()
             self.on_retry(node, policy.retry_delay(failures))
             return
-        self._end_running(node, TaskStatus.FAILED, exception_trace, reason, slot_busy, exception)
+        self._end_running(node, _FAILED, exception_trace, reason, slot_busy, exception)
 
     def task_cancelled(self, node: TaskNode, *, slot_busy: bool = False) -> None:
         """A running task asked to stop (:meth:`cancel`) has ended; it ends as failed.
@@ -286,7 +340,7 @@ class Scheduler:
         """
         reason = self.cancelling.pop(node, "cancelled")
         trace = cancelled_trace(reason)
-        self._end_running(node, TaskStatus.FAILED, trace, EndReason.CANCELLED, slot_busy)
+        self._end_running(node, _FAILED, trace, EndReason.CANCELLED, slot_busy)
 
     def slot_freed(self, node: TaskNode) -> None:
         """The slot that ``node`` ended with ``slot_busy`` is free: the thread its function
@@ -338,7 +392,7 @@ class Scheduler:
             if node.losses >= self.max_lost_attempts:
                 times = "once" if node.losses == 1 else f"{node.losses} times"
                 trace = f"killed its worker {times} (the last: {reason})\n"
-                self._end_running(node, TaskStatus.FAILED, trace, EndReason.WORKER_LOST)
+                self._end_running(node, _FAILED, trace, EndReason.WORKER_LOST)
                 return
         else:
             node.shared_losses += 1
@@ -361,7 +415,7 @@ class Scheduler:
         status = node.task_status
         if status in FINAL_TASK_STATUSES:
             return False
-        if status is TaskStatus.IN_PROGRESS:
+        if status is _IN_PROGRESS:
             if node not in self.cancelling:
                 self.cancelling[node] = reason
                 assert node._claimant is not None, node
@@ -375,7 +429,7 @@ class Scheduler:
                 node._loop.remove(node)  # ready (or created): it is queued
         node.exception_trace = cancelled_trace(reason)
         node.task_exception = None
-        self._end_unstarted(node, TaskStatus.FAILED, EndReason.CANCELLED, self.clock())
+        self._end_unstarted(node, _FAILED, EndReason.CANCELLED, self.clock())
         return True
 
     # -- resuming from a journal -------------------------------------------------------
@@ -409,7 +463,7 @@ class Scheduler:
         self, node: TaskNode, status: TaskStatus, reason: EndReason, ended_at: float | None
     ) -> None:
         node.task_status = status
-        if status is TaskStatus.FAILED:
+        if status is _FAILED:
             self.failed.append(node)
         node.end_reason = reason
         node.ended_at = ended_at
@@ -443,7 +497,7 @@ class Scheduler:
             queue.push_front(node)
 
     def _leave_running(self, node: TaskNode) -> None:
-        node.task_status = TaskStatus.READY_FOR_EXECUTION if self.started else TaskStatus.CREATED
+        node.task_status = _READY if self.started else _CREATED
         node._claimant = None
 
     def _end_running(
@@ -457,7 +511,7 @@ class Scheduler:
     ) -> None:
         self._expect_in_progress(node)
         node.task_status = status
-        if status is TaskStatus.FAILED:
+        if status is _FAILED:
             self.failed.append(node)
         node.end_reason = reason
         node.ended_at = self.clock()
@@ -480,7 +534,7 @@ class Scheduler:
 
     @staticmethod
     def _expect_in_progress(node: TaskNode) -> None:
-        if node.task_status is not TaskStatus.IN_PROGRESS:
+        if node.task_status is not _IN_PROGRESS:
             raise TGSInternalError(
                 f"task {node.uid} ended while {node.task_status}, not in progress"
             )
@@ -495,7 +549,7 @@ class Scheduler:
         """
         while ended:
             node = ended.pop()
-            succeeded = node.task_status is TaskStatus.SUCCESS
+            succeeded = node.task_status is _SUCCESS
             for condition in node.waited_on_by:
                 condition._record_end(succeeded)
                 if condition.condition_status is _COND_WAITING:
@@ -516,10 +570,13 @@ class Scheduler:
             if status is _SATISFIED:
                 successor._unsatisfied -= 1
                 if successor._unsatisfied == 0:
-                    self._make_ready(successor)
+                    # _make_ready's steps, inlined: a chain readies a task per task.
+                    successor.task_status = _READY if self.started else _CREATED
+                    self.runnable += 1
+                    successor._loop.push(successor)
             else:
-                successor.task_status = TaskStatus.PRECONDITION_FAILED
-                successor.end_reason = EndReason.PRECONDITION_FAILED
+                successor.task_status = _PRECONDITION_FAILED
+                successor.end_reason = _SKIPPED
                 successor.ended_at = self.clock()
                 self.skipped += 1
                 self.unfinished -= 1
@@ -528,7 +585,7 @@ class Scheduler:
                 failed.append(successor)
 
     def _make_ready(self, node: TaskNode) -> None:
-        node.task_status = TaskStatus.READY_FOR_EXECUTION if self.started else TaskStatus.CREATED
+        node.task_status = _READY if self.started else _CREATED
         self.runnable += 1
         node._loop.push(node)
 
@@ -554,13 +611,13 @@ class Scheduler:
         nodes = list(nodes)
         if self.results is not None:
             self.results.check_invariants(nodes)
-        failed = [n for n in nodes if n.task_status is TaskStatus.FAILED]
+        failed = [n for n in nodes if n.task_status is _FAILED]
         assert sorted(map(id, self.failed)) == sorted(map(id, failed)), "failed tasks"
-        skipped = [n for n in nodes if n.task_status is TaskStatus.PRECONDITION_FAILED]
+        skipped = [n for n in nodes if n.task_status is _PRECONDITION_FAILED]
         assert self.skipped == len(skipped), (self.skipped, len(skipped))
         unfinished = [n for n in nodes if n.task_status not in FINAL_TASK_STATUSES]
         assert self.unfinished == len(unfinished), (self.unfinished, len(unfinished))
-        active = (TaskStatus.READY_FOR_EXECUTION, TaskStatus.CREATED, TaskStatus.IN_PROGRESS)
+        active = (_READY, _CREATED, _IN_PROGRESS)
         runnable = [n for n in nodes if n.task_status in active]
         assert self.runnable == len(runnable), (self.runnable, len(runnable))
         queued = {id(n) for queue in self.loops.values() for n in queue.ready}
@@ -571,7 +628,7 @@ class Scheduler:
             assert all(n._suspect for n in queue.suspects), queue
         queued |= suspects
         # A suspect runs alone: its claimant holds no other task.
-        in_progress = [n for n in nodes if n.task_status is TaskStatus.IN_PROGRESS]
+        in_progress = [n for n in nodes if n.task_status is _IN_PROGRESS]
         held = Counter(id(n._claimant) for n in in_progress if n._claimant is not None)
         for node in in_progress:
             if node._suspect and node._claimant is not None:
@@ -580,7 +637,7 @@ class Scheduler:
             assert node.task_status in active, node
             assert id(node) not in queued, node
         for node in self.cancelling:
-            assert node.task_status is TaskStatus.IN_PROGRESS, node
+            assert node.task_status is _IN_PROGRESS, node
         running = sum(queue.running - queue.busy for queue in self.loops.values())
         # Every runnable task is in exactly one place: a queue, the retry set, or a claimant.
         assert len(queued) + len(self.retrying) + running == self.runnable, self.runnable
@@ -588,11 +645,9 @@ class Scheduler:
             assert 0 <= queue.running <= queue.concurrency, queue
             # A slot kept busy by a thread that outlived its task is still a slot taken.
             assert 0 <= queue.busy <= queue.running, queue
-            in_progress = [
-                n for n in nodes if n._loop is queue and n.task_status is TaskStatus.IN_PROGRESS
-            ]
+            in_progress = [n for n in nodes if n._loop is queue and n.task_status is _IN_PROGRESS]
             assert queue.running == len(in_progress) + queue.busy, (queue, len(in_progress))
-            ready_status = TaskStatus.READY_FOR_EXECUTION if self.started else TaskStatus.CREATED
+            ready_status = _READY if self.started else _CREATED
             assert all(n.task_status is ready_status for n in queue.ready), queue
             assert all(n.task_status is ready_status for n in queue.suspects), queue
             if self.started:
@@ -605,13 +660,13 @@ class Scheduler:
             if node.task_status is _WAITING:
                 assert node._unsatisfied == len(open_conditions) > 0, node
                 assert all(c.condition_status is _COND_WAITING for c in open_conditions), node
-            elif node.task_status is TaskStatus.FAILED and node.attempts == 0:
+            elif node.task_status is _FAILED and node.attempts == 0:
                 pass  # cancelled before it could run: its conditions may still be open
-            elif node.task_status is not TaskStatus.PRECONDITION_FAILED:
+            elif node.task_status is not _PRECONDITION_FAILED:
                 assert not open_conditions, node
         for condition in conditions:
             ended = [n for n in condition.predecessors if n.task_status in FINAL_TASK_STATUSES]
-            successes = [n for n in ended if n.task_status is TaskStatus.SUCCESS]
+            successes = [n for n in ended if n.task_status is _SUCCESS]
             assert condition.completions == len(ended), condition
             assert condition.successes == len(successes), condition
             if condition.condition_status is _COND_WAITING:
