@@ -37,13 +37,14 @@ import dataclasses
 import heapq
 import itertools
 import logging
-import math
 import time
+from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
+import outcome
 import trio
 import trio_websocket
 
@@ -192,7 +193,8 @@ class CoordinatorLink:
         self.welcome: Welcome | None = None
         self._outbox: list[Message] = []
         self._credit: dict[str, int] = {}
-        self._channels: dict[str, trio.MemorySendChannel[Assign]] = {}
+        #: Where each served loop's assignments go until a slot takes them.
+        self._intakes: dict[str, _Intake] = {}
         # The slots of each loop that has no worker context, started on demand.
         self._pools: dict[str, _SlotPool] = {}
         self._functions: dict[str, _LoadedFunction] = {}
@@ -326,17 +328,17 @@ class CoordinatorLink:
         indexes: list[int] | None,
     ) -> None:
         slots = loop_slots(concurrency, self._config.max_tasks)
-        send, receive = trio.open_memory_channel[Assign](math.inf)
-        self._channels[loop] = send
+        intake = self._intakes[loop] = _Intake()
         # The coordinator numbers the slots across the cluster (checked at the welcome).
         numbers = list(indexes if indexes is not None else range(slots))
         if init is None:
             # No worker context to set up per slot: slots start as work comes.
-            self._pools[loop] = _SlotPool(self, nursery, loop, receive, numbers)
+            pool = self._pools[loop] = _SlotPool(self, nursery, loop, intake, numbers)
+            nursery.start_soon(pool.expire_idle)
         else:
             # Each slot's context is set up once, up front, for its worker_index.
             for index in numbers:
-                nursery.start_soon(self._run_slot, loop, index, receive, init)
+                nursery.start_soon(self._run_slot, loop, index, intake, init)
         self._grant(loop, slots)
 
     async def _hand_back_all(self) -> None:
@@ -386,8 +388,8 @@ class CoordinatorLink:
             )
             if bad is not None:
                 self._unreadable[assign.lease] = bad
-        channel = self._channels.get(assign.loop)
-        if channel is None:
+        intake = self._intakes.get(assign.loop)
+        if intake is None:
             raise RemoteProtocolError(f"assign: loop {assign.loop!r} is not served here")
         if assign.lease in self._leases:
             raise RemoteProtocolError(f"assign: lease {assign.lease} is already running here")
@@ -397,10 +399,10 @@ class CoordinatorLink:
             raise RemoteProtocolError(f"assign: function {assign.handle!r} was never sent")
         self._leases[assign.lease] = None
         self._queued[assign.lease] = assign.loop
-        channel.send_nowait(assign)
-        pool = self._pools.get(assign.loop)
-        if pool is not None:
-            pool.assigned()
+        if not intake.put(assign):
+            pool = self._pools.get(assign.loop)
+            if pool is not None:
+                pool.start_wanted()
 
     def _on_reply(self, reply: Reply) -> None:
         waiter = self._replies.pop(reply.request_id, None)
@@ -433,11 +435,11 @@ class CoordinatorLink:
         self,
         loop: str,
         index: int,
-        assignments: trio.MemoryReceiveChannel[Assign],
+        intake: _Intake,
         init: Any | None,
     ) -> None:
         async with slot_context(loop, init, index, logger) as context:
-            await run_slot(Slot(), _LinkSlot(self, loop, assignments, context))
+            await run_slot(Slot(), _LinkSlot(self, loop, intake, context))
 
     def _queue_answer(self, loop: str, answer: _Answer, *, slot_busy: bool = False) -> None:
         """Queue ``answer``, and the credit of its slot unless the slot stays busy (its
@@ -635,35 +637,76 @@ class CoordinatorLink:
         raise error  # everything else was checked when it was made: this is a bug
 
 
+class _Intake:
+    """The assignments of one loop on their way to its slots.
+
+    An assignment goes straight to a parked slot if there is one (the one that parked
+    last: the longest idle stay parked, and may go), else into :attr:`queue`, from which
+    a slot takes it without a checkpoint when it ends its task. No channel and no cancel
+    scope per task: a parked slot is a trio task waiting to be rescheduled.
+    """
+
+    __slots__ = ("parked", "queue")
+
+    def __init__(self) -> None:
+        #: Assignments no slot has taken yet, in order.
+        self.queue: deque[Assign] = deque()
+        #: The slots parked for want of a task (their trio tasks), in the order they
+        #: parked, each with the time it did (``trio.current_time()``).
+        self.parked: dict[trio.lowlevel.Task, float] = {}
+
+    def put(self, assign: Assign) -> bool:
+        """Hand ``assign`` to a parked slot, or queue it; say whether a slot took it."""
+        parked = self.parked
+        if parked:
+            task, _ = parked.popitem()  # the last to park
+            trio.lowlevel.reschedule(task, outcome.Value(assign))
+            return True
+        self.queue.append(assign)
+        return False
+
+
 class _LinkSlot:
     """One slot of a loop on this worker: the parts of it :func:`run_slot` plugs in.
 
-    Its tasks come off the loop's channel; each outcome is an answer queued for the
-    coordinator.
+    Its tasks come from the loop's :class:`_Intake`; each outcome is an answer queued for
+    the coordinator.
     """
 
-    __slots__ = ("_assignments", "_context", "_link", "_loop")
+    __slots__ = ("_context", "_link", "_loop", "_parked", "_queue", "_task")
 
     def __init__(
         self,
         link: CoordinatorLink,
         loop: str,
-        assignments: trio.MemoryReceiveChannel[Assign],
+        intake: _Intake,
         context: Any,
     ) -> None:
         self._link = link
         self._loop = loop
-        self._assignments = assignments
+        self._queue = intake.queue
+        self._parked = intake.parked
         self._context = context
+        #: The trio task running this slot, once it first parked.
+        self._task: trio.lowlevel.Task | None = None
 
     def take_nowait(self) -> Assign | None:
-        try:
-            return self._assignments.receive_nowait()
-        except trio.WouldBlock:
-            return None
+        queue = self._queue
+        return queue.popleft() if queue else None
 
     async def wait_for_task(self) -> Assign:
-        return await self._assignments.receive()
+        task = self._task
+        if task is None:
+            task = self._task = trio.lowlevel.current_task()
+        self._parked[task] = trio.current_time()
+        # Rescheduled with an assignment (_Intake.put), or with _SlotIdle (the pool).
+        assign: Assign = await trio.lowlevel.wait_task_rescheduled(self._abort)
+        return assign
+
+    def _abort(self, _: Any) -> trio.lowlevel.Abort:
+        # Cancelled while parked (the link ends): no longer there to take a task.
+        del self._parked[self._task]  # type: ignore[arg-type]  # set before parking
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def start(
         self, slot: Slot[Assign], assign: Assign
@@ -767,60 +810,50 @@ class _SlotIdle(Exception):
 class _SlotPool:
     """The slots of one loop without a worker context, started on demand.
 
-    A slot starts when an assignment arrives and no slot is idle to take it (up to the
-    worker's slots on the loop), and stops after :data:`SLOT_IDLE_SECONDS` without a
-    task: a worker serving a loop of thousands holds trio tasks for what it runs, not
+    A slot starts when an assignment arrives and no slot is parked to take it (up to the
+    worker's slots on the loop), and stops after :data:`SLOT_IDLE_SECONDS` parked without
+    a task: a worker serving a loop of thousands holds trio tasks for what it runs, not
     for the loop's whole concurrency. Each slot takes the lowest free ``worker_index``.
+
+    One timer serves the whole pool (:meth:`expire_idle`), not one per wait: a slot
+    parks with no cancel scope, which would cost more than a small task.
     """
 
-    __slots__ = (
-        "_link",
-        "_loop",
-        "_numbers",
-        "_nursery",
-        "_receive",
-        "idle",
-        "live",
-        "queued",
-        "starting",
-    )
+    __slots__ = ("_intake", "_link", "_loop", "_numbers", "_nursery", "_wakeup", "live", "starting")
 
     def __init__(
         self,
         link: CoordinatorLink,
         nursery: trio.Nursery,
         loop: str,
-        receive: trio.MemoryReceiveChannel[Assign],
+        intake: _Intake,
         numbers: list[int],
     ) -> None:
         self._link = link
         self._nursery = nursery
         self._loop = loop
-        self._receive = receive
+        self._intake = intake
         #: The worker_index numbers no running slot holds (a heap).
         self._numbers = sorted(numbers)
-        #: Slots running, slots parked waiting for a task, slots started that have not
-        #: run yet, and assignments no slot has taken yet.
+        #: Slots running (parked ones included), and slots started that have not run yet.
         self.live = 0
-        self.idle = 0
         self.starting = 0
-        self.queued = 0
+        # Set when a slot starts, for expire_idle waiting while the pool has none.
+        self._wakeup = trio.Event()
 
-    def assigned(self) -> None:
-        """An assignment was queued: start a slot if no idle one will take it."""
-        self.queued += 1
-        self._start_wanted()
-
-    def _start_wanted(self) -> None:
-        while self.queued > self.idle + self.starting and self._numbers:
+    def start_wanted(self) -> None:
+        """Start slots for the queued assignments no slot about to run will take."""
+        queued = len(self._intake.queue)
+        while queued > self.starting and self._numbers:
             self.live += 1
             self.starting += 1
             self._nursery.start_soon(self._run, heapq.heappop(self._numbers))
+            self._wakeup.set()
 
     async def _run(self, index: int) -> None:
         # From here to its first take (or park) the slot runs without a checkpoint.
         self.starting -= 1
-        owner = _PooledLinkSlot(self._link, self._loop, self._receive, {}, self)
+        owner = _LinkSlot(self._link, self._loop, self._intake, {})
         try:
             await run_slot(Slot(), owner)
         except _SlotIdle:
@@ -829,44 +862,32 @@ class _SlotPool:
             self.live -= 1
             heapq.heappush(self._numbers, index)
             # An assignment may have come as this slot gave up waiting.
-            self._start_wanted()
+            self.start_wanted()
 
+    async def expire_idle(self) -> None:
+        """Stop each slot once it has been parked for :data:`SLOT_IDLE_SECONDS`; runs as
+        long as the link does.
 
-class _PooledLinkSlot(_LinkSlot):
-    """A slot of a :class:`_SlotPool`: it counts what it takes, and stops when idle."""
-
-    __slots__ = ("_pool",)
-
-    def __init__(
-        self,
-        link: CoordinatorLink,
-        loop: str,
-        assignments: trio.MemoryReceiveChannel[Assign],
-        context: Any,
-        pool: _SlotPool,
-    ) -> None:
-        super().__init__(link, loop, assignments, context)
-        self._pool = pool
-
-    def take_nowait(self) -> Assign | None:
-        try:
-            assign = self._assignments.receive_nowait()
-        except trio.WouldBlock:
-            return None
-        self._pool.queued -= 1
-        return assign
-
-    async def wait_for_task(self) -> Assign:
-        pool = self._pool
-        pool.idle += 1
-        try:
-            with trio.move_on_after(SLOT_IDLE_SECONDS):
-                assign = await self._assignments.receive()
-                pool.queued -= 1
-                return assign
-        finally:
-            pool.idle -= 1
-        raise _SlotIdle
+        The slot parked longest is the first in ``parked`` (an assignment goes to the one
+        that parked last), so one deadline, the next slot's, is all there is to watch.
+        """
+        parked = self._intake.parked
+        while True:
+            if parked:
+                task, since = next(iter(parked.items()))
+                due = since + SLOT_IDLE_SECONDS
+                if trio.current_time() >= due:
+                    del parked[task]
+                    trio.lowlevel.reschedule(task, outcome.Error(_SlotIdle()))
+                    continue
+            elif self.live:
+                # Any slot that parks from now on is due later than this: look again then.
+                due = trio.current_time() + SLOT_IDLE_SECONDS
+            else:
+                await self._wakeup.wait()
+                self._wakeup = trio.Event()
+                continue
+            await trio.sleep_until(due)
 
 
 #: A slot started on demand stops after this many seconds without a task.
