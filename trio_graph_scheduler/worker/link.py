@@ -399,10 +399,10 @@ class CoordinatorLink:
             raise RemoteProtocolError(f"assign: function {assign.handle!r} was never sent")
         self._leases[assign.lease] = None
         self._queued[assign.lease] = assign.loop
-        if not intake.put(assign):
-            pool = self._pools.get(assign.loop)
-            if pool is not None:
-                pool.start_wanted()
+        intake.put(assign)
+        pool = self._pools.get(assign.loop)
+        if pool is not None:
+            pool.start_wanted()
 
     def _on_reply(self, reply: Reply) -> None:
         waiter = self._replies.pop(reply.request_id, None)
@@ -640,30 +640,39 @@ class CoordinatorLink:
 class _Intake:
     """The assignments of one loop on their way to its slots.
 
-    An assignment goes straight to a parked slot if there is one (the one that parked
-    last: the longest idle stay parked, and may go), else into :attr:`queue`, from which
-    a slot takes it without a checkpoint when it ends its task. No channel and no cancel
-    scope per task: a parked slot is a trio task waiting to be rescheduled.
+    Assignments wait in :attr:`queue`; a slot that ends a task takes the next one from
+    it without a checkpoint. A slot with nothing to do parks (a trio task waiting to be
+    rescheduled: no channel, no cancel scope). An assignment wakes one parked slot, and
+    only when no other is being woken; each slot that takes an assignment and leaves
+    more queued wakes the next. So a frame of small tasks costs two wakes, however many
+    it brings (the first slot runs them all back to back, the second finds nothing),
+    and tasks that await still each get a slot of their own, one scheduling round after
+    the other.
     """
 
-    __slots__ = ("parked", "queue")
+    __slots__ = ("parked", "queue", "waking")
 
     def __init__(self) -> None:
         #: Assignments no slot has taken yet, in order.
         self.queue: deque[Assign] = deque()
         #: The slots parked for want of a task (their trio tasks), in the order they
-        #: parked, each with the time it did (``trio.current_time()``).
+        #: parked, each with the time it did (``trio.current_time()``). The last to park
+        #: is woken first: the longest idle stay parked, and may go.
         self.parked: dict[trio.lowlevel.Task, float] = {}
+        #: Slots woken and not yet run (at most one).
+        self.waking = 0
 
-    def put(self, assign: Assign) -> bool:
-        """Hand ``assign`` to a parked slot, or queue it; say whether a slot took it."""
-        parked = self.parked
-        if parked:
-            task, _ = parked.popitem()  # the last to park
-            trio.lowlevel.reschedule(task, outcome.Value(assign))
-            return True
+    def put(self, assign: Assign) -> None:
+        """Queue ``assign``; wake a parked slot for it unless one is being woken."""
         self.queue.append(assign)
-        return False
+        if self.parked and not self.waking:
+            self.wake_one()
+
+    def wake_one(self) -> None:
+        """Wake the slot that parked last, to take from the queue."""
+        task, _ = self.parked.popitem()
+        self.waking += 1
+        trio.lowlevel.reschedule(task)
 
 
 class _LinkSlot:
@@ -673,7 +682,7 @@ class _LinkSlot:
     the coordinator.
     """
 
-    __slots__ = ("_context", "_link", "_loop", "_parked", "_queue", "_task")
+    __slots__ = ("_context", "_intake", "_link", "_loop", "_queue", "_task")
 
     def __init__(
         self,
@@ -684,28 +693,42 @@ class _LinkSlot:
     ) -> None:
         self._link = link
         self._loop = loop
+        self._intake = intake
         self._queue = intake.queue
-        self._parked = intake.parked
         self._context = context
         #: The trio task running this slot, once it first parked.
         self._task: trio.lowlevel.Task | None = None
 
     def take_nowait(self) -> Assign | None:
         queue = self._queue
-        return queue.popleft() if queue else None
+        if not queue:
+            return None
+        assign = queue.popleft()
+        if queue:
+            # More to do: a parked slot takes the next one should this task await.
+            intake = self._intake
+            if intake.parked and not intake.waking:
+                intake.wake_one()
+        return assign
 
     async def wait_for_task(self) -> Assign:
         task = self._task
         if task is None:
             task = self._task = trio.lowlevel.current_task()
-        self._parked[task] = trio.current_time()
-        # Rescheduled with an assignment (_Intake.put), or with _SlotIdle (the pool).
-        assign: Assign = await trio.lowlevel.wait_task_rescheduled(self._abort)
-        return assign
+        intake = self._intake
+        while True:
+            intake.parked[task] = trio.current_time()
+            # Woken to take from the queue (or let go: the pool raises _SlotIdle here).
+            await trio.lowlevel.wait_task_rescheduled(self._abort)
+            intake.waking -= 1
+            assign = self.take_nowait()
+            if assign is not None:
+                return assign
+            # Another slot took everything meanwhile: park again.
 
     def _abort(self, _: Any) -> trio.lowlevel.Abort:
         # Cancelled while parked (the link ends): no longer there to take a task.
-        del self._parked[self._task]  # type: ignore[arg-type]  # set before parking
+        del self._intake.parked[self._task]  # type: ignore[arg-type]  # set before parking
         return trio.lowlevel.Abort.SUCCEEDED
 
     def start(
@@ -842,8 +865,10 @@ class _SlotPool:
         self._wakeup = trio.Event()
 
     def start_wanted(self) -> None:
-        """Start slots for the queued assignments no slot about to run will take."""
-        queued = len(self._intake.queue)
+        """Start slots for the queued assignments no slot parked or about to run will
+        take."""
+        intake = self._intake
+        queued = len(intake.queue) - intake.waking - len(intake.parked)
         while queued > self.starting and self._numbers:
             self.live += 1
             self.starting += 1
