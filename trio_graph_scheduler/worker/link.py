@@ -15,8 +15,8 @@ without a task (:class:`_SlotPool`). The next frame after a slot starts a task s
 Three kinds of trio task serve the connection:
 
 - the receiver decodes each inbound frame and handles its messages synchronously: an
-  ``Assign`` is put on its loop's channel, a ``Reply`` wakes the task that asked;
-- the slots take assignments off their loop's channel and run them, without a
+  ``Assign`` is queued for its loop (:class:`_Intake`), a ``Reply`` wakes the task that asked;
+- the slots take assignments off their loop's queue and run them, without a
   checkpoint between tasks while work is queued;
 - the sender sends everything queued since its last send (results, credit, graph
   calls) in as few frames as possible, or a heartbeat when there was nothing to say.
@@ -62,6 +62,7 @@ from ..protocol.messages import (
     Hello,
     LoopBlocked,
     Message,
+    PredecessorRecord,
     Reject,
     Reply,
     ResultsDropped,
@@ -185,6 +186,8 @@ class CoordinatorLink:
         self._doubtful: list[tuple[float, BlockedLoop]] = []
         self._ws = ws
         self._counts = counts
+        # Looked at once per connection, not in two calls per task.
+        self._debug = logger.isEnabledFor(logging.DEBUG)
         self._protocol = ProtocolSession(
             Role.WORKER,
             max_frame_bytes=config.max_frame_bytes,
@@ -472,35 +475,38 @@ class CoordinatorLink:
             if dropped:
                 self.send_nowait(ResultsDropped(uids=dropped))
 
-    def _take_cached(self, assign: Assign, node: RemoteTaskNode) -> list[RemoteTaskNode]:
-        """Give the predecessors marked ``cached`` their results from the cache, and keep
-        the large ones that came; return those the cache no longer holds."""
+    def _take_cached(self, records: list[PredecessorRecord]) -> tuple[dict[str, Any], list[str]]:
+        """The results of the predecessors marked ``cached``, from the cache, by uid, and
+        the uids of those it no longer holds; and keep the large results that came."""
+        results: dict[str, Any] = {}
         missing = []
-        pairs = list(zip(assign.predecessors, node.get_predecessor_task_nodes(), strict=True))
-        for record, predecessor in pairs:
+        cached = False
+        for record in records:
             if record.cached:
+                cached = True
                 value = self._results.get(record.task_uid)
                 if value is MISSING:
-                    missing.append(predecessor)
+                    missing.append(record.task_uid)
                 else:
-                    predecessor.task_result = value
+                    results[record.task_uid] = value
                     self._counts.results_from_cache += 1
-        # Then what came: keeping it may drop what was just taken, never before.
-        for record, _ in pairs:
-            if not record.cached:
+        # Then what came: keeping it may drop what was just taken, never before. A join
+        # has thousands of records: the size is looked at here, not in a call each.
+        for record in records:
+            if not (cached and record.cached) and result_size(record.result) >= CACHED_FROM:
                 self._keep_result(record.task_uid, record.result)
-        return missing
+        return results, missing
 
     async def _fetch_then(
-        self, graph: RemoteGraph, missing: list[RemoteTaskNode], call: Coroutine[Any, Any, Any]
+        self, graph: RemoteGraph, missing: list[str], call: Coroutine[Any, Any, Any]
     ) -> Any:
         """Ask the coordinator for the results the cache dropped, then run the task."""
         try:
-            for predecessor in missing:
+            for uid in missing:
                 # The reply brings the node up to date (RemoteGraph._known).
-                await graph.aget_task(predecessor.uid, with_result=True)
+                predecessor = await graph.aget_task(uid, with_result=True)
                 self._counts.results_fetched += 1
-                self._keep_result(predecessor.uid, predecessor.task_result)
+                self._keep_result(uid, predecessor.task_result)
         except BaseException:
             call.close()
             raise
@@ -743,7 +749,8 @@ class _LinkSlot:
         del link._queued[lease]
         link._started.append(lease)
         link._pump.wake()  # the coordinator may wait for it to send this worker more
-        logger.debug("task %s (%s) started, lease %d", assign.task_uid, assign.handle, lease)
+        if link._debug:
+            logger.debug("task %s (%s) started, lease %d", assign.task_uid, assign.handle, lease)
         loaded = link._functions[assign.handle]
         context = self._context
         if loaded.error is not None:
@@ -761,15 +768,17 @@ class _LinkSlot:
             self._answer(assign, _unreadable_input(lease, bad))
             return None
         graph = RemoteGraph(link, lease)
+        records = assign.predecessors
+        results, missing = link._take_cached(records) if records else (None, None)
         node = graph.adopt_task(
             assign.task_uid,
             assign.handle,
             assign.arguments,
-            assign.predecessors,
+            records,
             key=assign.key,
             attempts=assign.attempts,
+            results=results,
         )
-        missing = link._take_cached(assign, node) if assign.predecessors else []
         call = invoke_task_function(
             loaded.function,  # type: ignore[arg-type]  # None only with an error
             loaded.is_async,
@@ -784,7 +793,8 @@ class _LinkSlot:
 
     def succeeded(self, assign: Assign, result: Any) -> None:
         self._answer(assign, TaskSucceeded(lease=assign.lease, result=result))
-        self._link._keep_result(assign.task_uid, result)
+        if result is not None:
+            self._link._keep_result(assign.task_uid, result)
 
     def failed(self, assign: Assign, error: Exception | None, *, slot_busy: bool = False) -> None:
         if error is None:  # the seed let a task mark itself failed and return
@@ -822,7 +832,8 @@ class _LinkSlot:
     def _answer(
         self, assign: Assign, answer: TaskSucceeded | TaskFailed, *, slot_busy: bool = False
     ) -> None:
-        logger.debug("task %s %s", assign.task_uid, _OUTCOMES[type(answer)])
+        if self._link._debug:
+            logger.debug("task %s %s", assign.task_uid, _OUTCOMES[type(answer)])
         self._link._queue_answer(self._loop, answer, slot_busy=slot_busy)
 
 
