@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import trio
 
@@ -13,7 +13,7 @@ from .errors import TaskTimeoutError, WorkerContextError, exception_headline
 from .states import EndReason
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Coroutine
 
 
 class SlotThread:
@@ -55,7 +55,7 @@ class SlotThread:
         self.outlived = False
 
 
-async def invoke_task_function(
+def invoke_task_function(
     function: Callable[..., Any],
     is_async: bool,
     arguments: Any,
@@ -63,11 +63,14 @@ async def invoke_task_function(
     thread: SlotThread,
     *,
     time_limit: float | None = None,
-) -> Any:
-    """Call ``function`` with a task's arguments plus ``extra_kwargs``; return its result.
+) -> Coroutine[Any, Any, Any]:
+    """The call of ``function`` with a task's arguments plus ``extra_kwargs``, to await
+    for its result.
 
-    An ``async`` function is awaited in the calling trio task; any other runs in the slot's
-    worker ``thread``. Exceptions propagate unchanged.
+    An ``async`` function is awaited in the awaiting trio task; any other runs in the
+    slot's worker ``thread``. Exceptions propagate unchanged, when awaited (arguments
+    that do not fit the function's signature too). Without a time limit, an ``async``
+    function's own coroutine is returned: no coroutine of ours around each small task.
 
     Args:
         arguments: ``((args...), {kwargs})`` or ``None``; either half may be ``None``.
@@ -83,17 +86,39 @@ async def invoke_task_function(
     args, kwargs = arguments if arguments is not None else ((), None)
     # A fresh dict: the task's stored kwargs must not gain the scheduler's extras.
     call_kwargs = {**kwargs, **extra_kwargs} if kwargs else extra_kwargs
-    if is_async:
-        call = function(*(args or ()), **call_kwargs)
-    else:
-        call = thread.run(functools.partial(function, *(args or ()), **call_kwargs))
-    if time_limit is None:
-        return await call
+    if time_limit is not None:
+        return _limited(function, is_async, args or (), call_kwargs, thread, time_limit)
+    if not is_async:
+        return thread.run(functools.partial(function, *(args or ()), **call_kwargs))
+    try:
+        call: Coroutine[Any, Any, Any] = function(*(args or ()), **call_kwargs)
+    except Exception as exc:  # arguments its signature refuses: raised when awaited
+        return _raise(exc)
+    return call
+
+
+async def _limited(
+    function: Callable[..., Any],
+    is_async: bool,
+    args: Any,
+    kwargs: dict[str, Any],
+    thread: SlotThread,
+    time_limit: float,
+) -> Any:
+    # The function is called only once this is awaited: closed unawaited, it leaves no
+    # coroutine of the function's never awaited.
     with trio.move_on_after(time_limit) as deadline:
-        result = await call
+        if is_async:
+            result = await function(*args, **kwargs)
+        else:
+            result = await thread.run(functools.partial(function, *args, **kwargs))
     if deadline.cancel_called:
         raise TaskTimeoutError(time_limit)
     return result
+
+
+async def _raise(error: Exception) -> NoReturn:
+    raise error
 
 
 def failure_reason(error: Exception) -> EndReason:

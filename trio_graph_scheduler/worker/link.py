@@ -15,8 +15,8 @@ without a task (:class:`_SlotPool`). The next frame after a slot starts a task s
 Three kinds of trio task serve the connection:
 
 - the receiver decodes each inbound frame and handles its messages synchronously: an
-  ``Assign`` is put on its loop's channel, a ``Reply`` wakes the task that asked;
-- the slots take assignments off their loop's channel and run them, without a
+  ``Assign`` is queued for its loop (:class:`_Intake`), a ``Reply`` wakes the task that asked;
+- the slots take assignments off their loop's queue and run them, without a
   checkpoint between tasks while work is queued;
 - the sender sends everything queued since its last send (results, credit, graph
   calls) in as few frames as possible, or a heartbeat when there was nothing to say.
@@ -37,13 +37,14 @@ import dataclasses
 import heapq
 import itertools
 import logging
-import math
 import time
+from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
+import outcome
 import trio
 import trio_websocket
 
@@ -61,6 +62,7 @@ from ..protocol.messages import (
     Hello,
     LoopBlocked,
     Message,
+    PredecessorRecord,
     Reject,
     Reply,
     ResultsDropped,
@@ -184,6 +186,8 @@ class CoordinatorLink:
         self._doubtful: list[tuple[float, BlockedLoop]] = []
         self._ws = ws
         self._counts = counts
+        # Looked at once per connection, not in two calls per task.
+        self._debug = logger.isEnabledFor(logging.DEBUG)
         self._protocol = ProtocolSession(
             Role.WORKER,
             max_frame_bytes=config.max_frame_bytes,
@@ -192,7 +196,8 @@ class CoordinatorLink:
         self.welcome: Welcome | None = None
         self._outbox: list[Message] = []
         self._credit: dict[str, int] = {}
-        self._channels: dict[str, trio.MemorySendChannel[Assign]] = {}
+        #: Where each served loop's assignments go until a slot takes them.
+        self._intakes: dict[str, _Intake] = {}
         # The slots of each loop that has no worker context, started on demand.
         self._pools: dict[str, _SlotPool] = {}
         self._functions: dict[str, _LoadedFunction] = {}
@@ -326,17 +331,17 @@ class CoordinatorLink:
         indexes: list[int] | None,
     ) -> None:
         slots = loop_slots(concurrency, self._config.max_tasks)
-        send, receive = trio.open_memory_channel[Assign](math.inf)
-        self._channels[loop] = send
+        intake = self._intakes[loop] = _Intake()
         # The coordinator numbers the slots across the cluster (checked at the welcome).
         numbers = list(indexes if indexes is not None else range(slots))
         if init is None:
             # No worker context to set up per slot: slots start as work comes.
-            self._pools[loop] = _SlotPool(self, nursery, loop, receive, numbers)
+            pool = self._pools[loop] = _SlotPool(self, nursery, loop, intake, numbers)
+            nursery.start_soon(pool.expire_idle)
         else:
             # Each slot's context is set up once, up front, for its worker_index.
             for index in numbers:
-                nursery.start_soon(self._run_slot, loop, index, receive, init)
+                nursery.start_soon(self._run_slot, loop, index, intake, init)
         self._grant(loop, slots)
 
     async def _hand_back_all(self) -> None:
@@ -386,8 +391,8 @@ class CoordinatorLink:
             )
             if bad is not None:
                 self._unreadable[assign.lease] = bad
-        channel = self._channels.get(assign.loop)
-        if channel is None:
+        intake = self._intakes.get(assign.loop)
+        if intake is None:
             raise RemoteProtocolError(f"assign: loop {assign.loop!r} is not served here")
         if assign.lease in self._leases:
             raise RemoteProtocolError(f"assign: lease {assign.lease} is already running here")
@@ -397,10 +402,10 @@ class CoordinatorLink:
             raise RemoteProtocolError(f"assign: function {assign.handle!r} was never sent")
         self._leases[assign.lease] = None
         self._queued[assign.lease] = assign.loop
-        channel.send_nowait(assign)
+        intake.put(assign)
         pool = self._pools.get(assign.loop)
         if pool is not None:
-            pool.assigned()
+            pool.start_wanted()
 
     def _on_reply(self, reply: Reply) -> None:
         waiter = self._replies.pop(reply.request_id, None)
@@ -433,11 +438,11 @@ class CoordinatorLink:
         self,
         loop: str,
         index: int,
-        assignments: trio.MemoryReceiveChannel[Assign],
+        intake: _Intake,
         init: Any | None,
     ) -> None:
         async with slot_context(loop, init, index, logger) as context:
-            await run_slot(Slot(), _LinkSlot(self, loop, assignments, context))
+            await run_slot(Slot(), _LinkSlot(self, loop, intake, context))
 
     def _queue_answer(self, loop: str, answer: _Answer, *, slot_busy: bool = False) -> None:
         """Queue ``answer``, and the credit of its slot unless the slot stays busy (its
@@ -470,35 +475,38 @@ class CoordinatorLink:
             if dropped:
                 self.send_nowait(ResultsDropped(uids=dropped))
 
-    def _take_cached(self, assign: Assign, node: RemoteTaskNode) -> list[RemoteTaskNode]:
-        """Give the predecessors marked ``cached`` their results from the cache, and keep
-        the large ones that came; return those the cache no longer holds."""
+    def _take_cached(self, records: list[PredecessorRecord]) -> tuple[dict[str, Any], list[str]]:
+        """The results of the predecessors marked ``cached``, from the cache, by uid, and
+        the uids of those it no longer holds; and keep the large results that came."""
+        results: dict[str, Any] = {}
         missing = []
-        pairs = list(zip(assign.predecessors, node.get_predecessor_task_nodes(), strict=True))
-        for record, predecessor in pairs:
+        cached = False
+        for record in records:
             if record.cached:
+                cached = True
                 value = self._results.get(record.task_uid)
                 if value is MISSING:
-                    missing.append(predecessor)
+                    missing.append(record.task_uid)
                 else:
-                    predecessor.task_result = value
+                    results[record.task_uid] = value
                     self._counts.results_from_cache += 1
-        # Then what came: keeping it may drop what was just taken, never before.
-        for record, _ in pairs:
-            if not record.cached:
+        # Then what came: keeping it may drop what was just taken, never before. A join
+        # has thousands of records: the size is looked at here, not in a call each.
+        for record in records:
+            if not (cached and record.cached) and result_size(record.result) >= CACHED_FROM:
                 self._keep_result(record.task_uid, record.result)
-        return missing
+        return results, missing
 
     async def _fetch_then(
-        self, graph: RemoteGraph, missing: list[RemoteTaskNode], call: Coroutine[Any, Any, Any]
+        self, graph: RemoteGraph, missing: list[str], call: Coroutine[Any, Any, Any]
     ) -> Any:
         """Ask the coordinator for the results the cache dropped, then run the task."""
         try:
-            for predecessor in missing:
+            for uid in missing:
                 # The reply brings the node up to date (RemoteGraph._known).
-                await graph.aget_task(predecessor.uid, with_result=True)
+                predecessor = await graph.aget_task(uid, with_result=True)
                 self._counts.results_fetched += 1
-                self._keep_result(predecessor.uid, predecessor.task_result)
+                self._keep_result(uid, predecessor.task_result)
         except BaseException:
             call.close()
             raise
@@ -635,35 +643,99 @@ class CoordinatorLink:
         raise error  # everything else was checked when it was made: this is a bug
 
 
+class _Intake:
+    """The assignments of one loop on their way to its slots.
+
+    Assignments wait in :attr:`queue`; a slot that ends a task takes the next one from
+    it without a checkpoint. A slot with nothing to do parks (a trio task waiting to be
+    rescheduled: no channel, no cancel scope). An assignment wakes one parked slot, and
+    only when no other is being woken; each slot that takes an assignment and leaves
+    more queued wakes the next. So a frame of small tasks costs two wakes, however many
+    it brings (the first slot runs them all back to back, the second finds nothing),
+    and tasks that await still each get a slot of their own, one scheduling round after
+    the other.
+    """
+
+    __slots__ = ("parked", "queue", "waking")
+
+    def __init__(self) -> None:
+        #: Assignments no slot has taken yet, in order.
+        self.queue: deque[Assign] = deque()
+        #: The slots parked for want of a task (their trio tasks), in the order they
+        #: parked, each with the time it did (``trio.current_time()``). The last to park
+        #: is woken first: the longest idle stay parked, and may go.
+        self.parked: dict[trio.lowlevel.Task, float] = {}
+        #: Slots woken and not yet run (at most one).
+        self.waking = 0
+
+    def put(self, assign: Assign) -> None:
+        """Queue ``assign``; wake a parked slot for it unless one is being woken."""
+        self.queue.append(assign)
+        if self.parked and not self.waking:
+            self.wake_one()
+
+    def wake_one(self) -> None:
+        """Wake the slot that parked last, to take from the queue."""
+        task, _ = self.parked.popitem()
+        self.waking += 1
+        trio.lowlevel.reschedule(task)
+
+
 class _LinkSlot:
     """One slot of a loop on this worker: the parts of it :func:`run_slot` plugs in.
 
-    Its tasks come off the loop's channel; each outcome is an answer queued for the
-    coordinator.
+    Its tasks come from the loop's :class:`_Intake`; each outcome is an answer queued for
+    the coordinator.
     """
 
-    __slots__ = ("_assignments", "_context", "_link", "_loop")
+    __slots__ = ("_context", "_intake", "_link", "_loop", "_queue", "_task")
 
     def __init__(
         self,
         link: CoordinatorLink,
         loop: str,
-        assignments: trio.MemoryReceiveChannel[Assign],
+        intake: _Intake,
         context: Any,
     ) -> None:
         self._link = link
         self._loop = loop
-        self._assignments = assignments
+        self._intake = intake
+        self._queue = intake.queue
         self._context = context
+        #: The trio task running this slot, once it first parked.
+        self._task: trio.lowlevel.Task | None = None
 
     def take_nowait(self) -> Assign | None:
-        try:
-            return self._assignments.receive_nowait()
-        except trio.WouldBlock:
+        queue = self._queue
+        if not queue:
             return None
+        assign = queue.popleft()
+        if queue:
+            # More to do: a parked slot takes the next one should this task await.
+            intake = self._intake
+            if intake.parked and not intake.waking:
+                intake.wake_one()
+        return assign
 
     async def wait_for_task(self) -> Assign:
-        return await self._assignments.receive()
+        task = self._task
+        if task is None:
+            task = self._task = trio.lowlevel.current_task()
+        intake = self._intake
+        while True:
+            intake.parked[task] = trio.current_time()
+            # Woken to take from the queue (or let go: the pool raises _SlotIdle here).
+            await trio.lowlevel.wait_task_rescheduled(self._abort)
+            intake.waking -= 1
+            assign = self.take_nowait()
+            if assign is not None:
+                return assign
+            # Another slot took everything meanwhile: park again.
+
+    def _abort(self, _: Any) -> trio.lowlevel.Abort:
+        # Cancelled while parked (the link ends): no longer there to take a task.
+        del self._intake.parked[self._task]  # type: ignore[arg-type]  # set before parking
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def start(
         self, slot: Slot[Assign], assign: Assign
@@ -677,7 +749,8 @@ class _LinkSlot:
         del link._queued[lease]
         link._started.append(lease)
         link._pump.wake()  # the coordinator may wait for it to send this worker more
-        logger.debug("task %s (%s) started, lease %d", assign.task_uid, assign.handle, lease)
+        if link._debug:
+            logger.debug("task %s (%s) started, lease %d", assign.task_uid, assign.handle, lease)
         loaded = link._functions[assign.handle]
         context = self._context
         if loaded.error is not None:
@@ -695,15 +768,17 @@ class _LinkSlot:
             self._answer(assign, _unreadable_input(lease, bad))
             return None
         graph = RemoteGraph(link, lease)
+        records = assign.predecessors
+        results, missing = link._take_cached(records) if records else (None, None)
         node = graph.adopt_task(
             assign.task_uid,
             assign.handle,
             assign.arguments,
-            assign.predecessors,
+            records,
             key=assign.key,
             attempts=assign.attempts,
+            results=results,
         )
-        missing = link._take_cached(assign, node) if assign.predecessors else []
         call = invoke_task_function(
             loaded.function,  # type: ignore[arg-type]  # None only with an error
             loaded.is_async,
@@ -718,7 +793,8 @@ class _LinkSlot:
 
     def succeeded(self, assign: Assign, result: Any) -> None:
         self._answer(assign, TaskSucceeded(lease=assign.lease, result=result))
-        self._link._keep_result(assign.task_uid, result)
+        if result is not None:
+            self._link._keep_result(assign.task_uid, result)
 
     def failed(self, assign: Assign, error: Exception | None, *, slot_busy: bool = False) -> None:
         if error is None:  # the seed let a task mark itself failed and return
@@ -756,7 +832,8 @@ class _LinkSlot:
     def _answer(
         self, assign: Assign, answer: TaskSucceeded | TaskFailed, *, slot_busy: bool = False
     ) -> None:
-        logger.debug("task %s %s", assign.task_uid, _OUTCOMES[type(answer)])
+        if self._link._debug:
+            logger.debug("task %s %s", assign.task_uid, _OUTCOMES[type(answer)])
         self._link._queue_answer(self._loop, answer, slot_busy=slot_busy)
 
 
@@ -767,60 +844,52 @@ class _SlotIdle(Exception):
 class _SlotPool:
     """The slots of one loop without a worker context, started on demand.
 
-    A slot starts when an assignment arrives and no slot is idle to take it (up to the
-    worker's slots on the loop), and stops after :data:`SLOT_IDLE_SECONDS` without a
-    task: a worker serving a loop of thousands holds trio tasks for what it runs, not
+    A slot starts when an assignment arrives and no slot is parked to take it (up to the
+    worker's slots on the loop), and stops after :data:`SLOT_IDLE_SECONDS` parked without
+    a task: a worker serving a loop of thousands holds trio tasks for what it runs, not
     for the loop's whole concurrency. Each slot takes the lowest free ``worker_index``.
+
+    One timer serves the whole pool (:meth:`expire_idle`), not one per wait: a slot
+    parks with no cancel scope, which would cost more than a small task.
     """
 
-    __slots__ = (
-        "_link",
-        "_loop",
-        "_numbers",
-        "_nursery",
-        "_receive",
-        "idle",
-        "live",
-        "queued",
-        "starting",
-    )
+    __slots__ = ("_intake", "_link", "_loop", "_numbers", "_nursery", "_wakeup", "live", "starting")
 
     def __init__(
         self,
         link: CoordinatorLink,
         nursery: trio.Nursery,
         loop: str,
-        receive: trio.MemoryReceiveChannel[Assign],
+        intake: _Intake,
         numbers: list[int],
     ) -> None:
         self._link = link
         self._nursery = nursery
         self._loop = loop
-        self._receive = receive
+        self._intake = intake
         #: The worker_index numbers no running slot holds (a heap).
         self._numbers = sorted(numbers)
-        #: Slots running, slots parked waiting for a task, slots started that have not
-        #: run yet, and assignments no slot has taken yet.
+        #: Slots running (parked ones included), and slots started that have not run yet.
         self.live = 0
-        self.idle = 0
         self.starting = 0
-        self.queued = 0
+        # Set when a slot starts, for expire_idle waiting while the pool has none.
+        self._wakeup = trio.Event()
 
-    def assigned(self) -> None:
-        """An assignment was queued: start a slot if no idle one will take it."""
-        self.queued += 1
-        self._start_wanted()
-
-    def _start_wanted(self) -> None:
-        while self.queued > self.idle + self.starting and self._numbers:
+    def start_wanted(self) -> None:
+        """Start slots for the queued assignments no slot parked or about to run will
+        take."""
+        intake = self._intake
+        queued = len(intake.queue) - intake.waking - len(intake.parked)
+        while queued > self.starting and self._numbers:
             self.live += 1
             self.starting += 1
             self._nursery.start_soon(self._run, heapq.heappop(self._numbers))
+            self._wakeup.set()
 
     async def _run(self, index: int) -> None:
         # From here to its first take (or park) the slot runs without a checkpoint.
         self.starting -= 1
-        owner = _PooledLinkSlot(self._link, self._loop, self._receive, {}, self)
+        owner = _LinkSlot(self._link, self._loop, self._intake, {})
         try:
             await run_slot(Slot(), owner)
         except _SlotIdle:
@@ -829,44 +898,32 @@ class _SlotPool:
             self.live -= 1
             heapq.heappush(self._numbers, index)
             # An assignment may have come as this slot gave up waiting.
-            self._start_wanted()
+            self.start_wanted()
 
+    async def expire_idle(self) -> None:
+        """Stop each slot once it has been parked for :data:`SLOT_IDLE_SECONDS`; runs as
+        long as the link does.
 
-class _PooledLinkSlot(_LinkSlot):
-    """A slot of a :class:`_SlotPool`: it counts what it takes, and stops when idle."""
-
-    __slots__ = ("_pool",)
-
-    def __init__(
-        self,
-        link: CoordinatorLink,
-        loop: str,
-        assignments: trio.MemoryReceiveChannel[Assign],
-        context: Any,
-        pool: _SlotPool,
-    ) -> None:
-        super().__init__(link, loop, assignments, context)
-        self._pool = pool
-
-    def take_nowait(self) -> Assign | None:
-        try:
-            assign = self._assignments.receive_nowait()
-        except trio.WouldBlock:
-            return None
-        self._pool.queued -= 1
-        return assign
-
-    async def wait_for_task(self) -> Assign:
-        pool = self._pool
-        pool.idle += 1
-        try:
-            with trio.move_on_after(SLOT_IDLE_SECONDS):
-                assign = await self._assignments.receive()
-                pool.queued -= 1
-                return assign
-        finally:
-            pool.idle -= 1
-        raise _SlotIdle
+        The slot parked longest is the first in ``parked`` (an assignment goes to the one
+        that parked last), so one deadline, the next slot's, is all there is to watch.
+        """
+        parked = self._intake.parked
+        while True:
+            if parked:
+                task, since = next(iter(parked.items()))
+                due = since + SLOT_IDLE_SECONDS
+                if trio.current_time() >= due:
+                    del parked[task]
+                    trio.lowlevel.reschedule(task, outcome.Error(_SlotIdle()))
+                    continue
+            elif self.live:
+                # Any slot that parks from now on is due later than this: look again then.
+                due = trio.current_time() + SLOT_IDLE_SECONDS
+            else:
+                await self._wakeup.wait()
+                self._wakeup = trio.Event()
+                continue
+            await trio.sleep_until(due)
 
 
 #: A slot started on demand stops after this many seconds without a task.

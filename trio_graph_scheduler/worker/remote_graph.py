@@ -26,6 +26,7 @@ order and answers each awaited one with a ``reply``:
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ..protocol.codec import FrameTooLargeError
@@ -50,7 +51,7 @@ from ..shared.task_calls import check_task_arguments, check_task_key
 from ..shared.uids import new_uid
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from ..shared.task_calls import TaskArguments
 
@@ -170,6 +171,7 @@ class RemoteTaskNode:
     """
 
     __slots__ = (
+        "__weakref__",
         "_arguments",
         "_predecessors",
         "attempts",
@@ -208,7 +210,9 @@ class RemoteTaskNode:
         self.key = key
         self.attempts = attempts
         self.end_reason = end_reason
-        self._predecessors: list[RemoteTaskNode] = []
+        #: ``None`` while the graph still holds them as the assignment's records (made
+        #: into nodes when first asked for: most tasks never look).
+        self._predecessors: Sequence[RemoteTaskNode] | None = ()
 
     @classmethod
     def from_record(
@@ -272,7 +276,9 @@ class RemoteTaskNode:
 
     def get_predecessor_task_nodes(self) -> list[RemoteTaskNode]:
         """Every task this one waits on, with the status and result it had when assigned."""
-        return list(self._predecessors)
+        if self._predecessors is None:
+            self.graph._adopt(self)
+        return list(self._predecessors or ())
 
     async def aget_successors(
         self, task_handle: str
@@ -342,11 +348,26 @@ class RemoteGraph:
         lease: the lease the coordinator assigned the task under.
     """
 
+    __slots__ = ("_link", "_nodes", "_own", "_pending", "conditions", "lease")
+
     def __init__(self, link: GraphCallLink, lease: int) -> None:
         self._link = link
         self.lease = lease
-        self.nodes: dict[str, RemoteTaskNode] = {}
+        self._nodes: dict[str, RemoteTaskNode] = {}
+        #: The running task's node, held weakly until the task looks at :attr:`nodes`
+        #: (see :meth:`adopt_task`).
+        self._own: weakref.ref[RemoteTaskNode] | None = None
+        #: The predecessors' records and the results to read instead of theirs (the
+        #: worker's cache), until they are made into nodes.
+        self._pending: tuple[list[PredecessorRecord], dict[str, Any]] | None = None
         self.conditions: dict[str, ConditionLike] = {}
+
+    @property
+    def nodes(self) -> dict[str, RemoteTaskNode]:
+        """The tasks this task knows of, by uid."""
+        if self._own is not None:
+            self._adopt(None)
+        return self._nodes
 
     def __getattr__(self, name: str) -> Any:
         # Only for names the instance does not have: say what is in-process only.
@@ -363,17 +384,50 @@ class RemoteGraph:
         *,
         key: Any = None,
         attempts: int = 0,
+        results: dict[str, Any] | None = None,
     ) -> RemoteTaskNode:
-        """Build the running task's node and its predecessors' from an assignment."""
+        """Build the running task's node from an assignment. Its predecessors' nodes are
+        made from their ``records`` when the task first asks for them (or for
+        :attr:`nodes`), with the result in ``results`` in place of a record's own.
+
+        Until the task looks at :attr:`nodes` the graph holds the node weakly: the node
+        holds the graph, and a strong reference back would make a cycle of every task's
+        graph and node, which only the cyclic collector frees (about 4 µs per task of a
+        worker's CPU went to it). Held weakly, they go when the task is done with them.
+        """
         node = RemoteTaskNode(
             self, uid, handle, arguments, TaskStatus.IN_PROGRESS, key=key, attempts=attempts
         )
-        for record in records:
-            predecessor = RemoteTaskNode.from_record(self, record)
-            self.nodes[predecessor.uid] = predecessor
-            node._predecessors.append(predecessor)
-        self.nodes[uid] = node
+        self._own = weakref.ref(node)
+        if records:
+            node._predecessors = None
+            self._pending = (records, results or {})
         return node
+
+    def _adopt(self, node: RemoteTaskNode | None) -> None:
+        """Make :attr:`nodes` whole: the running task's node (``node``, or the one held
+        weakly), held strongly from now on, and its predecessors' nodes."""
+        own = self._own
+        self._own = None
+        if node is None and own is not None:
+            # None only when the task is over and nothing holds its node any more.
+            node = own()
+        nodes: dict[str, RemoteTaskNode] = {}
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            records, results = pending
+            predecessors = [_predecessor_node(self, record) for record in records]
+            nodes = {p.uid: p for p in predecessors}
+            for uid, value in results.items():
+                nodes[uid].task_result = value
+            if node is not None:
+                node._predecessors = predecessors
+        # In the order they came: the predecessors, then the task itself.
+        if node is not None:
+            nodes[node.uid] = node
+        nodes.update(self._nodes)
+        self._nodes = nodes
 
     async def create_task(
         self,
@@ -609,6 +663,28 @@ class RemoteGraph:
 
     def _send(self, message: Message) -> None:
         self._link.send_nowait(message)
+
+
+def _predecessor_node(graph: RemoteGraph, record: PredecessorRecord) -> RemoteTaskNode:
+    """A predecessor's node, as its record in an assignment describes it: as
+    ``RemoteTaskNode.from_record`` makes it, without its checks (a join reads thousands;
+    the record was checked when decoded, its status is a ``TaskStatus`` already)."""
+    node = _new_node(RemoteTaskNode)
+    node.graph = graph
+    node.uid = record.task_uid
+    node.task_handle = record.handle
+    node._arguments = record.arguments
+    node.task_status = record.status
+    node.task_result = record.result
+    node.exception_trace = record.exception_trace
+    node.key = record.key
+    node.attempts = 0
+    node.end_reason = None
+    node._predecessors = ()
+    return node
+
+
+_new_node: Final = object.__new__
 
 
 def _condition_too_large(uid: str, error: FrameTooLargeError) -> ValueTooLargeError:
