@@ -7,6 +7,7 @@ from typing import Any
 
 import cloudpickle
 import msgpack
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -1440,6 +1441,34 @@ def test_none_halves_of_task_arguments_round_trip_exactly(arguments: Any) -> Non
     assert exact(decoded[0].arguments) == exact(arguments)  # type: ignore[attr-defined]
     assert exact(decoded[1].arguments) == exact(arguments)  # type: ignore[attr-defined]
     assert exact(decoded[1].predecessors[0].arguments) == exact(arguments)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("count", [1, 5, 1000])
+@pytest.mark.parametrize("where", [None, "arguments", "result", "key"])
+def test_a_value_of_one_predecessor_among_many_round_trips_exactly(
+    count: int, where: str | None
+) -> None:
+    # Predecessors whose values are all None are let through without packing them one
+    # by one: a tuple in any one of them (here the last) must still be packed.
+    records = [
+        PredecessorRecord(
+            task_uid=f"task-{index}",
+            handle="h",
+            status="success",
+            arguments=None,
+            result=None,
+            exception_trace=None,
+        )
+        for index in range(count)
+    ]
+    if where is not None:
+        records[-1] = msgspec.structs.replace(records[-1], **{where: (1, (2,))})
+    message = msgspec.structs.replace(assign_carrying(None), predecessors=records)
+    (decoded,) = decode_frame(encode_frame([message]), allow_pickle=False)
+    assert decoded == message
+    last = decoded.predecessors[-1]  # type: ignore[attr-defined]
+    if where is not None:
+        assert exact(getattr(last, where)) == exact((1, (2,)))
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

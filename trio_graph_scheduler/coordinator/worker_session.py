@@ -1167,15 +1167,22 @@ class WorkerSession:
         A mark the worker cannot honour (it dropped the result meanwhile, or an
         assignment carrying it could not be sent) only makes it ask for the result."""
         held = self.worker_results
-        records = []
+        budget = self._cache_budget
+        records: list[PredecessorRecord] = []
+        append = records.append
+        # A join's assignment lists every predecessor (100,000 of them, say): this loop
+        # is its cost, so the rule of _kept is spelled out here, and None (the usual
+        # result) is never measured.
         for predecessor in node.get_predecessor_task_nodes():
-            if predecessor.uid in held:
-                records.append(_record(predecessor, cached=True))
+            uid = predecessor.uid
+            if uid in held:
+                append(_record(predecessor, cached=True))
                 continue
             record = _record(predecessor)
-            if self._kept(record.result):
-                held.add(predecessor.uid)
-            records.append(record)
+            result = record.result
+            if result is not None and CACHED_FROM <= result_size(result) <= budget:
+                held.add(uid)
+            append(record)
         return records
 
     def _kept(self, result: object) -> bool:

@@ -84,20 +84,32 @@ class InvalidFieldError(LocalProtocolError, ValueError):
         super().__init__(f"{struct_name}: {detail}")
 
 
-class Record(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Record(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """Base of the records nested in messages.
 
     Subclasses repeat ``frozen=True, kw_only=True``: msgspec applies ``kw_only`` to the
     fields a class defines itself, and type checkers want ``frozen`` spelled out.
+
+    Records and messages are not tracked by the cyclic garbage collector (``gc=False``,
+    inherited): they are made fresh from values and never referred to by what they
+    hold, so they cannot be part of a cycle. Tracked, the 100,000 predecessor records
+    of one join's assignment cost the coordinator 2 to 9 µs each in collections, while
+    a large graph is alive around them; untracked, 1 µs.
     """
 
 
 class Message(
-    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field=TYPE_KEY
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag_field=TYPE_KEY,
+    gc=False,
 ):
     """Base class of every message. ``TAG`` is the message's wire tag.
 
-    Subclasses repeat ``frozen=True, kw_only=True`` (see :class:`Record`).
+    Subclasses repeat ``frozen=True, kw_only=True``; none is tracked by the garbage
+    collector (see :class:`Record`).
     """
 
     TAG: ClassVar[str]

@@ -169,6 +169,21 @@ TRANSITIONS: Final[Mapping[Role, Mapping[SessionState, Mapping[type[Message], Se
 
 _PEER: Final = {Role.COORDINATOR: Role.WORKER, Role.WORKER: Role.COORDINATOR}
 
+#: The messages that carry a protocol version, checked as they pass.
+_VERSIONED: Final[frozenset[type[Message]]] = frozenset({Hello, Welcome, StatusRequest})
+
+#: Sender role -> state -> the message types that leave that state as it is (and carry
+#: no version): a frame of only these needs no step of the table per message.
+_STAYS: Final[Mapping[Role, Mapping[SessionState, frozenset[type[Message]]]]] = {
+    role: {
+        state: frozenset(
+            kind for kind, after in moves.items() if after is state and kind not in _VERSIONED
+        )
+        for state, moves in table.items()
+    }
+    for role, table in TRANSITIONS.items()
+}
+
 
 @final
 class ProtocolSession:
@@ -440,6 +455,11 @@ class ProtocolSession:
     ) -> SessionState:
         """Return the state after ``sender`` sent ``messages``; raise ``error`` if illegal."""
         state = self._state
+        # The usual frame (work, answers, heartbeats while ACTIVE) leaves the state as it
+        # is: checked in C, without a Python step per message.
+        stays = _STAYS[sender].get(state)
+        if stays is not None and all(map(stays.__contains__, map(type, messages))):
+            return state
         for index, message in enumerate(messages):
             allowed = TRANSITIONS[sender].get(state, {})
             next_state = allowed.get(type(message))
@@ -455,7 +475,8 @@ class ProtocolSession:
         return state
 
     def _commit(self, messages: Sequence[Message], state: SessionState) -> None:
-        for message in messages:
+        # Only the handshake's messages are kept, and none passes once ACTIVE.
+        for message in messages if self._state is not SessionState.ACTIVE else ():
             if isinstance(message, Hello):
                 self.hello = message
                 if self.role is Role.COORDINATOR:
