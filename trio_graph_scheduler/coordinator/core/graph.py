@@ -226,7 +226,18 @@ class TaskGraphCore:
                 self.nodes[node.uid] = node
                 scheduler.add_free_task(node)
                 return node
-            predecessors, conditions = self._split_waits_on(waits_on)
+            # A chain's link waits on one task: looked up here, without the general
+            # sorting of uids into tasks and conditions.
+            one = (
+                self.nodes.get(waits_on[0])
+                if waits_on.__class__ is list and len(waits_on) == 1
+                else None
+            )
+            if one is not None:
+                predecessors: list[TaskNode] = [one]
+                conditions: list[GenericSchedulingCondition] = []
+            else:
+                predecessors, conditions = self._split_waits_on(waits_on)
             if scheduler._releases is not None:
                 self._check_readable(predecessors, conditions)
             if predecessors:
