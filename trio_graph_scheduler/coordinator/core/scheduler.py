@@ -53,7 +53,7 @@ from ...shared.states import FINAL_TASK_STATUSES, ConditionStatus, EndReason, Ta
 from .nodes import EarlierRun
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from .conditions import GenericSchedulingCondition
     from .loops import LoopQueue
@@ -137,8 +137,9 @@ class Scheduler:
 
     # -- building ----------------------------------------------------------------------
 
-    def add_task(self, node: TaskNode, conditions: list[GenericSchedulingCondition]) -> None:
-        """Add a new task that waits on ``conditions`` (possibly none)."""
+    def add_task(self, node: TaskNode, conditions: Sequence[GenericSchedulingCondition]) -> None:
+        """Add a new task that waits on ``conditions`` (possibly none), which becomes its
+        ``waits_on`` (a list, or a condition's :meth:`add_condition` tuple)."""
         if conditions:
             node.waits_on = conditions
         unsatisfied = 0
@@ -180,22 +181,31 @@ class Scheduler:
 
     def add_condition(
         self, condition: GenericSchedulingCondition, predecessors: list[TaskNode]
-    ) -> None:
+    ) -> tuple[GenericSchedulingCondition]:
         """Link a new condition to its predecessors, counting those already ended.
 
         ``predecessors`` are appended to ``condition.predecessors``, unless they are that
         very list (a condition that adopted a fresh list of its own).
+
+        Returns:
+            ``(condition,)``: the ``waited_on_by`` of each predecessor that no other
+            condition waits on (one tuple for all, not a list each: 5,000 leaves joined
+            by one task share it), which a task waiting on this condition alone may take
+            as its ``waits_on`` (a chain's link: one object fewer per task).
         """
         if predecessors is not condition.predecessors:
             condition.predecessors.extend(predecessors)
+        alone = (condition,)
         ended = False
         for node in predecessors:
             # _link's steps but the append, inlined: a graph of chains links one per task.
             waited_on_by = node.waited_on_by
             if waited_on_by.__class__ is list:
                 waited_on_by.append(condition)
-            else:  # the first: a list of its own instead of the shared empty tuple
-                node.waited_on_by = [condition]
+            elif waited_on_by:  # another condition's shared tuple: a list of its own now
+                node.waited_on_by = [*waited_on_by, condition]
+            else:  # the first
+                node.waited_on_by = alone
             status = node.task_status
             if status is _SUCCESS or status is _FAILED or status is _PRECONDITION_FAILED:
                 condition._record_end(status is _SUCCESS)
@@ -207,6 +217,7 @@ class Scheduler:
             condition.condition_status = condition._evaluate()
         if self.recorder is not None:
             self.recorder.condition_created(condition)
+        return alone
 
     def add_predecessor(self, condition: GenericSchedulingCondition, node: TaskNode) -> None:
         """Make ``node`` one more predecessor of a condition that is still waiting."""
@@ -225,8 +236,8 @@ class Scheduler:
         waited_on_by = node.waited_on_by
         if isinstance(waited_on_by, list):
             waited_on_by.append(condition)
-        else:  # the first: a list of its own instead of the shared empty tuple
-            node.waited_on_by = [condition]
+        else:  # the shared empty tuple, or a condition's (see add_condition): a list now
+            node.waited_on_by = [*waited_on_by, condition]
         if node.task_status in FINAL_TASK_STATUSES:
             condition._record_end(node.task_status is _SUCCESS)
 
