@@ -89,6 +89,17 @@ def check_all_succeeded(graph: TaskGraph, expected: int) -> None:
         raise SystemExit(f"benchmark graph did not run cleanly: {by_status}")
 
 
+def tracked_objects_per_task(shape: Shape, concurrency: int) -> float:
+    """Objects the cyclic garbage collector tracks, per task of a built graph of
+    ``shape``: what it walks again and again while a big graph grows."""
+    graph = new_graph(concurrency)
+    gc.collect()
+    before = len(gc.get_objects())
+    shape.build_tgs(graph)
+    gc.collect()
+    return (len(gc.get_objects()) - before) / shape.tasks
+
+
 def measure_tgs_once(shape: Shape, concurrency: int) -> tuple[float, float]:
     """(build seconds, run seconds) for one fresh graph of ``shape``."""
     gc.collect()  # leftovers of the previous run must not be collected on this one's time
@@ -153,6 +164,13 @@ def rss_bytes() -> int:
         return max_rss_bytes()
 
 
+def cpu_seconds() -> float:
+    """This process's CPU time so far, user and system: on a loaded machine a steadier
+    figure than wall time, which counts the time other processes held the CPU too."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child_rss(size: int, concurrency: int) -> dict[str, Any]:
     """Build and run ``size`` independent tasks; RSS growth and timings."""
     # Warm up (code paths, interned strings, the status enum) so the baseline holds them.
@@ -160,15 +178,17 @@ def child_rss(size: int, concurrency: int) -> dict[str, Any]:
     gc.collect()
     baseline, baseline_peak = rss_bytes(), max_rss_bytes()
     graph = new_graph(concurrency)
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), cpu_seconds()
     independent_shape(size).build_tgs(graph)
     build_s = time.perf_counter() - started
+    build_cpu_s = cpu_seconds() - started_cpu
     gc.collect()
     built, built_peak = rss_bytes(), max_rss_bytes()
     run_s = trio.run(timed_execute, graph)
     check_all_succeeded(graph, size)
     return {
         "build_s": build_s,
+        "build_cpu_s": build_cpu_s,
         "run_s": run_s,
         "rss_growth_bytes": built - baseline,
         "peak_rss_growth_bytes": built_peak - baseline_peak,
@@ -270,7 +290,7 @@ def print_million(size: int, rss: dict[str, Any], traced: dict[str, Any] | None)
     print(f"\n{size:,} independent tasks (each figure from a fresh child process):")
     print(
         f"  build   {rss['build_s']:7.2f} s  ({size / rss['build_s']:,.0f} tasks/s, "
-        f"{rss['build_s'] / size * 1e6:.2f} us/task)"
+        f"{rss['build_s'] / size * 1e6:.2f} us/task; {rss['build_cpu_s']:.2f} s of CPU)"
     )
     print(
         f"  run     {rss['run_s']:7.2f} s  ({size / rss['run_s']:,.0f} tasks/s, "
@@ -365,6 +385,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
         results.append(result)
     print_table(results, with_dask=dask is not None)
+    tracked = ", ".join(
+        f"{shape.name} {tracked_objects_per_task(shape, args.concurrency):.1f}"
+        for shape in shapes(10 if args.quick else 1)
+    )
+    print(f"objects the garbage collector tracks per task built: {tracked}")
 
     million: dict[str, Any] | None = None
     if args.million > 0:

@@ -119,6 +119,31 @@ async def test_failure_is_recorded_with_traceback_and_propagates() -> None:
     assert [child.task_status, grandchild.task_status] == ["precondition_failed"] * 2
 
 
+async def test_arguments_a_function_does_not_take_fail_its_task_alone() -> None:
+    calls: list[int] = []
+
+    async def one(x: int, *, task_node: TaskNode, graph: TaskGraph, worker_context: Any) -> int:
+        calls.append(x)
+        return x
+
+    graph = TaskGraph({"one": one}, [WorkerLoop("default", 1)])
+    missing = await graph.create_task("one")  # no x
+    extra = await graph.create_task("one", ((1, 2), {}))  # one too many
+    unknown = await graph.create_task("one", ((3,), {"y": 4}))  # a kwarg it has not
+    fine = await graph.create_task("one", ((5,), None))
+    after = await graph.create_task("one", ((6,), {}), [missing.uid])
+    summary = await execute_graph(graph)
+    for node in (missing, extra, unknown):
+        assert node.task_status == "failed"
+        assert node.end_reason is EndReason.RAISED
+        assert isinstance(node.task_exception, TypeError)
+        assert node.attempts == 1
+    assert after.task_status == "precondition_failed"
+    assert fine.task_result == 5
+    assert calls == [5]  # the failed calls ran nothing of the function
+    assert len(summary.failed_tasks) == 3
+
+
 async def test_task_that_marks_itself_failed_is_failed() -> None:
     async def give_up(*, task_node: TaskNode, **_: Any) -> str:
         task_node.task_status = "failed"  # the seed allowed this

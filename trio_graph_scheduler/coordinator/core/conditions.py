@@ -142,11 +142,13 @@ class GenericSchedulingCondition:
     @classmethod
     def _all_succeeded(
         cls, graph: TaskGraphCore, predecessors: list[TaskNode]
-    ) -> GenericSchedulingCondition:
+    ) -> tuple[GenericSchedulingCondition]:
         """The implicit ``SUCCESS__ALL`` condition of ``create_task(..., waits_on)``, over
         predecessors the graph has resolved already (a list it hands over): the
         constructor's steps without parsing the mode or looking the uids up a second
-        time (a graph of chains makes one per task)."""
+        time (a graph of chains makes one per task). Returns it in a 1-tuple, which a
+        task waiting on it alone takes as its ``waits_on`` (see
+        ``Scheduler.add_condition``)."""
         self = cls.__new__(cls)
         self.mode = _SUCCESS_ALL
         self.graph = graph
@@ -158,8 +160,7 @@ class GenericSchedulingCondition:
         self._successes = 0
         self._completions = 0
         graph.conditions[uid] = self
-        graph.scheduler.add_condition(self, predecessors)
-        return self
+        return graph.scheduler.add_condition(self, predecessors)
 
     def __repr__(self) -> str:
         handles = ",".join(node.task_handle for node in self.predecessors)

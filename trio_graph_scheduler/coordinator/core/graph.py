@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
@@ -226,16 +226,32 @@ class TaskGraphCore:
                 self.nodes[node.uid] = node
                 scheduler.add_free_task(node)
                 return node
-            predecessors, conditions = self._split_waits_on(waits_on)
+            # A chain's link waits on one task: looked up here, without the general
+            # sorting of uids into tasks and conditions.
+            one = (
+                self.nodes.get(waits_on[0])
+                if waits_on.__class__ is list and len(waits_on) == 1
+                else None
+            )
+            if one is not None:
+                predecessors: list[TaskNode] = [one]
+                conditions: list[GenericSchedulingCondition] = []
+            else:
+                predecessors, conditions = self._split_waits_on(waits_on)
             if scheduler._releases is not None:
                 self._check_readable(predecessors, conditions)
+            waits: Sequence[GenericSchedulingCondition] = conditions
             if predecessors:
-                conditions.append(GenericSchedulingCondition._all_succeeded(self, predecessors))
+                alone = GenericSchedulingCondition._all_succeeded(self, predecessors)
+                if conditions:
+                    conditions.append(alone[0])
+                else:  # a chain's link: the condition's own tuple, not a list of one
+                    waits = alone
             node = TaskNode(self, new_uid("task"), task_handle, task_arguments, queue)
             if scheduler.recorder is not None:
-                scheduler.recorder.task_created(node, conditions)
+                scheduler.recorder.task_created(node, list(waits))
             self.nodes[node.uid] = node
-            scheduler.add_task(node, conditions)
+            scheduler.add_task(node, waits)
             return node
         function = self._check_function(task_handle)
         check_task_arguments(task_handle, task_arguments)
@@ -253,7 +269,7 @@ class TaskGraphCore:
         else:
             self._check_new_uid(uid, "task-")
         if predecessors:
-            conditions.append(GenericSchedulingCondition._all_succeeded(self, predecessors))
+            conditions.append(GenericSchedulingCondition._all_succeeded(self, predecessors)[0])
         node = TaskNode(
             self,
             uid,

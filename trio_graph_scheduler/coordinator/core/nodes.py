@@ -29,8 +29,10 @@ _WAITING: Final = TaskStatus.WAITING_FOR_PREDECESSORS
 LOCAL_WORKER: Final = "local"
 
 #: ``waits_on`` and ``waited_on_by`` of a task without any: one shared empty tuple, not two
-#: empty lists per task (112 bytes of a node's ~500; issue 10). The scheduler makes a list
-#: on the first condition (``Scheduler.add_task``, ``Scheduler._link``).
+#: empty lists per task (112 bytes of a node's ~500; issue 10). The scheduler sets the
+#: first (``Scheduler.add_task``, ``Scheduler.add_condition``): a list, or a condition's
+#: own 1-tuple, shared by the predecessors no other condition waits on and by a task that
+#: waits on it alone; a list again once there is more.
 NO_CONDITIONS: Final[tuple[GenericSchedulingCondition, ...]] = ()
 
 
@@ -87,9 +89,10 @@ class TaskNode:
             task queued before the graph runs: when it starts), last started, and ended,
             as ``time.time()``; ``None`` until then.
         worker: what ran it last: a worker's id, or ``local`` in-process.
-        waits_on: the conditions it waits on (a list; an empty tuple while there are none).
-        waited_on_by: the conditions that wait on it (a list; an empty tuple while there
-            are none).
+        waits_on: the conditions it waits on (a sequence: a tuple or a list; empty while
+            there are none). It does not change once the task is created.
+        waited_on_by: the conditions that wait on it (a sequence: empty, a condition's
+            1-tuple that other tasks may share, or a list).
     """
 
     __slots__ = (
