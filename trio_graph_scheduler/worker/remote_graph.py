@@ -348,7 +348,7 @@ class RemoteGraph:
         lease: the lease the coordinator assigned the task under.
     """
 
-    __slots__ = ("_link", "_nodes", "_own", "_pending", "conditions", "lease")
+    __slots__ = ("__weakref__", "_link", "_nodes", "_own", "_pending", "conditions", "lease")
 
     def __init__(self, link: GraphCallLink, lease: int) -> None:
         self._link = link
