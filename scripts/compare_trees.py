@@ -11,7 +11,11 @@ out). Used to check that a refactor costs nothing on the hot paths:
 
 Workloads: in-process no-op tasks (independent, and chains of 5), and distributed no-op
 tasks on a coordinator and one worker in one process (in-memory streams: both ends'
-CPU per task, no network).
+CPU per task, no network). ``--modes worker`` adds the worker alone: a real
+``tgs-worker`` under callgrind, served by a real ``tgs-coordinator`` (not counted) on
+loopback, running the fan-out shape of ``bench_cli_graph.py`` at concurrency 64. The
+worker is slow under callgrind, so the coordinator's frames come full: this counts a
+worker's cost per task in large batches, not its cost per frame in small ones.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 WORKLOAD = r"""
@@ -49,9 +56,17 @@ assert all(n.task_status == "success" for n in graph.nodes.values())
 """
 
 MODES = ("independent", "chains", "distributed")
+#: Every workload, the worker alone included (a few minutes each under callgrind).
+ALL_MODES = (*MODES, "worker")
+
+SCRIPTS = Path(__file__).resolve().parent
+#: The largest frame either program takes here: the fan's join lists every task.
+MAX_FRAME = ("--max-frame-bytes", str(64 * 2**20))
 
 
 def instructions(tree: Path, mode: str, tasks: int) -> int:
+    if mode == "worker":
+        return worker_instructions(tree, tasks)
     env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
     run = subprocess.run(
         [
@@ -69,10 +84,74 @@ def instructions(tree: Path, mode: str, tasks: int) -> int:
         text=True,
         check=True,
     )
-    found = re.search(r"Collected\s*:\s*(\d+)", run.stderr)
+    return collected(run.stderr)
+
+
+def collected(stderr: str) -> int:
+    """The instruction count in callgrind's report."""
+    found = re.search(r"Collected\s*:\s*(\d+)", stderr)
     if found is None:
-        raise SystemExit(f"no instruction count from callgrind:\n{run.stderr[-2000:]}")
+        raise SystemExit(f"no instruction count from callgrind:\n{stderr[-2000:]}")
     return int(found.group(1))
+
+
+def worker_instructions(tree: Path, tasks: int) -> int:
+    """A ``tgs-worker`` under callgrind runs ``tasks`` no-ops (between a start task and
+    a join) for a ``tgs-coordinator`` that is not counted."""
+    bin_dir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory(prefix="tgs-compare-") as directory:
+        work = Path(directory)
+        out = work / "bounds.json"
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(tree.resolve()),
+            "BENCH_SHAPE": "fan",
+            "BENCH_TASKS": str(tasks),
+            "BENCH_CONCURRENCY": "64",
+            "BENCH_OUT": str(out),
+        }
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            address = f"127.0.0.1:{probe.getsockname()[1]}"
+        log = work / "coordinator.err"
+        with log.open("wb") as err:
+            coordinator = subprocess.Popen(
+                [
+                    str(bin_dir / "tgs-coordinator"),
+                    "bench_cli_graph:build",
+                    *("--listen", address, "--min-workers", "1", "--no-progress", *MAX_FRAME),
+                ],
+                cwd=SCRIPTS,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        try:
+            while "listening on" not in log.read_text():
+                if coordinator.poll() is not None:
+                    raise SystemExit(f"tgs-coordinator exited:\n{log.read_text()[-2000:]}")
+                time.sleep(0.05)
+            worker = subprocess.run(
+                [
+                    "valgrind",
+                    "--tool=callgrind",
+                    "--callgrind-out-file=/dev/null",
+                    sys.executable,
+                    str(bin_dir / "tgs-worker"),
+                    *("--connect", f"ws://{address}", "--log-level", "warning", *MAX_FRAME),
+                ],
+                cwd=work,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            coordinator.wait(60)
+        finally:
+            if coordinator.poll() is None:
+                coordinator.kill()
+                coordinator.wait()
+    return collected(worker.stderr)
 
 
 def per_task(tree: Path, mode: str, tasks: int) -> float:
@@ -85,9 +164,18 @@ def main() -> None:
     parser.add_argument("old", type=Path, help="the tree before (a worktree of a commit)")
     parser.add_argument("new", type=Path, help="the tree after")
     parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help=f"the workloads, comma-separated, of {', '.join(ALL_MODES)} (default: all but worker)",
+    )
     args = parser.parse_args()
+    modes = [mode for mode in args.modes.split(",") if mode]
+    unknown = set(modes) - set(ALL_MODES)
+    if unknown:
+        parser.error(f"no such workload: {', '.join(sorted(unknown))}")
     print(f"{'workload':12} {'before':>10} {'after':>10} {'after/before':>13}  (instructions/task)")
-    for mode in MODES:
+    for mode in modes:
         old = per_task(args.old, mode, args.tasks)
         new = per_task(args.new, mode, args.tasks)
         print(f"{mode:12} {old:10,.0f} {new:10,.0f} {new / old:13.3f}")

@@ -649,14 +649,17 @@ class _Intake:
     Assignments wait in :attr:`queue`; a slot that ends a task takes the next one from
     it without a checkpoint. A slot with nothing to do parks (a trio task waiting to be
     rescheduled: no channel, no cancel scope). An assignment wakes one parked slot, and
-    only when no other is being woken; each slot that takes an assignment and leaves
-    more queued wakes the next. So a frame of small tasks costs two wakes, however many
-    it brings (the first slot runs them all back to back, the second finds nothing),
-    and tasks that await still each get a slot of their own, one scheduling round after
-    the other.
+    only when no other is being woken; a slot that takes an assignment and leaves more
+    queued wakes the next. So a frame of small tasks costs two wakes, however many it
+    brings (the first slot runs them all back to back, the second finds nothing).
+
+    A woken slot that finds work left knows that the tasks taken before it awaited:
+    it wakes twice as many slots as woke it (each wake carries how many the woken slot
+    may wake in turn), so a frame of tasks that await has them all started within a
+    few scheduling rounds (6 for 32), not one round each.
     """
 
-    __slots__ = ("parked", "queue", "waking")
+    __slots__ = ("parked", "queue", "starting", "waking")
 
     def __init__(self) -> None:
         #: Assignments no slot has taken yet, in order.
@@ -665,20 +668,25 @@ class _Intake:
         #: parked, each with the time it did (``trio.current_time()``). The last to park
         #: is woken first: the longest idle stay parked, and may go.
         self.parked: dict[trio.lowlevel.Task, float] = {}
-        #: Slots woken and not yet run (at most one).
+        #: Slots woken and not yet run, and slots started (on demand) not yet run.
         self.waking = 0
+        self.starting = 0
 
     def put(self, assign: Assign) -> None:
         """Queue ``assign``; wake a parked slot for it unless one is being woken."""
         self.queue.append(assign)
         if self.parked and not self.waking:
-            self.wake_one()
+            self.wake(1, 1)
 
-    def wake_one(self) -> None:
-        """Wake the slot that parked last, to take from the queue."""
-        task, _ = self.parked.popitem()
-        self.waking += 1
-        trio.lowlevel.reschedule(task)
+    def wake(self, count: int, width: int) -> None:
+        """Wake up to ``count`` slots (the last to park first) to take from the queue;
+        each may wake ``width`` more if it finds work left."""
+        parked = self.parked
+        while count > 0 and parked:
+            task, _ = parked.popitem()
+            self.waking += 1
+            trio.lowlevel.reschedule(task, outcome.Value(width))  # one each: used once
+            count -= 1
 
 
 class _LinkSlot:
@@ -714,7 +722,7 @@ class _LinkSlot:
             # More to do: a parked slot takes the next one should this task await.
             intake = self._intake
             if intake.parked and not intake.waking:
-                intake.wake_one()
+                intake.wake(1, 2)
         return assign
 
     async def wait_for_task(self) -> Assign:
@@ -722,13 +730,18 @@ class _LinkSlot:
         if task is None:
             task = self._task = trio.lowlevel.current_task()
         intake = self._intake
+        queue = self._queue
         while True:
             intake.parked[task] = trio.current_time()
-            # Woken to take from the queue (or let go: the pool raises _SlotIdle here).
-            await trio.lowlevel.wait_task_rescheduled(self._abort)
+            # Woken to take from the queue (or let go: the pool raises _SlotIdle here),
+            # with how many slots this one may wake in turn.
+            width: int = await trio.lowlevel.wait_task_rescheduled(self._abort)
             intake.waking -= 1
-            assign = self.take_nowait()
-            if assign is not None:
+            if queue:
+                assign = queue.popleft()
+                if queue:
+                    # Work left after the slots woken before: their tasks awaited.
+                    intake.wake(min(width, len(queue) - intake.waking), 2 * width)
                 return assign
             # Another slot took everything meanwhile: park again.
 
@@ -741,6 +754,12 @@ class _LinkSlot:
         self, slot: Slot[Assign], assign: Assign
     ) -> tuple[Awaitable[Any], RemoteTaskNode] | None:
         link = self._link
+        intake = self._intake
+        if not (self._queue and (intake.waking or intake.starting)):
+            # The coordinator may wait for the started tasks to send this worker more:
+            # said now, unless the slots woken to start the rest of the queue will say
+            # it with theirs (one ``started`` for the lot).
+            link._pump.wake()
         lease = assign.lease
         if lease in link._cancelled:  # cancelled before it started: answered already
             link._cancelled.discard(lease)
@@ -748,7 +767,6 @@ class _LinkSlot:
         link._leases[lease] = slot
         del link._queued[lease]
         link._started.append(lease)
-        link._pump.wake()  # the coordinator may wait for it to send this worker more
         if link._debug:
             logger.debug("task %s (%s) started, lease %d", assign.task_uid, assign.handle, lease)
         loaded = link._functions[assign.handle]
@@ -853,7 +871,7 @@ class _SlotPool:
     parks with no cancel scope, which would cost more than a small task.
     """
 
-    __slots__ = ("_intake", "_link", "_loop", "_numbers", "_nursery", "_wakeup", "live", "starting")
+    __slots__ = ("_intake", "_link", "_loop", "_numbers", "_nursery", "_wakeup", "live")
 
     def __init__(
         self,
@@ -869,9 +887,9 @@ class _SlotPool:
         self._intake = intake
         #: The worker_index numbers no running slot holds (a heap).
         self._numbers = sorted(numbers)
-        #: Slots running (parked ones included), and slots started that have not run yet.
+        #: Slots running (parked ones included); those started that have not run yet
+        #: are counted in the intake (``starting``).
         self.live = 0
-        self.starting = 0
         # Set when a slot starts, for expire_idle waiting while the pool has none.
         self._wakeup = trio.Event()
 
@@ -880,15 +898,15 @@ class _SlotPool:
         take."""
         intake = self._intake
         queued = len(intake.queue) - intake.waking - len(intake.parked)
-        while queued > self.starting and self._numbers:
+        while queued > intake.starting and self._numbers:
             self.live += 1
-            self.starting += 1
+            intake.starting += 1
             self._nursery.start_soon(self._run, heapq.heappop(self._numbers))
             self._wakeup.set()
 
     async def _run(self, index: int) -> None:
         # From here to its first take (or park) the slot runs without a checkpoint.
-        self.starting -= 1
+        self._intake.starting -= 1
         owner = _LinkSlot(self._link, self._loop, self._intake, {})
         try:
             await run_slot(Slot(), owner)

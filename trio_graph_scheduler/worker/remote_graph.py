@@ -348,7 +348,7 @@ class RemoteGraph:
         lease: the lease the coordinator assigned the task under.
     """
 
-    __slots__ = ("_link", "_nodes", "_own", "_pending", "conditions", "lease")
+    __slots__ = ("__weakref__", "_link", "_nodes", "_own", "_pending", "conditions", "lease")
 
     def __init__(self, link: GraphCallLink, lease: int) -> None:
         self._link = link
@@ -395,9 +395,19 @@ class RemoteGraph:
         graph and node, which only the cyclic collector frees (about 4 µs per task of a
         worker's CPU went to it). Held weakly, they go when the task is done with them.
         """
-        node = RemoteTaskNode(
-            self, uid, handle, arguments, TaskStatus.IN_PROGRESS, key=key, attempts=attempts
-        )
+        # As RemoteTaskNode(...) makes it, without the keyword arguments' cost: once a task.
+        node = _new_node(RemoteTaskNode)
+        node.graph = self
+        node.uid = uid
+        node.task_handle = handle
+        node._arguments = arguments
+        node.task_status = TaskStatus.IN_PROGRESS
+        node.task_result = None
+        node.exception_trace = None
+        node.key = key
+        node.attempts = attempts
+        node.end_reason = None
+        node._predecessors = ()
         self._own = weakref.ref(node)
         if records:
             node._predecessors = None
