@@ -174,22 +174,26 @@ def _struct_packer(cls: type[msgspec.Struct], *, names_field: bool) -> _Pack | N
         values = get_values(struct)
         if values.count(None) == unset:
             return struct
-        changes = {}
-        for (name, pack), value in zip(plans, values, strict=True):
-            if value is None:
-                continue  # None is carried as it is by every field
-            try:
-                packed = pack(value, packer)
-            except ValueEncodeError as exc:
-                if not names_field:
-                    raise
-                raise ValueEncodeError(
-                    exc.type_name, exc.reason, field=name, too_large=exc.too_large
-                ) from exc
-            if packed is not value:
-                changes[name] = packed
+        changes = None
+        index = 0
+        for value in values:
+            if value is not None:  # None is carried as it is by every field
+                name, pack = plans[index]
+                try:
+                    packed = pack(value, packer)
+                except ValueEncodeError as exc:
+                    if not names_field:
+                        raise
+                    raise ValueEncodeError(
+                        exc.type_name, exc.reason, field=name, too_large=exc.too_large
+                    ) from exc
+                if packed is not value:
+                    if changes is None:
+                        changes = {}
+                    changes[name] = packed
+            index += 1  # noqa: SIM113  # cheaper than enumerate here, per assignment
         # Most values are native (None, a number, a string): then nothing is copied.
-        return msgspec.structs.replace(struct, **changes) if changes else struct
+        return struct if changes is None else msgspec.structs.replace(struct, **changes)
 
     return pack_struct
 
