@@ -128,3 +128,9 @@ async def test_a_task_on_a_worker_sees_its_predecessors(
     with trio.fail_after(TIME_LIMIT):
         await run_cluster(graph, 1)
     assert node.task_result == [[0, 1, 2], True, True]
+
+
+def test_a_task_may_set_attributes_on_its_graph_as_in_process() -> None:
+    graph, _ = adopted([])
+    graph.mine = 1
+    assert graph.mine == 1

@@ -348,7 +348,18 @@ class RemoteGraph:
         lease: the lease the coordinator assigned the task under.
     """
 
-    __slots__ = ("__weakref__", "_link", "_nodes", "_own", "_pending", "conditions", "lease")
+    # __dict__: a task may set attributes of its own on its graph, as in-process (made
+    # only when one is set).
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_link",
+        "_nodes",
+        "_own",
+        "_pending",
+        "conditions",
+        "lease",
+    )
 
     def __init__(self, link: GraphCallLink, lease: int) -> None:
         self._link = link
