@@ -23,6 +23,7 @@ from trio_graph_scheduler.coordinator.dispatch import (
     Pace,
     Turnaround,
     adapted_window,
+    full_window,
     prefetch_window,
 )
 from trio_graph_scheduler.coordinator.worker_session import LoopClaim
@@ -124,6 +125,43 @@ def test_a_window_is_full_while_its_worker_keeps_up_and_shrinks_as_it_falls_behi
     assert adapted_window(16, 0.008, 0.001) == 4
     # Far behind: one task, never none.
     assert adapted_window(16, 1.0, 0.001) == 1
+
+
+def test_a_full_window_is_half_the_slots_or_the_workers_share_of_the_loop() -> None:
+    assert full_window(4, 4) == 4  # alone on a loop of 4: all of it
+    assert full_window(4, 2) == 2  # one of two
+    assert full_window(64, 32) == 32
+    assert full_window(1000, 10) == 500  # one of 100: half its slots still
+    assert full_window(4, 32) == 4  # --max-tasks 4 on a loop of 64: its slots
+    assert full_window(1, 1) == 2  # never below two (credit bounds it anyway)
+
+
+async def test_a_worker_alone_on_its_loop_is_sent_all_it_has_credit_for(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Half its slots as its window would hold tasks shorter than a round trip to half
+    # the loop's concurrency (at concurrency 4, two at a time) with no other worker to
+    # protect; a second worker's arrival halves the share.
+    graph = sleepy_graph()
+    with trio.fail_after(TIME_LIMIT * 3):
+        async with open_cluster(graph, CoordinatorConfig()) as cluster:
+            async with stalled_worker(cluster) as alone:
+                await alone.join(credit=CONCURRENCY)
+                await alone.read_for(0.5)
+                assert len(alone.of_type(Assign)) == CONCURRENCY
+                (session,) = cluster.coordinator.sessions
+                (claim,) = session._claims.values()
+                assert claim.window == CONCURRENCY
+                async with stalled_worker(cluster) as second:
+                    await second.join(credit=CONCURRENCY)
+                    await second.read_for(0.5)
+                    assert claim.window == CONCURRENCY // 2
+                # The second left: the first has the whole loop again.
+                await alone.read_for(0.5)
+                assert claim.window == CONCURRENCY
+            cluster.start_worker()
+    assert sum(n.task_status is TaskStatus.SUCCESS for n in graph.nodes.values()) == TASKS
+    graph.check_invariants()
 
 
 def test_a_turnaround_moves_by_a_sixteenth_of_each_sample() -> None:

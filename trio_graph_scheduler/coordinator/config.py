@@ -63,8 +63,9 @@ class CoordinatorConfig:
         spill_dir: where to make that temporary directory (default: the system's).
         prefetch: at most this many tasks sent to one worker and not yet started there,
             per loop; ``None`` (the default): half the worker's slots on the
-            loop, at least 2, and less for a worker slower to start its tasks than the
-            loop's fastest (the window follows each worker's turnaround). A worker that
+            loop, at least 2, or its share of the loop's concurrency if more, and less
+            for a worker slower to start its tasks than the loop's fastest (the window
+            follows each worker's turnaround). A worker that
             stops answering holds no more than what it was running plus this
             (docs/operations.md, "How work is spread").
     """

@@ -13,9 +13,14 @@ The window follows each worker (unless ``--prefetch`` fixes it): the coordinator
 moving average of each worker's *turnaround* on a loop (from sending a task to hearing
 that it started; one sample per frame that says so), and the loop's *pace*, the best of
 those averages. A worker that keeps up (a turnaround at most twice the pace) has the full
-window, half its slots (at least 2); one k times slower than that has 1/k of it, at least
-one task. So a worker 25 ms away beside workers on the same host holds a task or two in
-flight, not half its slots, and workers that all sit as far away keep their full windows.
+window; one k times slower than that has 1/k of it, at least one task. So a worker 25 ms
+away beside workers on the same host holds a task or two in flight, not half its slots,
+and workers that all sit as far away keep their full windows.
+
+The full window is half the worker's slots (at least 2), or its share of the loop's
+concurrency (the concurrency over the loop's workers) when that is more, up to all its
+slots: a worker alone on its loop may hold the whole loop in flight (there is no other to
+keep it from), and two workers at concurrency 4 hold 2 each.
 
 A task sent and not started for :attr:`PrefetchLedger.after` seconds, to a worker that
 has said nothing for as long, while another worker of its loop waits for work, is *taken
@@ -81,11 +86,17 @@ def prefetch_window(slots: int, configured: int | None) -> int:
     return max(MIN_PREFETCH, math.ceil(slots * PREFETCH_SHARE))
 
 
+def full_window(slots: int, share: int) -> int:
+    """The window of a worker that keeps up: half its ``slots`` (at least
+    :data:`MIN_PREFETCH`), or its ``share`` of the loop's concurrency, up to its slots."""
+    return max(prefetch_window(slots, None), min(share, slots))
+
+
 def adapted_window(full: int, turnaround: float, pace: float) -> int:
     """A worker's window from its turnaround and its loop's pace (seconds): the ``full``
     window while it keeps up, a share as much smaller as it is slower, at least one."""
     keeps_up = KEEPS_UP * pace
-    if turnaround <= keeps_up:
+    if turnaround <= keeps_up or pace == 0.0:
         return full
     return max(1, math.ceil(full * keeps_up / turnaround))
 
@@ -151,16 +162,45 @@ class Holder(Protocol):
         ...
 
 
-class PrefetchLedger:
-    """Every loop's leases sent and not started, oldest first, across all workers."""
+class Member(Protocol):
+    """What the ledger needs of a worker's claim on a loop."""
 
-    __slots__ = ("_lines", "_paces", "after")
+    def reshare(self, share: int) -> None:
+        """The loop's concurrency over its workers is now ``share``."""
+        ...
+
+
+class PrefetchLedger:
+    """Every loop's leases sent and not started, oldest first, across all workers; and
+    every loop's workers, so that each has its share of the loop."""
+
+    __slots__ = ("_lines", "_members", "_paces", "after")
 
     def __init__(self, after: float) -> None:
         #: Seconds a task may sit sent and unstarted before a waiting worker may take it.
         self.after = after
         self._lines: dict[str, deque[tuple[float, Holder, int]]] = {}
         self._paces: dict[str, Pace] = {}
+        self._members: dict[str, dict[Member, None]] = {}
+
+    def join(self, loop: str, member: Member, concurrency: int) -> None:
+        """A worker (its claim ``member``) serves ``loop`` now: every worker's share of
+        it is smaller. O(workers of the loop), once per join."""
+        members = self._members.setdefault(loop, {})
+        members[member] = None
+        self._reshare(members, concurrency)
+
+    def leave(self, loop: str, member: Member, concurrency: int) -> None:
+        """``member`` no longer serves ``loop``: the others' shares grow."""
+        members = self._members.get(loop, {})
+        if members.pop(member, 0) is None:
+            self._reshare(members, concurrency)
+
+    @staticmethod
+    def _reshare(members: dict[Member, None], concurrency: int) -> None:
+        share = math.ceil(concurrency / len(members)) if members else concurrency
+        for member in members:
+            member.reshare(share)
 
     def pace(self, loop: str) -> Pace:
         """The pace of ``loop``: the best turnaround among its workers."""

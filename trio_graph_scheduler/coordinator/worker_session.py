@@ -81,7 +81,14 @@ from ..shared.pump import ConnectionPump
 from ..shared.states import EndReason
 from ..shared.task_errors import unpickle_exception
 from .core.conditions import GenericSchedulingCondition
-from .dispatch import NO_WINDOW, Pace, Turnaround, adapted_window, prefetch_window
+from .dispatch import (
+    NO_WINDOW,
+    Pace,
+    Turnaround,
+    adapted_window,
+    full_window,
+    prefetch_window,
+)
 from .observe.status_reply import build_status_reply
 from .observe.wording import worker_lost_line
 from .run import log_task_failure
@@ -147,6 +154,7 @@ class LoopClaim:
         "revoked",
         "sampled_at",
         "session",
+        "slots",
         "turnaround",
         "unstarted",
         "waiting",
@@ -161,6 +169,7 @@ class LoopClaim:
         *,
         adapts: bool = False,
         pace: Pace | None = None,
+        slots: int = 0,
     ) -> None:
         self.session = session
         self.loop = loop
@@ -175,8 +184,11 @@ class LoopClaim:
         #: The window of a worker that keeps up; ``window`` shrinks from it as its
         #: worker's turnaround grows beyond the loop's pace (see dispatch.py).
         self.base_window = self.window
-        #: Whether the window follows the turnaround (not when ``--prefetch`` set it).
+        #: Whether the window follows the turnaround and the share of the loop (not
+        #: when ``--prefetch`` set it).
         self.adapts = adapts
+        #: Its worker's slots on the loop.
+        self.slots = slots
         #: Its worker's turnaround on the loop, and the loop's pace.
         self.turnaround = Turnaround()
         self.pace = pace if pace is not None else Pace()
@@ -208,6 +220,17 @@ class LoopClaim:
         pace = self.pace.update(self, turnaround)
         if self.adapts:
             self.window = adapted_window(self.base_window, turnaround, pace)
+
+    def reshare(self, share: int) -> None:
+        """The loop's concurrency over its workers is now ``share``: so is the full
+        window, within its bounds (see dispatch.py)."""
+        if not self.adapts:
+            return
+        before = self.window
+        self.base_window = full_window(self.slots, share)
+        self.window = adapted_window(self.base_window, self.turnaround.seconds, self.pace.seconds)
+        if self.window > before:
+            self.session._rejoin(self)  # it may have waited for room in its window
 
     def cancel(self, node: TaskNode) -> None:
         self.session.cancel(node)
@@ -322,6 +345,8 @@ class WorkerSession:
             await self._pump.close(closed.code, closed.reason)
             return
         self._coordinator.sessions.add(self)
+        for loop, claim in self._claims.items():
+            self._coordinator.prefetched.join(loop, claim, self._scheduler.loops[loop].concurrency)
         self._coordinator.count(workers_joined=1)
         self._coordinator.membership_changed()
         record = self._coordinator.workers[self.worker_id] = WorkerRecord(
@@ -459,6 +484,7 @@ class WorkerSession:
                 # A window set by --prefetch stays as set; the default one adapts.
                 adapts=prefetch is None,
                 pace=coordinator.prefetched.pace(loop),
+                slots=slots[loop],
             )
             for loop in loops
         }
@@ -508,6 +534,8 @@ class WorkerSession:
             claim.waiting = False
             claim.credit = claim.unstarted = claim.revoked = 0
             claim.pace.forget(claim)
+        for loop, claim in self._claims.items():  # the others' shares grow
+            self._coordinator.prefetched.leave(loop, claim, self._scheduler.loops[loop].concurrency)
         # Whatever threads still run there, they are no longer this cluster's slots.
         busy, self.busy_slots = self.busy_slots, {}
         for node in busy.values():
