@@ -58,15 +58,24 @@ Spill = Callable[[int, bytes], bytes]
 class _Packing:
     """One encoding pass: the value packer, and where large values go (if anywhere)."""
 
-    __slots__ = ("index", "spill", "spill_above", "spill_limit", "values")
+    __slots__ = ("_values", "index", "spill", "spill_above", "spill_limit")
 
     def __init__(self, spill: Spill | None, spill_above: int, spill_limit: int) -> None:
-        self.values = ValuePacker()
+        self._values: ValuePacker | None = None
         self.spill = spill
         self.spill_above = spill_above
         self.spill_limit = spill_limit
         #: The index of the message being packed.
         self.index = 0
+
+    @property
+    def values(self) -> ValuePacker:
+        """The value packer, made on first use: most frames hold no value that needs
+        one, and making one (a msgpack Packer and its buffer) costs about a microsecond,
+        once per frame."""
+        if self._values is None:
+            self._values = ValuePacker()
+        return self._values
 
 
 _Pack = Callable[[Any, _Packing], Any]
