@@ -244,6 +244,21 @@ def check_results(outcome: Outcome) -> None:
     assert outcome.keyed("released")["result_type"] == "bytes"
 
 
+def check_timestamps(outcome: Outcome) -> None:
+    keys = ["early-0", "early-1", "early-2", "first", "second", "spawner", "late"]
+    outcome.expect_statuses(dict.fromkeys(keys, "success"))
+    tasks = {key: outcome.keyed(key) for key in keys}
+    for key, task in tasks.items():
+        assert task["queued_at"] <= task["started_at"] <= task["ended_at"], (key, task)
+    # The tasks built before the run became ready for execution when it started: one
+    # reading of the clock for all of them.
+    built = {tasks[key]["queued_at"] for key in ["early-0", "early-1", "early-2", "first"]}
+    assert built == {tasks["spawner"]["queued_at"]}, built
+    # A task readied or created during the run is queued then.
+    assert tasks["second"]["queued_at"] >= tasks["first"]["ended_at"]
+    assert tasks["late"]["queued_at"] >= tasks["spawner"]["started_at"]
+
+
 #: Every case of the suite.
 CASES: list[Case] = [
     Case("conditions", check_conditions, real=True),
@@ -258,6 +273,7 @@ CASES: list[Case] = [
     Case("arguments", check_arguments, real=True),
     Case("errors", check_errors, real=True),
     Case("contexts", check_contexts, real=True),
+    Case("timestamps", check_timestamps, real=True),
     Case(
         "results",
         check_results,

@@ -598,3 +598,21 @@ async def build_results() -> TaskGraph:
         "probe_results", ((released.uid, kept.uid), {}), [reader.uid], key="probe"
     )
     return graph
+
+
+# -- timestamps ---------------------------------------------------------------------------
+
+
+async def spawn_late(*, graph: Any, **_: Any) -> None:
+    """Create a task while the run goes on: it is queued when it is created."""
+    await graph.create_task("ok", (("late",), {}), key="late")
+
+
+async def build_timestamps() -> TaskGraph:
+    graph = _graph({"spawn_late": spawn_late})
+    for i in range(3):
+        await graph.create_task("ok", ((i,), {}), key=f"early-{i}")
+    first = await graph.create_task("ok", (("first",), {}), key="first")
+    await graph.create_task("ok", (("second",), {}), [first.uid], key="second")
+    await graph.create_task("spawn_late", key="spawner")
+    return graph
