@@ -1,0 +1,118 @@
+"""The round trip under tgs's own: a small message echoed between two processes, over a
+raw trio TCP stream and over trio-websocket (a benchmark, not a test).
+
+One process sends 100 bytes and waits for them to come back; a second process (started
+by this one) echoes them. The median over the run is the floor the transport puts under
+tgs's idle round trip (``scripts/bench_distributed.py --cli``'s chain), which is two such
+messages plus the work at both ends:
+
+    python scripts/bench_echo.py [--messages 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from typing import Final
+
+import trio
+import trio_websocket
+
+HOST: Final = "127.0.0.1"
+PAYLOAD: Final = b"x" * 100
+
+
+async def tcp_echo(port: int) -> None:
+    async def echo(stream: trio.SocketStream) -> None:
+        async for data in stream:
+            await stream.send_all(data)
+
+    await trio.serve_tcp(echo, port, host=HOST)
+
+
+async def ws_echo(port: int) -> None:
+    async def handler(request: trio_websocket.WebSocketRequest) -> None:
+        ws = await request.accept()
+        while True:
+            await ws.send_message(await ws.get_message())
+
+    await trio_websocket.serve_websocket(handler, HOST, port, ssl_context=None)
+
+
+async def tcp_client(port: int, messages: int) -> list[float]:
+    gaps = []
+    stream = await trio.open_tcp_stream(HOST, port)
+    async with stream:
+        for _ in range(messages):
+            start = time.perf_counter()
+            await stream.send_all(PAYLOAD)
+            received = 0
+            while received < len(PAYLOAD):
+                received += len(await stream.receive_some(65536))
+            gaps.append(time.perf_counter() - start)
+    return gaps
+
+
+async def ws_client(port: int, messages: int) -> list[float]:
+    gaps = []
+    async with trio_websocket.open_websocket(HOST, port, "/", use_ssl=False) as ws:
+        for _ in range(messages):
+            start = time.perf_counter()
+            await ws.send_message(PAYLOAD)
+            await ws.get_message()
+            gaps.append(time.perf_counter() - start)
+    return gaps
+
+
+async def when_listening(port: int) -> None:
+    """Wait (up to 30 s) until the echo process accepts connections."""
+    with trio.fail_after(30):
+        while True:
+            try:
+                stream = await trio.open_tcp_stream(HOST, port)
+            except OSError:
+                await trio.sleep(0.05)
+            else:
+                await stream.aclose()
+                return
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=2000, help="round trips (2,000)")
+    parser.add_argument("--serve", choices=("tcp", "ws"), help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        trio.run(tcp_echo if args.serve == "tcp" else ws_echo, args.port)
+        return
+    clients = {"tcp": tcp_client, "ws": ws_client}
+    names = {"tcp": "raw trio TCP stream", "ws": "trio-websocket"}
+    for kind, client in clients.items():
+        port = free_port()
+        argv = [sys.executable, __file__, "--serve", kind, "--port", str(port)]
+        server = subprocess.Popen(argv)
+        try:
+            trio.run(when_listening, port)
+            gaps = trio.run(client, port, args.messages)
+        finally:
+            server.kill()
+            server.wait()
+        median = statistics.median(gaps) * 1e6
+        print(f"{names[kind]:>20}: median round trip {median:6.0f} us over {args.messages:,}")
+
+
+if __name__ == "__main__":
+    main()
