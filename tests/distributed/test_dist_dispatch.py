@@ -10,7 +10,7 @@ later, and count none of them as a run. Time is trio's autojump clock.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 import trio
@@ -21,6 +21,7 @@ from memcluster import TIME_LIMIT, Cluster, open_cluster
 from trio_graph_scheduler import CoordinatorConfig, TaskGraph, TaskStatus, WorkerLoop
 from trio_graph_scheduler.coordinator.dispatch import (
     Pace,
+    PrefetchLedger,
     Turnaround,
     adapted_window,
     full_window,
@@ -185,29 +186,55 @@ def test_the_pace_is_the_best_turnaround_among_the_workers() -> None:
     assert pace.update(b, 0.007) == 0.007  # the leader left: the next sample sets it
 
 
+class LedgerSession:
+    """What a claim asks of its session when its loop's shares change."""
+
+    def __init__(self, ledger: PrefetchLedger, concurrency: int) -> None:
+        self.ledger = ledger
+        self.concurrency = concurrency
+
+    def reshare(self, loop: str) -> None:
+        self.ledger.regard(loop, self.concurrency)
+
+    def _rejoin(self, claim: LoopClaim) -> None:
+        pass  # no loop queue here
+
+
 def test_a_claims_window_follows_its_workers_turnaround() -> None:
-    pace = Pace()
-    session: Any = None  # the window's arithmetic never reaches the session
+    # Two workers of 32 slots on a loop of 32: a share of 16 each, half their slots.
+    ledger = PrefetchLedger(after=1.0)
+    session: Any = LedgerSession(ledger, 32)
 
-    def claim(configured: int | None) -> LoopClaim:
-        window = prefetch_window(16, configured)
-        return LoopClaim(session, "default", window, adapts=configured is None, pace=pace)
+    def claim() -> LoopClaim:
+        window = prefetch_window(32, None)
+        made = LoopClaim(
+            session, "default", window, adapts=True, pace=ledger.pace("default"), slots=32
+        )
+        ledger.join("default", made, 32)
+        return made
 
-    near, far, fixed = claim(None), claim(None), claim(3)
-    assert near.window == far.window == 8  # the full window: half the slots
+    near, far = claim(), claim()
+    assert near.window == far.window == 16
     for frame in range(20):
         now = 1.0 + frame
         near.heard_started(now - 0.001, now)
         far.heard_started(now - 0.050, now)
         far.heard_started(now - 0.001, now)  # one sample per frame: the first
-        fixed.heard_started(now - 0.050, now)
-    assert near.window == 8
-    assert far.window == 1  # 25 times the pace's double: a task at a time
-    assert fixed.window == 3  # --prefetch: as set
+    # The far worker fell behind: a task at a time (its share of 16 over 25 times the
+    # pace's double), and the near one, the only one keeping up, may hold the whole loop.
+    assert far.window == 1
+    assert near.window == 32
     for frame in range(100):
         now = 100.0 + frame
         far.heard_started(now - 0.001, now)  # it came closer (or its host calmed down)
-    assert far.window == 8
+    assert far.window == near.window == 16
+
+
+def test_a_window_set_by_prefetch_stays_as_set() -> None:
+    fixed = LoopClaim(cast("Any", None), "default", prefetch_window(32, 3), adapts=False)
+    for frame in range(20):
+        fixed.heard_started(frame - 0.050, float(frame))
+    assert fixed.window == 3
 
 
 class ScriptedWorker(StalledWorker):

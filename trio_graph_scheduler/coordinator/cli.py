@@ -131,8 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="at most N tasks sent to a worker and not yet started there, per loop "
         "(default: half the worker's slots on the loop, at least 2, or its share of the "
-        "loop's concurrency if more, and less for a worker slower to start its tasks than "
-        "the others: it follows each worker's turnaround); "
+        "loop's concurrency among the workers that keep up if more, and less for a worker "
+        "slower to start its tasks than the others: it follows each worker's turnaround); "
         "a worker that stops answering holds what it ran plus these, which go to a "
         "waiting worker after --heartbeat-interval of silence",
     )

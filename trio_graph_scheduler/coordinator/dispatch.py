@@ -18,9 +18,11 @@ away beside workers on the same host holds a task or two in flight, not half its
 and workers that all sit as far away keep their full windows.
 
 The full window is half the worker's slots (at least 2), or its share of the loop's
-concurrency (the concurrency over the loop's workers) when that is more, up to all its
-slots: a worker alone on its loop may hold the whole loop in flight (there is no other to
-keep it from), and two workers at concurrency 4 hold 2 each.
+concurrency when that is more, up to all its slots. A worker that keeps up shares the
+loop with the others that keep up; one that fell behind, with all the loop's workers
+(before its window shrinks by its slowness). So a worker alone on its loop may hold the
+whole loop in flight (there is no other to keep it from), two workers at concurrency 4
+hold 2 each, and a near worker beside a far one that fell behind has the loop to itself.
 
 A task sent and not started for :attr:`PrefetchLedger.after` seconds, to a worker that
 has said nothing for as long, while another worker of its loop waits for work, is *taken
@@ -165,8 +167,11 @@ class Holder(Protocol):
 class Member(Protocol):
     """What the ledger needs of a worker's claim on a loop."""
 
+    #: Whether its worker keeps up with the loop's pace.
+    keeps_up: bool
+
     def reshare(self, share: int) -> None:
-        """The loop's concurrency over its workers is now ``share``."""
+        """Its share of the loop's concurrency is now ``share``."""
         ...
 
 
@@ -196,11 +201,20 @@ class PrefetchLedger:
         if members.pop(member, 0) is None:
             self._reshare(members, concurrency)
 
+    def regard(self, loop: str, concurrency: int) -> None:
+        """A worker of ``loop`` fell behind or caught up: the shares change. Rare (a
+        worker's turnaround is a moving average), and O(workers of the loop)."""
+        self._reshare(self._members.get(loop, {}), concurrency)
+
     @staticmethod
     def _reshare(members: dict[Member, None], concurrency: int) -> None:
-        share = math.ceil(concurrency / len(members)) if members else concurrency
+        if not members:
+            return
+        keeping_up = sum(member.keeps_up for member in members)
+        among_all = math.ceil(concurrency / len(members))
+        among_keeping_up = math.ceil(concurrency / max(1, keeping_up))
         for member in members:
-            member.reshare(share)
+            member.reshare(among_keeping_up if member.keeps_up else among_all)
 
     def pace(self, loop: str) -> Pace:
         """The pace of ``loop``: the best turnaround among its workers."""

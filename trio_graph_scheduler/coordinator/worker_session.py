@@ -82,6 +82,7 @@ from ..shared.states import EndReason
 from ..shared.task_errors import unpickle_exception
 from .core.conditions import GenericSchedulingCondition
 from .dispatch import (
+    KEEPS_UP,
     NO_WINDOW,
     Pace,
     Turnaround,
@@ -149,6 +150,7 @@ class LoopClaim:
         "adapts",
         "base_window",
         "credit",
+        "keeps_up",
         "loop",
         "pace",
         "revoked",
@@ -189,6 +191,8 @@ class LoopClaim:
         self.adapts = adapts
         #: Its worker's slots on the loop.
         self.slots = slots
+        #: Whether its turnaround is within twice its loop's pace (see dispatch.py).
+        self.keeps_up = True
         #: Its worker's turnaround on the loop, and the loop's pace.
         self.turnaround = Turnaround()
         self.pace = pace if pace is not None else Pace()
@@ -218,8 +222,15 @@ class LoopClaim:
         self.sampled_at = heard_at
         turnaround = self.turnaround.add(heard_at - sent_at)
         pace = self.pace.update(self, turnaround)
-        if self.adapts:
+        if not self.adapts:
+            return
+        keeps_up = turnaround <= KEEPS_UP * pace
+        if keeps_up is self.keeps_up:
             self.window = adapted_window(self.base_window, turnaround, pace)
+        else:
+            # It fell behind or caught up: the loop's shares change, its own too.
+            self.keeps_up = keeps_up
+            self.session.reshare(self.loop)
 
     def reshare(self, share: int) -> None:
         """The loop's concurrency over its workers is now ``share``: so is the full
@@ -465,6 +476,10 @@ class WorkerSession:
             await self._send_now([build_status_reply(coordinator, first.why, first.tasks)])
             raise _SessionClosed(CloseCode.NORMAL, "status sent")
         return first
+
+    def reshare(self, loop: str) -> None:
+        """One of the workers of ``loop`` fell behind or caught up (see dispatch.py)."""
+        self._coordinator.prefetched.regard(loop, self._scheduler.loops[loop].concurrency)
 
     async def _welcome(self, hello: Hello) -> None:
         coordinator = self._coordinator
