@@ -346,6 +346,19 @@ class CliRun:
     stamps: list[float] = field(default_factory=list)
 
 
+def start_cli_coordinator(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """A ``tgs-coordinator`` building ``bench_cli_graph``'s graph (sized by ``env``'s
+    ``BENCH_*``), its log in ``log``; ``args`` are more of its options."""
+    with log.open("wb") as err:
+        return subprocess.Popen(
+            [str(BIN / "tgs-coordinator"), "bench_cli_graph:build", "--no-progress", *args],
+            cwd=SCRIPTS,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+
+
 def cli_run(shape: str, tasks: int, concurrency: int, work: Path) -> CliRun:
     """Runs ``bench_cli_graph:build`` through the CLIs on loopback."""
     out = work / f"{shape}-{tasks}-{concurrency}.json"
@@ -363,19 +376,9 @@ def cli_run(shape: str, tasks: int, concurrency: int, work: Path) -> CliRun:
     log = work / f"coordinator-{shape}-{tasks}-{concurrency}.err"
     deadline = time.monotonic() + RUN_TIMEOUT_S
     gc.collect()
-    with log.open("wb") as err:
-        coordinator = subprocess.Popen(
-            [
-                str(BIN / "tgs-coordinator"),
-                "bench_cli_graph:build",
-                *("--listen", address, "--min-workers", str(WORKERS), "--no-progress"),
-                *CLI_MAX_FRAME,
-            ],
-            cwd=SCRIPTS,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
+    coordinator = start_cli_coordinator(
+        env, log, "--listen", address, "--min-workers", str(WORKERS), *CLI_MAX_FRAME
+    )
     processes = [coordinator]
     try:
         wait_until(lambda: "listening on" in log.read_text(), "the coordinator", deadline)
@@ -446,18 +449,7 @@ def cli_build_memory(tasks: int, work: Path) -> dict[str, float]:
     }
     log = work / f"coordinator-memory-{tasks}.err"
     deadline = time.monotonic() + RUN_TIMEOUT_S
-    with log.open("wb") as err:
-        coordinator = subprocess.Popen(
-            [
-                str(BIN / "tgs-coordinator"),
-                "bench_cli_graph:build",
-                *("--listen", f"{HOST}:{free_port()}", "--no-progress"),
-            ],
-            cwd=SCRIPTS,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
+    coordinator = start_cli_coordinator(env, log, "--listen", f"{HOST}:{free_port()}")
     try:
         wait_until(lambda: "listening on" in log.read_text(), "the coordinator", deadline)
         rss = proc_rss_bytes(coordinator.pid)

@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_distributed import CLI_MAX_FRAME, start_cli_coordinator
+
 WORKLOAD = r"""
 import sys, trio
 from trio_graph_scheduler import TaskGraph, WorkerLoop, execute_graph
@@ -58,10 +60,6 @@ assert all(n.task_status == "success" for n in graph.nodes.values())
 MODES = ("independent", "chains", "distributed")
 #: Every workload, the worker alone included (a few minutes each under callgrind).
 ALL_MODES = (*MODES, "worker")
-
-SCRIPTS = Path(__file__).resolve().parent
-#: The largest frame either program takes here: the fan's join lists every task.
-MAX_FRAME = ("--max-frame-bytes", str(64 * 2**20))
 
 
 def instructions(tree: Path, mode: str, tasks: int) -> int:
@@ -114,18 +112,9 @@ def worker_instructions(tree: Path, tasks: int) -> int:
             probe.bind(("127.0.0.1", 0))
             address = f"127.0.0.1:{probe.getsockname()[1]}"
         log = work / "coordinator.err"
-        with log.open("wb") as err:
-            coordinator = subprocess.Popen(
-                [
-                    str(bin_dir / "tgs-coordinator"),
-                    "bench_cli_graph:build",
-                    *("--listen", address, "--min-workers", "1", "--no-progress", *MAX_FRAME),
-                ],
-                cwd=SCRIPTS,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
+        coordinator = start_cli_coordinator(
+            env, log, "--listen", address, "--min-workers", "1", *CLI_MAX_FRAME
+        )
         try:
             while "listening on" not in log.read_text():
                 if coordinator.poll() is not None:
@@ -138,7 +127,7 @@ def worker_instructions(tree: Path, tasks: int) -> int:
                     "--callgrind-out-file=/dev/null",
                     sys.executable,
                     str(bin_dir / "tgs-worker"),
-                    *("--connect", f"ws://{address}", "--log-level", "warning", *MAX_FRAME),
+                    *("--connect", f"ws://{address}", "--log-level", "warning", *CLI_MAX_FRAME),
                 ],
                 cwd=work,
                 env=env,

@@ -54,16 +54,16 @@ if TYPE_CHECKING:
 NO_WINDOW: Final = 2**62
 #: The smallest full window: one task in flight while another starts.
 MIN_PREFETCH: Final = 2
-#: The full window is this share of a worker's slots on the loop (at least
-#: :data:`MIN_PREFETCH`). Tasks shorter than a round trip are never seen started (their
-#: answer says it), so the window bounds a worker's tasks in flight: an eighth halved
-#: the throughput of no-op tasks on loopback and doubled the CPU per task on both sides
-#: (concurrency 64, two workers); half costs nothing measurable there (two workers then
-#: take turns, each answering its half of the loop in one frame), and a worker that
-#: stops answering holds at most what it ran plus half its slots, until they are taken
-#: back. All the slots would let one worker hold every task of a loop of 4 (fewer
-#: frames, on a machine that runs the workers and the coordinator on two cores; no
-#: parallelism between the workers, and a frozen worker stalls the loop).
+#: The full window is at least this share of a worker's slots on the loop (and
+#: :data:`MIN_PREFETCH`), more when its share of the loop is more. Tasks shorter than a
+#: round trip are never seen started (their answer says it), so the window bounds a
+#: worker's tasks in flight: an eighth halved the throughput of no-op tasks on loopback
+#: and doubled the CPU per task on both sides (concurrency 64, two workers); half costs
+#: nothing measurable there (two workers then take turns, each answering its half of the
+#: loop in one frame). All the slots for every worker that keeps up was tried: one
+#: worker then often held every task of a loop of 4 (fewer frames on a machine that runs
+#: the workers and the coordinator on two cores, no parallelism between the workers),
+#: frames per task rose at 64, and a worker that froze could hold a whole small loop.
 PREFETCH_SHARE: Final = 1 / 2
 #: How much one turnaround sample moves its moving average: 1/16, so that a worker's
 #: window follows a change within a few dozen frames and one late frame moves it little.
@@ -76,7 +76,8 @@ KEEPS_UP: Final = 2.0
 
 def prefetch_window(slots: int, configured: int | None) -> int:
     """How many tasks sent to a worker may be unstarted there at once, on one loop: the
-    full window, or the one ``configured``.
+    one ``configured``, else half its slots (at least :data:`MIN_PREFETCH`), the window
+    it starts with until its share of the loop is known.
 
     Args:
         slots: the worker's slots on the loop (the loop's concurrency, capped by the
