@@ -7,8 +7,8 @@ waiting on them all) at loop concurrency ``--concurrency``, in two shapes: ``noo
 leaves and ``sleep`` leaves (``--sleep`` seconds each). For each it reports:
 
 * tasks/s, timed inside the tasks (the start's end to the join's start);
-* the coordinator's CPU per task (user + system from ``/proc/PID/stat``, between every
-  worker joining and the join's start);
+* the coordinator's CPU per task, and the workers' (all of them, summed): user + system
+  from ``/proc/PID/stat``, between every worker joining and the join's start;
 * the coordinator's peak RSS, and the workers' RSS (sum and mean) at the join;
 * how long the workers took to leave after the run, and whether all left within the
   coordinator's grace (it logs "did not leave in time" otherwise).
@@ -176,8 +176,10 @@ def _run_once(
             started.append(procs[-1])
         wait_for(lambda: joined() >= len(procs), "the workers", deadline)
     before = cpu_seconds(coordinator.pid)
+    workers_before = sum(cpu_seconds(p.pid) for p in procs)
     wait_for(out.exists, "the join", deadline)
     after = cpu_seconds(coordinator.pid)
+    workers_after = sum(cpu_seconds(p.pid) for p in procs)
     joined_at = time.monotonic()
     worker_rss = [memory_kib(p.pid, "VmRSS") for p in procs]
     coordinator_peak = memory_kib(coordinator.pid, "VmHWM")
@@ -192,6 +194,7 @@ def _run_once(
     return {
         "tasks_per_s": tasks / (stamps["last_start"] - stamps["first_end"]),
         "coordinator_us": 1e6 * (after - before) / tasks,
+        "workers_us": 1e6 * (workers_after - workers_before) / tasks,
         "coordinator_peak_mib": coordinator_peak / 1024,
         "workers_rss_mib": sum(worker_rss) / 1024,
         "worker_rss_mib": sum(worker_rss) / 1024 / max(1, len(worker_rss)),
@@ -202,8 +205,9 @@ def _run_once(
 
 
 def scale(args: argparse.Namespace, work: Path) -> None:
-    heads = ("shape", "workers", "tasks/s", "coord CPU/task", "coord peak", "worker RSS")
-    print("{:>6} {:>8} {:>9} {:>15} {:>11} {:>11}  left".format(*heads))
+    heads = ("shape", "workers", "tasks/s", "coord CPU/task", "workers' CPU/task")
+    heads += ("coord peak", "worker RSS")
+    print("{:>6} {:>8} {:>9} {:>15} {:>17} {:>11} {:>11}  left".format(*heads))
     for shape in args.shapes.split(","):
         for count in (int(n) for n in args.workers.split(",") if n):
             address = f"127.0.0.1:{free_port()}"
@@ -215,6 +219,7 @@ def scale(args: argparse.Namespace, work: Path) -> None:
             print(
                 f"{shape:>6} {count:>8} {figures['tasks_per_s']:>9,.0f} "
                 f"{figures['coordinator_us']:>12.1f} µs "
+                f"{figures['workers_us']:>14.1f} µs "
                 f"{figures['coordinator_peak_mib']:>7.0f} MiB "
                 f"{figures['worker_rss_mib']:>7.1f} MiB  {left}{figures['left_in_s']:.1f} s",
                 flush=True,

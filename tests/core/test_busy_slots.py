@@ -61,6 +61,9 @@ def test_a_cancelled_task_with_its_slot_busy_frees_the_slot_for_a_waiting_claima
         def cancel(self, node: Any) -> None:
             raise AssertionError("not asked")
 
+        def keeps_freed_slot(self) -> bool:
+            return False
+
     waiting = Waiting()
     queue.wait(waiting)
     graph.check_invariants()

@@ -220,16 +220,21 @@ def test_concurrency_limit_is_held_by_the_queue() -> None:
 
 
 class Recorder:
-    """A claimant that records what it was handed, holding ``credit`` tasks at most."""
+    """A claimant that records what it was handed, holding ``credit`` tasks at most;
+    with ``keeps``, it takes back the slots its tasks free while it has credit."""
 
-    def __init__(self, credit: int) -> None:
+    def __init__(self, credit: int, *, keeps: bool = False) -> None:
         self.credit = credit
+        self.keeps = keeps
         self.got: list[TaskNode] = []
 
     def deliver(self, node: TaskNode) -> bool:
         self.got.append(node)
         self.credit -= 1
         return self.credit > 0
+
+    def keeps_freed_slot(self) -> bool:
+        return self.keeps and self.credit > 1
 
 
 def test_waiting_claimants_are_served_round_robin_within_the_limit() -> None:
@@ -250,6 +255,24 @@ def test_waiting_claimants_are_served_round_robin_within_the_limit() -> None:
     queue.withdraw(two)
     driver.succeed(tasks[0])
     assert len(queue.ready) == 1
+    graph.check_invariants()
+
+
+def test_a_freed_slot_goes_back_to_its_claimant_if_it_keeps_it() -> None:
+    graph = make_graph(default=2)
+    driver = Driver(graph)
+    queue = graph.scheduler.loops["default"]
+    keeper, other = Recorder(credit=4, keeps=True), Recorder(credit=5)
+    queue.wait(keeper)
+    queue.wait(other)
+    tasks = [graph.create_task_nowait("f") for _ in range(5)]
+    assert (keeper.got, other.got) == ([tasks[0]], [tasks[1]])
+    driver.succeed(tasks[1])  # other's: round robin, keeper is first in line
+    assert keeper.got == [tasks[0], tasks[2]]
+    driver.succeed(tasks[0])  # keeper's: it takes the slot back, ahead of other
+    assert (keeper.got, other.got) == ([tasks[0], tasks[2], tasks[3]], [tasks[1]])
+    driver.succeed(tasks[2])  # keeper has credit for one more only: the line serves
+    assert (keeper.got, other.got) == ([tasks[0], tasks[2], tasks[3]], tasks[1::3])
     graph.check_invariants()
 
 

@@ -310,6 +310,58 @@ async def test_a_worker_slow_to_start_its_tasks_gets_a_smaller_window(
     assert adapted[0] > 10 * adapted[1], adapted
 
 
+class BatchWorker(StalledWorker):
+    """A worker that answers each frame of assignments ``after`` seconds later, in one
+    frame, with the credit back."""
+
+    def __init__(self, ws: trio_websocket.WebSocketConnection) -> None:
+        super().__init__(ws)
+        #: How many assignments each frame it was sent carried.
+        self.frames: list[int] = []
+
+    async def serve(self, after: float) -> None:
+        while True:
+            messages = decode_frame(await self.ws.get_message(), allow_pickle=True)
+            leases = [message.lease for message in messages if isinstance(message, Assign)]
+            if leases:
+                self.frames.append(len(leases))
+                await trio.sleep(after)
+                answers = [TaskSucceeded(lease=lease, result="ran") for lease in leases]
+                # The credit first, as tgs-worker sends it.
+                await self.send(Claim(loop="default", credit=len(leases)), *answers)
+            if any(isinstance(message, Shutdown) for message in messages):
+                return
+
+
+async def test_the_slots_a_workers_answers_free_go_back_to_it_in_one_frame(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Two workers share a loop of 8, with credit and window for all of it: each holds
+    # its share of 4. Handed out in turn, the 4 slots one worker's frame frees would go
+    # 2 and 2 (frames of 2 for both, and the slower one would hold 6); given back to
+    # the worker that freed them, they go out as one frame of 4, as they came.
+    graph = TaskGraph({"timed": timed}, [WorkerLoop("default", CONCURRENCY)])
+    for _ in range(10 * CONCURRENCY):
+        graph.create_task_nowait("timed", ((1.0,), None))
+    config = CoordinatorConfig(prefetch=CONCURRENCY, min_workers=2)
+    with trio.fail_after(TIME_LIMIT):
+        async with open_cluster(graph, config) as cluster, trio.open_nursery() as connections:
+            workers = []
+            for _ in range(2):
+                worker = BatchWorker(await connections.start(scripted_ws, cluster))
+                await worker.join(credit=CONCURRENCY)
+                workers.append(worker)
+            async with trio.open_nursery() as serving:
+                for worker, after in zip(workers, (0.01, 0.1), strict=True):
+                    serving.start_soon(worker.serve, after)
+            connections.cancel_scope.cancel()
+    assert not graph.scheduler.unfinished
+    fast, slow = (worker.frames for worker in workers)
+    assert set(fast) == set(slow) == {CONCURRENCY // 2}, (fast, slow)
+    assert sum(fast) > 5 * sum(slow)  # each kept its share, the fast one ran more
+    graph.check_invariants()
+
+
 async def test_a_stalled_worker_gets_only_its_window_and_loses_it_to_a_waiting_one(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -159,28 +159,3 @@ async def test_a_long_frame_is_handled_whole(autojump_clock: trio.testing.MockCl
             await far.send_message(b",".join(b"%d" % n for n in range(count)))
             await far.send_message(b"%d" % count)
         assert [note.number for note in handled] == list(range(count + 1))  # type: ignore[attr-defined]
-
-
-async def test_a_gathering_sender_lets_the_ready_tasks_add_to_its_frame(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    async with connected() as (near, far), trio.open_nursery() as nursery:
-        outbox: list[Ping | Note] = []
-        pump = pump_over(near, outbox, [])
-        pump._gather = lambda: True  # as a busy coordinator's session says
-        nursery.start_soon(pump.send_loop, 10.0)
-        await trio.testing.wait_all_tasks_blocked()
-
-        def add(number: int) -> None:
-            outbox.append(Note(number))
-            pump.wake()
-
-        async def add_soon(number: int) -> None:
-            add(number)
-
-        add(1)
-        # Ready in the same round as the woken sender: whichever runs first, the
-        # sender waits a round, and the note goes in its frame.
-        nursery.start_soon(add_soon, 2)
-        assert await far.get_message() == b"1,2"
-        nursery.cancel_scope.cancel()

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import trio
-
 from trio_graph_scheduler import Coordinator, CoordinatorConfig, TaskGraph, TaskNode, WorkerLoop
 from trio_graph_scheduler.coordinator.worker_session import (
-    GATHER_BELOW,
-    GATHER_WHEN_BUSY,
     LoopClaim,
     WorkerSession,
 )
@@ -34,6 +30,8 @@ def session_with_leases(count: int) -> tuple[TaskGraph, WorkerSession, list[Task
     session = WorkerSession(coordinator, None)  # type: ignore[arg-type]  # never used here
     graph.scheduler.start()
     queue = graph.scheduler.loops["default"]
+    claim = session._claims["default"] = LoopClaim(session, "default")
+    claim.held = count
     nodes = []
     for lease in range(1, count + 1):
         node = queue.claim_nowait()
@@ -76,14 +74,3 @@ def test_cancelling_a_task_whose_assignment_was_not_sent_ends_it_here() -> None:
     assert [type(message) for message in messages] == [Assign]
     assert claim.credit == 1
     graph.check_invariants()
-
-
-async def test_the_sender_gathers_only_a_small_batch_while_the_coordinator_is_busy() -> None:
-    _, session, _ = session_with_leases(GATHER_BELOW - 1)
-    assert not session._gather()  # idle: nothing else is ready to run
-    async with trio.open_nursery() as nursery:
-        for _ in range(GATHER_WHEN_BUSY):
-            nursery.start_soon(trio.lowlevel.checkpoint)  # ready to run from now
-        assert session._gather()
-        session._to_assign.append(session._to_assign[0])
-        assert not session._gather()  # a batch as large as that goes at once

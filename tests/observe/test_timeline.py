@@ -454,6 +454,9 @@ class Runner:
     def cancel(self, node: TaskNode) -> None:
         pass
 
+    def keeps_freed_slot(self) -> bool:
+        return False
+
 
 def test_a_run_lost_with_its_worker_has_its_own_bar_on_that_worker() -> None:
     now = [100.0]

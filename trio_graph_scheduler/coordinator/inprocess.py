@@ -157,6 +157,9 @@ class _LocalSlot:
         trio.lowlevel.reschedule(self._task, outcome.Value(node))
         return False  # one task at a time; the slot claims again when it is done
 
+    def keeps_freed_slot(self) -> bool:
+        return False  # it claims again itself when its task is done
+
     def cancel(self, node: TaskNode) -> None:
         """Cancel ``node`` if it is the task this slot runs."""
         if self.slot.task is node:

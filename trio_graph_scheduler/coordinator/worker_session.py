@@ -150,12 +150,14 @@ class LoopClaim:
         "adapts",
         "base_window",
         "credit",
+        "held",
         "keeps_up",
         "loop",
         "pace",
         "revoked",
         "sampled_at",
         "session",
+        "share",
         "slots",
         "turnaround",
         "unstarted",
@@ -178,6 +180,10 @@ class LoopClaim:
         self.credit = 0
         #: Whether the loop queue holds this claimant in line.
         self.waiting = False
+        #: Tasks handed to it and not answered (nor handed or taken back).
+        self.held = 0
+        #: Its share of the loop's concurrency (see dispatch.py); 0 until it is known.
+        self.share = 0
         #: Tasks handed to it that its worker has not said it started (nor answered),
         #: taken-back ones included until the worker answers their ``cancel``.
         self.unstarted = 0
@@ -208,10 +214,22 @@ class LoopClaim:
 
     def deliver(self, node: TaskNode) -> bool:
         self.credit -= 1
+        self.held += 1
         self.unstarted += 1
         self.session._lease(node)
         self.waiting = self.credit > 0 and self.unstarted < self.window and not self.revoked
         return self.waiting
+
+    def keeps_freed_slot(self) -> bool:
+        """A slot its worker's answer freed comes back to it while it holds less than
+        its share of the loop and has room in its window and credit for two more tasks
+        (so that it may stay in line after this one)."""
+        return (
+            self.waiting
+            and self.held < self.share
+            and self.credit > 1
+            and self.unstarted + 1 < self.window
+        )
 
     def heard_started(self, sent_at: float, heard_at: float) -> None:
         """A task sent at ``sent_at`` was started (or answered), as a frame that arrived
@@ -235,6 +253,7 @@ class LoopClaim:
     def reshare(self, share: int) -> None:
         """The loop's concurrency over its workers is now ``share``: so is the full
         window, within its bounds (see dispatch.py)."""
+        self.share = share
         if not self.adapts:
             return
         before = self.window
@@ -334,7 +353,6 @@ class WorkerSession:
             },
             streaming=lambda: self._protocol.streaming,
             stream_frames=self._protocol.stream_frames,
-            gather=self._gather,
         )
 
     @property
@@ -420,7 +438,7 @@ class WorkerSession:
         """
         unsent, self._to_assign = self._to_assign, []
         for lease, node in unsent:
-            if self.leases.pop(lease, None) is not None:
+            if self._pop_lease(lease) is not None:
                 self._scheduler.hand_back(node)
         self._outbox.append(Shutdown(reason=reason, graph_succeeded=graph_succeeded))
         self._pump.wake()
@@ -547,7 +565,7 @@ class WorkerSession:
         for claim in self._claims.values():
             self._scheduler.loops[claim.loop].withdraw(claim)
             claim.waiting = False
-            claim.credit = claim.unstarted = claim.revoked = 0
+            claim.credit = claim.held = claim.unstarted = claim.revoked = 0
             claim.pace.forget(claim)
         for loop, claim in self._claims.items():  # the others' shares grow
             self._coordinator.prefetched.leave(loop, claim, self._scheduler.loops[loop].concurrency)
@@ -693,7 +711,8 @@ class WorkerSession:
         stays counted in the worker's window until the worker answers the ``cancel``:
         a frozen worker is given nothing more meanwhile.
         """
-        node = self.leases.pop(lease)
+        node = self._pop_lease(lease)
+        assert node is not None  # the ledger takes back only held leases
         del self.unstarted[lease]  # only held leases are unstarted (see _take_lease)
         claim = self._claims[node._loop.name]
         claim.revoked += 1
@@ -795,9 +814,16 @@ class WorkerSession:
             # A slot is free that an idle worker could not take before (the loop was full).
             offer_suspects(self._coordinator.sessions)
 
+    def _pop_lease(self, lease: int) -> TaskNode | None:
+        """Forget ``lease`` (answered, handed or taken back, or never sent); its task."""
+        node = self.leases.pop(lease, None)
+        if node is not None:
+            self._claims[node._loop.name].held -= 1
+        return node
+
     def _take_lease(self, lease: int, *, slot_busy: bool = False) -> TaskNode | None:
         """The task of an answered lease; ``None`` for a lease taken back (ignored)."""
-        node = self.leases.pop(lease, None)
+        node = self._pop_lease(lease)
         if node is not None:
             sent_at = self.unstarted.pop(lease, None) if self.unstarted else None
             if sent_at is not None:
@@ -925,7 +951,7 @@ class WorkerSession:
             claim.credit = 0
         self._handed_back = self._handed_back or 0
         for lease in message.leases:
-            node = self.leases.pop(lease, None)
+            node = self._pop_lease(lease)
             if node is not None:
                 if self.unstarted.pop(lease, None) is not None:
                     self._claims[node._loop.name].unstarted -= 1  # no longer to take back
@@ -1098,7 +1124,7 @@ class WorkerSession:
                 # Not sent yet: it never started, so it ends here, and the worker keeps
                 # the credit it granted for it.
                 self._to_assign = [pair for pair in self._to_assign if pair[0] != lease]
-                del self.leases[lease]
+                self._pop_lease(lease)
                 claim = self._claims[node._loop.name]
                 claim.unstarted -= 1
                 self._add_credit(claim, 1)
@@ -1122,24 +1148,6 @@ class WorkerSession:
             await self._pump.send_loop(self._coordinator.config.heartbeat_interval)
         except trio_websocket.ConnectionClosed:
             self._drop(_SessionClosed(CloseCode.NORMAL, "connection closed"))
-
-    def _gather(self) -> bool:
-        """Whether the sender should wait one trio round before it takes the outbox.
-
-        With many workers each holds few tasks, so each frame carries few, and the cost
-        of a frame (a send, the WebSocket layer's reader and lock, a wake on each side)
-        is paid for every few tasks: it made the coordinator's CPU per task grow with the
-        number of workers. When this session has only a few assignments to send and the
-        coordinator is busy (other tasks are ready to run: other connections' frames
-        being handled, which free slots and hand out tasks), one more round lets what
-        they hand this worker go in the same frame. With few workers a batch is large,
-        and an idle coordinator has nothing to wait for: both send at once, so that the
-        round trip, which bounds a small cluster's throughput, does not grow.
-        """
-        return (
-            len(self._to_assign) < GATHER_BELOW
-            and trio.lowlevel.current_statistics().tasks_runnable >= GATHER_WHEN_BUSY
-        )
 
     def _take_outbox(self) -> list[Message]:
         # Assignments first: a Cancel or the Shutdown in the outbox must not overtake them.
@@ -1252,7 +1260,8 @@ class WorkerSession:
         return CACHED_FROM <= result_size(result) <= self._cache_budget
 
     def _fail_unsendable(self, lease: int, error: Exception) -> None:
-        node = self.leases.pop(lease)
+        node = self._pop_lease(lease)
+        assert node is not None  # it was being sent
         logger.warning("task %s cannot be sent to a worker: %s", node.uid, error)
         # The worker never saw it: the credit it spent on it is still its own.
         self.unstarted.pop(lease, None)
@@ -1304,12 +1313,6 @@ class WorkerSession:
         except trio_websocket.ConnectionClosed:
             raise _SessionClosed(CloseCode.NORMAL, "connection closed") from None
 
-
-#: A session's sender that wakes with fewer than GATHER_BELOW assignments to send, while
-#: at least GATHER_WHEN_BUSY trio tasks are ready to run, lets them run first (see
-#: WorkerSession._gather).
-GATHER_BELOW = 8
-GATHER_WHEN_BUSY = 8
 
 #: What a worker that arrives while the others are dismissed is told.
 LATE_REASON = "the run has ended"

@@ -49,7 +49,6 @@ class ConnectionPump(Generic[_M]):
     __slots__ = (
         "_decode",
         "_encode",
-        "_gather",
         "_handlers",
         "_heartbeat",
         "_heartbeat_due",
@@ -74,7 +73,6 @@ class ConnectionPump(Generic[_M]):
         handlers: Mapping[type[_M], Callable[[Any], None]],
         streaming: Callable[[], bool] = lambda: False,
         stream_frames: Callable[[], list[bytes]] = list,
-        gather: Callable[[], bool] | None = None,
     ) -> None:
         """Set up the pump; nothing moves until the owner runs its loops.
 
@@ -99,12 +97,6 @@ class ConnectionPump(Generic[_M]):
                 of the messages it let go. The sender sends one such piece between two
                 batches of everything else, so nothing queued waits behind a big value
                 longer than one chunk takes.
-            gather: asked as the sender wakes, before it takes the outbox: if it
-                says so, the sender lets every other ready trio task run once first
-                (a busy coordinator's other connections are handling frames then, and
-                what they hand this one goes in the same frame). Without it, or while
-                it says no, the sender sends at once: one more round before every send
-                halved the throughput of two workers, whose round trip bounds it.
         """
         self._ws = ws
         self._decode = decode
@@ -115,7 +107,6 @@ class ConnectionPump(Generic[_M]):
         self._handlers: dict[type[_M], Callable[[Any], None]] = {heartbeat: _ignore, **handlers}
         self._streaming = streaming
         self._stream_frames = stream_frames
-        self._gather = gather
         self._wake = trio.Event()
         # When a frame last went, and whether the heartbeat timer asks for one.
         self._sent_at = 0.0
@@ -193,8 +184,6 @@ class ConnectionPump(Generic[_M]):
         while self._may_send():
             if not self._streaming():
                 await self._wake.wait()
-                if self._gather is not None and self._gather():
-                    await trio.lowlevel.checkpoint()
             # A fresh event before taking the outbox: a wake from here on is not lost.
             self._wake = trio.Event()
             heartbeat, self._heartbeat_due = self._heartbeat_due, False

@@ -576,21 +576,24 @@ class CoordinatorLink:
             self._finish(LinkEnd.LOST)
 
     def _take_outbox(self) -> list[Message]:
-        # Answers and graph calls first, then the credit their slots gave back: the
-        # coordinator hears that a task ended before it may hand its slot a new one.
-        messages, self._outbox = self._outbox, []
+        # The credit that answered tasks' slots gave back goes ahead of the answers: the
+        # coordinator hands the slots each answer frees back to this worker while it
+        # holds less than its share of the loop, which it can only with credit for them.
+        messages: list[Message] = []
         if self._started:
             # Said only of the tasks still running: an answer says it of the others.
             leases = self._leases
             running = [lease for lease in self._started if lease in leases]
             self._started = []
             if running:
-                messages.insert(0, Started(leases=running))
-        if self._blocked_loops:  # rare: per frame, not per task
-            messages.extend(self._take_blocked_loops())
+                messages.append(Started(leases=running))
         if self._credit:
             messages.extend(Claim(loop=loop, credit=n) for loop, n in self._credit.items())
             self._credit = {}
+        messages += self._outbox
+        self._outbox = []
+        if self._blocked_loops:  # rare: per frame, not per task
+            messages.extend(self._take_blocked_loops())
         return messages
 
     def _take_blocked_loops(self) -> list[Message]:

@@ -160,6 +160,11 @@ class Claimant(Protocol):
         the task has really ended."""
         ...
 
+    def keeps_freed_slot(self) -> bool:
+        """Whether the slot that a task it was handed freed goes straight back to it,
+        ahead of the line. If so, it stands in line, and still may after one more task."""
+        ...
+
 
 class LoopQueue:
     """The ready tasks of one loop, and the one place its concurrency limit is enforced."""
@@ -278,11 +283,15 @@ class LoopQueue:
         """Take ``claimant`` out of line (it stopped, or its worker left)."""
         self._claimants = deque(c for c in self._claimants if c is not claimant)
 
-    def release(self) -> None:
-        """A task of this loop ended or was handed back: its slot is free again."""
+    def release(self, freed_by: Claimant | None = None) -> None:
+        """A task of this loop ended or was handed back: its slot is free again.
+
+        ``freed_by``, the claimant the task ran for, may take the slot back first (see
+        :meth:`_dispatch`).
+        """
         self.running -= 1
         if self._claimants:  # in-process, the slot that freed it claims again itself
-            self._dispatch()
+            self._dispatch(freed_by)
 
     def keep_busy(self) -> None:
         """A task of this loop ended, but its slot stays busy (see :attr:`busy`)."""
@@ -302,8 +311,21 @@ class LoopQueue:
         """Stop handing out tasks (the graph stopped running); claimants stay in line."""
         self.open = False
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, freed_by: Claimant | None = None) -> None:
         claimants = self._claimants
+        if (
+            freed_by is not None
+            and self.ready
+            and self.running < self.concurrency
+            and self.open
+            and freed_by.keeps_freed_slot()
+        ):
+            # A worker's answers free k slots in one frame: given back to it, its next
+            # k tasks go in one frame too. Round robin would send one to each of k
+            # workers (a frame each, both ways), and with many workers each holding
+            # few tasks, the cost of frames grew with their number. The claimant says
+            # no once it holds its share of the loop, so the line is still served.
+            freed_by.deliver(self._hand_out(freed_by, self.ready))
         while claimants and self.ready and self.running < self.concurrency and self.open:
             claimant = claimants.popleft()
             if claimant.deliver(self._hand_out(claimant, self.ready)):

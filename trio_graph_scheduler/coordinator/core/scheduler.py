@@ -298,6 +298,7 @@ class Scheduler:
         node.task_status = _SUCCESS
         node.end_reason = _SUCCEEDED
         node.ended_at = self.clock()
+        claimant = node._claimant
         node._claimant = None
         self.unfinished -= 1
         self.runnable -= 1
@@ -308,7 +309,7 @@ class Scheduler:
         queue = node._loop
         queue.running -= 1  # LoopQueue.release, inlined
         if queue._claimants:
-            queue._dispatch()
+            queue._dispatch(claimant)
         for condition in node.waited_on_by:
             condition._completions += 1
             condition._successes += 1
@@ -548,6 +549,7 @@ class Scheduler:
         if trace is not None:
             node.exception_trace = trace
             node.task_exception = exception
+        claimant = node._claimant
         node._claimant = None
         self.unfinished -= 1
         self.runnable -= 1
@@ -558,7 +560,7 @@ class Scheduler:
         if slot_busy:
             node._loop.keep_busy()
         else:
-            node._loop.release()
+            node._loop.release(claimant)
         self._cascade([node])
         self._check_progress()
 
