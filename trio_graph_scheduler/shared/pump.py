@@ -145,17 +145,22 @@ class ConnectionPump(Generic[_M]):
                         return closed
                     heard = current_time()
                     messages = decode(data)
-                    if len(messages) > MESSAGES_PER_YIELD:
+                    if len(messages) >= 2 * MESSAGES_PER_YIELD:
                         long_frame = messages
                         break
                     for message in messages:
                         handlers[type(message)](message)
             if long_frame is not None:
                 # Handled outside the timer: a frame is never cut in half.
+                last = len(long_frame) - MESSAGES_PER_YIELD
                 for index, message in enumerate(long_frame, 1):
                     handlers[type(message)](message)
-                    # Let the tasks fed by the first messages of a big frame start on them.
-                    if index % MESSAGES_PER_YIELD == 0:
+                    # Let the tasks fed by the first messages of a big frame start on them,
+                    # in pieces of at least MESSAGES_PER_YIELD: a small tail would go out
+                    # in a frame of its own, and frames of that size then keep coming (a
+                    # worker answers a frame with a frame, and is given back what it
+                    # freed), so a frame of 33 split 32 + 1 was split for the whole run.
+                    if index % MESSAGES_PER_YIELD == 0 and index <= last:
                         await trio.lowlevel.checkpoint()
             elif current_time() - heard >= silence_limit:
                 return None
