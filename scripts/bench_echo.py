@@ -4,7 +4,9 @@ raw trio TCP stream and over trio-websocket (a benchmark, not a test).
 One process sends 100 bytes and waits for them to come back; a second process (started
 by this one) echoes them. The median over the run is the floor the transport puts under
 tgs's idle round trip (``scripts/bench_distributed.py --cli``'s chain), which is two such
-messages plus the work at both ends:
+messages plus the work at both ends. The CPU each process spends per round trip (from
+``/proc/PID/schedstat``) is what one message in and one out cost on each end: the echo's
+is the floor under a coordinator's cost per frame of results in and assignments out:
 
     python scripts/bench_echo.py [--messages 2000]
 """
@@ -12,6 +14,7 @@ messages plus the work at both ends:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -80,6 +83,12 @@ async def when_listening(port: int) -> None:
                 return
 
 
+def cpu_ns(pid: int) -> int:
+    """Nanoseconds ``pid`` has run on a CPU so far (the scheduler's own count)."""
+    with open(f"/proc/{pid}/schedstat") as stat:
+        return int(stat.read().split()[0])
+
+
 def free_port() -> int:
     import socket
 
@@ -106,12 +115,19 @@ def main() -> None:
         server = subprocess.Popen(argv)
         try:
             trio.run(when_listening, port)
+            before = cpu_ns(os.getpid()), cpu_ns(server.pid)
             gaps = trio.run(client, port, args.messages)
+            after = cpu_ns(os.getpid()), cpu_ns(server.pid)
         finally:
             server.kill()
             server.wait()
         median = statistics.median(gaps) * 1e6
-        print(f"{names[kind]:>20}: median round trip {median:6.0f} us over {args.messages:,}")
+        spent = (b - a for a, b in zip(before, after, strict=True))
+        client_us, echo_us = (ns / 1e3 / args.messages for ns in spent)
+        print(
+            f"{names[kind]:>20}: median round trip {median:6.0f} us over {args.messages:,}; "
+            f"CPU per round trip: client {client_us:.1f} us, echo {echo_us:.1f} us"
+        )
 
 
 if __name__ == "__main__":
