@@ -5,8 +5,9 @@ One process sends 100 bytes and waits for them to come back; a second process (s
 by this one) echoes them. The median over the run is the floor the transport puts under
 tgs's idle round trip (``scripts/bench_distributed.py --cli``'s chain), which is two such
 messages plus the work at both ends. The CPU each process spends per round trip (from
-``/proc/PID/schedstat``) is what one message in and one out cost on each end: the echo's
-is the floor under a coordinator's cost per frame of results in and assignments out:
+``/proc/PID/schedstat``) is what one message in and one out cost on each end, waking
+from idle for each; the last run keeps 10 messages on their way, so that neither end
+waits idle between two, as a busy coordinator does not:
 
     python scripts/bench_echo.py [--messages 2000]
 """
@@ -26,6 +27,8 @@ import trio_websocket
 
 HOST: Final = "127.0.0.1"
 PAYLOAD: Final = b"x" * 100
+#: Messages on their way at once in the busy run.
+IN_FLIGHT: Final = 10
 
 
 async def tcp_echo(port: int) -> None:
@@ -39,8 +42,11 @@ async def tcp_echo(port: int) -> None:
 async def ws_echo(port: int) -> None:
     async def handler(request: trio_websocket.WebSocketRequest) -> None:
         ws = await request.accept()
-        while True:
-            await ws.send_message(await ws.get_message())
+        try:
+            while True:
+                await ws.send_message(await ws.get_message())
+        except trio_websocket.ConnectionClosed:
+            return  # the client is done
 
     await trio_websocket.serve_websocket(handler, HOST, port, ssl_context=None)
 
@@ -67,6 +73,25 @@ async def ws_client(port: int, messages: int) -> list[float]:
             await ws.send_message(PAYLOAD)
             await ws.get_message()
             gaps.append(time.perf_counter() - start)
+    return gaps
+
+
+async def ws_client_busy(port: int, messages: int) -> list[float]:
+    """The echo kept busy: ``IN_FLIGHT`` messages on their way at all times, so that
+    neither end waits idle between two (as a coordinator serving many workers does not);
+    its gaps are each message's round trip, queueing included."""
+    gaps = []
+    async with trio_websocket.open_websocket(HOST, port, "/", use_ssl=False) as ws:
+        sent_at = []
+        for _ in range(IN_FLIGHT):
+            sent_at.append(time.perf_counter())
+            await ws.send_message(PAYLOAD)
+        for index in range(messages):
+            await ws.get_message()
+            gaps.append(time.perf_counter() - sent_at[index])
+            if index + IN_FLIGHT < messages:
+                sent_at.append(time.perf_counter())
+                await ws.send_message(PAYLOAD)
     return gaps
 
 
@@ -107,9 +132,12 @@ def main() -> None:
     if args.serve:
         trio.run(tcp_echo if args.serve == "tcp" else ws_echo, args.port)
         return
-    clients = {"tcp": tcp_client, "ws": ws_client}
-    names = {"tcp": "raw trio TCP stream", "ws": "trio-websocket"}
-    for kind, client in clients.items():
+    runs = {
+        "raw trio TCP stream": ("tcp", tcp_client),
+        "trio-websocket": ("ws", ws_client),
+        f"ws, {IN_FLIGHT} in flight": ("ws", ws_client_busy),
+    }
+    for name, (kind, client) in runs.items():
         port = free_port()
         argv = [sys.executable, __file__, "--serve", kind, "--port", str(port)]
         server = subprocess.Popen(argv)
@@ -125,7 +153,7 @@ def main() -> None:
         spent = (b - a for a, b in zip(before, after, strict=True))
         client_us, echo_us = (ns / 1e3 / args.messages for ns in spent)
         print(
-            f"{names[kind]:>20}: median round trip {median:6.0f} us over {args.messages:,}; "
+            f"{name:>20}: median round trip {median:6.0f} us over {args.messages:,}; "
             f"CPU per round trip: client {client_us:.1f} us, echo {echo_us:.1f} us"
         )
 
