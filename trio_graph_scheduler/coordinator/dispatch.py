@@ -23,6 +23,9 @@ loop with the others that keep up; one that fell behind, with all the loop's wor
 (before its window shrinks by its slowness). So a worker alone on its loop may hold the
 whole loop in flight (there is no other to keep it from), two workers at concurrency 4
 hold 2 each, and a near worker beside a far one that fell behind has the loop to itself.
+The share also decides where a freed slot goes: back to the worker whose answer freed it
+while that worker holds less than its share (``LoopClaim.keeps_freed_slot``), so that a
+frame of k answers is answered with a frame of k tasks; to the line, in turn, after.
 
 A task sent and not started for :attr:`PrefetchLedger.after` seconds, to a worker that
 has said nothing for as long, while another worker of its loop waits for work, is *taken
