@@ -45,6 +45,8 @@ async def test_a_task_that_kills_its_workers_is_blamed_alone(
                 if kills:  # once suspected, it only ever runs alone
                     assert holder.suspect is node
                     assert list(holder.leases.values()) == [node]
+                (claim,) = holder._claims.values()
+                assert claim.held == len(holder.leases)  # what it holds counts to its share
                 graph.check_invariants()
                 kills.append(len(holder.leases))
                 # Its worker dies: the coordinator sees its connection end.

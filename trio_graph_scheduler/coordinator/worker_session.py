@@ -777,6 +777,7 @@ class WorkerSession:
                     self._scheduler.loops[other.loop].withdraw(other)
                     other.waiting = False
             claim.credit -= 1
+            claim.held += 1
             claim.unstarted += 1
             self.suspect = node
             self._lease(node)
