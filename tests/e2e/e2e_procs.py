@@ -266,10 +266,14 @@ class Processes:
         (self.out_dir / name).touch()
 
     def events(self) -> list[dict[str, Any]]:
+        """Every event the tasks wrote, in order; a line still being written is left for
+        the next look (a read can catch an append half done: once in CI, a line was read
+        up to its `"pid":`)."""
         path = self.out_dir / "events.jsonl"
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines()]
+        *lines, _partial = path.read_text().split("\n")
+        return [json.loads(line) for line in lines]
 
     def wait_events(
         self, check: Callable[[list[dict[str, Any]]], bool], what: str, timeout: float = WAIT
