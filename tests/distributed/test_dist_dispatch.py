@@ -362,6 +362,36 @@ async def test_the_slots_a_workers_answers_free_go_back_to_it_in_one_frame(
     graph.check_invariants()
 
 
+async def test_a_worker_that_joins_a_busy_loop_gets_its_share(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The first worker holds the whole loop and is given back every slot it frees; once
+    # a second joins, the first's share is half the loop, what it frees beyond that goes
+    # to the line, and the newcomer soon runs as much as it. (A window of the whole loop
+    # for both: the share alone must hand the newcomer its part.)
+    graph = TaskGraph({"timed": timed}, [WorkerLoop("default", CONCURRENCY)])
+    for _ in range(500 * CONCURRENCY):
+        graph.create_task_nowait("timed", ((1.0,), None))
+    with trio.fail_after(TIME_LIMIT):
+        config = CoordinatorConfig(prefetch=CONCURRENCY)
+        async with open_cluster(graph, config) as cluster, trio.open_nursery() as connections:
+            async with trio.open_nursery() as serving:
+                first = BatchWorker(await connections.start(scripted_ws, cluster))
+                await first.join(credit=CONCURRENCY)
+                serving.start_soon(first.serve, 0.01)
+                await trio.sleep(1.0)  # 100 frames of 8: a fifth of the tasks
+                before = sum(first.frames)
+                assert set(first.frames) == {CONCURRENCY}
+                second = BatchWorker(await connections.start(scripted_ws, cluster))
+                await second.join(credit=CONCURRENCY)
+                serving.start_soon(second.serve, 0.01)
+            connections.cancel_scope.cancel()
+    assert not graph.scheduler.unfinished
+    after = sum(first.frames) - before
+    assert sum(second.frames) > 0.4 * (after + sum(second.frames)), (first.frames, second.frames)
+    graph.check_invariants()
+
+
 async def test_a_stalled_worker_gets_only_its_window_and_loses_it_to_a_waiting_one(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
