@@ -59,9 +59,9 @@ async def timed(seconds: float, **_: Any) -> str:
     return "ran"
 
 
-def sleepy_graph() -> TaskGraph:
+def sleepy_graph(tasks: int = TASKS) -> TaskGraph:
     graph = TaskGraph({"timed": timed}, [WorkerLoop("default", CONCURRENCY)])
-    for _ in range(TASKS):
+    for _ in range(tasks):
         graph.create_task_nowait("timed", ((1.0,), None))
     return graph
 
@@ -340,9 +340,7 @@ async def test_the_slots_a_workers_answers_free_go_back_to_it_in_one_frame(
     # its share of 4. Handed out in turn, the 4 slots one worker's frame frees would go
     # 2 and 2 (frames of 2 for both, and the slower one would hold 6); given back to
     # the worker that freed them, they go out as one frame of 4, as they came.
-    graph = TaskGraph({"timed": timed}, [WorkerLoop("default", CONCURRENCY)])
-    for _ in range(10 * CONCURRENCY):
-        graph.create_task_nowait("timed", ((1.0,), None))
+    graph = sleepy_graph(10 * CONCURRENCY)
     config = CoordinatorConfig(prefetch=CONCURRENCY, min_workers=2)
     with trio.fail_after(TIME_LIMIT):
         async with open_cluster(graph, config) as cluster, trio.open_nursery() as connections:
@@ -369,9 +367,7 @@ async def test_a_worker_that_joins_a_busy_loop_gets_its_share(
     # a second joins, the first's share is half the loop, what it frees beyond that goes
     # to the line, and the newcomer soon runs as much as it. (A window of the whole loop
     # for both: the share alone must hand the newcomer its part.)
-    graph = TaskGraph({"timed": timed}, [WorkerLoop("default", CONCURRENCY)])
-    for _ in range(500 * CONCURRENCY):
-        graph.create_task_nowait("timed", ((1.0,), None))
+    graph = sleepy_graph(500 * CONCURRENCY)
     with trio.fail_after(TIME_LIMIT):
         config = CoordinatorConfig(prefetch=CONCURRENCY)
         async with open_cluster(graph, config) as cluster, trio.open_nursery() as connections:
