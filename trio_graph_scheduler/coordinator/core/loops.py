@@ -161,8 +161,9 @@ class Claimant(Protocol):
         ...
 
     def keeps_freed_slot(self) -> bool:
-        """Whether the slot that a task it was handed freed goes straight back to it,
-        ahead of the line. If so, it stands in line, and still may after one more task."""
+        """Whether a slot freed by a task it was handed goes back to it first, ahead of
+        the line. It says yes only while it stands in line and still may after taking
+        one more task (the queue hands it one without moving it in the line)."""
         ...
 
 
