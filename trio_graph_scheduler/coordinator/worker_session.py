@@ -213,12 +213,17 @@ class LoopClaim:
         return self.credit > 0 and self.unstarted < self.window and not self.revoked
 
     def deliver(self, node: TaskNode) -> bool:
+        self.take(node)
+        self.waiting = self.credit > 0 and self.unstarted < self.window and not self.revoked
+        return self.waiting
+
+    def take(self, node: TaskNode) -> None:
+        """Count ``node`` as handed to its worker, from the line or as a suspect to run
+        alone, and lease it: the one place a claim's counts go up."""
         self.credit -= 1
         self.held += 1
         self.unstarted += 1
         self.session._lease(node)
-        self.waiting = self.credit > 0 and self.unstarted < self.window and not self.revoked
-        return self.waiting
 
     def keeps_freed_slot(self) -> bool:
         """A slot its worker's answer freed comes back to it while it holds less than
@@ -776,11 +781,8 @@ class WorkerSession:
                 if other.waiting:
                     self._scheduler.loops[other.loop].withdraw(other)
                     other.waiting = False
-            claim.credit -= 1
-            claim.held += 1
-            claim.unstarted += 1
             self.suspect = node
-            self._lease(node)
+            claim.take(node)
             logger.info(
                 "task %s (function %s) is suspected of killing a worker: running it alone on "
                 "%s (%s)",
