@@ -12,8 +12,10 @@ cluster-wide in distributed mode and identical in-process.
 A claimant either takes a task synchronously (:meth:`LoopQueue.claim_nowait`) or, when
 none is ready, registers itself (:meth:`LoopQueue.wait`) and is handed the next task that
 becomes ready through its ``deliver`` method. Waiting claimants are served round-robin, so
-several workers with credit on one loop all get work. Everything here is synchronous and
-O(1) per task.
+several workers with credit on one loop all get work; a slot a task freed goes first to
+the claimant that held it, if that claimant keeps it (``Claimant.keeps_freed_slot``: a
+worker below its share of the loop), so that a worker's answers come back as one batch of
+new tasks. Everything here is synchronous and O(1) per task.
 """
 
 from __future__ import annotations
